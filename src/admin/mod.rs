@@ -1,0 +1,4 @@
+//! The `scopegate` CLI's commands, as library functions over opened resources, so the binary
+//! only parses flags and maps results to exit codes.
+
+pub mod invoke;

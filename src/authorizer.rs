@@ -1,0 +1,472 @@
+//! Event in, decision and response out: the one place that joins token verification, the
+//! mappings and the policy.
+//!
+//! ```text
+//! event (TOKEN | REQUEST | HTTP API 2.0)
+//!   -> token from the token source -> bearer::extract (size cap first)
+//!   -> token cache hit?  (skips the signature, still bounded by exp)
+//!   -> Verifier / Introspector -> Claims -> Principal (principalId, context JSON, built once)
+//!   -> Snapshot::policy_for(scopes, api, stage) (built once per scope set and snapshot)
+//!   -> Response: principal + policy spliced as raw JSON, no re-serialisation
+//! ```
+//!
+//! Outcomes: a token that cannot be verified is [`AuthorizeError::Unauthorized`] (API Gateway
+//! answers 401). A valid token that grants nothing for the API gets the deny-all policy (403).
+//! Anything else (a broken event, no mappings) is an error that is not `Unauthorized`: API
+//! Gateway answers 500 and, unlike a policy, does not cache it. There is no path to an Allow
+//! that does not go through a verified token and a policy built from the mappings.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_lambda_events::http;
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ApiGatewayV2CustomAuthorizerV2Request,
+};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, IntrospectMode, MappingsSource, ResponseMode};
+use crate::mapping::{file, Snapshot};
+use crate::policy::{CompiledPolicy, Effect, MethodArn};
+use crate::token::cache::TokenCache;
+use crate::token::introspect::Introspector;
+use crate::token::{bearer, jws, Claims, Rejection, Verifier};
+
+/// The seed data, compiled in: the default mappings when no source is configured.
+pub const EMBEDDED_MAPPINGS: &[u8] = include_bytes!("../seed-data/mappings.json");
+
+/// Why the authorizer did not answer with a policy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthorizeError {
+    /// The token was refused: API Gateway answers 401.
+    #[error("unauthorized: {0}")]
+    Unauthorized(#[from] Rejection),
+    /// The event is not an authorizer event scopegate understands.
+    #[error("not an API Gateway authorizer event: {0}")]
+    BadEvent(String),
+    /// No mapping snapshot could be had; fail closed.
+    #[error("mappings unavailable: {0}")]
+    MappingsUnavailable(String),
+}
+
+impl AuthorizeError {
+    /// The Lambda `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            AuthorizeError::Unauthorized(_) => "Unauthorized",
+            AuthorizeError::BadEvent(_) => "BadEvent",
+            AuthorizeError::MappingsUnavailable(_) => "MappingsUnavailable",
+        }
+    }
+
+    /// The Lambda `errorMessage`. API Gateway answers 401 only for exactly "Unauthorized";
+    /// the reason stays in the log, never in the answer.
+    pub fn error_message(&self) -> String {
+        match self {
+            AuthorizeError::Unauthorized(_) => "Unauthorized".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A fault while setting the authorizer up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// The token verifier (a JWKS file).
+    #[error(transparent)]
+    Keys(#[from] crate::token::verify::SetupError),
+    /// The mappings file.
+    #[error(transparent)]
+    Mappings(#[from] file::FileError),
+}
+
+/// Where the authorizer gets the current mapping snapshot. The warm-container cache over
+/// DynamoDB and S3 implements it; so does [`StaticMappings`].
+pub trait Mappings: Send + Sync + 'static {
+    /// The snapshot to decide with now.
+    fn current(&self) -> impl Future<Output = Result<Arc<Snapshot>, String>> + Send;
+}
+
+/// A fixed snapshot: mappings from a file or the embedded seed data.
+#[derive(Debug, Clone)]
+pub struct StaticMappings(pub Arc<Snapshot>);
+
+impl StaticMappings {
+    /// Loads the file source the config names (default: the embedded seed data).
+    ///
+    /// # Errors
+    /// [`file::FileError`] naming the file, entry and field.
+    pub fn from_config(config: &Config) -> Result<Self, file::FileError> {
+        let doc = match &config.mappings {
+            MappingsSource::Embedded => file::parse_document(EMBEDDED_MAPPINGS, "embedded seed-data/mappings.json")?,
+            MappingsSource::File(p) => file::load_document(p)?,
+        };
+        Ok(Self(Arc::new(Snapshot::new(doc.version.unwrap_or(0), doc.mappings))))
+    }
+}
+
+impl Mappings for StaticMappings {
+    async fn current(&self) -> Result<Arc<Snapshot>, String> {
+        Ok(Arc::clone(&self.0))
+    }
+}
+
+/// Who the token names, with everything the response needs from it, built once per token.
+#[derive(Debug)]
+pub struct Principal {
+    /// `principalId`.
+    pub id: Box<str>,
+    /// The token's scopes.
+    pub scopes: Box<[Box<str>]>,
+    /// The authorizer context, serialized once.
+    pub context: Box<RawValue>,
+    /// `usageIdentifierKey`, when configured and present.
+    pub usage_key: Option<Box<str>>,
+    /// The token's exp.
+    pub exp: u64,
+}
+
+/// The answer, ready to serialize: shared parts spliced in as raw JSON.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The principal.
+    pub principal: Arc<Principal>,
+    /// The policy for the request's API and stage.
+    pub policy: Arc<CompiledPolicy>,
+    /// `Some(authorized)` for the HTTP API simple response; `None` for an IAM policy.
+    pub simple: Option<bool>,
+}
+
+impl Serialize for Response {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let p = &self.principal;
+        if let Some(authorized) = self.simple {
+            let mut m = s.serialize_map(Some(2))?;
+            m.serialize_entry("isAuthorized", &authorized)?;
+            m.serialize_entry("context", &p.context)?;
+            return m.end();
+        }
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("principalId", &p.id)?;
+        m.serialize_entry("policyDocument", &self.policy.json)?;
+        m.serialize_entry("context", &p.context)?;
+        if let Some(k) = &p.usage_key {
+            m.serialize_entry("usageIdentifierKey", k)?;
+        }
+        m.end()
+    }
+}
+
+/// The authorizer: config, keys, caches and mappings, built once per container.
+pub struct Authorizer<M: Mappings = StaticMappings> {
+    verifier: Verifier,
+    introspector: Option<Introspector>,
+    mappings: M,
+    principals: TokenCache<Principal>,
+    clock: Arc<dyn Clock>,
+    token_header: http::HeaderName,
+    response: ResponseMode,
+    context_claims: Vec<String>,
+    usage_key_claim: Option<String>,
+    max_token_bytes: usize,
+    policy_max_bytes: usize,
+}
+
+impl<M: Mappings> std::fmt::Debug for Authorizer<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorizer").field("verifier", &self.verifier).finish_non_exhaustive()
+    }
+}
+
+/// What one event asks: the token source's value, the ARN to decide for, and the answer
+/// format.
+struct Request<'a> {
+    token: Option<Cow<'a, str>>,
+    arn: String,
+    simple: bool,
+}
+
+impl Authorizer<StaticMappings> {
+    /// An authorizer with file mappings and the system clock, as `scopegate invoke` and the
+    /// Lambda without a table use.
+    ///
+    /// # Errors
+    /// [`InitError`] for unusable keys or mappings.
+    pub fn from_config(config: &Config) -> Result<Self, InitError> {
+        let mappings = StaticMappings::from_config(config)?;
+        Self::new(config, mappings, Arc::new(SystemClock))
+    }
+}
+
+impl<M: Mappings> Authorizer<M> {
+    /// Builds the authorizer. Fetches nothing: call [`Authorizer::hydrate`] at cold start.
+    ///
+    /// # Errors
+    /// [`InitError`] for an unusable JWKS file.
+    pub fn new(config: &Config, mappings: M, clock: Arc<dyn Clock>) -> Result<Self, InitError> {
+        let introspector = config.introspection.clone().map(Introspector::new);
+        // With introspection on every token, a cached verification must not outlive a cached
+        // introspection answer, or a revocation would go unseen for the longer of the two.
+        let mut ttl = config.token_cache_ttl.as_secs();
+        if let Some(i) = introspector.as_ref().filter(|i| i.mode() == IntrospectMode::Always) {
+            ttl = ttl.min(i.cache_ttl());
+        }
+        let token_header = http::HeaderName::from_bytes(config.token_header.as_bytes())
+            .unwrap_or(http::header::AUTHORIZATION);
+        Ok(Self {
+            verifier: Verifier::new(config)?,
+            introspector,
+            mappings,
+            principals: TokenCache::new(config.token_cache_entries, ttl),
+            clock,
+            token_header,
+            response: config.response,
+            context_claims: config.context_claims.clone(),
+            usage_key_claim: config.usage_key_claim.clone(),
+            max_token_bytes: config.max_token_bytes,
+            policy_max_bytes: config.policy_max_bytes,
+        })
+    }
+
+    /// Fetches every issuer's keys, so the first request does not wait for them. Failures
+    /// are logged; keys are fetched again on demand.
+    pub async fn hydrate(&self) {
+        for e in self.verifier.hydrate().await {
+            tracing::warn!(error = %e, "JWKS not loaded at start; will retry on demand");
+        }
+    }
+
+    /// The verifier (for metrics and tests).
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// The mapping source.
+    pub fn mappings(&self) -> &M {
+        &self.mappings
+    }
+
+    /// Answers one event given as JSON, and logs the decision (never the token).
+    ///
+    /// # Errors
+    /// [`AuthorizeError`]; `Unauthorized` for any token that is not valid.
+    pub async fn handle(&self, event: &[u8]) -> Result<Response, AuthorizeError> {
+        let started = Instant::now();
+        let result = self.decide(event).await;
+        let micros = started.elapsed().as_micros() as u64;
+        match &result {
+            Ok((resp, effect)) => tracing::info!(
+                principal = %resp.principal.id,
+                decision = effect.as_str(),
+                grants = resp.policy.grants,
+                latency_us = micros,
+                "decision"
+            ),
+            Err(AuthorizeError::Unauthorized(reason)) => {
+                tracing::info!(decision = "Unauthorized", %reason, latency_us = micros, "decision")
+            }
+            Err(e) => tracing::error!(decision = "error", error = %e, latency_us = micros, "decision"),
+        }
+        result.map(|(r, _)| r)
+    }
+
+    /// [`Authorizer::handle`], serialized: exactly what the Lambda returns.
+    ///
+    /// # Errors
+    /// As [`Authorizer::handle`].
+    pub async fn handle_json(&self, event: &[u8]) -> Result<Vec<u8>, AuthorizeError> {
+        let resp = self.handle(event).await?;
+        Ok(serde_json::to_vec(&resp).expect("a Response is always serializable"))
+    }
+
+    async fn decide(&self, event: &[u8]) -> Result<(Response, Effect), AuthorizeError> {
+        let req = self.parse_event(event)?;
+        let arn = MethodArn::parse(&req.arn).map_err(|e| AuthorizeError::BadEvent(e.to_string()))?;
+        let raw = req.token.as_deref().ok_or(Rejection::Missing)?;
+        let token = bearer::extract(raw, self.max_token_bytes)?;
+        let principal = self.principal(token).await?;
+        let snapshot = self
+            .mappings
+            .current()
+            .await
+            .map_err(AuthorizeError::MappingsUnavailable)?;
+        let policy = snapshot.policy_for(principal.scopes.iter().map(|s| &**s), arn.api(), arn.stage());
+        if policy.json.get().len() > self.policy_max_bytes {
+            tracing::warn!(
+                bytes = policy.json.get().len(),
+                budget = self.policy_max_bytes,
+                "policy over the size budget"
+            );
+        }
+        let effect = policy.evaluate(arn.as_str());
+        let simple = req.simple.then_some(effect == Effect::Allow);
+        Ok((
+            Response {
+                principal,
+                policy,
+                simple,
+            },
+            effect,
+        ))
+    }
+
+    /// The verified principal for `token`: from the cache, or verified now and cached.
+    async fn principal(&self, token: &str) -> Result<Arc<Principal>, Rejection> {
+        let now = self.clock.now();
+        if let Some(p) = self.principals.get(token, now) {
+            return Ok(p);
+        }
+        let claims = match &self.introspector {
+            Some(i) if !jws::looks_like_jwt(token) => i.introspect(&self.verifier, token, now).await?,
+            None if !jws::looks_like_jwt(token) => return Err(Rejection::Malformed("not a JWT")),
+            intro => {
+                let claims = self.verifier.verify(token, now).await?;
+                if let Some(i) = intro.as_ref().filter(|i| i.mode() == IntrospectMode::Always) {
+                    i.introspect(&self.verifier, token, now).await?;
+                }
+                claims
+            }
+        };
+        let principal = Arc::new(self.build_principal(&claims)?);
+        self.principals.insert(token, Arc::clone(&principal), now, principal.exp);
+        Ok(principal)
+    }
+
+    fn build_principal(&self, c: &Claims) -> Result<Principal, Rejection> {
+        let id: Box<str> = c.principal().ok_or(Rejection::NoPrincipal)?.into();
+        let mut ctx = serde_json::Map::new();
+        if let Some(sub) = &c.sub {
+            ctx.insert("sub".into(), Value::from(&**sub));
+        }
+        let scope = c.scopes.join(" ");
+        ctx.insert("scope".into(), Value::from(scope));
+        if let Some(cid) = &c.client_id {
+            ctx.insert("client_id".into(), Value::from(&**cid));
+        }
+        for name in &self.context_claims {
+            if ctx.contains_key(name) {
+                continue;
+            }
+            if let Some(v) = c.extra(name).and_then(context_value) {
+                ctx.insert(name.clone(), v);
+            }
+        }
+        let usage_key = self
+            .usage_key_claim
+            .as_deref()
+            .and_then(|k| c.extra(k))
+            .and_then(|v| v.as_str())
+            .map(Into::into);
+        Ok(Principal {
+            id,
+            scopes: c.scopes.clone().into_boxed_slice(),
+            context: serde_json::value::to_raw_value(&ctx).expect("a JSON map always serializes"),
+            usage_key,
+            exp: c.exp.unwrap_or(0),
+        })
+    }
+
+    fn parse_event<'e>(&self, event: &'e [u8]) -> Result<Request<'e>, AuthorizeError> {
+        #[derive(Deserialize)]
+        struct Probe<'a> {
+            #[serde(rename = "type", borrow, default)]
+            kind: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            version: Option<Cow<'a, str>>,
+        }
+        let bad = |e: serde_json::Error| AuthorizeError::BadEvent(e.to_string());
+        let probe: Probe<'_> = serde_json::from_slice(event).map_err(bad)?;
+        if probe.version.as_deref() == Some("2.0") {
+            let e: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_slice(event).map_err(bad)?;
+            let token = e
+                .headers
+                .get(&self.token_header)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| Cow::Owned(v.to_owned()))
+                .or_else(|| e.identity_source.and_then(|mut s| (!s.is_empty()).then(|| Cow::Owned(s.swap_remove(0)))));
+            let arn = e
+                .route_arn
+                .ok_or_else(|| AuthorizeError::BadEvent("HTTP API event without routeArn".into()))?;
+            return Ok(Request {
+                token,
+                arn,
+                simple: self.response == ResponseMode::Simple,
+            });
+        }
+        match probe.kind.as_deref() {
+            Some("TOKEN") => {
+                let e: ApiGatewayCustomAuthorizerRequest = serde_json::from_slice(event).map_err(bad)?;
+                Ok(Request {
+                    token: e.authorization_token.map(Cow::Owned),
+                    arn: e
+                        .method_arn
+                        .ok_or_else(|| AuthorizeError::BadEvent("TOKEN event without methodArn".into()))?,
+                    simple: false,
+                })
+            }
+            Some("REQUEST") => {
+                let e: ApiGatewayCustomAuthorizerRequestTypeRequest = serde_json::from_slice(event).map_err(bad)?;
+                let token = e
+                    .headers
+                    .get(&self.token_header)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| Cow::Owned(v.to_owned()));
+                Ok(Request {
+                    token,
+                    arn: e
+                        .method_arn
+                        .ok_or_else(|| AuthorizeError::BadEvent("REQUEST event without methodArn".into()))?,
+                    simple: false,
+                })
+            }
+            other => Err(AuthorizeError::BadEvent(format!(
+                "unknown event type {:?}; expected TOKEN, REQUEST or an HTTP API 2.0 event",
+                other.unwrap_or("(none)")
+            ))),
+        }
+    }
+}
+
+/// An authorizer context value: API Gateway accepts strings, numbers and booleans only.
+/// Arrays of those are joined with commas; objects and nulls are left out.
+fn context_value(v: &Value) -> Option<Value> {
+    match v {
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => Some(v.clone()),
+        Value::Array(items) => {
+            let parts: Option<Vec<String>> = items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::Bool(b) => Some(b.to_string()),
+                    _ => None,
+                })
+                .collect();
+            parts.map(|p| Value::from(p.join(",")))
+        }
+        _ => None,
+    }
+}
+
+impl From<AuthorizeError> for lambda_runtime::Diagnostic {
+    fn from(e: AuthorizeError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type().to_owned(),
+            error_message: e.error_message(),
+        }
+    }
+}
+
+/// The JSON line `scopegate invoke` writes for an error: what the Lambda runtime reports.
+pub fn error_json(e: &AuthorizeError) -> String {
+    serde_json::json!({ "errorType": e.error_type(), "errorMessage": e.error_message() }).to_string()
+}

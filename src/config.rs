@@ -1,0 +1,507 @@
+//! Every setting, read from the environment once at start and validated there.
+//!
+//! The authorizer and `scopegate invoke` read the same settings, so an event replayed offline
+//! is answered exactly as the Lambda would answer it. A bad value stops the start with an
+//! error that names the setting and the value ([`ConfigError`]); nothing is re-read or
+//! re-validated per request.
+//!
+//! [`SETTINGS`] lists every variable with its default and range: the documentation's
+//! configuration reference is checked against it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::token::Alg;
+
+/// One setting the code reads: its name, default and meaning, for `--help`-style listings and
+/// for the test that keeps docs/configuration.md honest.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The environment variable.
+    pub name: &'static str,
+    /// The default, as a user would write it ("" when unset means off or required).
+    pub default: &'static str,
+    /// One line on what it does.
+    pub doc: &'static str,
+}
+
+/// Every environment variable the authorizer reads.
+pub const SETTINGS: &[Setting] = &[
+    Setting { name: "SCOPEGATE_ISSUER", default: "", doc: "Trusted issuer(s), comma-separated; the token's iss must equal one. Required." },
+    Setting { name: "SCOPEGATE_AUDIENCE", default: "", doc: "When set, the token's aud must contain one of these (comma-separated)." },
+    Setting { name: "SCOPEGATE_JWKS_URL", default: "", doc: "JWKS URL(s), one per issuer in the same order; default: OIDC discovery of each issuer." },
+    Setting { name: "SCOPEGATE_JWKS_FILE", default: "", doc: "A local JWKS file trusted for every issuer (offline use); no fetches." },
+    Setting { name: "SCOPEGATE_ALGORITHMS", default: "RS256,RS384,RS512,PS256,ES256,ES384,EdDSA", doc: "Allowed JWS algorithms. HMAC and none are never allowed." },
+    Setting { name: "SCOPEGATE_LEEWAY_SECONDS", default: "60", doc: "Clock skew allowed on exp, nbf and iat (0 to 300)." },
+    Setting { name: "SCOPEGATE_REQUIRE_TYP", default: "", doc: "Set to at+jwt to require RFC 9068 access tokens (typ header)." },
+    Setting { name: "SCOPEGATE_SCOPE_CLAIM", default: "", doc: "Claim holding the scopes; default scp (array or string), then scope." },
+    Setting { name: "SCOPEGATE_INTROSPECT", default: "never", doc: "RFC 7662 introspection: never, opaque (non-JWT tokens only) or always." },
+    Setting { name: "SCOPEGATE_INTROSPECTION_URL", default: "", doc: "Introspection endpoint; default: introspection_endpoint from discovery." },
+    Setting { name: "SCOPEGATE_INTROSPECTION_CLIENT_ID", default: "", doc: "Client id for introspection (HTTP Basic)." },
+    Setting { name: "SCOPEGATE_INTROSPECTION_CLIENT_SECRET", default: "", doc: "Client secret for introspection (HTTP Basic). Never logged." },
+    Setting { name: "SCOPEGATE_INTROSPECTION_CACHE_SECONDS", default: "30", doc: "How long an introspection answer is reused, at most until exp (0 to 300)." },
+    Setting { name: "SCOPEGATE_TOKEN_CACHE_SECONDS", default: "300", doc: "How long a verified token is reused in a warm container, at most until exp (0 turns it off; at most 3600)." },
+    Setting { name: "SCOPEGATE_TOKEN_CACHE_ENTRIES", default: "10000", doc: "Verified tokens kept per container (1 to 1000000)." },
+    Setting { name: "SCOPEGATE_MAX_TOKEN_BYTES", default: "16384", doc: "Longest token accepted, checked before any decoding (512 to 65536)." },
+    Setting { name: "SCOPEGATE_HTTP_TIMEOUT_MS", default: "2000", doc: "Timeout of every fetch to the identity provider (100 to 30000)." },
+    Setting { name: "SCOPEGATE_JWKS_COOLDOWN_SECONDS", default: "30", doc: "Least time between two JWKS refetches caused by unknown kids (0 to 3600)." },
+    Setting { name: "SCOPEGATE_TOKEN_HEADER", default: "Authorization", doc: "Header holding the bearer token in REQUEST and HTTP API events (case-insensitive)." },
+    Setting { name: "SCOPEGATE_RESPONSE", default: "iam", doc: "HTTP API (payload 2.0) answer: iam (policy) or simple (isAuthorized)." },
+    Setting { name: "SCOPEGATE_CONTEXT_CLAIMS", default: "", doc: "Extra claims copied into the authorizer context (strings, numbers, booleans; arrays joined)." },
+    Setting { name: "SCOPEGATE_USAGE_KEY_CLAIM", default: "", doc: "Claim returned as usageIdentifierKey (API Gateway usage plans)." },
+    Setting { name: "SCOPEGATE_MAPPINGS_FILE", default: "", doc: "Mappings file; default: the embedded seed-data/mappings.json." },
+    Setting { name: "SCOPEGATE_POLICY_MAX_BYTES", default: "10240", doc: "Policy size budget; a larger policy is logged as a warning (1024 to 1048576)." },
+    Setting { name: "SCOPEGATE_LOG_LEVEL", default: "info", doc: "Log filter (tracing EnvFilter syntax)." },
+];
+
+/// A setting with a bad value. Names the setting and the value, so the operator can fix it
+/// without reading code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required setting is not set.
+    #[error("{name} must be set: {hint}")]
+    Missing {
+        /// The setting.
+        name: &'static str,
+        /// What to put there.
+        hint: &'static str,
+    },
+    /// A setting's value cannot be used.
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Invalid {
+        /// The setting.
+        name: &'static str,
+        /// The value as given.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Where the keys of one issuer come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// OIDC discovery (`/.well-known/openid-configuration`) of the issuer, then its jwks_uri.
+    Discovery,
+    /// A JWKS URL given directly.
+    Url(String),
+    /// A local JWKS file, read once at start (offline use; never refetched).
+    File(PathBuf),
+}
+
+/// One trusted issuer and where its keys live. Keys are never taken from the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerConfig {
+    /// The exact `iss` value.
+    pub issuer: String,
+    /// Where its signing keys come from.
+    pub jwks: JwksSource,
+}
+
+/// Which tokens are sent to the RFC 7662 introspection endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntrospectMode {
+    /// Only tokens that are not JWTs (opaque tokens); JWTs are verified locally.
+    Opaque,
+    /// Every token; JWTs are verified locally first, then checked for revocation.
+    Always,
+}
+
+/// RFC 7662 introspection settings; present only when introspection is on.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IntrospectionConfig {
+    /// Which tokens are introspected.
+    pub mode: IntrospectMode,
+    /// The endpoint; `None` means "from the first issuer's discovery document".
+    pub url: Option<String>,
+    /// Client id for HTTP Basic authentication.
+    pub client_id: String,
+    /// Client secret for HTTP Basic authentication.
+    pub client_secret: String,
+    /// How long an answer is reused (bounded by the token's exp).
+    pub cache_ttl: Duration,
+}
+
+impl std::fmt::Debug for IntrospectionConfig {
+    // The secret must never reach a log line, even through `{:?}` of the config.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntrospectionConfig")
+            .field("mode", &self.mode)
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("cache_ttl", &self.cache_ttl)
+            .finish()
+    }
+}
+
+/// The answer format for HTTP API (payload 2.0) events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseMode {
+    /// An IAM policy, as for REST APIs.
+    Iam,
+    /// The simple response, `{"isAuthorized": bool, "context": {...}}`.
+    Simple,
+}
+
+/// Where the scopes are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeClaim {
+    /// `scp` (array or space-delimited string), else `scope` (space-delimited string).
+    Standard,
+    /// One named claim (array or space-delimited string).
+    Named(String),
+}
+
+/// Where the mappings come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MappingsSource {
+    /// The seed data compiled into the binary.
+    Embedded,
+    /// A JSON file.
+    File(PathBuf),
+}
+
+/// The validated settings. Built once per container ([`Config::from_env`]) or by hand in
+/// tests and local mode; every field has a sensible default (see [`SETTINGS`]).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Trusted issuers, each with its key source. Never empty.
+    pub issuers: Vec<IssuerConfig>,
+    /// When non-empty, the token's aud must contain one of these.
+    pub audiences: Vec<String>,
+    /// Allowed algorithms. Defaults to every asymmetric algorithm but PS384 and PS512.
+    pub algorithms: Vec<Alg>,
+    /// Clock skew allowed on exp, nbf and iat. Defaults to 60 s, at most 300 s.
+    pub leeway: u64,
+    /// Require the RFC 9068 `typ: at+jwt` header. Defaults to false.
+    pub require_at_jwt: bool,
+    /// Where scopes are read from. Defaults to [`ScopeClaim::Standard`].
+    pub scope_claim: ScopeClaim,
+    /// Introspection, when on. Defaults to off.
+    pub introspection: Option<IntrospectionConfig>,
+    /// How long a verified token is reused; zero turns the cache off. Defaults to 300 s.
+    pub token_cache_ttl: Duration,
+    /// Verified tokens kept. Defaults to 10 000.
+    pub token_cache_entries: usize,
+    /// Longest token accepted. Defaults to 16 KiB.
+    pub max_token_bytes: usize,
+    /// Timeout of each fetch to the identity provider. Defaults to 2 s.
+    pub http_timeout: Duration,
+    /// Least time between unknown-kid refetches of one JWKS. Defaults to 30 s.
+    pub jwks_cooldown: Duration,
+    /// Header holding the token in REQUEST and HTTP API events. Defaults to Authorization.
+    pub token_header: String,
+    /// HTTP API answer format. Defaults to [`ResponseMode::Iam`].
+    pub response: ResponseMode,
+    /// Claims copied into the authorizer context.
+    pub context_claims: Vec<String>,
+    /// Claim returned as usageIdentifierKey.
+    pub usage_key_claim: Option<String>,
+    /// Where the mappings come from. Defaults to the embedded seed data.
+    pub mappings: MappingsSource,
+    /// Policy size budget in bytes; larger policies are logged. Defaults to 10 KiB.
+    pub policy_max_bytes: usize,
+}
+
+impl Config {
+    /// A config trusting `issuers` (each through discovery), everything else at its default.
+    pub fn new(issuers: Vec<IssuerConfig>) -> Self {
+        Self {
+            issuers,
+            audiences: Vec::new(),
+            algorithms: Alg::DEFAULT_ALLOWED.to_vec(),
+            leeway: 60,
+            require_at_jwt: false,
+            scope_claim: ScopeClaim::Standard,
+            introspection: None,
+            token_cache_ttl: Duration::from_secs(300),
+            token_cache_entries: 10_000,
+            max_token_bytes: 16 * 1024,
+            http_timeout: Duration::from_millis(2000),
+            jwks_cooldown: Duration::from_secs(30),
+            token_header: "Authorization".to_owned(),
+            response: ResponseMode::Iam,
+            context_claims: Vec::new(),
+            usage_key_claim: None,
+            mappings: MappingsSource::Embedded,
+            policy_max_bytes: 10 * 1024,
+        }
+    }
+
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first bad setting.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `get` (the environment, or a map in tests). Empty values count
+    /// as unset.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first bad setting.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let issuers = list(get("SCOPEGATE_ISSUER").as_deref());
+        if issuers.is_empty() {
+            return Err(ConfigError::Missing {
+                name: "SCOPEGATE_ISSUER",
+                hint: "the identity provider's issuer URL, exactly as in its tokens' iss claim",
+            });
+        }
+        for iss in &issuers {
+            check_url("SCOPEGATE_ISSUER", iss)?;
+        }
+        let jwks_urls = list(get("SCOPEGATE_JWKS_URL").as_deref());
+        for url in &jwks_urls {
+            check_url("SCOPEGATE_JWKS_URL", url)?;
+        }
+        let jwks_file = get("SCOPEGATE_JWKS_FILE").map(PathBuf::from);
+        if jwks_file.is_some() && !jwks_urls.is_empty() {
+            return Err(invalid(
+                "SCOPEGATE_JWKS_FILE",
+                &jwks_file.unwrap_or_default().display().to_string(),
+                "set either SCOPEGATE_JWKS_FILE or SCOPEGATE_JWKS_URL, not both",
+            ));
+        }
+        if !jwks_urls.is_empty() && jwks_urls.len() != issuers.len() {
+            return Err(invalid(
+                "SCOPEGATE_JWKS_URL",
+                &jwks_urls.join(","),
+                format!(
+                    "give one JWKS URL per issuer ({} issuers, {} URLs), or none to use discovery",
+                    issuers.len(),
+                    jwks_urls.len()
+                ),
+            ));
+        }
+        let issuers = issuers
+            .into_iter()
+            .enumerate()
+            .map(|(i, issuer)| IssuerConfig {
+                issuer,
+                jwks: match (&jwks_file, jwks_urls.get(i)) {
+                    (Some(f), _) => JwksSource::File(f.clone()),
+                    (None, Some(u)) => JwksSource::Url(u.clone()),
+                    (None, None) => JwksSource::Discovery,
+                },
+            })
+            .collect();
+
+        let mut cfg = Config::new(issuers);
+        cfg.audiences = list(get("SCOPEGATE_AUDIENCE").as_deref());
+        if let Some(v) = get("SCOPEGATE_ALGORITHMS") {
+            cfg.algorithms = parse_algorithms(&v)?;
+        }
+        cfg.leeway = number(&get, "SCOPEGATE_LEEWAY_SECONDS", 60, 0, 300)?;
+        if let Some(v) = get("SCOPEGATE_REQUIRE_TYP") {
+            match v.to_ascii_lowercase().as_str() {
+                "at+jwt" | "application/at+jwt" => cfg.require_at_jwt = true,
+                _ => return Err(invalid("SCOPEGATE_REQUIRE_TYP", &v, "the only value is at+jwt")),
+            }
+        }
+        if let Some(v) = get("SCOPEGATE_SCOPE_CLAIM") {
+            cfg.scope_claim = ScopeClaim::Named(v);
+        }
+        cfg.introspection = introspection(&get)?;
+        cfg.token_cache_ttl = Duration::from_secs(number(&get, "SCOPEGATE_TOKEN_CACHE_SECONDS", 300, 0, 3600)?);
+        cfg.token_cache_entries = number(&get, "SCOPEGATE_TOKEN_CACHE_ENTRIES", 10_000, 1, 1_000_000)? as usize;
+        cfg.max_token_bytes = number(&get, "SCOPEGATE_MAX_TOKEN_BYTES", 16_384, 512, 65_536)? as usize;
+        cfg.http_timeout = Duration::from_millis(number(&get, "SCOPEGATE_HTTP_TIMEOUT_MS", 2000, 100, 30_000)?);
+        cfg.jwks_cooldown = Duration::from_secs(number(&get, "SCOPEGATE_JWKS_COOLDOWN_SECONDS", 30, 0, 3600)?);
+        if let Some(v) = get("SCOPEGATE_TOKEN_HEADER") {
+            if !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(invalid("SCOPEGATE_TOKEN_HEADER", &v, "not an HTTP header name"));
+            }
+            cfg.token_header = v;
+        }
+        if let Some(v) = get("SCOPEGATE_RESPONSE") {
+            cfg.response = match v.to_ascii_lowercase().as_str() {
+                "iam" => ResponseMode::Iam,
+                "simple" => ResponseMode::Simple,
+                _ => return Err(invalid("SCOPEGATE_RESPONSE", &v, "expected iam or simple")),
+            };
+        }
+        cfg.context_claims = list(get("SCOPEGATE_CONTEXT_CLAIMS").as_deref());
+        cfg.usage_key_claim = get("SCOPEGATE_USAGE_KEY_CLAIM");
+        if let Some(v) = get("SCOPEGATE_MAPPINGS_FILE") {
+            cfg.mappings = MappingsSource::File(PathBuf::from(v));
+        }
+        cfg.policy_max_bytes = number(&get, "SCOPEGATE_POLICY_MAX_BYTES", 10_240, 1024, 1_048_576)? as usize;
+        Ok(cfg)
+    }
+}
+
+fn introspection(get: &impl Fn(&str) -> Option<String>) -> Result<Option<IntrospectionConfig>, ConfigError> {
+    let mode = match get("SCOPEGATE_INTROSPECT") {
+        None => return Ok(None),
+        Some(v) => match v.to_ascii_lowercase().as_str() {
+            "never" => return Ok(None),
+            "opaque" => IntrospectMode::Opaque,
+            "always" => IntrospectMode::Always,
+            _ => return Err(invalid("SCOPEGATE_INTROSPECT", &v, "expected never, opaque or always")),
+        },
+    };
+    let url = get("SCOPEGATE_INTROSPECTION_URL");
+    if let Some(u) = &url {
+        check_url("SCOPEGATE_INTROSPECTION_URL", u)?;
+    }
+    let client_id = get("SCOPEGATE_INTROSPECTION_CLIENT_ID").ok_or(ConfigError::Missing {
+        name: "SCOPEGATE_INTROSPECTION_CLIENT_ID",
+        hint: "introspection needs client credentials (RFC 7662 section 2.1)",
+    })?;
+    let client_secret = get("SCOPEGATE_INTROSPECTION_CLIENT_SECRET").ok_or(ConfigError::Missing {
+        name: "SCOPEGATE_INTROSPECTION_CLIENT_SECRET",
+        hint: "introspection needs client credentials (RFC 7662 section 2.1)",
+    })?;
+    Ok(Some(IntrospectionConfig {
+        mode,
+        url,
+        client_id,
+        client_secret,
+        cache_ttl: Duration::from_secs(number(get, "SCOPEGATE_INTROSPECTION_CACHE_SECONDS", 30, 0, 300)?),
+    }))
+}
+
+fn list(v: Option<&str>) -> Vec<String> {
+    v.map(|v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(v) = get(name) else { return Ok(default) };
+    let n: u64 = v
+        .parse()
+        .map_err(|_| invalid(name, &v, "expected a whole number"))?;
+    if !(min..=max).contains(&n) {
+        return Err(invalid(name, &v, format!("must be between {min} and {max}")));
+    }
+    Ok(n)
+}
+
+fn check_url(name: &'static str, url: &str) -> Result<(), ConfigError> {
+    // Plain http is accepted only on loopback: local mode and tests run an identity provider
+    // there, and nothing else should ever hand keys over an unauthenticated channel.
+    let ok = url.starts_with("https://")
+        || url.starts_with("http://127.0.0.1")
+        || url.starts_with("http://localhost")
+        || url.starts_with("http://[::1]");
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(name, url, "expected an https:// URL (http:// only on loopback)"))
+    }
+}
+
+fn parse_algorithms(v: &str) -> Result<Vec<Alg>, ConfigError> {
+    let mut out = Vec::new();
+    for name in list(Some(v)) {
+        let alg = Alg::from_name(&name).ok_or_else(|| {
+            let reason = if name.starts_with("HS") || name.eq_ignore_ascii_case("none") {
+                "symmetric and unsigned algorithms are never allowed".to_owned()
+            } else {
+                format!("unknown algorithm {name:?}; known: RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA")
+            };
+            invalid("SCOPEGATE_ALGORITHMS", v, reason)
+        })?;
+        if !out.contains(&alg) {
+            out.push(alg);
+        }
+    }
+    if out.is_empty() {
+        return Err(invalid("SCOPEGATE_ALGORITHMS", v, "no algorithm given"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn issuer_is_required() {
+        let err = cfg(&[]).unwrap_err().to_string();
+        assert!(err.contains("SCOPEGATE_ISSUER"), "{err}");
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[("SCOPEGATE_ISSUER", "https://idp.example.com")]).unwrap();
+        assert_eq!(c.issuers[0].jwks, JwksSource::Discovery);
+        assert_eq!(c.leeway, 60);
+        assert_eq!(c.algorithms.len(), 7);
+        assert!(c.introspection.is_none());
+        assert_eq!(c.max_token_bytes, 16384);
+    }
+
+    #[test]
+    fn errors_name_setting_and_value() {
+        let err = cfg(&[("SCOPEGATE_ISSUER", "https://i"), ("SCOPEGATE_LEEWAY_SECONDS", "301")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SCOPEGATE_LEEWAY_SECONDS") && err.contains("301"), "{err}");
+        let err = cfg(&[("SCOPEGATE_ISSUER", "https://i"), ("SCOPEGATE_ALGORITHMS", "RS256,HS256")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("never allowed"), "{err}");
+        let err = cfg(&[("SCOPEGATE_ISSUER", "http://idp.example.com")]).unwrap_err().to_string();
+        assert!(err.contains("https"), "{err}");
+    }
+
+    #[test]
+    fn jwks_urls_pair_with_issuers() {
+        let c = cfg(&[
+            ("SCOPEGATE_ISSUER", "https://a, https://b"),
+            ("SCOPEGATE_JWKS_URL", "https://a/keys,https://b/keys"),
+        ])
+        .unwrap();
+        assert_eq!(c.issuers[1].jwks, JwksSource::Url("https://b/keys".into()));
+        assert!(cfg(&[("SCOPEGATE_ISSUER", "https://a,https://b"), ("SCOPEGATE_JWKS_URL", "https://a/k")]).is_err());
+    }
+
+    #[test]
+    fn introspection_needs_credentials_and_hides_secret() {
+        assert!(cfg(&[("SCOPEGATE_ISSUER", "https://a"), ("SCOPEGATE_INTROSPECT", "always")]).is_err());
+        let c = cfg(&[
+            ("SCOPEGATE_ISSUER", "https://a"),
+            ("SCOPEGATE_INTROSPECT", "opaque"),
+            ("SCOPEGATE_INTROSPECTION_CLIENT_ID", "id"),
+            ("SCOPEGATE_INTROSPECTION_CLIENT_SECRET", "s3cr3t"),
+        ])
+        .unwrap();
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+}

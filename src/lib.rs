@@ -1,0 +1,30 @@
+//! scopegate: an Amazon API Gateway Lambda authorizer for APIs whose users sign in with a
+//! third-party OAuth 2.0 / OpenID Connect identity provider.
+//!
+//! A bearer JWT is verified against the provider (JWKS, discovery, optionally RFC 7662
+//! introspection); the token's scopes are mapped to API resources through a permissions
+//! mapping; the answer is a complete IAM policy that API Gateway can cache for every method
+//! of the API, not just the one that was called.
+//!
+//! # Layout
+//! - [`config`]: every setting, read from the environment once and validated at start.
+//! - [`clock`]: the one source of "now", passed in so tests control time.
+//! - [`token`]: bearer extraction, JWKS cache, JWT verification, introspection, token cache.
+//! - [`mapping`]: mapping entries, the scope-indexed [`mapping::Snapshot`], and its sources.
+//! - [`policy`]: execute-api ARNs, the policy builder, and the policy evaluator (the oracle
+//!   tests assert through).
+//! - [`authorizer`]: event in, decision and response out; the one place that joins the above.
+//! - [`admin`]: the `scopegate` CLI's commands, so that the binary stays thin.
+//! - [`logging`]: JSON logs, never a token.
+//! - [`local`]: the local gateway and the dev identity provider behind `scopegate local`.
+#![deny(missing_docs)]
+
+pub mod admin;
+pub mod authorizer;
+pub mod clock;
+pub mod config;
+pub mod local;
+pub mod logging;
+pub mod mapping;
+pub mod policy;
+pub mod token;

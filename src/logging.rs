@@ -1,0 +1,23 @@
+//! Logging: tracing, one JSON object per line, as CloudWatch Logs Insights reads best.
+//!
+//! Nothing here or anywhere else logs a token, a signature or a secret; decisions log the
+//! principal, the decision, the grant count and the latency.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the JSON subscriber on stderr (stdout is for answers in `scopegate invoke`).
+/// `SCOPEGATE_LOG_LEVEL` (EnvFilter syntax) sets the level; default `info`.
+pub fn init() {
+    let filter = std::env::var("SCOPEGATE_LOG_LEVEL")
+        .ok()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

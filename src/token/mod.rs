@@ -1,0 +1,212 @@
+//! Token verification: from the token source's raw value to verified [`Claims`].
+//!
+//! - [`bearer`]: `Bearer <token>` extraction, size cap first.
+//! - [`jws`]: the compact JWS split and header checks (algorithm allow-list, no key locations
+//!   taken from the header).
+//! - [`keys`]: JWKs parsed once into aws-lc-rs keys, bound to the algorithms they may verify.
+//! - [`jwks`]: the per-issuer key cache: hydrated at start, one single-flight, rate-limited
+//!   refetch on an unknown `kid`, old keys kept when a fetch fails.
+//! - [`claims`]: one pass over the payload that keeps only what is used.
+//! - [`verify`]: the [`Verifier`] that joins the above; its core is sans-IO.
+//! - [`introspect`]: RFC 7662 introspection (opaque tokens, revocation).
+//! - [`mint`]: signing tokens with real keys, for local mode, tests and benchmarks.
+//! - [`cache`]: the bounded per-container cache of verified results.
+
+pub mod bearer;
+pub mod cache;
+pub mod claims;
+pub(crate) mod fetch;
+pub mod introspect;
+pub mod jwks;
+pub mod jws;
+pub mod keys;
+pub mod mint;
+pub mod verify;
+
+#[cfg(test)]
+mod tests;
+
+pub use claims::Claims;
+pub use verify::Verifier;
+
+/// A JWS algorithm scopegate can verify. HMAC and `none` are absent on purpose: a verifier
+/// that holds only public keys must never accept a MAC made with one (the classic
+/// RS256-to-HS256 confusion), and unsigned tokens prove nothing.
+#[allow(clippy::upper_case_acronyms)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Alg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    RS384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RS512,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// RSASSA-PSS with SHA-384.
+    PS384,
+    /// RSASSA-PSS with SHA-512.
+    PS512,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// ECDSA P-384 with SHA-384.
+    ES384,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl Alg {
+    /// Every algorithm, in a fixed order.
+    pub const ALL: [Alg; 9] = [
+        Alg::RS256,
+        Alg::RS384,
+        Alg::RS512,
+        Alg::PS256,
+        Alg::PS384,
+        Alg::PS512,
+        Alg::ES256,
+        Alg::ES384,
+        Alg::EdDSA,
+    ];
+
+    /// The default allow-list (SCOPEGATE_ALGORITHMS).
+    pub const DEFAULT_ALLOWED: [Alg; 7] = [
+        Alg::RS256,
+        Alg::RS384,
+        Alg::RS512,
+        Alg::PS256,
+        Alg::ES256,
+        Alg::ES384,
+        Alg::EdDSA,
+    ];
+
+    /// The JOSE name ("RS256").
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::RS256 => "RS256",
+            Alg::RS384 => "RS384",
+            Alg::RS512 => "RS512",
+            Alg::PS256 => "PS256",
+            Alg::PS384 => "PS384",
+            Alg::PS512 => "PS512",
+            Alg::ES256 => "ES256",
+            Alg::ES384 => "ES384",
+            Alg::EdDSA => "EdDSA",
+        }
+    }
+
+    /// Parses a JOSE name, exactly as JOSE spells it (`alg` is case-sensitive).
+    pub fn from_name(name: &str) -> Option<Alg> {
+        Alg::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// A bit for [`AlgSet`].
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+impl std::fmt::Display for Alg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of algorithms as a bit mask: the allow-list check is one AND on the warm path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlgSet(u16);
+
+impl AlgSet {
+    /// Whether `alg` is in the set.
+    pub fn contains(self, alg: Alg) -> bool {
+        self.0 & alg.bit() != 0
+    }
+}
+
+impl FromIterator<Alg> for AlgSet {
+    fn from_iter<I: IntoIterator<Item = Alg>>(iter: I) -> Self {
+        AlgSet(iter.into_iter().fold(0, |m, a| m | a.bit()))
+    }
+}
+
+/// Why a token was refused. Every variant becomes the same `Unauthorized` for the caller (an
+/// attacker learns nothing); the variant is for the log line, which never holds the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No token in the token source.
+    #[error("no token in the request")]
+    Missing,
+    /// The token source is not `Bearer <token>`.
+    #[error("the token source is not \"Bearer <token>\"")]
+    NotBearer,
+    /// Longer than SCOPEGATE_MAX_TOKEN_BYTES; refused before any decoding.
+    #[error("token of {len} bytes is over the {max}-byte limit")]
+    TooLarge {
+        /// The token's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not a well-formed compact JWS, or its JSON is broken.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// `alg` is not on the allow-list (or is `none` or HMAC).
+    #[error("algorithm {0:?} is not allowed")]
+    AlgorithmNotAllowed(String),
+    /// The header names a key location or carries a key (`jku`, `x5u`, `jwk`, `x5c`). Keys
+    /// come only from the configured JWKS, so such a token is refused outright.
+    #[error("the token header names its own key ({0}); keys come only from the configured JWKS")]
+    KeyInHeader(&'static str),
+    /// The header has `crit` extensions, none of which scopegate implements (RFC 7515 4.1.11).
+    #[error("the token header has critical extensions scopegate does not understand")]
+    Critical,
+    /// `typ` is not `at+jwt` while SCOPEGATE_REQUIRE_TYP=at+jwt.
+    #[error("typ is not at+jwt")]
+    Typ,
+    /// `iss` is missing or not a configured issuer.
+    #[error("issuer is not trusted")]
+    UntrustedIssuer,
+    /// No key with this `kid`, even after a refetch (or the refetch was rate limited).
+    #[error("no signing key {kid:?} for this issuer")]
+    UnknownKey {
+        /// The token's kid ("" when it had none).
+        kid: String,
+    },
+    /// The key exists but may not verify this algorithm (kty/crv/alg mismatch).
+    #[error("key {kid:?} cannot verify {alg}")]
+    KeyAlgMismatch {
+        /// The key's kid.
+        kid: String,
+        /// The token's algorithm.
+        alg: Alg,
+    },
+    /// The signature does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// No `exp`.
+    #[error("the token has no exp")]
+    MissingExp,
+    /// `exp` has passed (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    #[error("token issued in the future")]
+    IssuedInFuture,
+    /// `aud` does not contain the configured audience.
+    #[error("audience does not match")]
+    Audience,
+    /// Neither `sub` nor `client_id`: nobody to name as the principal.
+    #[error("the token names no subject (sub) or client (client_id)")]
+    NoPrincipal,
+    /// Introspection answered `active: false` (revoked, expired, unknown).
+    #[error("the identity provider says the token is not active")]
+    Inactive,
+    /// The identity provider could not be asked (JWKS or introspection fetch failed); fail
+    /// closed.
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+}
