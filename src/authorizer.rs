@@ -214,10 +214,10 @@ impl<M: Mappings> Authorizer<M> {
     /// [`InitError`] for an unusable JWKS file.
     pub fn new(config: &Config, mappings: M, clock: Arc<dyn Clock>) -> Result<Self, InitError> {
         let introspector = config.introspection.clone().map(Introspector::new);
-        // With introspection on every token, a cached verification must not outlive a cached
-        // introspection answer, or a revocation would go unseen for the longer of the two.
+        // A cached principal must not outlive a cached introspection answer, or a revocation
+        // would go unseen for the longer of the two.
         let mut ttl = config.token_cache_ttl.as_secs();
-        if let Some(i) = introspector.as_ref().filter(|i| i.mode() == IntrospectMode::Always) {
+        if let Some(i) = &introspector {
             ttl = ttl.min(i.cache_ttl());
         }
         let token_header = http::HeaderName::from_bytes(config.token_header.as_bytes())

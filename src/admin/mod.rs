@@ -2,3 +2,4 @@
 //! only parses flags and maps results to exit codes.
 
 pub mod invoke;
+pub mod local;

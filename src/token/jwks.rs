@@ -121,7 +121,8 @@ pub struct KeyStore {
     fetcher: Fetcher,
     cooldown: Duration,
     keys: ArcSwap<KeySet>,
-    /// Held for the whole of a fetch: this is the single flight. Holds the last attempt.
+    /// Held for the whole of a fetch: this is the single flight. Holds the time of the last
+    /// refetch caused by an unknown kid, which the cooldown counts from.
     refresh: tokio::sync::Mutex<Option<Instant>>,
     discovered: Mutex<Option<Discovery>>,
     fetches: AtomicU64,
@@ -186,8 +187,9 @@ impl KeyStore {
     /// # Errors
     /// The fetch failure; the keys held before are kept.
     pub async fn hydrate(&self) -> Result<usize, FetchError> {
-        let mut last = self.refresh.lock().await;
-        *last = Some(Instant::now());
+        // Single flight, but not counted against the cooldown: a key rotated just after a
+        // cold start must still be fetched at once.
+        let _flight = self.refresh.lock().await;
         self.fetch_and_store().await
     }
 

@@ -1,0 +1,142 @@
+//! `scopegate`: the developer and operator CLI. Flags are parsed here; the work is in
+//! `scopegate::admin`.
+
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use scopegate::admin;
+use scopegate::authorizer::Authorizer;
+use scopegate::config::Config;
+
+/// scopegate: an API Gateway Lambda authorizer for third-party OAuth 2.0 / OIDC tokens.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run API Gateway locally in front of the authorizer, with a dev identity provider.
+    Local {
+        /// Mappings file (default: the embedded seed-data/mappings.json).
+        #[arg(long)]
+        mappings: Option<PathBuf>,
+        /// Gateway port on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Dev identity provider port on 127.0.0.1.
+        #[arg(long, default_value_t = 8081)]
+        idp_port: u16,
+        /// The API to serve (arn:aws:execute-api:REGION:ACCOUNT:APIID); default the first in the mappings.
+        #[arg(long)]
+        api: Option<String>,
+        /// The stage to serve; default the first stage of that API in the mappings.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Seconds the authorizer's answer is cached per token (0 to 3600; 0 = no cache).
+        #[arg(long, default_value_t = 300)]
+        authorizer_ttl: u32,
+        /// Token source header.
+        #[arg(long, default_value = "Authorization")]
+        token_header: String,
+        /// Token validation regex (default: the seed's JWT bearer regex; "" for none).
+        #[arg(long)]
+        token_regex: Option<String>,
+    },
+    /// Print a fresh access token from the dev identity provider of `scopegate local`.
+    Token {
+        /// Space-separated scopes to ask for.
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// The dev identity provider's base URL.
+        #[arg(long, env = "SCOPEGATE_LOCAL_IDP", default_value = "http://127.0.0.1:8081")]
+        idp: String,
+    },
+    /// Answer authorizer events offline: one JSON event or an NDJSON stream in, one JSON line
+    /// per event out, exactly what the Lambda returns. Reads the same SCOPEGATE_* settings.
+    Invoke {
+        /// Event file, or - for standard input.
+        #[arg(long, default_value = "-")]
+        event: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    scopegate::logging::init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Invoke { event } => {
+            let config = Config::from_env().context("configuration")?;
+            let authorizer = Authorizer::from_config(&config)?;
+            authorizer.hydrate().await;
+            let input: Box<dyn Read> = if event == "-" {
+                Box::new(io::stdin().lock())
+            } else {
+                Box::new(std::fs::File::open(&event).with_context(|| format!("opening {event}"))?)
+            };
+            admin::invoke::run(&authorizer, input, io::stdout().lock()).await?;
+            Ok(())
+        }
+        Command::Token { scope, idp } => {
+            let endpoint = format!("{}/token", idp.trim_end_matches('/'));
+            let token = scopegate::local::fetch_token(&endpoint, &scope)
+                .await
+                .with_context(|| format!("is `scopegate local` running with its provider at {idp}?"))?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Local {
+            mappings,
+            port,
+            idp_port,
+            api,
+            stage,
+            authorizer_ttl,
+            token_header,
+            token_regex,
+        } => {
+            let idp = tokio::net::TcpListener::bind(("127.0.0.1", idp_port))
+                .await
+                .with_context(|| format!("binding the identity provider to 127.0.0.1:{idp_port} (use --idp-port)"))?;
+            let gateway = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .with_context(|| format!("binding the gateway to 127.0.0.1:{port} (use --port)"))?;
+            let opts = admin::local::LocalOptions {
+                mappings,
+                api,
+                stage,
+                authorizer_ttl,
+                token_header,
+                token_regex,
+            };
+            let shutdown = async {
+                let _ = tokio::signal::ctrl_c().await;
+                eprintln!("\nshutting down");
+            };
+            admin::local::run(opts, idp, gateway, shutdown, |r| println!("{}", r.banner)).await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,713 @@
+//! A local stand-in for an API Gateway REST API with a Lambda `TOKEN` authorizer in front of a
+//! mock integration, behaving as the seed's walk-through describes.
+//!
+//! For a request `METHOD /{stage}/{path}`:
+//!
+//! 1. Routing. Another stage, or a path/method that no [`Route`] covers, gets API Gateway's
+//!    `403 {"message":"Missing Authentication Token"}`; the authorizer is not called.
+//! 2. Token source. The token header ([`GatewayOptions::token_header`], default
+//!    `Authorization`) missing or empty, or its value not matching the token validation regex
+//!    ([`GatewayOptions::token_regex`], default the seed's JWT bearer regex), gets
+//!    `401 {"message":"Unauthorized"}`; the authorizer is not called.
+//! 3. Authorizer, through the cache. The cache is keyed by the header value and keeps the
+//!    authorizer's answer for [`GatewayOptions::authorizer_ttl`] seconds (0 disables it). On a
+//!    miss the authorizer gets the `TOKEN` event `{"type":"TOKEN","authorizationToken":
+//!    <header value>,"methodArn":...}`. Its `Unauthorized` gets `401 {"message":"Unauthorized"}`
+//!    (not cached); any other failure, or an answer API Gateway would not accept (no
+//!    `principalId`, a `policyDocument` that does not parse, an object or array in `context`),
+//!    gets API Gateway's AuthorizerConfigurationException, `500 {"message":null}` (not cached).
+//! 4. Policy. The (possibly cached) policy is evaluated against this request's methodArn with
+//!    [`crate::policy::evaluate`], the same oracle the tests use. An explicit Deny gets `403
+//!    {"Message":"User is not authorized to access this resource with an explicit deny"}`, the
+//!    answer the seed shows (and what a token granting nothing gets: the deny-all policy); no
+//!    matching Allow gets API Gateway's implicit-deny answer, `403 {"Message":"User is not
+//!    authorized to access this resource"}`, so the two cases can be told apart as on AWS.
+//! 5. Integration. Allowed requests reach a mock integration answering `200
+//!    {"statusCode":200,"message":"Hello from API Gateway!","principalId":...,"context":{...},
+//!    "methodArn":...}`: the context is what the authorizer put there, as a real integration
+//!    would receive it.
+//!
+//! Every answer that went through step 3 carries [`CACHE_HEADER`] (`x-scopegate-authorizer`):
+//! `miss` when the authorizer was called for it, `hit` when a cached answer was used; answers
+//! decided before step 3 carry none. Errors also carry API Gateway's `x-amzn-ErrorType`.
+//!
+//! # methodArn
+//! Built as API Gateway builds it: `{api}/{stage}/{METHOD}/{path}`, the path as requested
+//! (still percent-encoded), without its leading slash. The root resource gives `.../GET/`. A
+//! trailing slash is kept (`my-resource/` gives `.../GET/my-resource/`), as the seed warns:
+//! "If your API call contains a trailing slash, such as my-resource/ instead of my-resource,
+//! then be sure that your identity management policy follows the same syntax." Routing, on the
+//! other hand, ignores one trailing slash, so `my-resource/` reaches the `my-resource` route
+//! and the difference shows up where it does on AWS: in the policy.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use regex::Regex;
+use serde_json::{json, Map, Value};
+use tokio::net::TcpListener;
+
+use super::cache::{AuthorizerCache, MAX_ENTRIES};
+use super::{display_addr, LocalError};
+use crate::policy::{evaluate, glob_match, method_arn, Effect, Policy};
+
+/// The default token source header, as in the seed.
+pub const DEFAULT_TOKEN_HEADER: &str = "Authorization";
+/// The seed's token validation regex: a JWT after `Bearer `.
+pub const DEFAULT_TOKEN_REGEX: &str =
+    r"^(Bearer )[a-zA-Z0-9\-_]+?\.[a-zA-Z0-9\-_]+?\.([a-zA-Z0-9\-_]+)$";
+/// API Gateway's default authorizer TTL, in seconds.
+pub const DEFAULT_AUTHORIZER_TTL: u32 = 300;
+/// API Gateway's largest authorizer TTL, in seconds.
+pub const MAX_AUTHORIZER_TTL: u32 = 3600;
+/// The response header telling whether the authorizer was called (`miss`) or its cached
+/// answer used (`hit`).
+pub const CACHE_HEADER: &str = "x-scopegate-authorizer";
+/// How long the gateway waits for the authorizer before answering 500, like API Gateway's
+/// 29-second integration limit.
+const AUTHORIZER_TIMEOUT: Duration = Duration::from_secs(29);
+
+/// The authorizer as the gateway sees it: a Lambda function taking a `TOKEN` event.
+///
+/// A trait so that the gateway does not depend on the authorizer's internals, and tests can
+/// put a fake behind the gateway.
+pub trait Authorize: Send + Sync + 'static {
+    /// Invokes the authorizer with a REST API `TOKEN` event
+    /// (`{"type":"TOKEN","authorizationToken":...,"methodArn":...}`).
+    ///
+    /// `Ok` carries the response JSON (`principalId`, `policyDocument`, `context`, ...).
+    fn authorize(&self, event: Value)
+        -> impl Future<Output = Result<Value, AuthorizeError>> + Send;
+}
+
+/// How an authorizer invocation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthorizeError {
+    /// The function's `Unauthorized` error: the gateway answers 401 and caches nothing.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// Any other failure (a crash, a timeout): the gateway answers 500 `{"message":null}`,
+    /// API Gateway's AuthorizerConfigurationException.
+    #[error("the authorizer failed")]
+    Fault(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A resource and method the gateway serves, as API Gateway would have them deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `GET`, `POST`, ... or `*` for API Gateway's `ANY`.
+    pub method: String,
+    /// The resource path without leading or trailing slash, `""` for the root. Wildcards as in
+    /// the mapping's resources and IAM ([`crate::policy::glob_match`]): `*` matches any run of
+    /// characters, `/` included, `?` one character.
+    pub resource: String,
+}
+
+impl Route {
+    /// A route, normalised: method upper-cased (`ANY` becomes `*`), leading and trailing
+    /// slashes of the resource dropped.
+    pub fn new(method: &str, resource: &str) -> Self {
+        let method = method.trim().to_ascii_uppercase();
+        let method = if method == "ANY" {
+            "*".to_owned()
+        } else {
+            method
+        };
+        Self {
+            method,
+            resource: resource.trim().trim_matches('/').to_owned(),
+        }
+    }
+
+    /// Whether a request for `method` on `path` (without the stage and its leading slash)
+    /// reaches this route. One trailing slash of the path is ignored.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        let path = path.strip_suffix('/').unwrap_or(path);
+        (self.method == "*" || self.method == method) && glob_match(&self.resource, path)
+    }
+
+    /// A concrete path for this route, for examples: each `*` becomes `example`.
+    pub fn example_path(&self) -> String {
+        self.resource.replace('*', "example")
+    }
+}
+
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let method = if self.method == "*" {
+            "ANY"
+        } else {
+            &self.method
+        };
+        write!(f, "{method} /{}", self.resource)
+    }
+}
+
+/// What the gateway is and how it authorizes.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// The token source header. Defaults to [`DEFAULT_TOKEN_HEADER`].
+    pub token_header: String,
+    /// The token validation regex, matched against the whole header value (`None`: no
+    /// validation, as when the field is left empty on AWS). Defaults to
+    /// [`DEFAULT_TOKEN_REGEX`].
+    pub token_regex: Option<Regex>,
+    /// Seconds the authorizer's answer is cached per token, 0 to 3600; 0 disables the cache.
+    /// Defaults to [`DEFAULT_AUTHORIZER_TTL`], API Gateway's default.
+    pub authorizer_ttl: u32,
+    /// The API the gateway pretends to be: `arn:aws:execute-api:REGION:ACCOUNT:APIID`, the
+    /// prefix of every methodArn.
+    pub api: String,
+    /// The one deployed stage: requests are `/{stage}/...`.
+    pub stage: String,
+    /// The deployed resources and methods.
+    pub routes: Vec<Route>,
+}
+
+impl GatewayOptions {
+    /// Options for `api` and `stage` serving `routes`, everything else at its default.
+    pub fn new(api: impl Into<String>, stage: impl Into<String>, routes: Vec<Route>) -> Self {
+        Self {
+            token_header: DEFAULT_TOKEN_HEADER.to_owned(),
+            token_regex: Some(default_token_regex()),
+            authorizer_ttl: DEFAULT_AUTHORIZER_TTL,
+            api: api.into(),
+            stage: stage.into(),
+            routes,
+        }
+    }
+
+    /// Checks every setting against API Gateway's rules; the error names the flag and value.
+    /// [`serve`] calls it too, but calling it before printing the banner gives a clean exit.
+    pub fn validate(&self) -> Result<(), LocalError> {
+        let invalid = |option, value: &str, reason: &str| LocalError::InvalidOption {
+            option,
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if self.authorizer_ttl > MAX_AUTHORIZER_TTL {
+            return Err(invalid(
+                "--authorizer-ttl",
+                &self.authorizer_ttl.to_string(),
+                "must be 0 to 3600 seconds (API Gateway's range; 0 disables caching)",
+            ));
+        }
+        if self.token_header.is_empty()
+            || HeaderName::from_bytes(self.token_header.as_bytes()).is_err()
+        {
+            return Err(invalid(
+                "--token-header",
+                &self.token_header,
+                "not an HTTP header name",
+            ));
+        }
+        let parts: Vec<&str> = self.api.split(':').collect();
+        let api_ok = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[2] == "execute-api"
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && !p.contains(['/', '*', ' ']));
+        if !api_ok {
+            return Err(invalid(
+                "--api",
+                &self.api,
+                "expected arn:aws:execute-api:REGION:ACCOUNT:APIID",
+            ));
+        }
+        let stage_ok = (1..=128).contains(&self.stage.len())
+            && self
+                .stage
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !stage_ok {
+            return Err(invalid(
+                "--stage",
+                &self.stage,
+                "a stage name is 1 to 128 letters, digits, '-' or '_'",
+            ));
+        }
+        if self.routes.is_empty() {
+            return Err(invalid(
+                "--stage",
+                &self.stage,
+                "no routes: nothing in the mapping is on this API and stage",
+            ));
+        }
+        for route in &self.routes {
+            let method_ok = route.method == "*"
+                || (!route.method.is_empty()
+                    && route.method.bytes().all(|b| b.is_ascii_uppercase()));
+            let resource_ok = !route
+                .resource
+                .contains(|c: char| c.is_whitespace() || c == '?' || c == '#');
+            if !method_ok || !resource_ok {
+                return Err(invalid(
+                    "route",
+                    &route.to_string(),
+                    "expected an HTTP method (or * / ANY) and a resource path",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The seed's token validation regex, compiled.
+pub fn default_token_regex() -> Regex {
+    // A constant pattern known to compile.
+    Regex::new(DEFAULT_TOKEN_REGEX).expect("the default token regex compiles")
+}
+
+/// Parses a `--token-regex` value: empty means no validation, anything else must compile.
+pub fn parse_token_regex(pattern: &str) -> Result<Option<Regex>, LocalError> {
+    if pattern.is_empty() {
+        return Ok(None);
+    }
+    Regex::new(pattern)
+        .map(Some)
+        .map_err(|e| LocalError::InvalidOption {
+            option: "--token-regex",
+            value: pattern.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then finishes the requests in
+/// flight and returns. Checks `opts` first ([`GatewayOptions::validate`]).
+pub async fn serve<A: Authorize>(
+    listener: TcpListener,
+    authorizer: Arc<A>,
+    opts: GatewayOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), LocalError> {
+    opts.validate()?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| LocalError::LocalAddr {
+            what: "gateway",
+            source,
+        })?;
+    let gateway = Arc::new(Gateway::new(authorizer, opts));
+    let router = Router::new()
+        .fallback(handle::<A>)
+        .with_state(Arc::clone(&gateway));
+    tracing::info!(
+        url = %format!("http://{}/{}/", display_addr(addr), gateway.stage),
+        authorizer_ttl = gateway.ttl_secs,
+        "local gateway listening"
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| LocalError::Serve {
+            what: "gateway",
+            source,
+        })
+}
+
+/// The authorizer's answer in the form the gateway uses it; what the cache keeps.
+#[derive(Debug)]
+struct Grant {
+    principal_id: Value,
+    policy: Policy,
+    context: Map<String, Value>,
+}
+
+/// Checks an authorizer response as API Gateway does; `Err` says why it would be refused.
+fn parse_grant(mut response: Value) -> Result<Grant, String> {
+    let Some(object) = response.as_object_mut() else {
+        return Err("the response is not a JSON object".to_owned());
+    };
+    let principal_id = match object.remove("principalId") {
+        Some(Value::String(s)) => Value::String(s),
+        Some(other) => return Err(format!("principalId is not a string: {other}")),
+        None => return Err("principalId is missing".to_owned()),
+    };
+    let policy = match object.remove("policyDocument") {
+        Some(doc) => serde_json::from_value::<Policy>(doc)
+            .map_err(|e| format!("policyDocument is not a valid policy: {e}"))?,
+        None => return Err("policyDocument is missing".to_owned()),
+    };
+    let context = match object.remove("context") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(other) => return Err(format!("context is not an object: {other}")),
+    };
+    // API Gateway refuses objects and arrays as context values.
+    if let Some((key, _)) = context
+        .iter()
+        .find(|(_, v)| matches!(v, Value::Object(_) | Value::Array(_)))
+    {
+        return Err(format!(
+            "context.{key} is an object or array; only strings, numbers and booleans pass"
+        ));
+    }
+    Ok(Grant {
+        principal_id,
+        policy,
+        context,
+    })
+}
+
+struct Gateway<A> {
+    authorizer: Arc<A>,
+    token_header: HeaderName,
+    token_regex: Option<Regex>,
+    api: String,
+    stage: String,
+    routes: Vec<Route>,
+    ttl_secs: u32,
+    cache: AuthorizerCache<Grant>,
+}
+
+/// Whether the authorizer was called for an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    Miss,
+    Hit,
+}
+
+/// How a request ended, before it is turned into an HTTP answer.
+#[derive(Debug)]
+enum Outcome {
+    MissingAuthenticationToken,
+    Unauthorized(Option<Lookup>),
+    ConfigurationError(Lookup),
+    Denied {
+        lookup: Lookup,
+        explicit: bool,
+    },
+    Allowed {
+        lookup: Lookup,
+        grant: Arc<Grant>,
+        method_arn: String,
+    },
+}
+
+impl<A: Authorize> Gateway<A> {
+    fn new(authorizer: Arc<A>, opts: GatewayOptions) -> Self {
+        Self {
+            authorizer,
+            // Checked by validate(); the fallback is never used.
+            token_header: HeaderName::from_bytes(opts.token_header.as_bytes())
+                .unwrap_or(axum::http::header::AUTHORIZATION),
+            token_regex: opts.token_regex,
+            api: opts.api,
+            stage: opts.stage,
+            routes: opts.routes,
+            ttl_secs: opts.authorizer_ttl,
+            cache: AuthorizerCache::new(
+                Duration::from_secs(opts.authorizer_ttl.into()),
+                MAX_ENTRIES,
+            ),
+        }
+    }
+
+    /// Steps 1 and 2: the methodArn and the token, or the answer given without the
+    /// authorizer.
+    fn admit<'h>(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &'h HeaderMap,
+    ) -> Result<(String, &'h str), Outcome> {
+        let path = path.strip_prefix('/').unwrap_or(path);
+        let (stage, rest) = path.split_once('/').unwrap_or((path, ""));
+        let method = method.as_str();
+        if stage != self.stage || !self.routes.iter().any(|r| r.matches(method, rest)) {
+            return Err(Outcome::MissingAuthenticationToken);
+        }
+        let method_arn = method_arn(&self.api, &self.stage, method, rest);
+        let token = headers
+            .get(&self.token_header)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(Outcome::Unauthorized(None))?;
+        if let Some(regex) = &self.token_regex {
+            if !regex.is_match(token) {
+                return Err(Outcome::Unauthorized(None));
+            }
+        }
+        Ok((method_arn, token))
+    }
+
+    /// Steps 3 and 4.
+    async fn decide(&self, method_arn: String, token: &str) -> Outcome {
+        let (grant, lookup) = match self.cache.get(token, Instant::now()) {
+            Some(grant) => (grant, Lookup::Hit),
+            None => {
+                let event = json!({
+                    "type": "TOKEN",
+                    "authorizationToken": token,
+                    "methodArn": method_arn,
+                });
+                let answer =
+                    tokio::time::timeout(AUTHORIZER_TIMEOUT, self.authorizer.authorize(event))
+                        .await;
+                let response = match answer {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(AuthorizeError::Unauthorized)) => {
+                        return Outcome::Unauthorized(Some(Lookup::Miss))
+                    }
+                    Ok(Err(AuthorizeError::Fault(error))) => {
+                        tracing::error!(error = %error, "the authorizer failed");
+                        return Outcome::ConfigurationError(Lookup::Miss);
+                    }
+                    Err(_) => {
+                        tracing::error!(timeout = ?AUTHORIZER_TIMEOUT, "the authorizer timed out");
+                        return Outcome::ConfigurationError(Lookup::Miss);
+                    }
+                };
+                match parse_grant(response) {
+                    Ok(grant) => {
+                        let grant = Arc::new(grant);
+                        self.cache
+                            .insert(token.to_owned(), Arc::clone(&grant), Instant::now());
+                        (grant, Lookup::Miss)
+                    }
+                    Err(reason) => {
+                        tracing::error!(%reason, "API Gateway would refuse the authorizer's answer");
+                        return Outcome::ConfigurationError(Lookup::Miss);
+                    }
+                }
+            }
+        };
+        match evaluate(&grant.policy, &method_arn) {
+            Effect::Allow => Outcome::Allowed {
+                lookup,
+                grant,
+                method_arn,
+            },
+            Effect::Deny => Outcome::Denied {
+                lookup,
+                explicit: explicit_deny(&grant.policy, &method_arn),
+            },
+        }
+    }
+}
+
+/// Whether a Deny statement matches `method_arn`: the first rule of [`evaluate`], asked on
+/// its own only to pick API Gateway's message once `evaluate` has said Deny.
+fn explicit_deny(policy: &Policy, method_arn: &str) -> bool {
+    policy
+        .statements
+        .iter()
+        .any(|s| s.effect == Effect::Deny && s.resources.iter().any(|r| glob_match(r, method_arn)))
+}
+
+async fn handle<A: Authorize>(
+    State(gateway): State<Arc<Gateway<A>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let outcome = match gateway.admit(&method, uri.path(), &headers) {
+        Ok((method_arn, token)) => gateway.decide(method_arn, token).await,
+        Err(outcome) => outcome,
+    };
+    let response = outcome.into_response();
+    tracing::info!(
+        %method,
+        path = uri.path(),
+        status = response.status().as_u16(),
+        authorizer = response
+            .headers()
+            .get(CACHE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-"),
+        "request"
+    );
+    response
+}
+
+/// A JSON answer with API Gateway's error type header (when there is one) and the cache header.
+fn answer(
+    status: StatusCode,
+    body: Value,
+    error_type: Option<&'static str>,
+    lookup: Option<Lookup>,
+) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let Some(error_type) = error_type {
+        headers.insert("x-amzn-errortype", HeaderValue::from_static(error_type));
+    }
+    if let Some(lookup) = lookup {
+        let value = match lookup {
+            Lookup::Miss => "miss",
+            Lookup::Hit => "hit",
+        };
+        headers.insert(CACHE_HEADER, HeaderValue::from_static(value));
+    }
+    response
+}
+
+impl IntoResponse for Outcome {
+    fn into_response(self) -> Response {
+        match self {
+            Outcome::MissingAuthenticationToken => answer(
+                StatusCode::FORBIDDEN,
+                json!({"message": "Missing Authentication Token"}),
+                Some("MissingAuthenticationTokenException"),
+                None,
+            ),
+            Outcome::Unauthorized(lookup) => answer(
+                StatusCode::UNAUTHORIZED,
+                json!({"message": "Unauthorized"}),
+                Some("UnauthorizedException"),
+                lookup,
+            ),
+            Outcome::ConfigurationError(lookup) => answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"message": null}),
+                Some("AuthorizerConfigurationException"),
+                Some(lookup),
+            ),
+            Outcome::Denied { lookup, explicit } => answer(
+                StatusCode::FORBIDDEN,
+                json!({"Message": if explicit {
+                    "User is not authorized to access this resource with an explicit deny"
+                } else {
+                    "User is not authorized to access this resource"
+                }}),
+                Some("AccessDeniedException"),
+                Some(lookup),
+            ),
+            Outcome::Allowed {
+                lookup,
+                grant,
+                method_arn,
+            } => answer(
+                StatusCode::OK,
+                json!({
+                    "statusCode": 200,
+                    "message": "Hello from API Gateway!",
+                    "principalId": grant.principal_id,
+                    "context": grant.context,
+                    "methodArn": method_arn,
+                }),
+                None,
+                Some(lookup),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_normalise_and_match() {
+        let any = Route::new("any", "/pets/*/");
+        assert_eq!(
+            any,
+            Route {
+                method: "*".into(),
+                resource: "pets/*".into()
+            }
+        );
+        assert_eq!(any.to_string(), "ANY /pets/*");
+        assert!(any.matches("DELETE", "pets/1/toys"));
+        assert!(!any.matches("DELETE", "pets"));
+        let get = Route::new("get", "my-resource");
+        assert!(get.matches("GET", "my-resource"));
+        assert!(
+            get.matches("GET", "my-resource/"),
+            "one trailing slash is ignored"
+        );
+        assert!(!get.matches("POST", "my-resource"));
+        let root = Route::new("GET", "/");
+        assert!(root.matches("GET", "") && !root.matches("GET", "x"));
+        assert_eq!(Route::new("GET", "pets/*").example_path(), "pets/example");
+    }
+
+    fn opts() -> GatewayOptions {
+        GatewayOptions::new(
+            "arn:aws:execute-api:us-east-1:123456789012:abc123",
+            "dev",
+            vec![Route::new("GET", "my-resource")],
+        )
+    }
+
+    #[test]
+    fn validation_names_the_bad_flag() {
+        assert!(opts().validate().is_ok());
+        let flag = |o: GatewayOptions| match o.validate() {
+            Err(LocalError::InvalidOption { option, .. }) => option,
+            other => panic!("expected an invalid option, got {other:?}"),
+        };
+        assert_eq!(
+            flag(GatewayOptions {
+                authorizer_ttl: 3601,
+                ..opts()
+            }),
+            "--authorizer-ttl"
+        );
+        assert!(GatewayOptions {
+            authorizer_ttl: 3600,
+            ..opts()
+        }
+        .validate()
+        .is_ok());
+        assert_eq!(
+            flag(GatewayOptions {
+                token_header: "bad header".into(),
+                ..opts()
+            }),
+            "--token-header"
+        );
+        assert_eq!(
+            flag(GatewayOptions {
+                api: "arn:aws:s3:::bucket".into(),
+                ..opts()
+            }),
+            "--api"
+        );
+        assert_eq!(
+            flag(GatewayOptions {
+                stage: "dev/x".into(),
+                ..opts()
+            }),
+            "--stage"
+        );
+        assert_eq!(
+            flag(GatewayOptions {
+                routes: vec![],
+                ..opts()
+            }),
+            "--stage"
+        );
+        assert!(matches!(parse_token_regex(""), Ok(None)));
+        assert!(parse_token_regex("(").is_err());
+    }
+
+    #[test]
+    fn the_default_regex_is_the_seeds() {
+        let re = default_token_regex();
+        assert!(re.is_match("Bearer aaa.bbb.ccc"));
+        assert!(!re.is_match("Bearer ThisIsNotAJWT"));
+        assert!(!re.is_match("aaa.bbb.ccc"), "the Bearer prefix is required");
+        assert!(!re.is_match("Bearer aaa.bbb.ccc "));
+    }
+
+    #[test]
+    fn authorizer_answers_are_checked_as_api_gateway_does() {
+        let policy = json!({"Version": "2012-10-17", "Statement": [
+            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "arn:aws:execute-api:*"}]});
+        let ok = json!({"principalId": "user", "policyDocument": policy, "context": {"scope": "email", "n": 1, "b": true}});
+        assert_eq!(parse_grant(ok).unwrap().context["scope"], "email");
+        assert!(parse_grant(json!({"policyDocument": policy})).is_err());
+        assert!(parse_grant(json!({"principalId": "user"})).is_err());
+        let nested =
+            json!({"principalId": "u", "policyDocument": policy, "context": {"claims": {"a": 1}}});
+        assert!(parse_grant(nested).unwrap_err().contains("context.claims"));
+    }
+}

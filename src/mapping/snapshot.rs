@@ -1,0 +1,711 @@
+//! [`Snapshot`]: an immutable, versioned, scope-indexed set of mapping entries, and the
+//! per-snapshot cache of compiled policies the warm path answers from.
+//!
+//! A decision costs what the token's scopes cost, never what the table holds: scopes are
+//! looked up in a hash index (scopes the mapping does not know are ignored), and the policy for
+//! a (known scope set, API, stage) is built once per snapshot, then shared as an
+//! `Arc<CompiledPolicy>`.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::Mapping;
+use crate::policy::{build, glob_match, ArnError, CompiledPolicy, Effect, MethodArn};
+
+/// How many compiled policies a snapshot keeps. When full, the cache is cleared rather than
+/// evicted entry by entry: simple, no bookkeeping on hits, and a warm container rarely sees
+/// this many distinct scope sets per snapshot (each reload starts a fresh cache anyway).
+pub const POLICY_CACHE_CAPACITY: usize = 4096;
+
+/// Scope sets up to this size are handled on the stack; larger ones (rare) allocate.
+const INLINE_SCOPES: usize = 32;
+
+/// An immutable, versioned set of mapping entries indexed by scope. Share it in an `Arc`;
+/// reloading builds a new one.
+pub struct Snapshot {
+    version: u64,
+    entries: Vec<Mapping>,
+    /// scope -> dense id.
+    scope_ids: HashMap<Box<str>, u32>,
+    /// id -> scope.
+    scope_names: Vec<Box<str>>,
+    /// id -> indices into `entries`, sorted by entry (so by API first).
+    by_scope: Vec<Box<[u32]>>,
+    deny_all: Arc<CompiledPolicy>,
+    cache: Mutex<HashMap<u64, CachedPolicy, BuildHasherDefault<PreHashed>>>,
+}
+
+/// A cache slot: the full key, confirmed on every hit (the map key is only its hash).
+struct CachedPolicy {
+    scope_ids: Box<[u32]>,
+    api: Box<str>,
+    stage: Box<str>,
+    policy: Arc<CompiledPolicy>,
+}
+
+/// The cache map's keys are already hashes; hashing them again is wasted work.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A token's known scope ids, on the stack up to [`INLINE_SCOPES`].
+struct ScopeIds {
+    inline: [u32; INLINE_SCOPES],
+    len: usize,
+    spilled: Vec<u32>,
+}
+
+impl ScopeIds {
+    fn new() -> ScopeIds {
+        ScopeIds {
+            inline: [0; INLINE_SCOPES],
+            len: 0,
+            spilled: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, id: u32) {
+        if !self.spilled.is_empty() {
+            self.spilled.push(id);
+        } else if self.len < INLINE_SCOPES {
+            self.inline[self.len] = id;
+            self.len += 1;
+        } else {
+            self.spilled.reserve(INLINE_SCOPES * 2);
+            self.spilled.extend_from_slice(&self.inline);
+            self.spilled.push(id);
+        }
+    }
+
+    /// Sorts and deduplicates, so that the order and repetition of scopes in a token do not
+    /// change the key.
+    fn normalise(&mut self) -> &[u32] {
+        if !self.spilled.is_empty() {
+            self.spilled.sort_unstable();
+            self.spilled.dedup();
+            return &self.spilled;
+        }
+        let ids = &mut self.inline[..self.len];
+        ids.sort_unstable();
+        let mut kept = 0;
+        for i in 0..ids.len() {
+            if kept == 0 || ids[i] != ids[kept - 1] {
+                ids[kept] = ids[i];
+                kept += 1;
+            }
+        }
+        &self.inline[..kept]
+    }
+}
+
+fn cache_key(scope_ids: &[u32], api: &str, stage: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    scope_ids.hash(&mut h);
+    api.hash(&mut h);
+    stage.hash(&mut h);
+    h.finish()
+}
+
+impl Snapshot {
+    /// Indexes `entries` (already validated when parsed) as snapshot `version`. Exact
+    /// duplicates are dropped, keeping the first.
+    pub fn new(version: u64, mut entries: Vec<Mapping>) -> Snapshot {
+        let keep: Vec<bool> = {
+            let mut seen = HashSet::with_capacity(entries.len());
+            entries.iter().map(|m| seen.insert(m)).collect()
+        };
+        let mut keep = keep.into_iter();
+        entries.retain(|_| keep.next().unwrap_or(false));
+
+        let mut scope_ids: HashMap<Box<str>, u32> = HashMap::new();
+        let mut scope_names: Vec<Box<str>> = Vec::new();
+        let mut by_scope: Vec<Vec<u32>> = Vec::new();
+        for (i, m) in entries.iter().enumerate() {
+            let id = match scope_ids.get(m.scope.as_str()) {
+                Some(&id) => id,
+                None => {
+                    let id = u32::try_from(scope_names.len())
+                        .expect("fewer than 2^32 scopes in one snapshot");
+                    scope_ids.insert(m.scope.as_str().into(), id);
+                    scope_names.push(m.scope.as_str().into());
+                    by_scope.push(Vec::new());
+                    id
+                }
+            };
+            by_scope[id as usize]
+                .push(u32::try_from(i).expect("fewer than 2^32 entries in one snapshot"));
+        }
+        let by_scope = by_scope
+            .into_iter()
+            .map(|mut idx| {
+                idx.sort_by(|&a, &b| entries[a as usize].cmp(&entries[b as usize]));
+                idx.into_boxed_slice()
+            })
+            .collect();
+        Snapshot {
+            version,
+            entries,
+            scope_ids,
+            scope_names,
+            by_scope,
+            deny_all: Arc::new(CompiledPolicy::deny_all()),
+            cache: Mutex::new(HashMap::default()),
+        }
+    }
+
+    /// The version this snapshot was loaded at; a reload happens only when the store's
+    /// version differs.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The number of entries (after dropping duplicates).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no entries (every token then gets the deny-all policy).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries, in the order given (duplicates dropped).
+    pub fn entries(&self) -> &[Mapping] {
+        &self.entries
+    }
+
+    /// Every scope that some entry names, in order of first appearance.
+    pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.scope_names.iter().map(|s| &**s)
+    }
+
+    /// The entries that name `scope`, sorted by API, stage, method, resource, effect.
+    pub fn entries_for_scope<'a>(&'a self, scope: &str) -> impl Iterator<Item = &'a Mapping> + 'a {
+        let idx: &[u32] = match self.scope_ids.get(scope) {
+            Some(&id) => &self.by_scope[id as usize],
+            None => &[],
+        };
+        idx.iter().map(|&i| &self.entries[i as usize])
+    }
+
+    /// The number of compiled policies currently cached, for metrics and tests.
+    pub fn cached_policies(&self) -> usize {
+        self.lock_cache().len()
+    }
+
+    /// The policy for a token carrying `scopes`, requesting on `api`
+    /// (`arn:aws:execute-api:REGION:ACCOUNT:APIID`, see [`MethodArn::api`]) and `stage`:
+    /// every resource those scopes grant on that API and stage (entries with stage `*`
+    /// included), compacted, explicit Denies kept.
+    ///
+    /// Scopes that no entry names do not count: a token with `openid profile orders:read`
+    /// shares its policy with every other `orders:read` token. The first call for a key builds
+    /// and caches the policy; later calls only hash the token's known scope ids (on the
+    /// stack, no allocation for up to 32 scopes) and clone an `Arc`.
+    pub fn policy_for<'s, I>(&self, scopes: I, api: &str, stage: &str) -> Arc<CompiledPolicy>
+    where
+        I: IntoIterator<Item = &'s str>,
+    {
+        let mut ids = ScopeIds::new();
+        for scope in scopes {
+            if let Some(&id) = self.scope_ids.get(scope) {
+                ids.push(id);
+            }
+        }
+        let ids = ids.normalise();
+        if ids.is_empty() {
+            return Arc::clone(&self.deny_all);
+        }
+        let key = cache_key(ids, api, stage);
+        if let Some(hit) = self.lock_cache().get(&key) {
+            if &*hit.scope_ids == ids && &*hit.api == api && &*hit.stage == stage {
+                return Arc::clone(&hit.policy);
+            }
+        }
+        // Built outside the lock: two racing misses both build, and the second insert wins;
+        // cheaper than making every other request wait for a build.
+        let policy = Arc::new(self.compile(ids, api, stage));
+        let mut cache = self.lock_cache();
+        if cache.len() >= POLICY_CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(
+            key,
+            CachedPolicy {
+                scope_ids: ids.into(),
+                api: api.into(),
+                stage: stage.into(),
+                policy: Arc::clone(&policy),
+            },
+        );
+        policy
+    }
+
+    /// Why a token carrying `scopes` is allowed or denied `method_arn`: the decision (from the
+    /// same policy [`policy_for`](Snapshot::policy_for) returns, through the evaluator) and
+    /// the entries whose resources match the request. For `scopegate explain`.
+    pub fn explain<'s, I>(&self, scopes: I, method_arn: &str) -> Result<Explanation<'_>, ArnError>
+    where
+        I: IntoIterator<Item = &'s str>,
+    {
+        let request = MethodArn::parse(method_arn)?;
+        let (api, stage) = (request.api(), request.stage());
+        let mut known = Vec::new();
+        let mut unknown_scopes: Vec<String> = Vec::new();
+        for scope in scopes {
+            match self.scope_ids.get(scope) {
+                Some(&id) => known.push(id),
+                None if !unknown_scopes.iter().any(|u| u == scope) => {
+                    unknown_scopes.push(scope.to_owned())
+                }
+                None => {}
+            }
+        }
+        known.sort_unstable();
+        known.dedup();
+        let policy = self.policy_for(
+            known.iter().map(|&id| &*self.scope_names[id as usize]),
+            api,
+            stage,
+        );
+        let (mut allowed_by, mut denied_by) = (Vec::new(), Vec::new());
+        for m in self.applicable(&known, api, stage) {
+            if m.policy_resources(stage)
+                .iter()
+                .any(|r| glob_match(r, method_arn))
+            {
+                match m.effect {
+                    Effect::Allow => allowed_by.push(m),
+                    Effect::Deny => denied_by.push(m),
+                }
+            }
+        }
+        Ok(Explanation {
+            effect: policy.evaluate(method_arn),
+            allowed_by,
+            denied_by,
+            unknown_scopes,
+            policy,
+        })
+    }
+
+    /// The entries of the given scope ids that apply to `api` and `stage`.
+    fn applicable<'a, 'b>(
+        &'a self,
+        scope_ids: &'b [u32],
+        api: &'b str,
+        stage: &'b str,
+    ) -> impl Iterator<Item = &'a Mapping> + 'b
+    where
+        'a: 'b,
+    {
+        scope_ids.iter().flat_map(move |&id| {
+            let idx = &self.by_scope[id as usize];
+            let start = idx.partition_point(|&i| self.entries[i as usize].api.as_str() < api);
+            idx[start..]
+                .iter()
+                .map(|&i| &self.entries[i as usize])
+                .take_while(move |m| m.api.as_str() == api)
+                .filter(move |m| m.stage.applies_to(stage))
+        })
+    }
+
+    fn compile(&self, scope_ids: &[u32], api: &str, stage: &str) -> CompiledPolicy {
+        let grants = self.applicable(scope_ids, api, stage).flat_map(|m| {
+            m.policy_resources(stage)
+                .into_iter()
+                .map(move |r| (m.effect, r))
+        });
+        CompiledPolicy::new(build(grants))
+    }
+
+    fn lock_cache(
+        &self,
+    ) -> MutexGuard<'_, HashMap<u64, CachedPolicy, BuildHasherDefault<PreHashed>>> {
+        // A panic while holding the lock cannot leave a wrong entry behind (inserts are
+        // whole), so a poisoned cache is still good.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("version", &self.version)
+            .field("entries", &self.entries.len())
+            .field("scopes", &self.scope_names.len())
+            .field("cached_policies", &self.cached_policies())
+            .finish()
+    }
+}
+
+/// Why a request is allowed or denied, for `scopegate explain`.
+#[derive(Debug)]
+pub struct Explanation<'a> {
+    /// What API Gateway would answer under the token's policy.
+    pub effect: Effect,
+    /// The token's Allow entries whose resources match the request.
+    pub allowed_by: Vec<&'a Mapping>,
+    /// The token's Deny entries whose resources match the request (any one denies).
+    pub denied_by: Vec<&'a Mapping>,
+    /// The token's scopes that no entry names (they grant nothing).
+    pub unknown_scopes: Vec<String>,
+    /// The whole policy the token receives for this API and stage.
+    pub policy: Arc<CompiledPolicy>,
+}
+
+impl Explanation<'_> {
+    /// The entries that decided: the matching Denies for a Deny, the matching Allows for an
+    /// Allow (empty when nothing matched: the implicit deny).
+    pub fn deciding(&self) -> &[&Mapping] {
+        match self.effect {
+            Effect::Allow => &self.allowed_by,
+            Effect::Deny => &self.denied_by,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{Method, ResourcePath, Scope, Stage};
+    use crate::policy::{method_arn, ApiArn};
+
+    const ORDERS: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+    const INVENTORY: &str = "arn:aws:execute-api:us-east-1:123456789012:f6g7h8i9j0";
+
+    fn m(
+        api: &str,
+        stage: &str,
+        method: &str,
+        resource: &str,
+        scope: &str,
+        effect: Effect,
+    ) -> Mapping {
+        Mapping {
+            api: ApiArn::parse(api).unwrap(),
+            stage: Stage::new(stage).unwrap(),
+            method: method.parse::<Method>().unwrap(),
+            resource: ResourcePath::new(resource).unwrap(),
+            scope: Scope::new(scope).unwrap(),
+            effect,
+        }
+    }
+
+    fn allow(api: &str, stage: &str, method: &str, resource: &str, scope: &str) -> Mapping {
+        m(api, stage, method, resource, scope, Effect::Allow)
+    }
+
+    fn table() -> Snapshot {
+        Snapshot::new(
+            7,
+            vec![
+                allow(ORDERS, "*", "GET", "orders", "orders:read"),
+                allow(ORDERS, "*", "GET", "orders/*", "orders:read"),
+                allow(ORDERS, "*", "POST", "orders", "orders:write"),
+                allow(ORDERS, "*", "PUT", "orders/*", "orders:write"),
+                allow(ORDERS, "*", "DELETE", "orders/*", "orders:write"),
+                m(
+                    ORDERS,
+                    "prod",
+                    "DELETE",
+                    "orders/*",
+                    "orders:write",
+                    Effect::Deny,
+                ),
+                allow(ORDERS, "dev", "*", "*", "admin"),
+                allow(ORDERS, "prod", "GET", "/", "orders:read"),
+                allow(INVENTORY, "*", "GET", "items/*", "inventory:read"),
+                allow(INVENTORY, "*", "GET", "items/*", "inventory:read"),
+            ],
+        )
+    }
+
+    /// What API Gateway answers to `method path` on `stage` of `api` for a token with
+    /// `scopes`, through the policy the snapshot builds.
+    fn decide(
+        s: &Snapshot,
+        scopes: &[&str],
+        api: &str,
+        stage: &str,
+        method: &str,
+        path: &str,
+    ) -> Effect {
+        let arn = method_arn(api, stage, method, path);
+        let request = MethodArn::parse(&arn).unwrap();
+        s.policy_for(scopes.iter().copied(), request.api(), request.stage())
+            .evaluate(&arn)
+    }
+
+    #[test]
+    fn index_basics() {
+        let s = table();
+        assert_eq!(s.version(), 7);
+        assert_eq!(s.len(), 9, "the duplicate is dropped");
+        assert!(!s.is_empty());
+        assert_eq!(
+            s.scopes().collect::<Vec<_>>(),
+            ["orders:read", "orders:write", "admin", "inventory:read"]
+        );
+        assert_eq!(s.entries_for_scope("orders:write").count(), 4);
+        assert_eq!(s.entries_for_scope("nope").count(), 0);
+    }
+
+    #[test]
+    fn reader_may_get_but_not_delete() {
+        let s = table();
+        let read = ["openid", "orders:read"];
+        assert_eq!(
+            decide(&s, &read, ORDERS, "dev", "GET", "orders/7"),
+            Effect::Allow
+        );
+        assert_eq!(
+            decide(&s, &read, ORDERS, "dev", "GET", "orders"),
+            Effect::Allow
+        );
+        assert_eq!(
+            decide(&s, &read, ORDERS, "dev", "DELETE", "orders/7"),
+            Effect::Deny
+        );
+        assert_eq!(
+            decide(&s, &read, ORDERS, "dev", "POST", "orders"),
+            Effect::Deny
+        );
+        assert_eq!(
+            decide(&s, &read, INVENTORY, "dev", "GET", "items/1"),
+            Effect::Deny
+        );
+    }
+
+    #[test]
+    fn stage_star_and_root() {
+        let s = table();
+        let read = ["orders:read"];
+        assert_eq!(
+            decide(&s, &read, ORDERS, "qa", "GET", "orders/7"),
+            Effect::Allow
+        );
+        assert_eq!(decide(&s, &read, ORDERS, "prod", "GET", ""), Effect::Allow);
+        assert_eq!(decide(&s, &read, ORDERS, "dev", "GET", ""), Effect::Deny);
+    }
+
+    #[test]
+    fn writer_may_not_delete_in_prod() {
+        let s = table();
+        let w = ["orders:write"];
+        assert_eq!(
+            decide(&s, &w, ORDERS, "dev", "DELETE", "orders/7"),
+            Effect::Allow
+        );
+        assert_eq!(
+            decide(&s, &w, ORDERS, "prod", "DELETE", "orders/7"),
+            Effect::Deny
+        );
+        assert_eq!(
+            decide(&s, &w, ORDERS, "prod", "PUT", "orders/7"),
+            Effect::Allow
+        );
+        // A Deny is per token: admin does not lift it in prod (admin is dev-only anyway).
+        let both = ["orders:write", "admin"];
+        assert_eq!(
+            decide(&s, &both, ORDERS, "prod", "DELETE", "orders/7"),
+            Effect::Deny
+        );
+    }
+
+    #[test]
+    fn method_any_applies() {
+        let s = table();
+        let a = ["admin"];
+        for method in ["GET", "POST", "PATCH", "DELETE", "OPTIONS"] {
+            assert_eq!(
+                decide(&s, &a, ORDERS, "dev", method, "anything/at/all"),
+                Effect::Allow
+            );
+            assert_eq!(decide(&s, &a, ORDERS, "dev", method, ""), Effect::Allow);
+            assert_eq!(
+                decide(&s, &a, ORDERS, "prod", method, "orders"),
+                Effect::Deny
+            );
+        }
+    }
+
+    #[test]
+    fn no_known_scope_is_deny_all() {
+        let s = table();
+        for scopes in [&[][..], &["openid", "email"][..]] {
+            let p = s.policy_for(scopes.iter().copied(), ORDERS, "dev");
+            assert!(!p.allows_anything);
+            assert_eq!(p.grants, 0);
+        }
+        // Known scope, but nothing on this API.
+        let p = s.policy_for(["inventory:read"], ORDERS, "dev");
+        assert!(!p.allows_anything);
+        assert_eq!(s.cached_policies(), 1);
+    }
+
+    #[test]
+    fn policy_is_built_once_and_not_fragmented_by_unknown_or_repeated_scopes() {
+        let s = table();
+        let a = s.policy_for(["orders:read", "orders:write"], ORDERS, "dev");
+        let b = s.policy_for(
+            [
+                "zzz",
+                "orders:write",
+                "openid",
+                "orders:read",
+                "orders:write",
+            ],
+            ORDERS,
+            "dev",
+        );
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(s.cached_policies(), 1);
+        let c = s.policy_for(["orders:read", "orders:write"], ORDERS, "prod");
+        assert!(!Arc::ptr_eq(&a, &c));
+        let d = s.policy_for(["orders:read"], ORDERS, "dev");
+        assert!(!Arc::ptr_eq(&a, &d));
+        assert_eq!(s.cached_policies(), 3);
+    }
+
+    #[test]
+    fn many_scopes_spill_to_the_heap_and_still_match() {
+        let mut entries = Vec::new();
+        for i in 0..100 {
+            entries.push(allow(
+                ORDERS,
+                "dev",
+                "GET",
+                &format!("r{i}"),
+                &format!("s{i}"),
+            ));
+        }
+        let s = Snapshot::new(1, entries);
+        let names: Vec<String> = (0..100).rev().map(|i| format!("s{i}")).collect();
+        let p = s.policy_for(names.iter().map(String::as_str), ORDERS, "dev");
+        assert_eq!(p.grants, 100);
+        let again = s.policy_for(names.iter().rev().map(String::as_str), ORDERS, "dev");
+        assert!(Arc::ptr_eq(&p, &again));
+        let (inline, _) = names.split_at(INLINE_SCOPES);
+        assert_eq!(
+            s.policy_for(inline.iter().map(String::as_str), ORDERS, "dev")
+                .grants,
+            INLINE_SCOPES
+        );
+    }
+
+    #[test]
+    fn cache_is_cleared_when_full() {
+        let mut entries = Vec::new();
+        for i in 0..=POLICY_CACHE_CAPACITY {
+            entries.push(allow(ORDERS, "*", "GET", "x", &format!("s{i}")));
+        }
+        let s = Snapshot::new(1, entries);
+        for i in 0..POLICY_CACHE_CAPACITY {
+            s.policy_for([format!("s{i}").as_str()], ORDERS, "dev");
+        }
+        assert_eq!(s.cached_policies(), POLICY_CACHE_CAPACITY);
+        s.policy_for(
+            [format!("s{POLICY_CACHE_CAPACITY}").as_str()],
+            ORDERS,
+            "dev",
+        );
+        assert_eq!(s.cached_policies(), 1);
+    }
+
+    /// The decision for one token does not depend on how big the table is: the same policy
+    /// comes out of a 100k-entry snapshot as out of one holding only the token's entries.
+    #[test]
+    fn policy_cache_is_flat() {
+        let apis: Vec<String> = (0..5)
+            .map(|i| format!("arn:aws:execute-api:us-east-1:123456789012:api{i:07}"))
+            .collect();
+        let methods = ["GET", "POST", "PUT", "DELETE", "*"];
+        let mut big = Vec::with_capacity(100_000);
+        for scope in 0..10_000 {
+            for k in 0..10 {
+                big.push(m(
+                    &apis[k % 5],
+                    if k % 3 == 0 { "*" } else { "dev" },
+                    methods[(scope + k) % 5],
+                    &format!("res{}/{}", scope % 97, if k % 2 == 0 { "*" } else { "x" }),
+                    &format!("scope{scope}"),
+                    if k == 9 { Effect::Deny } else { Effect::Allow },
+                ));
+            }
+        }
+        assert_eq!(big.len(), 100_000);
+        let token = ["openid", "scope4242", "no-such-scope"];
+        let small_entries: Vec<Mapping> = big
+            .iter()
+            .filter(|e| token.contains(&e.scope.as_str()))
+            .cloned()
+            .collect();
+        assert_eq!(small_entries.len(), 10);
+        let big = Snapshot::new(1, big);
+        let small = Snapshot::new(1, small_entries);
+
+        let mut allowed_somewhere = false;
+        for api in &apis {
+            for stage in ["dev", "prod"] {
+                let from_big = big.policy_for(token, api, stage);
+                let from_small = small.policy_for(token, api, stage);
+                allowed_somewhere |= from_big.allows_anything;
+                assert_eq!(from_big.policy, from_small.policy, "{api} {stage}");
+                assert_eq!(from_big.json.get(), from_small.json.get());
+                assert!(Arc::ptr_eq(&from_big, &big.policy_for(token, api, stage)));
+            }
+        }
+        assert!(allowed_somewhere);
+        assert_eq!(big.cached_policies(), 10);
+    }
+
+    #[test]
+    fn explain_names_the_deciding_entries() {
+        let s = table();
+        let arn = method_arn(ORDERS, "prod", "DELETE", "orders/7");
+        let e = s
+            .explain(["orders:write", "orders:read", "openid"], &arn)
+            .unwrap();
+        assert_eq!(e.effect, Effect::Deny);
+        assert_eq!(e.unknown_scopes, ["openid"]);
+        assert_eq!(e.denied_by.len(), 1);
+        assert_eq!(e.deciding()[0].effect, Effect::Deny);
+        assert_eq!(
+            e.allowed_by.len(),
+            1,
+            "the stage-* DELETE allow matched, and lost"
+        );
+
+        let arn = method_arn(ORDERS, "dev", "GET", "orders/7");
+        let e = s.explain(["orders:read"], &arn).unwrap();
+        assert_eq!(e.effect, Effect::Allow);
+        assert_eq!(e.deciding().len(), 1);
+        assert_eq!(e.deciding()[0].resource.as_str(), "orders/*");
+
+        let e = s
+            .explain(["orders:read"], &method_arn(ORDERS, "dev", "PATCH", "x"))
+            .unwrap();
+        assert_eq!(e.effect, Effect::Deny);
+        assert!(e.deciding().is_empty(), "implicit deny");
+
+        assert!(s.explain(["orders:read"], "GET /orders").is_err());
+    }
+}

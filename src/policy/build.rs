@@ -1,0 +1,244 @@
+//! The policy builder: every resource a token's grants name, merged into at most one Allow
+//! and one Deny statement and compacted, so the policy API Gateway caches stays small.
+//!
+//! Compaction never changes a decision (the tests check this with the evaluator):
+//! - duplicates are dropped;
+//! - a pattern [covered](covers) by another pattern of the same effect is dropped
+//!   (`.../GET/orders/7` under `.../GET/orders/*`);
+//! - an Allow pattern covered by a Deny pattern is dropped, since the Deny wins anyway.
+//!
+//! Layout: the Allow statement first, then the Deny statement, each with its resources
+//! sorted, so that the same grants always give byte-identical JSON (diffable, and stable
+//! across warm containers). A token left with nothing allowed gets [`Policy::deny_all`].
+
+use std::collections::BTreeSet;
+
+use super::eval::wildcard_match;
+use super::{Effect, Policy, Statement};
+
+/// Builds the policy for a set of grants: `(effect, resource pattern)` pairs, where a
+/// pattern is a methodArn with `*`/`?` wildcards. See the [module docs](self) for what is
+/// merged and dropped. The number of grants that survive is
+/// [`Policy::grant_count`].
+pub fn build<I, S>(grants: I) -> Policy
+where
+    I: IntoIterator<Item = (Effect, S)>,
+    S: AsRef<str>,
+{
+    let mut allow = BTreeSet::new();
+    let mut deny = BTreeSet::new();
+    for (effect, resource) in grants {
+        let set = match effect {
+            Effect::Allow => &mut allow,
+            Effect::Deny => &mut deny,
+        };
+        let resource = resource.as_ref();
+        if !set.contains(resource) {
+            set.insert(resource.to_owned());
+        }
+    }
+    let deny = compact(deny);
+    let allow: Vec<String> = compact(allow)
+        .into_iter()
+        .filter(|a| !deny.iter().any(|d| covers(d, a)))
+        .collect();
+    if allow.is_empty() {
+        return Policy::deny_all();
+    }
+    let mut statements = vec![Statement {
+        effect: Effect::Allow,
+        resources: allow,
+    }];
+    if !deny.is_empty() {
+        statements.push(Statement {
+            effect: Effect::Deny,
+            resources: deny,
+        });
+    }
+    Policy { statements }
+}
+
+/// Whether every methodArn the pattern `inner` matches is also matched by `outer`: `inner`
+/// is read as text, with the one care that a `?` in `outer` (one character) does not cover a
+/// `*` in `inner` (any run). Sound (a `true` is always right); it may miss exotic
+/// coverings, which only costs policy size.
+pub fn covers(outer: &str, inner: &str) -> bool {
+    wildcard_match(outer.as_bytes(), inner.as_bytes(), true)
+}
+
+/// Drops every pattern that another remaining pattern covers. Removing one pattern at a time,
+/// and only when a pattern still present covers it, keeps the union of the set intact even
+/// when two patterns cover each other (`a*` and `a**`: the later one survives).
+fn compact(set: BTreeSet<String>) -> Vec<String> {
+    let patterns: Vec<String> = set.into_iter().collect();
+    let mut alive = vec![true; patterns.len()];
+    for i in 0..patterns.len() {
+        alive[i] = !patterns
+            .iter()
+            .enumerate()
+            .any(|(j, p)| j != i && alive[j] && covers(p, &patterns[i]));
+    }
+    patterns
+        .into_iter()
+        .zip(alive)
+        .filter_map(|(p, keep)| keep.then_some(p))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::evaluate;
+
+    const API: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+
+    fn g(effect: Effect, rest: &str) -> (Effect, String) {
+        (effect, format!("{API}/{rest}"))
+    }
+
+    fn arn(rest: &str) -> String {
+        format!("{API}/{rest}")
+    }
+
+    fn resources(p: &Policy, effect: Effect) -> Vec<String> {
+        p.statements
+            .iter()
+            .filter(|s| s.effect == effect)
+            .flat_map(|s| s.resources.iter().map(|r| r[API.len() + 1..].to_owned()))
+            .collect()
+    }
+
+    /// Every request a test cares about, decided by the uncompacted grants (the reference
+    /// semantics) and by the built policy.
+    fn same_decisions(grants: &[(Effect, String)], policy: &Policy) {
+        let naive = Policy {
+            statements: grants
+                .iter()
+                .map(|(e, r)| Statement {
+                    effect: *e,
+                    resources: vec![r.clone()],
+                })
+                .collect(),
+        };
+        for stage in ["dev", "prod"] {
+            for method in ["GET", "POST", "DELETE"] {
+                for path in [
+                    "",
+                    "orders",
+                    "orders/",
+                    "orders/7",
+                    "orders/77",
+                    "orders/7/items",
+                    "a",
+                    "ab",
+                    "abc",
+                ] {
+                    let m = arn(&format!("{stage}/{method}/{path}"));
+                    assert_eq!(evaluate(policy, &m), evaluate(&naive, &m), "{m}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_grants_is_deny_all() {
+        let empty: [(Effect, &str); 0] = [];
+        assert_eq!(build(empty), Policy::deny_all());
+        assert_eq!(build([g(Effect::Deny, "*")]), Policy::deny_all());
+        assert_eq!(build([(Effect::Allow, "*")]).grant_count(), 1);
+    }
+
+    #[test]
+    fn one_statement_per_effect_sorted_and_deduplicated() {
+        let grants = [
+            g(Effect::Allow, "dev/POST/orders"),
+            g(Effect::Allow, "dev/GET/orders"),
+            g(Effect::Deny, "dev/GET/orders/secret"),
+            g(Effect::Allow, "dev/GET/orders"),
+        ];
+        let p = build(grants.clone());
+        assert_eq!(p.statements.len(), 2);
+        assert_eq!(p.statements[0].effect, Effect::Allow);
+        assert_eq!(
+            resources(&p, Effect::Allow),
+            ["dev/GET/orders", "dev/POST/orders"]
+        );
+        assert_eq!(resources(&p, Effect::Deny), ["dev/GET/orders/secret"]);
+        assert_eq!(p.grant_count(), 2);
+        same_decisions(&grants, &p);
+        // Order of input does not matter.
+        let mut reversed = grants.to_vec();
+        reversed.reverse();
+        assert_eq!(build(reversed), p);
+    }
+
+    #[test]
+    fn covered_patterns_are_dropped() {
+        let grants = [
+            g(Effect::Allow, "dev/GET/orders/7"),
+            g(Effect::Allow, "dev/GET/orders/*"),
+            g(Effect::Allow, "dev/GET/orders/?"),
+            g(Effect::Allow, "*/GET/orders/*/items"),
+            g(Effect::Allow, "dev/POST/orders"),
+        ];
+        let p = build(grants.clone());
+        assert_eq!(
+            resources(&p, Effect::Allow),
+            [
+                "*/GET/orders/*/items",
+                "dev/GET/orders/*",
+                "dev/POST/orders"
+            ]
+        );
+        same_decisions(&grants, &p);
+    }
+
+    #[test]
+    fn mutually_covering_patterns_keep_one() {
+        let grants = [
+            g(Effect::Allow, "dev/GET/a*"),
+            g(Effect::Allow, "dev/GET/a**"),
+        ];
+        let p = build(grants.clone());
+        assert_eq!(p.grant_count(), 1);
+        same_decisions(&grants, &p);
+    }
+
+    #[test]
+    fn question_mark_does_not_cover_star() {
+        let grants = [
+            g(Effect::Allow, "dev/GET/a?c"),
+            g(Effect::Allow, "dev/GET/a*c"),
+        ];
+        let p = build(grants.clone());
+        assert_eq!(resources(&p, Effect::Allow), ["dev/GET/a*c"]);
+        same_decisions(&grants, &p);
+    }
+
+    #[test]
+    fn allow_under_deny_is_dropped_and_deny_still_wins() {
+        let grants = [
+            g(Effect::Allow, "*/*/orders/*"),
+            g(Effect::Allow, "prod/DELETE/orders/7"),
+            g(Effect::Deny, "prod/DELETE/orders/*"),
+        ];
+        let p = build(grants.clone());
+        assert_eq!(resources(&p, Effect::Allow), ["*/*/orders/*"]);
+        assert_eq!(resources(&p, Effect::Deny), ["prod/DELETE/orders/*"]);
+        assert_eq!(evaluate(&p, &arn("prod/DELETE/orders/7")), Effect::Deny);
+        assert_eq!(evaluate(&p, &arn("dev/DELETE/orders/7")), Effect::Allow);
+        same_decisions(&grants, &p);
+    }
+
+    #[test]
+    fn everything_denied_is_deny_all() {
+        let p = build([g(Effect::Allow, "dev/GET/orders"), g(Effect::Deny, "dev/*")]);
+        assert_eq!(p, Policy::deny_all());
+    }
+
+    #[test]
+    fn covers_is_directional() {
+        assert!(covers(&arn("*"), &arn("dev/GET/")));
+        assert!(!covers(&arn("dev/GET/"), &arn("*")));
+    }
+}

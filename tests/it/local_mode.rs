@@ -1,0 +1,129 @@
+//! `scopegate local` end to end over real sockets: the dev provider, the gateway and the real
+//! authorizer between them, as a user's curl session sees them.
+
+use std::time::Duration;
+
+use scopegate::admin::local::{run, LocalOptions, Running};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const ORDERS: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+
+struct Local {
+    running: Running,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    http: reqwest::Client,
+}
+
+impl Local {
+    async fn start(api: Option<&str>, stage: Option<&str>, ttl: u32) -> Local {
+        let idp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gw = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (ready_tx, ready) = oneshot::channel();
+        let opts = LocalOptions {
+            mappings: None,
+            api: api.map(str::to_owned),
+            stage: stage.map(str::to_owned),
+            authorizer_ttl: ttl,
+            token_header: "Authorization".into(),
+            token_regex: None,
+        };
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            run(opts, idp, gw, shutdown, move |r| {
+                let _ = ready_tx.send(r.clone());
+            })
+            .await
+            .expect("local mode runs");
+        });
+        let running = tokio::time::timeout(Duration::from_secs(30), ready).await.unwrap().unwrap();
+        Local {
+            running,
+            stop: Some(stop),
+            task,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn token(&self, scope: &str) -> String {
+        scopegate::local::fetch_token(&format!("{}/token", self.running.issuer), scope)
+            .await
+            .unwrap()
+    }
+
+    /// (status, x-scopegate-authorizer header, body)
+    async fn call(&self, method: &str, path: &str, auth: Option<&str>) -> (u16, String, String) {
+        let url = format!("http://{}{path}", self.running.gateway);
+        let mut req = self.http.request(method.parse().unwrap(), url);
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let cache = resp
+            .headers()
+            .get("x-scopegate-authorizer")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, cache, resp.text().await.unwrap())
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task).await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_seeds_curl_session() {
+    let local = Local::start(None, None, 300).await;
+    assert!(local.running.banner.contains("curl"), "{}", local.running.banner);
+    let email = local.token("email").await;
+    let (status, cache, body) = local.call("GET", "/dev/my-resource", Some(&format!("Bearer {email}"))).await;
+    assert_eq!((status, cache.as_str()), (200, "miss"), "{body}");
+    assert!(body.contains("Hello from API Gateway!"), "{body}");
+
+    let profile = local.token("profile").await;
+    let (status, _, body) = local.call("GET", "/dev/my-resource", Some(&format!("Bearer {profile}"))).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("explicit deny"), "{body}");
+
+    let (status, cache, body) = local.call("GET", "/dev/my-resource", Some("Bearer ThisIsNotAJWT")).await;
+    assert_eq!((status, cache.as_str()), (401, ""), "rejected by the regex, authorizer not called: {body}");
+    let (status, _, _) = local.call("GET", "/dev/my-resource", None).await;
+    assert_eq!(status, 401, "missing header");
+
+    // A JWT-shaped token that does not verify reaches the authorizer, which says Unauthorized.
+    let forged = format!("{}x", &email[..email.len() - 1]);
+    let (status, cache, _) = local.call("GET", "/dev/my-resource", Some(&format!("Bearer {forged}"))).await;
+    assert_eq!((status, cache.as_str()), (401, "miss"));
+    local.stop().await;
+}
+
+#[tokio::test]
+async fn the_cached_policy_serves_other_methods_it_grants() {
+    let local = Local::start(Some(ORDERS), Some("dev"), 300).await;
+    let reader = format!("Bearer {}", local.token("orders:read").await);
+    let (s, c, _) = local.call("GET", "/dev/orders", Some(&reader)).await;
+    assert_eq!((s, c.as_str()), (200, "miss"));
+    let (s, c, _) = local.call("GET", "/dev/orders/7", Some(&reader)).await;
+    assert_eq!((s, c.as_str()), (200, "hit"), "the complete policy grants the next method too");
+    let (s, c, _) = local.call("DELETE", "/dev/orders/7", Some(&reader)).await;
+    assert_eq!((s, c.as_str()), (403, "hit"), "and still denies what it does not grant");
+    local.stop().await;
+}
+
+#[tokio::test]
+async fn ttl_zero_calls_the_authorizer_every_time() {
+    let local = Local::start(None, None, 0).await;
+    let email = format!("Bearer {}", local.token("email").await);
+    for _ in 0..3 {
+        let (s, c, _) = local.call("GET", "/dev/my-resource", Some(&email)).await;
+        assert_eq!((s, c.as_str()), (200, "miss"));
+    }
+    local.stop().await;
+}

@@ -1,0 +1,9 @@
+//! Integration tests: real sockets, a real OIDC provider (oidc-provider on Node), real keys,
+//! and the real binaries. See tests/it/support for the guards that start and stop them.
+
+mod support;
+
+mod invoke;
+mod jwks;
+mod local_mode;
+mod oidc;
