@@ -21,11 +21,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_lambda_events::http;
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest,
     ApiGatewayV2CustomAuthorizerV2Request,
 };
+use aws_lambda_events::http;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -107,10 +107,15 @@ impl StaticMappings {
     /// [`file::FileError`] naming the file, entry and field.
     pub fn from_config(config: &Config) -> Result<Self, file::FileError> {
         let doc = match &config.mappings {
-            MappingsSource::Embedded => file::parse_document(EMBEDDED_MAPPINGS, "embedded seed-data/mappings.json")?,
+            MappingsSource::Embedded => {
+                file::parse_document(EMBEDDED_MAPPINGS, "embedded seed-data/mappings.json")?
+            }
             MappingsSource::File(p) => file::load_document(p)?,
         };
-        Ok(Self(Arc::new(Snapshot::new(doc.version.unwrap_or(0), doc.mappings))))
+        Ok(Self(Arc::new(Snapshot::new(
+            doc.version.unwrap_or(0),
+            doc.mappings,
+        ))))
     }
 }
 
@@ -183,7 +188,9 @@ pub struct Authorizer<M: Mappings = StaticMappings> {
 
 impl<M: Mappings> std::fmt::Debug for Authorizer<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authorizer").field("verifier", &self.verifier).finish_non_exhaustive()
+        f.debug_struct("Authorizer")
+            .field("verifier", &self.verifier)
+            .finish_non_exhaustive()
     }
 }
 
@@ -274,7 +281,9 @@ impl<M: Mappings> Authorizer<M> {
             Err(AuthorizeError::Unauthorized(reason)) => {
                 tracing::info!(decision = "Unauthorized", %reason, latency_us = micros, "decision")
             }
-            Err(e) => tracing::error!(decision = "error", error = %e, latency_us = micros, "decision"),
+            Err(e) => {
+                tracing::error!(decision = "error", error = %e, latency_us = micros, "decision")
+            }
         }
         result.map(|(r, _)| r)
     }
@@ -290,7 +299,8 @@ impl<M: Mappings> Authorizer<M> {
 
     async fn decide(&self, event: &[u8]) -> Result<(Response, Effect), AuthorizeError> {
         let req = self.parse_event(event)?;
-        let arn = MethodArn::parse(&req.arn).map_err(|e| AuthorizeError::BadEvent(e.to_string()))?;
+        let arn =
+            MethodArn::parse(&req.arn).map_err(|e| AuthorizeError::BadEvent(e.to_string()))?;
         let raw = req.token.as_deref().ok_or(Rejection::Missing)?;
         let token = bearer::extract(raw, self.max_token_bytes)?;
         let principal = self.principal(token).await?;
@@ -299,7 +309,11 @@ impl<M: Mappings> Authorizer<M> {
             .current()
             .await
             .map_err(AuthorizeError::MappingsUnavailable)?;
-        let policy = snapshot.policy_for(principal.scopes.iter().map(|s| &**s), arn.api(), arn.stage());
+        let policy = snapshot.policy_for(
+            principal.scopes.iter().map(|s| &**s),
+            arn.api(),
+            arn.stage(),
+        );
         if policy.json.get().len() > self.policy_max_bytes {
             tracing::warn!(
                 bytes = policy.json.get().len(),
@@ -326,18 +340,24 @@ impl<M: Mappings> Authorizer<M> {
             return Ok(p);
         }
         let claims = match &self.introspector {
-            Some(i) if !jws::looks_like_jwt(token) => i.introspect(&self.verifier, token, now).await?,
+            Some(i) if !jws::looks_like_jwt(token) => {
+                i.introspect(&self.verifier, token, now).await?
+            }
             None if !jws::looks_like_jwt(token) => return Err(Rejection::Malformed("not a JWT")),
             intro => {
                 let claims = self.verifier.verify(token, now).await?;
-                if let Some(i) = intro.as_ref().filter(|i| i.mode() == IntrospectMode::Always) {
+                if let Some(i) = intro
+                    .as_ref()
+                    .filter(|i| i.mode() == IntrospectMode::Always)
+                {
                     i.introspect(&self.verifier, token, now).await?;
                 }
                 claims
             }
         };
         let principal = Arc::new(self.build_principal(&claims)?);
-        self.principals.insert(token, Arc::clone(&principal), now, principal.exp);
+        self.principals
+            .insert(token, Arc::clone(&principal), now, principal.exp);
         Ok(principal)
     }
 
@@ -386,16 +406,20 @@ impl<M: Mappings> Authorizer<M> {
         let bad = |e: serde_json::Error| AuthorizeError::BadEvent(e.to_string());
         let probe: Probe<'_> = serde_json::from_slice(event).map_err(bad)?;
         if probe.version.as_deref() == Some("2.0") {
-            let e: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_slice(event).map_err(bad)?;
+            let e: ApiGatewayV2CustomAuthorizerV2Request =
+                serde_json::from_slice(event).map_err(bad)?;
             let token = e
                 .headers
                 .get(&self.token_header)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| Cow::Owned(v.to_owned()))
-                .or_else(|| e.identity_source.and_then(|mut s| (!s.is_empty()).then(|| Cow::Owned(s.swap_remove(0)))));
-            let arn = e
-                .route_arn
-                .ok_or_else(|| AuthorizeError::BadEvent("HTTP API event without routeArn".into()))?;
+                .or_else(|| {
+                    e.identity_source
+                        .and_then(|mut s| (!s.is_empty()).then(|| Cow::Owned(s.swap_remove(0))))
+                });
+            let arn = e.route_arn.ok_or_else(|| {
+                AuthorizeError::BadEvent("HTTP API event without routeArn".into())
+            })?;
             return Ok(Request {
                 token,
                 arn,
@@ -404,17 +428,19 @@ impl<M: Mappings> Authorizer<M> {
         }
         match probe.kind.as_deref() {
             Some("TOKEN") => {
-                let e: ApiGatewayCustomAuthorizerRequest = serde_json::from_slice(event).map_err(bad)?;
+                let e: ApiGatewayCustomAuthorizerRequest =
+                    serde_json::from_slice(event).map_err(bad)?;
                 Ok(Request {
                     token: e.authorization_token.map(Cow::Owned),
-                    arn: e
-                        .method_arn
-                        .ok_or_else(|| AuthorizeError::BadEvent("TOKEN event without methodArn".into()))?,
+                    arn: e.method_arn.ok_or_else(|| {
+                        AuthorizeError::BadEvent("TOKEN event without methodArn".into())
+                    })?,
                     simple: false,
                 })
             }
             Some("REQUEST") => {
-                let e: ApiGatewayCustomAuthorizerRequestTypeRequest = serde_json::from_slice(event).map_err(bad)?;
+                let e: ApiGatewayCustomAuthorizerRequestTypeRequest =
+                    serde_json::from_slice(event).map_err(bad)?;
                 let token = e
                     .headers
                     .get(&self.token_header)
@@ -422,9 +448,9 @@ impl<M: Mappings> Authorizer<M> {
                     .map(|v| Cow::Owned(v.to_owned()));
                 Ok(Request {
                     token,
-                    arn: e
-                        .method_arn
-                        .ok_or_else(|| AuthorizeError::BadEvent("REQUEST event without methodArn".into()))?,
+                    arn: e.method_arn.ok_or_else(|| {
+                        AuthorizeError::BadEvent("REQUEST event without methodArn".into())
+                    })?,
                     simple: false,
                 })
             }
@@ -468,5 +494,6 @@ impl From<AuthorizeError> for lambda_runtime::Diagnostic {
 
 /// The JSON line `scopegate invoke` writes for an error: what the Lambda runtime reports.
 pub fn error_json(e: &AuthorizeError) -> String {
-    serde_json::json!({ "errorType": e.error_type(), "errorMessage": e.error_message() }).to_string()
+    serde_json::json!({ "errorType": e.error_type(), "errorMessage": e.error_message() })
+        .to_string()
 }

@@ -1,4 +1,5 @@
-//! Every setting, read from the environment once at start and validated there.
+
+/! Every setting, read from the environment once at start and validated there.
 //!
 //! The authorizer and `scopegate invoke` read the same settings, so an event replayed offline
 //! is answered exactly as the Lambda would answer it. A bad value stops the start with an
@@ -50,6 +51,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "SCOPEGATE_CONTEXT_CLAIMS", default: "", doc: "Extra claims copied into the authorizer context (strings, numbers, booleans; arrays joined)." },
     Setting { name: "SCOPEGATE_USAGE_KEY_CLAIM", default: "", doc: "Claim returned as usageIdentifierKey (API Gateway usage plans)." },
     Setting { name: "SCOPEGATE_MAPPINGS_FILE", default: "", doc: "Mappings file; default: the embedded seed-data/mappings.json." },
+    Setting { name: "SCOPEGATE_MAPPINGS_TABLE", default: "", doc: "DynamoDB table holding the mappings; when set, the authorizer reads them from there (warm cache) instead of SCOPEGATE_MAPPINGS_FILE." },
+    Setting { name: "SCOPEGATE_SNAPSHOT_BUCKET", default: "", doc: "S3 bucket of the mappings snapshot, the fallback when DynamoDB fails; unset means no fallback." },
+    Setting { name: "SCOPEGATE_SNAPSHOT_KEY", default: "mappings/snapshot.json", doc: "Object key of the mappings snapshot in SCOPEGATE_SNAPSHOT_BUCKET." },
+    Setting { name: "SCOPEGATE_MAPPING_TTL_SECONDS", default: "60", doc: "How long a warm container serves its mappings before checking the version (1 to 3600)." },
+    Setting { name: "SCOPEGATE_MAPPING_MAX_STALE_SECONDS", default: "3600", doc: "How long the last good mappings are served while DynamoDB fails, before the S3 snapshot (at least the TTL, at most 86400)." },
     Setting { name: "SCOPEGATE_POLICY_MAX_BYTES", default: "10240", doc: "Policy size budget; a larger policy is logged as a warning (1024 to 1048576)." },
     Setting { name: "SCOPEGATE_LOG_LEVEL", default: "info", doc: "Log filter (tracing EnvFilter syntax)." },
 ];
@@ -211,6 +217,17 @@ pub struct Config {
     pub mappings: MappingsSource,
     /// Policy size budget in bytes; larger policies are logged. Defaults to 10 KiB.
     pub policy_max_bytes: usize,
+    /// DynamoDB table of the mappings; when set it replaces [`Config::mappings`]. Defaults to
+    /// none.
+    pub mappings_table: Option<String>,
+    /// S3 bucket of the mappings snapshot (the fallback). Defaults to none (no fallback).
+    pub snapshot_bucket: Option<String>,
+    /// Object key of the snapshot. Defaults to `mappings/snapshot.json`.
+    pub snapshot_key: String,
+    /// How long mappings are served before the version is checked. Defaults to 60 s.
+    pub mapping_ttl: Duration,
+    /// How long the last good mappings are served while DynamoDB fails. Defaults to 3600 s.
+    pub mapping_max_stale: Duration,
 }
 
 impl Config {
@@ -235,6 +252,11 @@ impl Config {
             usage_key_claim: None,
             mappings: MappingsSource::Embedded,
             policy_max_bytes: 10 * 1024,
+            mappings_table: None,
+            snapshot_bucket: None,
+            snapshot_key: "mappings/snapshot.json".to_owned(),
+            mapping_ttl: Duration::from_secs(60),
+            mapping_max_stale: Duration::from_secs(3600),
         }
     }
 
@@ -340,8 +362,48 @@ impl Config {
             cfg.mappings = MappingsSource::File(PathBuf::from(v));
         }
         cfg.policy_max_bytes = number(&get, "SCOPEGATE_POLICY_MAX_BYTES", 10_240, 1024, 1_048_576)? as usize;
+        mapping_store(&get, &mut cfg)?;
         Ok(cfg)
     }
+}
+
+fn mapping_store(get: &impl Fn(&str) -> Option<String>, cfg: &mut Config) -> Result<(), ConfigError> {
+    if let Some(t) = get("SCOPEGATE_MAPPINGS_TABLE") {
+        let ok = (3..=255).contains(&t.len())
+            && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !ok {
+            return Err(invalid("SCOPEGATE_MAPPINGS_TABLE", &t, "a DynamoDB table name is 3 to 255 of A-Z a-z 0-9 _ - ."));
+        }
+        cfg.mappings_table = Some(t);
+    }
+    if let Some(b) = get("SCOPEGATE_SNAPSHOT_BUCKET") {
+        let ok = (3..=63).contains(&b.len())
+            && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+            && b.as_bytes()[0].is_ascii_alphanumeric()
+            && b.as_bytes()[b.len() - 1].is_ascii_alphanumeric();
+        if !ok {
+            return Err(invalid("SCOPEGATE_SNAPSHOT_BUCKET", &b, "an S3 bucket name is 3 to 63 of a-z 0-9 - ., starting and ending with a letter or digit"));
+        }
+        cfg.snapshot_bucket = Some(b);
+    }
+    if let Some(k) = get("SCOPEGATE_SNAPSHOT_KEY") {
+        if k.len() > 1024 || k.starts_with('/') {
+            return Err(invalid("SCOPEGATE_SNAPSHOT_KEY", &k, "an S3 key of at most 1024 bytes, without a leading /"));
+        }
+        cfg.snapshot_key = k;
+    }
+    let ttl = number(get, "SCOPEGATE_MAPPING_TTL_SECONDS", 60, 1, 3600)?;
+    let max_stale = number(get, "SCOPEGATE_MAPPING_MAX_STALE_SECONDS", 3600, 0, 86_400)?;
+    if max_stale < ttl {
+        return Err(invalid(
+            "SCOPEGATE_MAPPING_MAX_STALE_SECONDS",
+            &max_stale.to_string(),
+            format!("must be at least SCOPEGATE_MAPPING_TTL_SECONDS ({ttl})"),
+        ));
+    }
+    cfg.mapping_ttl = Duration::from_secs(ttl);
+    cfg.mapping_max_stale = Duration::from_secs(max_stale);
+    Ok(())
 }
 
 fn introspection(get: &impl Fn(&str) -> Option<String>) -> Result<Option<IntrospectionConfig>, ConfigError> {
@@ -503,5 +565,37 @@ mod tests {
         ])
         .unwrap();
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn mapping_store_settings() {
+        let c = cfg(&[("SCOPEGATE_ISSUER", "https://a")]).unwrap();
+        assert_eq!(c.mappings_table, None);
+        assert_eq!(c.snapshot_key, "mappings/snapshot.json");
+        assert_eq!((c.mapping_ttl.as_secs(), c.mapping_max_stale.as_secs()), (60, 3600));
+        let c = cfg(&[
+            ("SCOPEGATE_ISSUER", "https://a"),
+            ("SCOPEGATE_MAPPINGS_TABLE", "scopegate-mappings"),
+            ("SCOPEGATE_SNAPSHOT_BUCKET", "my-bucket.1"),
+            ("SCOPEGATE_SNAPSHOT_KEY", "x/y.json"),
+            ("SCOPEGATE_MAPPING_TTL_SECONDS", "5"),
+            ("SCOPEGATE_MAPPING_MAX_STALE_SECONDS", "5"),
+        ])
+        .unwrap();
+        assert_eq!(c.mappings_table.as_deref(), Some("scopegate-mappings"));
+        assert_eq!(c.snapshot_bucket.as_deref(), Some("my-bucket.1"));
+        assert_eq!(c.snapshot_key, "x/y.json");
+        assert_eq!((c.mapping_ttl.as_secs(), c.mapping_max_stale.as_secs()), (5, 5));
+        for (name, value, needle) in [
+            ("SCOPEGATE_MAPPINGS_TABLE", "ab", "3 to 255"),
+            ("SCOPEGATE_MAPPINGS_TABLE", "a b c", "3 to 255"),
+            ("SCOPEGATE_SNAPSHOT_BUCKET", "My_Bucket", "bucket name"),
+            ("SCOPEGATE_SNAPSHOT_KEY", "/abs", "leading /"),
+            ("SCOPEGATE_MAPPING_TTL_SECONDS", "0", "between 1 and 3600"),
+            ("SCOPEGATE_MAPPING_MAX_STALE_SECONDS", "30", "at least SCOPEGATE_MAPPING_TTL_SECONDS"),
+        ] {
+            let err = cfg(&[("SCOPEGATE_ISSUER", "https://a"), (name, value)]).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(needle), "{name}={value}: {err}");
+        }
     }
 }

@@ -43,7 +43,10 @@ pub async fn run<M: Mappings>(
     let stream = serde_json::Deserializer::from_slice(&buf).into_iter::<Box<RawValue>>();
     let mut n = 0;
     for (i, event) in stream.enumerate() {
-        let event = event.map_err(|source| InvokeError::Input { index: i + 1, source })?;
+        let event = event.map_err(|source| InvokeError::Input {
+            index: i + 1,
+            source,
+        })?;
         let line = match authorizer.handle_json(event.get().as_bytes()).await {
             Ok(bytes) => bytes,
             Err(e) => error_json(&e).into_bytes(),

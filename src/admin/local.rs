@@ -49,9 +49,12 @@ pub enum LocalRunError {
 
 impl<M: Mappings> local::Authorize for Authorizer<M> {
     async fn authorize(&self, event: Value) -> Result<Value, local::AuthorizeError> {
-        let bytes = serde_json::to_vec(&event).map_err(|e| local::AuthorizeError::Fault(Box::new(e)))?;
+        let bytes =
+            serde_json::to_vec(&event).map_err(|e| local::AuthorizeError::Fault(Box::new(e)))?;
         match self.handle(&bytes).await {
-            Ok(resp) => serde_json::to_value(&resp).map_err(|e| local::AuthorizeError::Fault(Box::new(e))),
+            Ok(resp) => {
+                serde_json::to_value(&resp).map_err(|e| local::AuthorizeError::Fault(Box::new(e)))
+            }
             Err(AuthorizeError::Unauthorized(_)) => Err(local::AuthorizeError::Unauthorized),
             Err(e) => Err(local::AuthorizeError::Fault(Box::new(e))),
         }
@@ -87,11 +90,13 @@ pub async fn run(
     if let Some(p) = &opts.mappings {
         config_for_file.mappings = MappingsSource::File(p.clone());
     }
-    let mappings = StaticMappings::from_config(&config_for_file).map_err(|e| LocalRunError::Mappings(e.to_string()))?;
+    let mappings = StaticMappings::from_config(&config_for_file)
+        .map_err(|e| LocalRunError::Mappings(e.to_string()))?;
     let gateway_opts = gateway_options(&opts, &mappings.0)?;
     gateway_opts.validate()?;
 
-    let idp = DevIdp::bind(idp_listener)?.with_scopes_supported(mappings.0.scopes().map(str::to_owned));
+    let idp =
+        DevIdp::bind(idp_listener)?.with_scopes_supported(mappings.0.scopes().map(str::to_owned));
     let issuer = idp.issuer().to_owned();
     let mut config = Config::new(vec![IssuerConfig {
         issuer: issuer.clone(),
@@ -105,13 +110,19 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
     let idp_task = tokio::spawn(idp.serve(stopped(stop_rx.clone())));
-    let authorizer = Arc::new(Authorizer::new(&config, mappings.clone(), Arc::new(SystemClock))?);
+    let authorizer = Arc::new(Authorizer::new(
+        &config,
+        mappings.clone(),
+        Arc::new(SystemClock),
+    )?);
     authorizer.hydrate().await;
 
-    let gateway = gateway_listener.local_addr().map_err(|source| local::LocalError::LocalAddr {
-        what: "gateway",
-        source,
-    })?;
+    let gateway = gateway_listener
+        .local_addr()
+        .map_err(|source| local::LocalError::LocalAddr {
+            what: "gateway",
+            source,
+        })?;
     let (allowed, denied) = examples(&mappings.0, &gateway_opts);
     let banner = local::startup_banner(&Banner {
         gateway,
@@ -137,7 +148,10 @@ pub async fn run(
 }
 
 /// The API, stage and routes from the mappings.
-fn gateway_options(opts: &LocalOptions, snapshot: &Snapshot) -> Result<GatewayOptions, LocalRunError> {
+fn gateway_options(
+    opts: &LocalOptions,
+    snapshot: &Snapshot,
+) -> Result<GatewayOptions, LocalRunError> {
     let entries = snapshot.entries();
     let api = match &opts.api {
         Some(a) => a.clone(),
@@ -182,13 +196,19 @@ fn examples(snapshot: &Snapshot, g: &GatewayOptions) -> (Option<CurlExample>, Op
         .iter()
         .find(|r| r.method != "*" && !r.resource.contains('*'))
         .or(g.routes.first());
-    let Some(route) = route else { return (None, None) };
-    let method = if route.method == "*" { "GET" } else { &route.method };
+    let Some(route) = route else {
+        return (None, None);
+    };
+    let method = if route.method == "*" {
+        "GET"
+    } else {
+        &route.method
+    };
     let path = route.example_path();
     let arn = crate::policy::method_arn(&g.api, &g.stage, method, &path);
-    let allowing = snapshot.scopes().find(|s| {
-        snapshot.policy_for([*s], &g.api, &g.stage).evaluate(&arn) == Effect::Allow
-    });
+    let allowing = snapshot
+        .scopes()
+        .find(|s| snapshot.policy_for([*s], &g.api, &g.stage).evaluate(&arn) == Effect::Allow);
     let allowed = allowing.map(|s| CurlExample {
         method: method.to_owned(),
         path: path.clone(),

@@ -54,7 +54,11 @@ enum Command {
         #[arg(long, default_value = "")]
         scope: String,
         /// The dev identity provider's base URL.
-        #[arg(long, env = "SCOPEGATE_LOCAL_IDP", default_value = "http://127.0.0.1:8081")]
+        #[arg(
+            long,
+            env = "SCOPEGATE_LOCAL_IDP",
+            default_value = "http://127.0.0.1:8081"
+        )]
         idp: String,
     },
     /// Answer authorizer events offline: one JSON event or an NDJSON stream in, one JSON line
@@ -69,7 +73,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     scopegate::logging::init();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -103,7 +110,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let endpoint = format!("{}/token", idp.trim_end_matches('/'));
             let token = scopegate::local::fetch_token(&endpoint, &scope)
                 .await
-                .with_context(|| format!("is `scopegate local` running with its provider at {idp}?"))?;
+                .with_context(|| {
+                    format!("is `scopegate local` running with its provider at {idp}?")
+                })?;
             println!("{token}");
             Ok(())
         }
@@ -119,7 +128,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let idp = tokio::net::TcpListener::bind(("127.0.0.1", idp_port))
                 .await
-                .with_context(|| format!("binding the identity provider to 127.0.0.1:{idp_port} (use --idp-port)"))?;
+                .with_context(|| {
+                    format!(
+                        "binding the identity provider to 127.0.0.1:{idp_port} (use --idp-port)"
+                    )
+                })?;
             let gateway = tokio::net::TcpListener::bind(("127.0.0.1", port))
                 .await
                 .with_context(|| format!("binding the gateway to 127.0.0.1:{port} (use --port)"))?;

@@ -519,10 +519,17 @@ async fn token(
 ) -> Response {
     let result = match form {
         Ok(Form(params)) => token_request(&headers, &params),
-        Err(rejection) => Err(OAuthError::bad_request(
-            "invalid_request",
-            format!("expected an application/x-www-form-urlencoded body: {rejection}"),
-        )),
+        Err(rejection) => {
+            let mut error = OAuthError::bad_request(
+                "invalid_request",
+                format!("expected an application/x-www-form-urlencoded body: {rejection}"),
+            );
+            // RFC 6749 says 400, but a body over the limit is better told as such.
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                error.status = StatusCode::PAYLOAD_TOO_LARGE;
+            }
+            Err(error)
+        }
     };
     let request = match result {
         Ok(request) => request,

@@ -53,7 +53,12 @@ mod tests {
 
     #[test]
     fn accepts_any_scheme_case() {
-        for v in ["Bearer a.b.c", "bearer a.b.c", "BEARER  a.b.c", " Bearer a.b.c "] {
+        for v in [
+            "Bearer a.b.c",
+            "bearer a.b.c",
+            "BEARER  a.b.c",
+            " Bearer a.b.c ",
+        ] {
             assert_eq!(extract(v, 100), Ok("a.b.c"), "{v}");
         }
     }
@@ -61,7 +66,15 @@ mod tests {
     #[test]
     fn refuses_other_shapes() {
         assert_eq!(extract("", 100), Err(Rejection::Missing));
-        for v in ["a.b.c", "Basic a.b.c", "Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Bearera.b.c"] {
+        for v in [
+            "a.b.c",
+            "Basic a.b.c",
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Bearer a,b",
+            "Bearera.b.c",
+        ] {
             assert_eq!(extract(v, 100), Err(Rejection::NotBearer), "{v}");
         }
     }
@@ -69,9 +82,18 @@ mod tests {
     #[test]
     fn size_cap_comes_first() {
         let big = format!("Bearer {}", "a".repeat(101));
-        assert!(matches!(extract(&big, 100), Err(Rejection::TooLarge { max: 100, .. })));
+        assert!(matches!(
+            extract(&big, 100),
+            Err(Rejection::TooLarge { max: 100, .. })
+        ));
         let huge = "x".repeat(10_000);
-        assert!(matches!(extract(&huge, 100), Err(Rejection::TooLarge { .. })));
-        assert_eq!(extract(&format!("Bearer {}", "a".repeat(100)), 100).map(str::len), Ok(100));
+        assert!(matches!(
+            extract(&huge, 100),
+            Err(Rejection::TooLarge { .. })
+        ));
+        assert_eq!(
+            extract(&format!("Bearer {}", "a".repeat(100)), 100).map(str::len),
+            Ok(100)
+        );
     }
 }

@@ -76,7 +76,10 @@ impl<V> TokenCache<V> {
 
     /// Number of entries (expired ones included until they are noticed).
     pub fn len(&self) -> usize {
-        self.entries.lock().expect("token cache lock poisoned").len()
+        self.entries
+            .lock()
+            .expect("token cache lock poisoned")
+            .len()
     }
 
     /// Whether there is no entry.

@@ -45,7 +45,10 @@ impl Claims {
 
     /// An extra claim by name.
     pub fn extra(&self, name: &str) -> Option<&Value> {
-        self.extra.iter().find(|(k, _)| &**k == name).map(|(_, v)| v)
+        self.extra
+            .iter()
+            .find(|(k, _)| &**k == name)
+            .map(|(_, v)| v)
     }
 }
 
@@ -68,7 +71,8 @@ pub fn parse(payload: &[u8], spec: ClaimsSpec<'_>) -> Result<Claims, Rejection> 
     let claims = spec
         .deserialize(&mut de)
         .map_err(|_| Rejection::Malformed("claims are not a valid JSON object"))?;
-    de.end().map_err(|_| Rejection::Malformed("trailing data after the claims"))?;
+    de.end()
+        .map_err(|_| Rejection::Malformed("trailing data after the claims"))?;
     Ok(claims)
 }
 
@@ -118,7 +122,17 @@ impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
             let named_scope = matches!(spec.scope_claim, ScopeClaim::Named(n) if n == key);
             let standard = matches!(
                 key,
-                "iss" | "sub" | "client_id" | "azp" | "cid" | "aud" | "exp" | "nbf" | "iat" | "scp" | "scope"
+                "iss"
+                    | "sub"
+                    | "client_id"
+                    | "azp"
+                    | "cid"
+                    | "aud"
+                    | "exp"
+                    | "nbf"
+                    | "iat"
+                    | "scp"
+                    | "scope"
             );
             if !(wanted || named_scope || standard) {
                 map.next_value::<IgnoredAny>()?;
@@ -184,7 +198,11 @@ fn strings(v: &Value) -> Result<Vec<Box<str>>, &'static str> {
         Value::String(s) => Ok(s.split_ascii_whitespace().map(Into::into).collect()),
         Value::Array(items) => items
             .iter()
-            .map(|i| i.as_str().map(Into::into).ok_or("expected an array of strings"))
+            .map(|i| {
+                i.as_str()
+                    .map(Into::into)
+                    .ok_or("expected an array of strings")
+            })
             .collect(),
         _ => Err("expected a string or an array of strings"),
     }
@@ -241,13 +259,22 @@ mod tests {
     }
 
     fn p(json: &str) -> Result<Claims, Rejection> {
-        parse(json.as_bytes(), ClaimsSpec { scope_claim: &std_spec(), wanted: &[] })
+        parse(
+            json.as_bytes(),
+            ClaimsSpec {
+                scope_claim: &std_spec(),
+                wanted: &[],
+            },
+        )
     }
 
     #[test]
     fn scp_array_or_string_then_scope() {
         let c = p(r#"{"scp":["email","profile","email"],"scope":"x"}"#).unwrap();
-        assert_eq!(c.scopes, vec!["email".into(), "profile".into()] as Vec<Box<str>>);
+        assert_eq!(
+            c.scopes,
+            vec!["email".into(), "profile".into()] as Vec<Box<str>>
+        );
         let c = p(r#"{"scp":"a  b"}"#).unwrap();
         assert_eq!(c.scopes.len(), 2);
         let c = p(r#"{"scope":"openid email"}"#).unwrap();

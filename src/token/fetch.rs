@@ -88,7 +88,12 @@ impl Fetcher {
         self.read(url, req, max).await
     }
 
-    async fn read(&self, url: &str, req: reqwest::RequestBuilder, max: usize) -> Result<Vec<u8>, FetchError> {
+    async fn read(
+        &self,
+        url: &str,
+        req: reqwest::RequestBuilder,
+        max: usize,
+    ) -> Result<Vec<u8>, FetchError> {
         let transport = |e: reqwest::Error| FetchError::Transport {
             url: url.to_owned(),
             reason: describe(&e),
@@ -121,7 +126,11 @@ impl Fetcher {
 
 /// reqwest's Display hides the cause ("error sending request"); the chain says what failed.
 fn describe(e: &reqwest::Error) -> String {
-    let mut s = if e.is_timeout() { "timed out".to_owned() } else { e.to_string() };
+    let mut s = if e.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        e.to_string()
+    };
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {
         s.push_str(": ");

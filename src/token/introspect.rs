@@ -56,7 +56,12 @@ impl Introspector {
     /// # Errors
     /// [`Rejection::Inactive`] for `active: false`; [`Rejection::Unavailable`] when the
     /// endpoint cannot be asked; claim check failures as for JWTs.
-    pub async fn introspect(&self, verifier: &Verifier, token: &str, now: u64) -> Result<Claims, Rejection> {
+    pub async fn introspect(
+        &self,
+        verifier: &Verifier,
+        token: &str,
+        now: u64,
+    ) -> Result<Claims, Rejection> {
         if let Some(a) = self.cache.get(token, now) {
             return match &*a {
                 Answer::Active(c) => Ok(c.clone()),
@@ -83,8 +88,12 @@ impl Introspector {
         let active: Active = serde_json::from_slice(&body)
             .map_err(|_| Rejection::Unavailable(format!("{url}: not an introspection answer")))?;
         if !active.active {
-            self.cache
-                .insert(token, std::sync::Arc::new(Answer::Inactive), now, now + INACTIVE_TTL);
+            self.cache.insert(
+                token,
+                std::sync::Arc::new(Answer::Inactive),
+                now,
+                now + INACTIVE_TTL,
+            );
             return Err(Rejection::Inactive);
         }
         let claims = claims::parse(&body, verifier.claims_spec())?;
@@ -98,8 +107,12 @@ impl Introspector {
         let exp = claims.exp.unwrap_or(now + self.cache_ttl() + 1);
         checked.exp = Some(exp);
         verifier.check_claims(&checked, now)?;
-        self.cache
-            .insert(token, std::sync::Arc::new(Answer::Active(checked.clone())), now, exp);
+        self.cache.insert(
+            token,
+            std::sync::Arc::new(Answer::Active(checked.clone())),
+            now,
+            exp,
+        );
         Ok(checked)
     }
 
@@ -118,7 +131,8 @@ impl Introspector {
         }
         store.introspection_endpoint().ok_or_else(|| {
             Rejection::Unavailable(
-                "no introspection endpoint: set SCOPEGATE_INTROSPECTION_URL or use discovery".into(),
+                "no introspection endpoint: set SCOPEGATE_INTROSPECTION_URL or use discovery"
+                    .into(),
             )
         })
     }

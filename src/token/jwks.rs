@@ -47,7 +47,8 @@ impl KeySet {
         struct Doc {
             keys: Vec<serde_json::Value>,
         }
-        let doc: Doc = serde_json::from_slice(doc).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let doc: Doc =
+            serde_json::from_slice(doc).map_err(|e| format!("not a JWKS document: {e}"))?;
         let mut set = KeySet::default();
         for (i, raw) in doc.keys.into_iter().enumerate() {
             let parsed = serde_json::from_value::<Jwk>(raw)
@@ -57,7 +58,11 @@ impl KeySet {
                 Ok(key) => {
                     if let Some(kid) = key.kid() {
                         if set.by_kid.contains_key(kid) {
-                            tracing::warn!(origin, kid, "JWKS has two keys with one kid; keeping the first");
+                            tracing::warn!(
+                                origin,
+                                kid,
+                                "JWKS has two keys with one kid; keeping the first"
+                            );
                             continue;
                         }
                         set.by_kid.insert(kid.into(), set.keys.len());
@@ -223,12 +228,18 @@ impl KeyStore {
     /// Whether the keys are older than [`MAX_AGE`] and should be refreshed.
     pub fn is_stale(&self) -> bool {
         !matches!(self.source, Source::File)
-            && self.keys.load().fetched_at.is_none_or(|t| t.elapsed() > MAX_AGE)
+            && self
+                .keys
+                .load()
+                .fetched_at
+                .is_none_or(|t| t.elapsed() > MAX_AGE)
     }
 
     /// Refreshes stale keys unless a fetch is already in flight; never waits for one.
     pub async fn refresh_if_stale(&self) {
-        let Ok(mut last) = self.refresh.try_lock() else { return };
+        let Ok(mut last) = self.refresh.try_lock() else {
+            return;
+        };
         if !self.is_stale() || last.is_some_and(|t| t.elapsed() < self.cooldown) {
             return;
         }
@@ -242,10 +253,11 @@ impl KeyStore {
         let url = self.jwks_url().await?;
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let body = self.fetcher.get(&url, MAX_DOCUMENT).await?;
-        let mut set = KeySet::parse(&body, self.allowed, &url).map_err(|reason| FetchError::Body {
-            url: url.clone(),
-            reason,
-        })?;
+        let mut set =
+            KeySet::parse(&body, self.allowed, &url).map_err(|reason| FetchError::Body {
+                url: url.clone(),
+                reason,
+            })?;
         set.fetched_at = Some(Instant::now());
         let n = set.len();
         if n == 0 {
@@ -265,7 +277,12 @@ impl KeyStore {
             Source::Url(u) => Ok(u.clone()),
             Source::File => unreachable!("file keys are never fetched"),
             Source::Discovery => {
-                if let Some(d) = self.discovered.lock().expect("discovery lock poisoned").as_ref() {
+                if let Some(d) = self
+                    .discovered
+                    .lock()
+                    .expect("discovery lock poisoned")
+                    .as_ref()
+                {
                     return Ok(d.jwks_uri.clone());
                 }
                 let d = self.discover().await?;
@@ -286,7 +303,10 @@ impl KeyStore {
             Ok(b) => b,
             Err(FetchError::Status { status: 404, .. }) => {
                 self.fetcher
-                    .get(&format!("{base}/.well-known/oauth-authorization-server"), MAX_DOCUMENT)
+                    .get(
+                        &format!("{base}/.well-known/oauth-authorization-server"),
+                        MAX_DOCUMENT,
+                    )
                     .await?
             }
             Err(e) => return Err(e),
@@ -298,7 +318,10 @@ impl KeyStore {
         if d.issuer != *self.issuer {
             return Err(FetchError::Body {
                 url: oidc,
-                reason: format!("discovery names issuer {:?}, expected {:?}", d.issuer, self.issuer),
+                reason: format!(
+                    "discovery names issuer {:?}, expected {:?}",
+                    d.issuer, self.issuer
+                ),
             });
         }
         Ok(d)

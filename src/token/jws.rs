@@ -43,7 +43,9 @@ pub fn split(token: &str) -> Result<Compact<'_>, Rejection> {
     for (i, &b) in bytes.iter().enumerate() {
         if b == b'.' {
             if n == 2 {
-                return Err(Rejection::Malformed("more than three parts (JWE or garbage)"));
+                return Err(Rejection::Malformed(
+                    "more than three parts (JWE or garbage)",
+                ));
             }
             dots[n] = i;
             n += 1;
@@ -190,7 +192,16 @@ mod tests {
     #[test]
     fn split_shapes() {
         assert!(split("a.b.c").is_ok());
-        for bad in ["ThisIsNotAJWT", "a.b", "a.b.c.d", ".b.c", "a..c", "a.b.", "a.b.c=", "a.b+.c"] {
+        for bad in [
+            "ThisIsNotAJWT",
+            "a.b",
+            "a.b.c.d",
+            ".b.c",
+            "a..c",
+            "a.b.",
+            "a.b.c=",
+            "a.b+.c",
+        ] {
             assert!(split(bad).is_err(), "{bad}");
         }
     }
@@ -198,10 +209,16 @@ mod tests {
     #[test]
     fn header_allow_list() {
         let h = header(&b64(r#"{"alg":"RS256","kid":"k1","typ":"at+jwt"}"#), all()).unwrap();
-        assert_eq!((h.alg, h.kid.as_deref(), h.at_jwt), (Alg::RS256, Some("k1"), true));
+        assert_eq!(
+            (h.alg, h.kid.as_deref(), h.at_jwt),
+            (Alg::RS256, Some("k1"), true)
+        );
         for alg in ["none", "HS256", "rs256", "PS512"] {
             let e = header(&b64(&format!(r#"{{"alg":"{alg}"}}"#)), all()).unwrap_err();
-            assert!(matches!(e, Rejection::AlgorithmNotAllowed(_)), "{alg}: {e:?}");
+            assert!(
+                matches!(e, Rejection::AlgorithmNotAllowed(_)),
+                "{alg}: {e:?}"
+            );
         }
     }
 
@@ -217,8 +234,17 @@ mod tests {
 
     #[test]
     fn header_garbage() {
-        for h in ["{", "[]", r#"{"alg":1}"#, r#"{"alg":"RS256","alg":"none"}"#, r#"{"kid":"x"}"#] {
-            assert!(matches!(header(&b64(h), all()), Err(Rejection::Malformed(_))), "{h}");
+        for h in [
+            "{",
+            "[]",
+            r#"{"alg":1}"#,
+            r#"{"alg":"RS256","alg":"none"}"#,
+            r#"{"kid":"x"}"#,
+        ] {
+            assert!(
+                matches!(header(&b64(h), all()), Err(Rejection::Malformed(_))),
+                "{h}"
+            );
         }
         assert!(header("!!!", all()).is_err());
     }

@@ -69,7 +69,14 @@ impl VerifyingKey {
             Some(ka) => Some(key_alg(ka).ok_or_else(|| KeyError::Algorithm(format!("{ka:?}")))?),
         };
         let candidates: Vec<Alg> = match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => vec![Alg::RS256, Alg::RS384, Alg::RS512, Alg::PS256, Alg::PS384, Alg::PS512],
+            AlgorithmParameters::RSA(_) => vec![
+                Alg::RS256,
+                Alg::RS384,
+                Alg::RS512,
+                Alg::PS256,
+                Alg::PS384,
+                Alg::PS512,
+            ],
             AlgorithmParameters::EllipticCurve(p) => match p.curve {
                 EllipticCurve::P256 => vec![Alg::ES256],
                 EllipticCurve::P384 => vec![Alg::ES384],
@@ -79,7 +86,9 @@ impl VerifyingKey {
                 EllipticCurve::Ed25519 => vec![Alg::EdDSA],
                 _ => return Err(KeyError::Unsupported("OKP curve other than Ed25519")),
             },
-            AlgorithmParameters::OctetKey(_) => return Err(KeyError::Unsupported("oct (symmetric)")),
+            AlgorithmParameters::OctetKey(_) => {
+                return Err(KeyError::Unsupported("oct (symmetric)"))
+            }
             _ => return Err(KeyError::Unsupported("unknown kty")),
         };
         let algs: Vec<Alg> = candidates
@@ -117,12 +126,14 @@ impl VerifyingKey {
                 point.push(4);
                 point.extend_from_slice(&x);
                 point.extend_from_slice(&y);
-                let alg_ref: &'static signature::EcdsaVerificationAlgorithm = if algs[0] == Alg::ES256 {
-                    &signature::ECDSA_P256_SHA256_FIXED
-                } else {
-                    &signature::ECDSA_P384_SHA384_FIXED
-                };
-                let key = ParsedPublicKey::new(alg_ref, &point).map_err(|_| KeyError::Material("EC point not on the curve"))?;
+                let alg_ref: &'static signature::EcdsaVerificationAlgorithm =
+                    if algs[0] == Alg::ES256 {
+                        &signature::ECDSA_P256_SHA256_FIXED
+                    } else {
+                        &signature::ECDSA_P384_SHA384_FIXED
+                    };
+                let key = ParsedPublicKey::new(alg_ref, &point)
+                    .map_err(|_| KeyError::Material("EC point not on the curve"))?;
                 parsed.push((algs[0], key));
             }
             AlgorithmParameters::OctetKeyPair(p) => {
@@ -130,7 +141,8 @@ impl VerifyingKey {
                 if x.len() != 32 {
                     return Err(KeyError::Material("Ed25519 key of the wrong length"));
                 }
-                let key = ParsedPublicKey::new(&signature::ED25519, &x).map_err(|_| KeyError::Material("Ed25519 key rejected"))?;
+                let key = ParsedPublicKey::new(&signature::ED25519, &x)
+                    .map_err(|_| KeyError::Material("Ed25519 key rejected"))?;
                 parsed.push((Alg::EdDSA, key));
             }
             _ => unreachable!("filtered above"),
@@ -212,21 +224,33 @@ mod tests {
     #[test]
     fn symmetric_keys_are_refused() {
         let k = jwk(r#"{"kty":"oct","k":"c2VjcmV0","kid":"h"}"#);
-        assert!(matches!(VerifyingKey::from_jwk(&k, all()), Err(KeyError::Unsupported(_))));
+        assert!(matches!(
+            VerifyingKey::from_jwk(&k, all()),
+            Err(KeyError::Unsupported(_))
+        ));
     }
 
     #[test]
     fn encryption_keys_are_refused() {
         let k = jwk(r#"{"kty":"EC","crv":"P-256","use":"enc","x":"AAAA","y":"AAAA"}"#);
-        assert!(matches!(VerifyingKey::from_jwk(&k, all()), Err(KeyError::NotForSignatures(_))));
+        assert!(matches!(
+            VerifyingKey::from_jwk(&k, all()),
+            Err(KeyError::NotForSignatures(_))
+        ));
     }
 
     #[test]
     fn key_alg_must_be_allowed() {
         let k = jwk(r#"{"kty":"EC","crv":"P-256","alg":"ES256","x":"AAAA","y":"AAAA"}"#);
         let only_rsa: AlgSet = [Alg::RS256].into_iter().collect();
-        assert!(matches!(VerifyingKey::from_jwk(&k, only_rsa), Err(KeyError::Algorithm(_))));
+        assert!(matches!(
+            VerifyingKey::from_jwk(&k, only_rsa),
+            Err(KeyError::Algorithm(_))
+        ));
         // Right algorithm, bad point.
-        assert!(matches!(VerifyingKey::from_jwk(&k, all()), Err(KeyError::Material(_))));
+        assert!(matches!(
+            VerifyingKey::from_jwk(&k, all()),
+            Err(KeyError::Material(_))
+        ));
     }
 }

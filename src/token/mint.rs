@@ -48,10 +48,12 @@ impl SigningKey {
                 Inner::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation"))
             }
             Alg::ES256 => Inner::Ec(
-                EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).expect("EC key generation"),
+                EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+                    .expect("EC key generation"),
             ),
             Alg::ES384 => Inner::Ec(
-                EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_FIXED_SIGNING).expect("EC key generation"),
+                EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_FIXED_SIGNING)
+                    .expect("EC key generation"),
             ),
             Alg::EdDSA => Inner::Ed(Ed25519KeyPair::generate().expect("Ed25519 key generation")),
         };
@@ -101,7 +103,9 @@ impl SigningKey {
                 json!({"kty": "EC", "crv": crv,
                        "x": b64(&point[1..=size]), "y": b64(&point[1 + size..])})
             }
-            Inner::Ed(k) => json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.public_key().as_ref())}),
+            Inner::Ed(k) => {
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.public_key().as_ref())})
+            }
         };
         jwk["kid"] = json!(self.kid);
         jwk["alg"] = json!(self.alg.name());
@@ -148,7 +152,11 @@ impl SigningKey {
                 k.sign(enc, &rng, message, &mut sig).expect("RSA signing");
                 sig
             }
-            Inner::Ec(k) => k.sign(&rng, message).expect("ECDSA signing").as_ref().to_vec(),
+            Inner::Ec(k) => k
+                .sign(&rng, message)
+                .expect("ECDSA signing")
+                .as_ref()
+                .to_vec(),
             Inner::Ed(k) => k.sign(message).as_ref().to_vec(),
         }
     }

@@ -71,7 +71,10 @@ fn token_event(token: &str, arn: &str) -> Vec<u8> {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Decides through the whole authorizer; Ok(effect for the seed's GET my-resource).
@@ -99,7 +102,12 @@ fn each_key_type_verifies_and_allows() {
         let t = key.sign(&f.claims("email"));
         assert_eq!(decide(&f, &t).unwrap(), Effect::Allow, "{:?}", key.alg());
         let t = key.sign(&f.claims("profile"));
-        assert_eq!(decide(&f, &t).unwrap(), Effect::Deny, "{:?} without email", key.alg());
+        assert_eq!(
+            decide(&f, &t).unwrap(),
+            Effect::Deny,
+            "{:?} without email",
+            key.alg()
+        );
     }
 }
 
@@ -127,18 +135,30 @@ fn time_claims() {
     let v = f.verifier();
     let mut c = f.claims("email");
     c["exp"] = json!(NOW - 61);
-    assert!(matches!(rejection(&v, &f.rsa().sign(&c)), Rejection::Expired));
+    assert!(matches!(
+        rejection(&v, &f.rsa().sign(&c)),
+        Rejection::Expired
+    ));
     c["exp"] = json!(NOW - 30); // within the 60 s leeway
     assert!(v.verify_sync(&f.rsa().sign(&c), NOW).is_ok());
     let mut c = f.claims("email");
     c.as_object_mut().unwrap().remove("exp");
-    assert!(matches!(rejection(&v, &f.rsa().sign(&c)), Rejection::MissingExp));
+    assert!(matches!(
+        rejection(&v, &f.rsa().sign(&c)),
+        Rejection::MissingExp
+    ));
     let mut c = f.claims("email");
     c["nbf"] = json!(NOW + 120);
-    assert!(matches!(rejection(&v, &f.rsa().sign(&c)), Rejection::NotYetValid));
+    assert!(matches!(
+        rejection(&v, &f.rsa().sign(&c)),
+        Rejection::NotYetValid
+    ));
     let mut c = f.claims("email");
     c["iat"] = json!(NOW + 120);
-    assert!(matches!(rejection(&v, &f.rsa().sign(&c)), Rejection::IssuedInFuture));
+    assert!(matches!(
+        rejection(&v, &f.rsa().sign(&c)),
+        Rejection::IssuedInFuture
+    ));
 }
 
 fn rejection(v: &Verifier, token: &str) -> Rejection {
@@ -179,7 +199,10 @@ fn every_bad_token_is_unauthorized() {
 
     // HS256 with the RSA public key as the HMAC secret (the algorithm confusion attack).
     let public_jwk = rsa.public_jwk().to_string();
-    for secret in [public_jwk.as_bytes(), rsa.public_jwk()["n"].as_str().unwrap().as_bytes()] {
+    for secret in [
+        public_jwk.as_bytes(),
+        rsa.public_jwk()["n"].as_str().unwrap().as_bytes(),
+    ] {
         let t = jsonwebtoken::encode(
             &jsonwebtoken::Header {
                 kid: Some("rsa".into()),
@@ -193,7 +216,11 @@ fn every_bad_token_is_unauthorized() {
     }
 
     // Unknown kid; the right kid with the attacker's key.
-    assert_unauthorized(&f, &SigningKey::generate(Alg::RS256, "nope").sign(&good), "unknown kid");
+    assert_unauthorized(
+        &f,
+        &SigningKey::generate(Alg::RS256, "nope").sign(&good),
+        "unknown kid",
+    );
     assert_unauthorized(&f, &attacker.sign(&good), "attacker key under a known kid");
     // A key of the wrong type under the token's alg: the EC key's kid on an RS256 token.
     let t = attacker.sign_with_header(&json!({"alg": "RS256", "kid": "ec"}), &good);
@@ -205,11 +232,19 @@ fn every_bad_token_is_unauthorized() {
     let mut forged = good.clone();
     forged["scope"] = json!("email admin");
     let forged_payload = base64_url(&forged.to_string());
-    assert_unauthorized(&f, &format!("{}.{}.{}", parts[0], forged_payload, parts[2]), "tampered payload");
+    assert_unauthorized(
+        &f,
+        &format!("{}.{}.{}", parts[0], forged_payload, parts[2]),
+        "tampered payload",
+    );
     let mut sig = parts[2].to_owned().into_bytes();
     sig[10] = if sig[10] == b'A' { b'B' } else { b'A' };
     let sig = String::from_utf8(sig).unwrap();
-    assert_unauthorized(&f, &format!("{}.{}.{}", parts[0], parts[1], sig), "tampered signature");
+    assert_unauthorized(
+        &f,
+        &format!("{}.{}.{}", parts[0], parts[1], sig),
+        "tampered signature",
+    );
 
     // Key locations in the header, pointing elsewhere, signed by the attacker.
     let attacker_jwk = attacker.public_jwk();
@@ -229,9 +264,21 @@ fn every_bad_token_is_unauthorized() {
     // Size, base64 and JSON.
     let big = format!("{}.{}.{}", parts[0], "A".repeat(17 * 1024), parts[2]);
     assert_unauthorized(&f, &big, "oversized");
-    assert_unauthorized(&f, &format!("{}.%%%.{}", parts[0], parts[2]), "bad base64 payload");
-    assert_unauthorized(&f, &format!("{}.{}.{}", base64_url("{not json"), parts[1], parts[2]), "bad JSON header");
-    assert_unauthorized(&f, &format!("{}.{}.{}", parts[0], base64_url("[1,2]"), parts[2]), "JSON payload not an object");
+    assert_unauthorized(
+        &f,
+        &format!("{}.%%%.{}", parts[0], parts[2]),
+        "bad base64 payload",
+    );
+    assert_unauthorized(
+        &f,
+        &format!("{}.{}.{}", base64_url("{not json"), parts[1], parts[2]),
+        "bad JSON header",
+    );
+    assert_unauthorized(
+        &f,
+        &format!("{}.{}.{}", parts[0], base64_url("[1,2]"), parts[2]),
+        "JSON payload not an object",
+    );
     assert_unauthorized(&f, "ThisIsNotAJWT", "not a JWT");
 }
 
@@ -239,7 +286,10 @@ fn every_bad_token_is_unauthorized() {
 fn the_same_tokens_are_still_good() {
     // The negative test above must not pass because everything fails.
     let f = Fixture::new();
-    assert_eq!(decide(&f, &f.rsa().sign(&f.claims("email"))).unwrap(), Effect::Allow);
+    assert_eq!(
+        decide(&f, &f.rsa().sign(&f.claims("email"))).unwrap(),
+        Effect::Allow
+    );
 }
 
 #[test]
@@ -260,8 +310,14 @@ fn require_typ_at_jwt() {
     let mut f = Fixture::new();
     f.config.require_at_jwt = true;
     let rsa = f.rsa();
-    assert_eq!(decide(&f, &rsa.sign(&f.claims("email"))).unwrap(), Effect::Allow);
-    let t = rsa.sign_with_header(&json!({"alg": "RS256", "kid": "rsa", "typ": "JWT"}), &f.claims("email"));
+    assert_eq!(
+        decide(&f, &rsa.sign(&f.claims("email"))).unwrap(),
+        Effect::Allow
+    );
+    let t = rsa.sign_with_header(
+        &json!({"alg": "RS256", "kid": "rsa", "typ": "JWT"}),
+        &f.claims("email"),
+    );
     assert_unauthorized(&f, &t, "typ JWT");
 }
 
@@ -270,7 +326,10 @@ fn algorithm_allow_list_is_enforced_per_key() {
     let mut f = Fixture::new();
     f.config.algorithms = vec![Alg::ES256];
     assert_unauthorized(&f, &f.rsa().sign(&f.claims("email")), "RS256 not allowed");
-    assert_eq!(decide(&f, &f.keys[1].sign(&f.claims("email"))).unwrap(), Effect::Allow);
+    assert_eq!(
+        decide(&f, &f.keys[1].sign(&f.claims("email"))).unwrap(),
+        Effect::Allow
+    );
 }
 
 fn base64_url(s: &str) -> String {

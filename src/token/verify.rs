@@ -71,12 +71,18 @@ impl Verifier {
             .issuers
             .iter()
             .map(|i| {
-                KeyStore::new(&i.issuer, &i.jwks, allowed, fetcher.clone(), config.jwks_cooldown)
-                    .map(Arc::new)
-                    .map_err(|reason| SetupError {
-                        issuer: i.issuer.clone(),
-                        reason,
-                    })
+                KeyStore::new(
+                    &i.issuer,
+                    &i.jwks,
+                    allowed,
+                    fetcher.clone(),
+                    config.jwks_cooldown,
+                )
+                .map(Arc::new)
+                .map_err(|reason| SetupError {
+                    issuer: i.issuer.clone(),
+                    reason,
+                })
             })
             .collect::<Result<_, _>>()?;
         let mut wanted = config.context_claims.clone();
@@ -208,13 +214,24 @@ impl Verifier {
         if now >= exp.saturating_add(self.leeway) {
             return Err(Rejection::Expired);
         }
-        if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
+        {
             return Err(Rejection::NotYetValid);
         }
-        if claims.iat.is_some_and(|iat| iat > now.saturating_add(self.leeway)) {
+        if claims
+            .iat
+            .is_some_and(|iat| iat > now.saturating_add(self.leeway))
+        {
             return Err(Rejection::IssuedInFuture);
         }
-        if !self.audiences.is_empty() && !claims.aud.iter().any(|a| self.audiences.iter().any(|w| w == &**a)) {
+        if !self.audiences.is_empty()
+            && !claims
+                .aud
+                .iter()
+                .any(|a| self.audiences.iter().any(|w| w == &**a))
+        {
             return Err(Rejection::Audience);
         }
         if claims.principal().is_none() {

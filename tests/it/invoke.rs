@@ -30,11 +30,16 @@ fn invoke(idp: &IdpGuard, extra_env: &[(&str, &str)], input: &[u8]) -> (Vec<Valu
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
         .collect();
-    (lines, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
+    (
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
 }
 
 fn policy(answer: &Value) -> Policy {
-    serde_json::from_value(answer["policyDocument"].clone()).unwrap_or_else(|e| panic!("{answer}: {e}"))
+    serde_json::from_value(answer["policyDocument"].clone())
+        .unwrap_or_else(|e| panic!("{answer}: {e}"))
 }
 
 #[tokio::test]
@@ -51,18 +56,34 @@ async fn the_seeds_three_cases() {
     assert!(ok, "{stderr}");
     assert_eq!(answers.len(), 3, "{stderr}");
 
-    assert_eq!(evaluate(&policy(&answers[0]), SEED_GET), Effect::Allow, "{}", answers[0]);
+    assert_eq!(
+        evaluate(&policy(&answers[0]), SEED_GET),
+        Effect::Allow,
+        "{}",
+        answers[0]
+    );
     assert_eq!(answers[0]["principalId"], "scopegate-test");
     assert_eq!(answers[0]["context"]["scope"], "email");
 
     let deny = policy(&answers[1]);
     assert_eq!(evaluate(&deny, SEED_GET), Effect::Deny);
-    assert!(deny.statements.iter().all(|s| s.effect == Effect::Deny), "deny-all: {}", answers[1]);
+    assert!(
+        deny.statements.iter().all(|s| s.effect == Effect::Deny),
+        "deny-all: {}",
+        answers[1]
+    );
 
-    assert_eq!(answers[2], serde_json::json!({"errorType": "Unauthorized", "errorMessage": "Unauthorized"}));
+    assert_eq!(
+        answers[2],
+        serde_json::json!({"errorType": "Unauthorized", "errorMessage": "Unauthorized"})
+    );
 
     // One decision line per event in the log, and never a token.
-    assert_eq!(stderr.matches(r#""message":"decision""#).count(), 3, "{stderr}");
+    assert_eq!(
+        stderr.matches(r#""message":"decision""#).count(),
+        3,
+        "{stderr}"
+    );
     for t in [&with_email, &without] {
         let signature = t.rsplit('.').next().unwrap();
         assert!(!stderr.contains(signature), "a token leaked into the log");
@@ -75,5 +96,8 @@ async fn config_errors_name_the_setting() {
     let (answers, stderr, ok) = invoke(&idp, &[("SCOPEGATE_LEEWAY_SECONDS", "9000")], b"");
     assert!(!ok);
     assert!(answers.is_empty());
-    assert!(stderr.contains("SCOPEGATE_LEEWAY_SECONDS") && stderr.contains("9000"), "{stderr}");
+    assert!(
+        stderr.contains("SCOPEGATE_LEEWAY_SECONDS") && stderr.contains("9000"),
+        "{stderr}"
+    );
 }

@@ -77,7 +77,10 @@ async fn unknown_kid_refetches_once_and_is_rate_limited() {
         })
         .collect();
     for t in tasks {
-        assert!(matches!(t.await.unwrap(), Err(Rejection::UnknownKey { .. })));
+        assert!(matches!(
+            t.await.unwrap(),
+            Err(Rejection::UnknownKey { .. })
+        ));
     }
     assert_eq!(served.hits.load(Ordering::SeqCst), 2, "single flight");
 
@@ -112,13 +115,19 @@ async fn a_failed_fetch_keeps_the_keys_held() {
     let stranger = SigningKey::generate(Alg::RS256, "k9").sign(&claims());
     assert!(v.verify(&stranger, now).await.is_err());
     assert_eq!(served.hits.load(Ordering::SeqCst), 2, "it did try");
-    assert!(v.verify(&k1.sign(&claims()), now).await.is_ok(), "old keys kept");
+    assert!(
+        v.verify(&k1.sign(&claims()), now).await.is_ok(),
+        "old keys kept"
+    );
 
     // An empty JWKS is a failure too, not a reason to drop every key.
     served.status.store(200, Ordering::SeqCst);
     *served.jwks.lock().unwrap() = json!({"keys": []});
     assert!(v.verify(&stranger, now).await.is_err());
-    assert!(v.verify(&k1.sign(&claims()), now).await.is_ok(), "old keys kept");
+    assert!(
+        v.verify(&k1.sign(&claims()), now).await.is_ok(),
+        "old keys kept"
+    );
 }
 
 #[tokio::test]
@@ -132,5 +141,8 @@ async fn an_unreachable_provider_fails_closed() {
     assert_eq!(v.hydrate().await.len(), 1);
     let now = scopegate::clock::Clock::now(&scopegate::clock::SystemClock);
     let t = SigningKey::generate(Alg::RS256, "k1").sign(&claims());
-    assert!(matches!(v.verify(&t, now).await, Err(Rejection::UnknownKey { .. })));
+    assert!(matches!(
+        v.verify(&t, now).await,
+        Err(Rejection::UnknownKey { .. })
+    ));
 }

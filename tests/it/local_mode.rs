@@ -40,7 +40,10 @@ impl Local {
             .await
             .expect("local mode runs");
         });
-        let running = tokio::time::timeout(Duration::from_secs(30), ready).await.unwrap().unwrap();
+        let running = tokio::time::timeout(Duration::from_secs(30), ready)
+            .await
+            .unwrap()
+            .unwrap();
         Local {
             running,
             stop: Some(stop),
@@ -74,32 +77,55 @@ impl Local {
 
     async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }
 
 #[tokio::test]
 async fn the_seeds_curl_session() {
     let local = Local::start(None, None, 300).await;
-    assert!(local.running.banner.contains("curl"), "{}", local.running.banner);
+    assert!(
+        local.running.banner.contains("curl"),
+        "{}",
+        local.running.banner
+    );
     let email = local.token("email").await;
-    let (status, cache, body) = local.call("GET", "/dev/my-resource", Some(&format!("Bearer {email}"))).await;
+    let (status, cache, body) = local
+        .call("GET", "/dev/my-resource", Some(&format!("Bearer {email}")))
+        .await;
     assert_eq!((status, cache.as_str()), (200, "miss"), "{body}");
     assert!(body.contains("Hello from API Gateway!"), "{body}");
 
     let profile = local.token("profile").await;
-    let (status, _, body) = local.call("GET", "/dev/my-resource", Some(&format!("Bearer {profile}"))).await;
+    let (status, _, body) = local
+        .call(
+            "GET",
+            "/dev/my-resource",
+            Some(&format!("Bearer {profile}")),
+        )
+        .await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("explicit deny"), "{body}");
 
-    let (status, cache, body) = local.call("GET", "/dev/my-resource", Some("Bearer ThisIsNotAJWT")).await;
-    assert_eq!((status, cache.as_str()), (401, ""), "rejected by the regex, authorizer not called: {body}");
+    let (status, cache, body) = local
+        .call("GET", "/dev/my-resource", Some("Bearer ThisIsNotAJWT"))
+        .await;
+    assert_eq!(
+        (status, cache.as_str()),
+        (401, ""),
+        "rejected by the regex, authorizer not called: {body}"
+    );
     let (status, _, _) = local.call("GET", "/dev/my-resource", None).await;
     assert_eq!(status, 401, "missing header");
 
     // A JWT-shaped token that does not verify reaches the authorizer, which says Unauthorized.
     let forged = format!("{}x", &email[..email.len() - 1]);
-    let (status, cache, _) = local.call("GET", "/dev/my-resource", Some(&format!("Bearer {forged}"))).await;
+    let (status, cache, _) = local
+        .call("GET", "/dev/my-resource", Some(&format!("Bearer {forged}")))
+        .await;
     assert_eq!((status, cache.as_str()), (401, "miss"));
     local.stop().await;
 }
@@ -111,9 +137,17 @@ async fn the_cached_policy_serves_other_methods_it_grants() {
     let (s, c, _) = local.call("GET", "/dev/orders", Some(&reader)).await;
     assert_eq!((s, c.as_str()), (200, "miss"));
     let (s, c, _) = local.call("GET", "/dev/orders/7", Some(&reader)).await;
-    assert_eq!((s, c.as_str()), (200, "hit"), "the complete policy grants the next method too");
+    assert_eq!(
+        (s, c.as_str()),
+        (200, "hit"),
+        "the complete policy grants the next method too"
+    );
     let (s, c, _) = local.call("DELETE", "/dev/orders/7", Some(&reader)).await;
-    assert_eq!((s, c.as_str()), (403, "hit"), "and still denies what it does not grant");
+    assert_eq!(
+        (s, c.as_str()),
+        (403, "hit"),
+        "and still denies what it does not grant"
+    );
     local.stop().await;
 }
 

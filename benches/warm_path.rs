@@ -1,0 +1,177 @@
+//! The warm path, measured against its floor in the same run.
+//!
+//! - `raw/*`: aws-lc-rs signature verification with a pre-parsed key: the least any
+//!   verifying authorizer can cost.
+//! - `warm/unseen_*`: event JSON in, response JSON out, with the verified-token cache off, so
+//!   every iteration is an unseen token's full path (parse, verify, claims, policy, JSON).
+//! - `warm/repeated`: the same with the cache on: a token API Gateway sends again.
+//! - `policy/*`: the policy for one grant from snapshots of 100, 10k and 100k entries, cached
+//!   (what a request pays) and built (what the first request per scope set pays).
+
+use std::future::Future;
+use std::io::Write;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use scopegate::authorizer::{Authorizer, StaticMappings};
+use scopegate::clock::ManualClock;
+use scopegate::config::{Config, IssuerConfig, JwksSource};
+use scopegate::mapping::{Mapping, Snapshot};
+use scopegate::token::mint::SigningKey;
+use scopegate::token::Alg;
+use serde_json::json;
+
+const ISS: &str = "https://idp.example.com";
+const NOW: u64 = 1_800_000_000;
+const ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev/GET/orders/7";
+
+/// Polls a future that never waits (keys and mappings are in memory) to completion without
+/// an executor, so the figures are the authorizer's and not a runtime's.
+fn ready<F: Future>(f: F) -> F::Output {
+    match pin!(f)
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("the warm path waited on I/O"),
+    }
+}
+
+fn token(key: &SigningKey) -> String {
+    key.sign(&json!({
+        "iss": ISS, "sub": "00u1abcd2EFGH3ijk4x7", "aud": "api://default",
+        "client_id": "0oa1bcd2efGH3iJK4x7", "scope": "openid profile email orders:read",
+        "iat": NOW - 60, "exp": NOW + 3600, "jti": "AT.abcdefghijklmnop"
+    }))
+}
+
+fn authorizer(jwks: &std::path::Path, cache_seconds: u64) -> Authorizer {
+    let mut config = Config::new(vec![IssuerConfig {
+        issuer: ISS.into(),
+        jwks: JwksSource::File(jwks.to_owned()),
+    }]);
+    config.audiences = vec!["api://default".into()];
+    config.token_cache_ttl = std::time::Duration::from_secs(cache_seconds);
+    let mappings = StaticMappings::from_config(&config).unwrap();
+    Authorizer::new(&config, mappings, Arc::new(ManualClock::new(NOW))).unwrap()
+}
+
+fn event(token: &str) -> Vec<u8> {
+    json!({"type": "TOKEN", "authorizationToken": format!("Bearer {token}"), "methodArn": ARN})
+        .to_string()
+        .into_bytes()
+}
+
+fn bench_warm(c: &mut Criterion) {
+    let rsa = SigningKey::generate(Alg::RS256, "rsa");
+    let ec = SigningKey::generate(Alg::ES256, "ec");
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(SigningKey::jwks(&[&rsa, &ec]).to_string().as_bytes())
+        .unwrap();
+
+    let mut g = c.benchmark_group("raw");
+    for key in [&rsa, &ec] {
+        let t = token(key);
+        let (input, sig) = t.rsplit_once('.').unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        let jwk = key.public_jwk();
+        let parsed = if key.alg() == Alg::RS256 {
+            let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+            let e = URL_SAFE_NO_PAD.decode(jwk["e"].as_str().unwrap()).unwrap();
+            RsaPublicKeyComponents {
+                n: &n[..],
+                e: &e[..],
+            }
+            .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
+            .unwrap()
+        } else {
+            let mut point = vec![4u8];
+            point.extend(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap());
+            point.extend(URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap()).unwrap());
+            ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).unwrap()
+        };
+        g.bench_function(format!("verify_{}", key.alg()), |b| {
+            b.iter(|| parsed.verify_sig(input.as_bytes(), &sig).unwrap())
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("warm");
+    let uncached = authorizer(file.path(), 0);
+    for key in [&rsa, &ec] {
+        let ev = event(&token(key));
+        assert!(ready(uncached.handle_json(&ev)).is_ok());
+        g.bench_function(format!("unseen_{}", key.alg()), |b| {
+            b.iter(|| ready(uncached.handle_json(&ev)).unwrap())
+        });
+    }
+    let cached = authorizer(file.path(), 300);
+    let ev = event(&token(&rsa));
+    assert!(ready(cached.handle_json(&ev)).is_ok());
+    g.bench_function("repeated", |b| {
+        b.iter(|| ready(cached.handle_json(&ev)).unwrap())
+    });
+    g.finish();
+}
+
+/// `n` entries over many scopes and APIs, among them the 4 that `orders:read` has on the
+/// benchmark's API.
+fn table(n: usize) -> Vec<Mapping> {
+    let mut entries: Vec<Mapping> = Vec::with_capacity(n);
+    for (m, r) in [
+        ("GET", "orders"),
+        ("GET", "orders/*"),
+        ("GET", ""),
+        ("HEAD", "orders"),
+    ] {
+        entries.push(
+            serde_json::from_value(
+                json!({"api": "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5",
+                "stage": "dev", "method": m, "resource": r, "scope": "orders:read"}),
+            )
+            .unwrap(),
+        );
+    }
+    let mut i = 0;
+    while entries.len() < n {
+        entries.push(
+            serde_json::from_value(json!({"api": format!("arn:aws:execute-api:us-east-1:123456789012:api{}", i % 50),
+                "stage": "dev", "method": "GET", "resource": format!("things/{i}"), "scope": format!("scope{}", i % 997)}))
+            .unwrap(),
+        );
+        i += 1;
+    }
+    entries
+}
+
+fn bench_policy(c: &mut Criterion) {
+    let mut g = c.benchmark_group("policy");
+    g.sample_size(20);
+    let scopes = ["openid", "profile", "orders:read"];
+    let api = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+    for n in [100, 10_000, 100_000] {
+        let entries = table(n);
+        let snapshot = Snapshot::new(1, entries.clone());
+        let p = snapshot.policy_for(scopes, api, "dev");
+        assert_eq!(p.grants, 4);
+        g.bench_function(format!("cached_{n}"), |b| {
+            b.iter(|| snapshot.policy_for(scopes, api, "dev"))
+        });
+        g.bench_function(format!("build_{n}"), |b| {
+            b.iter_batched(
+                || Snapshot::new(1, entries.clone()),
+                |s| s.policy_for(scopes, api, "dev"),
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_warm, bench_policy);
+criterion_main!(benches);

@@ -1,0 +1,608 @@
+//! The warm-container cache of the mappings: what the authorizer decides from when the
+//! mappings live in DynamoDB.
+//!
+//! ```text
+//! cold (no snapshot)     load DynamoDB -> else S3 snapshot -> else fail closed (Err), retry next call
+//! warm, before the TTL   serve the snapshot (no IO)
+//! warm, TTL passed       this call reads the version record (one GetItem); others keep serving
+//!                          same version -> serve, next check in one TTL
+//!                          new version  -> load it, swap, serve it
+//!                          DynamoDB down -> serve the last good snapshot while it was confirmed
+//!                                           less than MAX_STALE ago; then the S3 snapshot;
+//!                                           then fail closed
+//! ```
+//!
+//! One refresh at a time: the call that finds the TTL passed takes the refresh lock with
+//! `try_lock`; a concurrent call does not wait for it and serves the current snapshot. Only a
+//! call that has no snapshot to serve (cold, or after failing closed) waits. Every source
+//! call is bounded by a timeout, so a hung endpoint costs one call that long, not the
+//! container. Every load and every fallback is logged with the source, the version and the
+//! reason.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+
+use super::dynamo::{AwsConfig, AwsOptions, DynamoStore};
+use super::s3::S3Snapshots;
+use super::store::{NoSnapshot, SnapshotSource, StoreError, VersionedSource};
+use super::Snapshot;
+use crate::authorizer::{Mappings, StaticMappings};
+use crate::clock::Clock;
+use crate::config::Config;
+
+/// Where the snapshot being served came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The DynamoDB table (the source of truth).
+    Dynamo,
+    /// The S3 snapshot (fallback).
+    S3,
+}
+
+impl Source {
+    /// `dynamodb` or `s3`, as logged.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Dynamo => "dynamodb",
+            Source::S3 => "s3",
+        }
+    }
+}
+
+/// Timing of the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheOptions {
+    /// How long a snapshot is served before the version is checked. Defaults to 60 s.
+    pub ttl: u64,
+    /// How long the last good snapshot is served while DynamoDB fails, counted from the last
+    /// time a source confirmed it. Defaults to 3600 s.
+    pub max_stale: u64,
+    /// Bound on one version check. Defaults to 3 s.
+    pub check_timeout: Duration,
+    /// Bound on one full load. Defaults to 20 s.
+    pub load_timeout: Duration,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        CacheOptions {
+            ttl: 60,
+            max_stale: 3600,
+            check_timeout: Duration::from_secs(3),
+            load_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl CacheOptions {
+    /// From the config's SCOPEGATE_MAPPING_TTL_SECONDS and SCOPEGATE_MAPPING_MAX_STALE_SECONDS.
+    pub fn from_config(config: &Config) -> CacheOptions {
+        CacheOptions {
+            ttl: config.mapping_ttl.as_secs(),
+            max_stale: config.mapping_max_stale.as_secs(),
+            ..CacheOptions::default()
+        }
+    }
+}
+
+/// The snapshot being served.
+#[derive(Debug)]
+struct Current {
+    snapshot: Arc<Snapshot>,
+    source: Source,
+    /// The DynamoDB generation (to notice an import that kept the version number, which
+    /// cannot happen, and a re-created table, which can).
+    generation: Option<String>,
+    /// When a source last confirmed this snapshot as current (clock seconds).
+    confirmed_at: u64,
+}
+
+/// The warm cache over a versioned source (DynamoDB) and a snapshot fallback (S3).
+pub struct MappingCache<D, S = NoSnapshot> {
+    dynamo: D,
+    fallback: S,
+    clock: Arc<dyn Clock>,
+    options: CacheOptions,
+    current: ArcSwapOption<Current>,
+    /// Clock second at or after which the next call checks the version.
+    next_check: AtomicU64,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl<D, S> std::fmt::Debug for MappingCache<D, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappingCache")
+            .field("options", &self.options)
+            .field("current", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+async fn bounded<T>(
+    limit: Duration,
+    operation: &'static str,
+    fut: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Timeout {
+            operation,
+            millis: limit.as_millis() as u64,
+        }),
+    }
+}
+
+impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
+    /// A cold cache: the first [`current`](Mappings::current) (or [`prime`](Self::prime))
+    /// loads.
+    pub fn new(dynamo: D, fallback: S, clock: Arc<dyn Clock>, options: CacheOptions) -> Self {
+        MappingCache {
+            dynamo,
+            fallback,
+            clock,
+            options,
+            current: ArcSwapOption::empty(),
+            next_check: AtomicU64::new(0),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Loads now if cold (at container start, so the first request does not wait). A failure
+    /// is logged and retried by the next call.
+    pub async fn prime(&self) {
+        let _ = self.current().await;
+    }
+
+    /// The source and version being served, `None` when cold or failed closed.
+    pub fn status(&self) -> Option<(Source, u64)> {
+        self.current
+            .load()
+            .as_ref()
+            .map(|c| (c.source, c.snapshot.version()))
+    }
+
+    /// The DynamoDB source.
+    pub fn source(&self) -> &D {
+        &self.dynamo
+    }
+
+    async fn serve(&self) -> Result<Arc<Snapshot>, String> {
+        let now = self.clock.now();
+        if let Some(cur) = self.current.load_full() {
+            if now < self.next_check.load(Ordering::Acquire) {
+                return Ok(Arc::clone(&cur.snapshot));
+            }
+            let Ok(_guard) = self.refresh.try_lock() else {
+                // Someone else is refreshing: no request waits on a refresh it does not need.
+                return Ok(Arc::clone(&cur.snapshot));
+            };
+            // The refresh that held the lock may have just finished.
+            if now < self.next_check.load(Ordering::Acquire) {
+                if let Some(cur) = self.current.load_full() {
+                    return Ok(Arc::clone(&cur.snapshot));
+                }
+            }
+            return self.refresh_warm(cur, now).await;
+        }
+        let _guard = self.refresh.lock().await;
+        if let Some(cur) = self.current.load_full() {
+            return Ok(Arc::clone(&cur.snapshot));
+        }
+        self.load_cold(now).await
+    }
+
+    fn install(&self, current: Current, now: u64) -> Arc<Snapshot> {
+        let snapshot = Arc::clone(&current.snapshot);
+        self.current.store(Some(Arc::new(current)));
+        self.next_check
+            .store(now.saturating_add(self.options.ttl), Ordering::Release);
+        snapshot
+    }
+
+    async fn load_dynamo(&self, now: u64) -> Result<Current, StoreError> {
+        let loaded = bounded(self.options.load_timeout, "loading the mappings from DynamoDB", self.dynamo.load()).await?;
+        Ok(Current {
+            snapshot: Arc::new(Snapshot::new(loaded.head.version, loaded.entries)),
+            source: Source::Dynamo,
+            generation: Some(loaded.head.generation),
+            confirmed_at: now,
+        })
+    }
+
+    async fn load_s3(&self, now: u64) -> Result<Current, StoreError> {
+        let doc = bounded(self.options.load_timeout, "loading the S3 snapshot", self.fallback.fetch()).await?;
+        Ok(Current {
+            snapshot: Arc::new(Snapshot::new(doc.version.unwrap_or(0), doc.mappings)),
+            source: Source::S3,
+            generation: None,
+            confirmed_at: now,
+        })
+    }
+
+    async fn load_cold(&self, now: u64) -> Result<Arc<Snapshot>, String> {
+        let dynamo_error = match self.load_dynamo(now).await {
+            Ok(cur) => {
+                tracing::info!(source = "dynamodb", version = cur.snapshot.version(), entries = cur.snapshot.len(), reason = "cold start", "mappings loaded");
+                return Ok(self.install(cur, now));
+            }
+            Err(e) => e,
+        };
+        match self.load_s3(now).await {
+            Ok(cur) => {
+                tracing::warn!(source = "s3", version = cur.snapshot.version(), entries = cur.snapshot.len(), reason = %format!("DynamoDB failed at cold start: {dynamo_error}"), "mappings loaded from the fallback");
+                Ok(self.install(cur, now))
+            }
+            Err(s3_error) => {
+                tracing::error!(dynamodb_error = %dynamo_error, s3_error = %s3_error, "no mappings: failing closed; retrying on the next invocation");
+                Err(format!("DynamoDB: {dynamo_error}; S3 snapshot: {s3_error}"))
+            }
+        }
+    }
+
+    async fn refresh_warm(&self, cur: Arc<Current>, now: u64) -> Result<Arc<Snapshot>, String> {
+        let head = bounded(self.options.check_timeout, "checking the mappings version", self.dynamo.head()).await;
+        let error = match head {
+            Ok(head)
+                if cur.source == Source::Dynamo
+                    && head.version == cur.snapshot.version()
+                    && cur.generation.as_deref() == Some(&*head.generation) =>
+            {
+                tracing::debug!(source = "dynamodb", version = head.version, "mappings unchanged");
+                let confirmed = Current {
+                    snapshot: Arc::clone(&cur.snapshot),
+                    source: cur.source,
+                    generation: cur.generation.clone(),
+                    confirmed_at: now,
+                };
+                return Ok(self.install(confirmed, now));
+            }
+            Ok(head) => {
+                let reason = if cur.source == Source::Dynamo {
+                    format!("version changed from {} to {}", cur.snapshot.version(), head.version)
+                } else {
+                    "DynamoDB is back; replacing the S3 snapshot".to_owned()
+                };
+                match self.load_dynamo(now).await {
+                    Ok(new) => {
+                        tracing::info!(source = "dynamodb", version = new.snapshot.version(), entries = new.snapshot.len(), %reason, "mappings loaded");
+                        return Ok(self.install(new, now));
+                    }
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        let stale_for = now.saturating_sub(cur.confirmed_at);
+        if stale_for <= self.options.max_stale {
+            tracing::warn!(source = cur.source.as_str(), version = cur.snapshot.version(), stale_for, max_stale = self.options.max_stale, reason = %error, "DynamoDB failed; serving the last good snapshot");
+            // Try again in one TTL; `confirmed_at` stays, so staleness keeps counting.
+            self.next_check
+                .store(now.saturating_add(self.options.ttl), Ordering::Release);
+            return Ok(Arc::clone(&cur.snapshot));
+        }
+        match self.load_s3(now).await {
+            Ok(new) => {
+                tracing::warn!(source = "s3", version = new.snapshot.version(), entries = new.snapshot.len(), reason = %format!("DynamoDB failed ({error}) and the last good snapshot was confirmed {stale_for} s ago"), "mappings loaded from the fallback");
+                Ok(self.install(new, now))
+            }
+            Err(s3_error) => {
+                tracing::error!(dynamodb_error = %error, s3_error = %s3_error, stale_for, "no usable mappings: failing closed; retrying on the next invocation");
+                self.current.store(None);
+                Err(format!("DynamoDB: {error}; S3 snapshot: {s3_error}; the cached snapshot is {stale_for} s old"))
+            }
+        }
+    }
+}
+
+impl<D: VersionedSource, S: SnapshotSource> Mappings for MappingCache<D, S> {
+    async fn current(&self) -> Result<Arc<Snapshot>, String> {
+        self.serve().await
+    }
+}
+
+/// The mappings the config asks for: the DynamoDB-backed cache when
+/// SCOPEGATE_MAPPINGS_TABLE is set (with the S3 fallback when SCOPEGATE_SNAPSHOT_BUCKET is),
+/// else the static file or embedded seed data.
+pub enum ConfiguredMappings {
+    /// A mappings file or the embedded seed data.
+    Static(StaticMappings),
+    /// DynamoDB without a snapshot bucket.
+    Dynamo(MappingCache<DynamoStore, NoSnapshot>),
+    /// DynamoDB with the S3 fallback.
+    DynamoS3(MappingCache<DynamoStore, S3Snapshots>),
+}
+
+impl std::fmt::Debug for ConfiguredMappings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfiguredMappings::Static(s) => f.debug_tuple("Static").field(s).finish(),
+            ConfiguredMappings::Dynamo(c) => f.debug_tuple("Dynamo").field(c).finish(),
+            ConfiguredMappings::DynamoS3(c) => f.debug_tuple("DynamoS3").field(c).finish(),
+        }
+    }
+}
+
+impl ConfiguredMappings {
+    /// Builds the source the config names; loads nothing yet (see [`prime`](Self::prime)).
+    ///
+    /// # Errors
+    /// A mappings file that cannot be loaded.
+    pub async fn from_config(
+        config: &Config,
+        aws: &AwsOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<ConfiguredMappings, super::file::FileError> {
+        let Some(table) = &config.mappings_table else {
+            return Ok(ConfiguredMappings::Static(StaticMappings::from_config(config)?));
+        };
+        let aws = AwsConfig::load(aws).await;
+        let store = DynamoStore::new(&aws, table);
+        let options = CacheOptions::from_config(config);
+        Ok(match &config.snapshot_bucket {
+            Some(bucket) => ConfiguredMappings::DynamoS3(MappingCache::new(
+                store,
+                S3Snapshots::new(&aws, bucket, &config.snapshot_key),
+                clock,
+                options,
+            )),
+            None => ConfiguredMappings::Dynamo(MappingCache::new(store, NoSnapshot, clock, options)),
+        })
+    }
+
+    /// Loads the mappings now when they come from DynamoDB (failures are logged and retried
+    /// on the first invocation).
+    pub async fn prime(&self) {
+        match self {
+            ConfiguredMappings::Static(_) => {}
+            ConfiguredMappings::Dynamo(c) => c.prime().await,
+            ConfiguredMappings::DynamoS3(c) => c.prime().await,
+        }
+    }
+}
+
+impl Mappings for ConfiguredMappings {
+    async fn current(&self) -> Result<Arc<Snapshot>, String> {
+        match self {
+            ConfiguredMappings::Static(s) => s.current().await,
+            ConfiguredMappings::Dynamo(c) => c.current().await,
+            ConfiguredMappings::DynamoS3(c) => c.current().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::mapping::file::Document;
+    use crate::mapping::store::{Head, Loaded};
+    use crate::mapping::Mapping;
+    use crate::policy::Effect;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Mutex;
+
+    const API: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+
+    fn entry(scope: &str, effect: &str) -> Mapping {
+        serde_json::from_str(&format!(
+            r#"{{"api":"{API}","stage":"dev","method":"GET","resource":"orders","scope":"{scope}","effect":"{effect}"}}"#
+        ))
+        .unwrap()
+    }
+
+    fn head(version: u64) -> Head {
+        Head {
+            version,
+            generation: "g".into(),
+            previous: None,
+            shards: 1,
+            entries: 1,
+            updated_at: String::new(),
+            updated_by: String::new(),
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeDynamo {
+        state: Mutex<(u64, Vec<Mapping>)>,
+        down: AtomicBool,
+        hang: AtomicBool,
+        heads: AtomicU64,
+        loads: AtomicU64,
+        gate: tokio::sync::Notify,
+    }
+
+    impl FakeDynamo {
+        fn set(&self, version: u64, entries: Vec<Mapping>) {
+            *self.state.lock().unwrap() = (version, entries);
+        }
+        fn fail(&self) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Service { operation: "GetItem", message: "connection refused".into() });
+            }
+            Ok(())
+        }
+    }
+
+    impl VersionedSource for Arc<FakeDynamo> {
+        async fn head(&self) -> Result<Head, StoreError> {
+            self.heads.fetch_add(1, Ordering::SeqCst);
+            if self.hang.load(Ordering::SeqCst) {
+                self.gate.notified().await;
+            }
+            self.fail()?;
+            Ok(head(self.state.lock().unwrap().0))
+        }
+        async fn load(&self) -> Result<Loaded, StoreError> {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            self.fail()?;
+            let (v, e) = self.state.lock().unwrap().clone();
+            Ok(Loaded { head: head(v), entries: e })
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeS3 {
+        doc: Mutex<Option<Document>>,
+        fetches: AtomicU64,
+    }
+
+    impl SnapshotSource for Arc<FakeS3> {
+        async fn fetch(&self) -> Result<Document, StoreError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            self.doc.lock().unwrap().clone().ok_or(StoreError::NoSnapshot { location: "s3://b/k".into() })
+        }
+    }
+
+    fn doc(version: u64, mappings: Vec<Mapping>) -> Option<Document> {
+        Some(Document { version: Some(version), generated_at: None, mappings })
+    }
+
+    struct Rig {
+        d: Arc<FakeDynamo>,
+        s: Arc<FakeS3>,
+        clock: Arc<ManualClock>,
+        cache: Arc<MappingCache<Arc<FakeDynamo>, Arc<FakeS3>>>,
+    }
+
+    fn rig() -> Rig {
+        let d = Arc::new(FakeDynamo::default());
+        let s = Arc::new(FakeS3::default());
+        let clock = Arc::new(ManualClock::new(1_000));
+        let options = CacheOptions { ttl: 60, max_stale: 600, check_timeout: Duration::from_millis(200), load_timeout: Duration::from_millis(500) };
+        let cache = Arc::new(MappingCache::new(Arc::clone(&d), Arc::clone(&s), clock.clone(), options));
+        Rig { d, s, clock, cache }
+    }
+
+    fn allows(snapshot: &Snapshot, scope: &str) -> bool {
+        snapshot.policy_for([scope], API, "dev").evaluate(&format!("{API}/dev/GET/orders")) == Effect::Allow
+    }
+
+    #[tokio::test]
+    async fn cold_start_loads_from_dynamodb_then_serves_without_io_until_the_ttl() {
+        let r = rig();
+        r.d.set(3, vec![entry("a", "Allow")]);
+        let s = r.cache.current().await.unwrap();
+        assert_eq!(s.version(), 3);
+        assert!(allows(&s, "a"));
+        assert_eq!(r.cache.status(), Some((Source::Dynamo, 3)));
+        for _ in 0..10 {
+            r.clock.advance(5);
+            r.cache.current().await.unwrap();
+        }
+        assert_eq!(r.d.heads.load(Ordering::SeqCst), 0, "no check before the TTL");
+        assert_eq!(r.d.loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn after_the_ttl_one_cheap_check_and_a_reload_only_on_change() {
+        let r = rig();
+        r.d.set(3, vec![entry("a", "Allow")]);
+        r.cache.current().await.unwrap();
+        r.clock.advance(60);
+        assert_eq!(r.cache.current().await.unwrap().version(), 3);
+        assert_eq!((r.d.heads.load(Ordering::SeqCst), r.d.loads.load(Ordering::SeqCst)), (1, 1));
+        r.d.set(4, vec![entry("a", "Deny")]);
+        r.clock.advance(30);
+        assert_eq!(r.cache.current().await.unwrap().version(), 3, "within the TTL of the last check");
+        r.clock.advance(30);
+        let s = r.cache.current().await.unwrap();
+        assert_eq!(s.version(), 4);
+        assert!(!allows(&s, "a"));
+        assert_eq!((r.d.heads.load(Ordering::SeqCst), r.d.loads.load(Ordering::SeqCst)), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn cold_start_falls_back_to_s3_then_fails_closed_and_retries() {
+        let r = rig();
+        r.d.down.store(true, Ordering::SeqCst);
+        *r.s.doc.lock().unwrap() = doc(2, vec![entry("a", "Allow")]);
+        assert_eq!(r.cache.current().await.unwrap().version(), 2);
+        assert_eq!(r.cache.status(), Some((Source::S3, 2)));
+
+        let r = rig();
+        r.d.down.store(true, Ordering::SeqCst);
+        let err = r.cache.current().await.unwrap_err();
+        assert!(err.contains("connection refused") && err.contains("s3://b/k"), "{err}");
+        assert!(r.cache.current().await.is_err());
+        assert_eq!(r.d.loads.load(Ordering::SeqCst), 2, "retried on the next call");
+        r.d.down.store(false, Ordering::SeqCst);
+        r.d.set(5, vec![]);
+        assert_eq!(r.cache.current().await.unwrap().version(), 5);
+    }
+
+    #[tokio::test]
+    async fn an_s3_start_switches_to_dynamodb_when_it_is_back() {
+        let r = rig();
+        r.d.down.store(true, Ordering::SeqCst);
+        *r.s.doc.lock().unwrap() = doc(2, vec![]);
+        r.cache.current().await.unwrap();
+        r.d.down.store(false, Ordering::SeqCst);
+        r.d.set(2, vec![entry("a", "Allow")]);
+        r.clock.advance(60);
+        r.cache.current().await.unwrap();
+        assert_eq!(r.cache.status(), Some((Source::Dynamo, 2)), "same version number, but S3 is only a fallback");
+    }
+
+    #[tokio::test]
+    async fn warm_dynamodb_failure_serves_stale_then_s3_then_fails_closed() {
+        let r = rig();
+        r.d.set(3, vec![entry("a", "Allow")]);
+        r.cache.current().await.unwrap();
+        r.d.down.store(true, Ordering::SeqCst);
+        *r.s.doc.lock().unwrap() = doc(2, vec![]);
+        for _ in 0..10 {
+            r.clock.advance(60);
+            assert_eq!(r.cache.current().await.unwrap().version(), 3, "stale within max_stale");
+        }
+        assert_eq!(r.s.fetches.load(Ordering::SeqCst), 0);
+        r.clock.advance(60);
+        let s = r.cache.current().await.unwrap();
+        assert_eq!((s.version(), r.cache.status().unwrap().0), (2, Source::S3));
+        assert!(!allows(&s, "a"));
+        // S3 goes too, past max_stale again: fail closed.
+        *r.s.doc.lock().unwrap() = None;
+        r.clock.advance(700);
+        assert!(r.cache.current().await.is_err());
+        assert_eq!(r.cache.status(), None);
+        // DynamoDB back: the next call loads it.
+        r.d.down.store(false, Ordering::SeqCst);
+        assert_eq!(r.cache.current().await.unwrap().version(), 3);
+    }
+
+    #[tokio::test]
+    async fn one_refresh_at_a_time_and_nobody_else_waits() {
+        let r = rig();
+        r.d.set(3, vec![]);
+        r.cache.current().await.unwrap();
+        r.clock.advance(60);
+        r.d.hang.store(true, Ordering::SeqCst);
+        let c = Arc::clone(&r.cache);
+        let refresher = tokio::spawn(async move { c.current().await });
+        while r.d.heads.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..20 {
+            assert_eq!(r.cache.current().await.unwrap().version(), 3);
+        }
+        assert_eq!(r.d.heads.load(Ordering::SeqCst), 1, "one check in flight");
+        r.d.hang.store(false, Ordering::SeqCst);
+        r.d.gate.notify_waiters();
+        refresher.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_hung_check_times_out_and_serves_stale() {
+        let r = rig();
+        r.d.set(3, vec![]);
+        r.cache.current().await.unwrap();
+        r.clock.advance(60);
+        r.d.hang.store(true, Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        assert_eq!(r.cache.current().await.unwrap().version(), 3);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}

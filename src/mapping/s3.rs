@@ -1,0 +1,269 @@
+//! The S3 snapshot (one of the two modules that use the AWS SDK): one JSON document
+//! `{"version": N, "generated_at": "...", "mappings": [...]}` (the [`file`](super::file)
+//! snapshot form), written by `scopegate publish` and after admin changes, read by the
+//! authorizer only when DynamoDB fails.
+//!
+//! Publishing never rolls the snapshot back: it reads the object's version and ETag and puts
+//! conditionally on that ETag (or on there being no object), retrying when another publisher
+//! got in between. Reading validates the whole document; a corrupt snapshot is refused.
+
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier};
+use aws_sdk_s3::Client;
+use serde::Serialize;
+
+use super::dynamo::AwsConfig;
+use super::file::{parse_document, Document};
+use super::store::{now_rfc3339, SnapshotSource, StoreError};
+use super::Mapping;
+
+/// The default object key.
+pub const DEFAULT_KEY: &str = "mappings/snapshot.json";
+
+fn service<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    move |e| StoreError::Service {
+        operation,
+        message: DisplayErrorContext(&e).to_string(),
+    }
+}
+
+/// What [`S3Snapshots::publish`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Published {
+    /// The snapshot was written.
+    Written {
+        /// The version written.
+        version: u64,
+    },
+    /// The bucket already had this version.
+    AlreadyCurrent {
+        /// The version.
+        version: u64,
+    },
+}
+
+/// The snapshot document as written.
+#[derive(Serialize)]
+struct SnapshotDocument<'a> {
+    version: u64,
+    generated_at: String,
+    mappings: &'a [Mapping],
+}
+
+/// The snapshot object in a bucket.
+#[derive(Debug, Clone)]
+pub struct S3Snapshots {
+    client: Client,
+    bucket: String,
+    key: String,
+}
+
+impl S3Snapshots {
+    /// The snapshot at `s3://bucket/key`.
+    pub fn new(aws: &AwsConfig, bucket: &str, key: &str) -> S3Snapshots {
+        let conf = aws_sdk_s3::config::Builder::from(&aws.sdk)
+            .force_path_style(aws.path_style)
+            .build();
+        S3Snapshots {
+            client: Client::from_conf(conf),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        }
+    }
+
+    /// `s3://bucket/key`.
+    pub fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+
+    /// The current object's bytes and ETag, `None` when there is none.
+    async fn get(&self) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+        let out = match self.client.get_object().bucket(&self.bucket).key(&self.key).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(service("GetObject")(e)),
+        };
+        let etag = out.e_tag.clone();
+        let bytes = out.body.collect().await.map_err(|e| StoreError::Service {
+            operation: "GetObject",
+            message: e.to_string(),
+        })?;
+        Ok(Some((bytes.into_bytes().to_vec(), etag)))
+    }
+
+    /// Reads and validates the snapshot.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSnapshot`]; [`StoreError::Corrupt`] when it does not parse, has a bad
+    /// entry or has no version; [`StoreError::Service`].
+    pub async fn read(&self) -> Result<Document, StoreError> {
+        let (bytes, _) = self.get().await?.ok_or_else(|| StoreError::NoSnapshot {
+            location: self.location(),
+        })?;
+        self.parse(&bytes)
+    }
+
+    fn parse(&self, bytes: &[u8]) -> Result<Document, StoreError> {
+        let location = self.location();
+        let doc = parse_document(bytes, &location).map_err(|e| StoreError::Corrupt {
+            what: format!("snapshot {location}"),
+            reason: e.to_string(),
+        })?;
+        if doc.version.is_none() {
+            return Err(StoreError::Corrupt {
+                what: format!("snapshot {location}"),
+                reason: "it has no version".into(),
+            });
+        }
+        Ok(doc)
+    }
+
+    /// Writes `mappings` as snapshot `version`, unless the bucket holds that version or a
+    /// newer one. Conditional on the ETag read, retried when another publisher wins a race.
+    ///
+    /// # Errors
+    /// [`StoreError::SnapshotNewer`]; [`StoreError::Service`].
+    pub async fn publish(&self, version: u64, mappings: &[Mapping]) -> Result<Published, StoreError> {
+        let body = serde_json::to_vec_pretty(&SnapshotDocument {
+            version,
+            generated_at: now_rfc3339(),
+            mappings,
+        })
+        .expect("a snapshot is serializable");
+        for _ in 0..5 {
+            let existing = self.get().await?;
+            let etag = match &existing {
+                None => None,
+                Some((bytes, etag)) => {
+                    match self.parse(bytes) {
+                        Ok(doc) => {
+                            let theirs = doc.version.unwrap_or(0);
+                            if theirs > version {
+                                return Err(StoreError::SnapshotNewer {
+                                    location: self.location(),
+                                    ours: version,
+                                    theirs,
+                                });
+                            }
+                            if theirs == version {
+                                return Ok(Published::AlreadyCurrent { version });
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "replacing a corrupt snapshot"),
+                    }
+                    etag.clone()
+                }
+            };
+            let put = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .content_type("application/json")
+                .body(ByteStream::from(body.clone()));
+            let put = match &etag {
+                Some(etag) => put.if_match(etag),
+                None => put.if_none_match("*"),
+            };
+            match put.send().await {
+                Ok(_) => return Ok(Published::Written { version }),
+                Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(409 | 412)) => {
+                    tracing::debug!("snapshot changed while publishing; reading it again");
+                }
+                Err(e) => return Err(service("PutObject")(e)),
+            }
+        }
+        Err(StoreError::Service {
+            operation: "PutObject",
+            message: "the snapshot kept changing while publishing (5 attempts)".into(),
+        })
+    }
+
+    /// Overwrites the object with raw bytes (fault tests: a corrupt snapshot).
+    #[doc(hidden)]
+    pub async fn put_raw(&self, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(service("PutObject"))?;
+        Ok(())
+    }
+
+    /// Creates the bucket unless it exists (development and tests; production buckets come
+    /// from the template).
+    ///
+    /// # Errors
+    /// [`StoreError::Service`].
+    pub async fn create_bucket(&self, region: Option<&str>) -> Result<(), StoreError> {
+        let mut req = self.client.create_bucket().bucket(&self.bucket);
+        if let Some(r) = region.filter(|r| *r != "us-east-1") {
+            req = req.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(r))
+                    .build(),
+            );
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(service("CreateBucket")(e)),
+        }
+    }
+
+    /// Deletes every object and the bucket (test teardown).
+    ///
+    /// # Errors
+    /// [`StoreError::Service`].
+    pub async fn delete_bucket(&self) -> Result<(), StoreError> {
+        let listed = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(service("ListObjectsV2"))?;
+        let ids: Vec<ObjectIdentifier> = listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+            .collect();
+        if !ids.is_empty() {
+            self.client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(Delete::builder().set_objects(Some(ids)).build().expect("objects set"))
+                .send()
+                .await
+                .map_err(service("DeleteObjects"))?;
+        }
+        self.client
+            .delete_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(service("DeleteBucket"))?;
+        Ok(())
+    }
+}
+
+impl SnapshotSource for S3Snapshots {
+    async fn fetch(&self) -> Result<Document, StoreError> {
+        self.read().await
+    }
+}
