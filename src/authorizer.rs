@@ -497,3 +497,184 @@ pub fn error_json(e: &AuthorizeError) -> String {
     serde_json::json!({ "errorType": e.error_type(), "errorMessage": e.error_message() })
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::{IssuerConfig, JwksSource};
+    use crate::policy::{evaluate, Policy};
+    use crate::token::mint::SigningKey;
+    use crate::token::Alg;
+
+    const ISS: &str = "https://idp.example.com";
+    const NOW: u64 = 1_800_000_000;
+    const ARN: &str = "arn:aws:execute-api:us-east-1:219852565112:rz8w6b1ik2/dev/GET/my-resource";
+    const TOKEN: &[u8] = include_bytes!("../tests/fixtures/events/token.json");
+    const REQUEST: &[u8] = include_bytes!("../tests/fixtures/events/request.json");
+    const HTTP_V2: &[u8] = include_bytes!("../tests/fixtures/events/http_api_v2.json");
+
+    struct Fixture {
+        key: SigningKey,
+        _file: tempfile::NamedTempFile,
+        config: Config,
+    }
+
+    fn fixture() -> Fixture {
+        let key = SigningKey::generate(Alg::ES256, "k1");
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(SigningKey::jwks(&[&key]).to_string().as_bytes())
+            .unwrap();
+        let config = Config::new(vec![IssuerConfig {
+            issuer: ISS.into(),
+            jwks: JwksSource::File(file.path().to_owned()),
+        }]);
+        Fixture {
+            key,
+            _file: file,
+            config,
+        }
+    }
+
+    impl Fixture {
+        fn token(&self, extra: Value) -> String {
+            let mut c = json!({"iss": ISS, "sub": "user-1", "client_id": "app", "scope": "email",
+                               "iat": NOW, "exp": NOW + 300});
+            for (k, v) in extra.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            self.key.sign(&c)
+        }
+
+        fn answer(&self, event: &[u8], token: &str) -> Result<Value, AuthorizeError> {
+            let event = String::from_utf8(event.to_vec())
+                .unwrap()
+                .replace("__TOKEN__", token);
+            let mappings = StaticMappings::from_config(&self.config).unwrap();
+            let a =
+                Authorizer::new(&self.config, mappings, Arc::new(ManualClock::new(NOW))).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let bytes = rt.block_on(a.handle_json(event.as_bytes()))?;
+            Ok(serde_json::from_slice(&bytes).unwrap())
+        }
+    }
+
+    fn allows(answer: &Value) -> bool {
+        let p: Policy = serde_json::from_value(answer["policyDocument"].clone()).unwrap();
+        evaluate(&p, ARN) == Effect::Allow
+    }
+
+    #[test]
+    fn token_request_and_http_api_events() {
+        let f = fixture();
+        let t = f.token(json!({}));
+        for event in [TOKEN, REQUEST, HTTP_V2] {
+            let a = f.answer(event, &t).unwrap();
+            assert!(allows(&a), "{a}");
+            assert_eq!(a["principalId"], "user-1");
+            assert_eq!(
+                a["context"],
+                json!({"sub": "user-1", "scope": "email", "client_id": "app"})
+            );
+        }
+    }
+
+    #[test]
+    fn request_events_read_the_configured_header_case_insensitively() {
+        let mut f = fixture();
+        let t = f.token(json!({}));
+        let event = String::from_utf8(REQUEST.to_vec()).unwrap().replace(
+            "\"authorization\": \"Bearer __TOKEN__\"",
+            "\"X-Api-Token\": \"Bearer __TOKEN__\"",
+        );
+        assert!(matches!(
+            f.answer(event.as_bytes(), &t),
+            Err(AuthorizeError::Unauthorized(Rejection::Missing))
+        ));
+        f.config.token_header = "x-api-token".into();
+        assert!(allows(&f.answer(event.as_bytes(), &t).unwrap()));
+    }
+
+    #[test]
+    fn http_api_simple_response() {
+        let mut f = fixture();
+        f.config.response = ResponseMode::Simple;
+        let a = f.answer(HTTP_V2, &f.token(json!({}))).unwrap();
+        assert_eq!(a["isAuthorized"], true, "{a}");
+        assert_eq!(a["context"]["sub"], "user-1");
+        assert!(a.get("policyDocument").is_none());
+        let a = f
+            .answer(HTTP_V2, &f.token(json!({"scope": "profile"})))
+            .unwrap();
+        assert_eq!(a["isAuthorized"], false);
+    }
+
+    #[test]
+    fn context_claims_and_usage_key() {
+        let mut f = fixture();
+        f.config.context_claims = vec![
+            "email".into(),
+            "groups".into(),
+            "tenant".into(),
+            "nested".into(),
+        ];
+        f.config.usage_key_claim = Some("plan_key".into());
+        let t = f.token(
+            json!({"email": "a@example.com", "groups": ["admins", "ops"], "tenant": 42,
+                               "nested": {"x": 1}, "plan_key": "key-123"}),
+        );
+        let a = f.answer(TOKEN, &t).unwrap();
+        assert_eq!(
+            a["context"],
+            json!({"sub": "user-1", "scope": "email", "client_id": "app", "email": "a@example.com",
+                   "groups": "admins,ops", "tenant": 42})
+        );
+        assert_eq!(a["usageIdentifierKey"], "key-123");
+    }
+
+    #[test]
+    fn client_credentials_tokens_without_sub_use_client_id() {
+        let f = fixture();
+        let key = &f.key;
+        let t =
+            key.sign(&json!({"iss": ISS, "client_id": "svc", "scope": "email", "exp": NOW + 60}));
+        let a = f.answer(TOKEN, &t).unwrap();
+        assert_eq!(a["principalId"], "svc");
+        let t = key.sign(&json!({"iss": ISS, "scope": "email", "exp": NOW + 60}));
+        assert!(matches!(
+            f.answer(TOKEN, &t),
+            Err(AuthorizeError::Unauthorized(Rejection::NoPrincipal))
+        ));
+    }
+
+    #[test]
+    fn bad_events_are_errors_not_unauthorized() {
+        let f = fixture();
+        let t = f.token(json!({}));
+        for e in [
+            &b"{}"[..],
+            b"[]",
+            b"{\"type\":\"TOKEN\",\"authorizationToken\":\"Bearer x\"}",
+        ] {
+            let err = f.answer(e, &t).unwrap_err();
+            assert!(matches!(err, AuthorizeError::BadEvent(_)), "{err:?}");
+            assert_ne!(err.error_message(), "Unauthorized");
+        }
+    }
+
+    #[test]
+    fn the_lambda_error_for_a_bad_token_is_exactly_unauthorized() {
+        let e = AuthorizeError::Unauthorized(Rejection::Expired);
+        let d = lambda_runtime::Diagnostic::from(e);
+        assert_eq!(
+            (d.error_type.as_str(), d.error_message.as_str()),
+            ("Unauthorized", "Unauthorized")
+        );
+    }
+}
