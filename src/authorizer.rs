@@ -22,8 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest,
-    ApiGatewayV2CustomAuthorizerV2Request,
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayV2CustomAuthorizerV2Request,
 };
 use aws_lambda_events::http;
 use serde::ser::SerializeMap;
@@ -198,7 +197,7 @@ impl<M: Mappings> std::fmt::Debug for Authorizer<M> {
 /// format.
 struct Request<'a> {
     token: Option<Cow<'a, str>>,
-    arn: String,
+    arn: Cow<'a, str>,
     simple: bool,
 }
 
@@ -363,23 +362,11 @@ impl<M: Mappings> Authorizer<M> {
 
     fn build_principal(&self, c: &Claims) -> Result<Principal, Rejection> {
         let id: Box<str> = c.principal().ok_or(Rejection::NoPrincipal)?.into();
-        let mut ctx = serde_json::Map::new();
-        if let Some(sub) = &c.sub {
-            ctx.insert("sub".into(), Value::from(&**sub));
-        }
-        let scope = c.scopes.join(" ");
-        ctx.insert("scope".into(), Value::from(scope));
-        if let Some(cid) = &c.client_id {
-            ctx.insert("client_id".into(), Value::from(&**cid));
-        }
-        for name in &self.context_claims {
-            if ctx.contains_key(name) {
-                continue;
-            }
-            if let Some(v) = c.extra(name).and_then(context_value) {
-                ctx.insert(name.clone(), v);
-            }
-        }
+        let context = Context {
+            claims: c,
+            scope: c.scopes.join(" "),
+            extra: &self.context_claims,
+        };
         let usage_key = self
             .usage_key_claim
             .as_deref()
@@ -389,19 +376,26 @@ impl<M: Mappings> Authorizer<M> {
         Ok(Principal {
             id,
             scopes: c.scopes.clone().into_boxed_slice(),
-            context: serde_json::value::to_raw_value(&ctx).expect("a JSON map always serializes"),
+            context: serde_json::value::to_raw_value(&context)
+                .expect("the context is strings, numbers and booleans"),
             usage_key,
             exp: c.exp.unwrap_or(0),
         })
     }
 
     fn parse_event<'e>(&self, event: &'e [u8]) -> Result<Request<'e>, AuthorizeError> {
+        // One pass tells the event's kind and, for TOKEN events (the seed's, and the most
+        // common), already holds both fields, borrowed: no second parse on the warm path.
         #[derive(Deserialize)]
         struct Probe<'a> {
             #[serde(rename = "type", borrow, default)]
             kind: Option<Cow<'a, str>>,
             #[serde(borrow, default)]
             version: Option<Cow<'a, str>>,
+            #[serde(rename = "authorizationToken", borrow, default)]
+            authorization_token: Option<Cow<'a, str>>,
+            #[serde(rename = "methodArn", borrow, default)]
+            method_arn: Option<Cow<'a, str>>,
         }
         let bad = |e: serde_json::Error| AuthorizeError::BadEvent(e.to_string());
         let probe: Probe<'_> = serde_json::from_slice(event).map_err(bad)?;
@@ -417,7 +411,7 @@ impl<M: Mappings> Authorizer<M> {
                     e.identity_source
                         .and_then(|mut s| (!s.is_empty()).then(|| Cow::Owned(s.swap_remove(0))))
                 });
-            let arn = e.route_arn.ok_or_else(|| {
+            let arn = e.route_arn.map(Cow::Owned).ok_or_else(|| {
                 AuthorizeError::BadEvent("HTTP API event without routeArn".into())
             })?;
             return Ok(Request {
@@ -427,17 +421,14 @@ impl<M: Mappings> Authorizer<M> {
             });
         }
         match probe.kind.as_deref() {
-            Some("TOKEN") => {
-                let e: ApiGatewayCustomAuthorizerRequest =
-                    serde_json::from_slice(event).map_err(bad)?;
-                Ok(Request {
-                    token: e.authorization_token.map(Cow::Owned),
-                    arn: e.method_arn.ok_or_else(|| {
-                        AuthorizeError::BadEvent("TOKEN event without methodArn".into())
-                    })?,
-                    simple: false,
-                })
-            }
+            // The fields of aws_lambda_events' ApiGatewayCustomAuthorizerRequest, read above.
+            Some("TOKEN") => Ok(Request {
+                token: probe.authorization_token,
+                arn: probe.method_arn.ok_or_else(|| {
+                    AuthorizeError::BadEvent("TOKEN event without methodArn".into())
+                })?,
+                simple: false,
+            }),
             Some("REQUEST") => {
                 let e: ApiGatewayCustomAuthorizerRequestTypeRequest =
                     serde_json::from_slice(event).map_err(bad)?;
@@ -448,7 +439,7 @@ impl<M: Mappings> Authorizer<M> {
                     .map(|v| Cow::Owned(v.to_owned()));
                 Ok(Request {
                     token,
-                    arn: e.method_arn.ok_or_else(|| {
+                    arn: e.method_arn.map(Cow::Owned).ok_or_else(|| {
                         AuthorizeError::BadEvent("REQUEST event without methodArn".into())
                     })?,
                     simple: false,
@@ -459,6 +450,41 @@ impl<M: Mappings> Authorizer<M> {
                 other.unwrap_or("(none)")
             ))),
         }
+    }
+}
+
+/// The authorizer context: `sub`, `scope` (space-joined), `client_id`, then the configured
+/// claims; serialized once per verified token, straight from the claims.
+struct Context<'a> {
+    claims: &'a Claims,
+    scope: String,
+    extra: &'a [String],
+}
+
+impl Serialize for Context<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.claims;
+        let mut m = s.serialize_map(None)?;
+        let mut written: [&str; 3] = ["scope", "", ""];
+        if let Some(sub) = &c.sub {
+            m.serialize_entry("sub", sub)?;
+            written[1] = "sub";
+        }
+        m.serialize_entry("scope", &self.scope)?;
+        if let Some(cid) = &c.client_id {
+            m.serialize_entry("client_id", cid)?;
+            written[2] = "client_id";
+        }
+        for (i, name) in self.extra.iter().enumerate() {
+            // The fixed keys win, and a claim named twice in the setting is written once.
+            if written.contains(&name.as_str()) || self.extra[..i].contains(name) {
+                continue;
+            }
+            if let Some(v) = c.extra(name).and_then(context_value) {
+                m.serialize_entry(name, &v)?;
+            }
+        }
+        m.end()
     }
 }
 
@@ -583,6 +609,17 @@ mod tests {
                 json!({"sub": "user-1", "scope": "email", "client_id": "app"})
             );
         }
+    }
+
+    #[test]
+    fn token_events_read_as_aws_lambda_events_reads_them() {
+        // The warm path reads TOKEN events in its probe; it must agree with the crate's type.
+        let e: aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequest =
+            serde_json::from_slice(TOKEN).unwrap();
+        assert_eq!(e.method_arn.as_deref(), Some(ARN));
+        assert_eq!(e.authorization_token.as_deref(), Some("Bearer __TOKEN__"));
+        let f = fixture();
+        assert!(allows(&f.answer(TOKEN, &f.token(json!({}))).unwrap()));
     }
 
     #[test]

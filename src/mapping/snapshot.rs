@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::Mapping;
@@ -116,7 +116,9 @@ impl ScopeIds {
 }
 
 fn cache_key(scope_ids: &[u32], api: &str, stage: &str) -> u64 {
-    let mut h = DefaultHasher::new();
+    // Not an attack surface (ids of known scopes, and the API Gateway-built ARN), so the
+    // fast hasher; a full key comparison confirms every hit anyway.
+    let mut h = foldhash::fast::FixedState::default().build_hasher();
     scope_ids.hash(&mut h);
     api.hash(&mut h);
     stage.hash(&mut h);

@@ -49,7 +49,17 @@ pub(crate) fn action_matches(action: &str) -> bool {
 /// Iterative (the classic backtrack-to-last-star two-pointer walk): at worst
 /// O(pattern × text), never recursive, so a hostile pattern cannot blow the stack.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    wildcard_match(pattern.as_bytes(), text.as_bytes(), false)
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    // Policy resources share a long literal prefix (`arn:...:apiid/stage/`): compare it in
+    // one memcmp before the byte-by-byte walk, which then only sees the tail.
+    let literal = p
+        .iter()
+        .position(|&b| b == b'*' || b == b'?')
+        .unwrap_or(p.len());
+    if literal == p.len() {
+        return p == t;
+    }
+    t.starts_with(&p[..literal]) && wildcard_match(&p[literal..], &t[literal..], false)
 }
 
 /// The walk behind [`glob_match`], over UTF-8 bytes (`?` consumes one whole character).

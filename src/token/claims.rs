@@ -86,20 +86,20 @@ impl<'de> DeserializeSeed<'de> for ClaimsSpec<'_> {
 
 struct ClaimsVisitor<'a>(ClaimsSpec<'a>);
 
-#[derive(Default)]
-struct Seen {
-    names: Vec<Box<str>>,
-}
-
-impl Seen {
-    fn first<E: de::Error>(&mut self, name: &str) -> Result<(), E> {
-        if self.names.iter().any(|n| &**n == name) {
-            return Err(E::custom(format!("claim {name} given twice")));
-        }
-        self.names.push(name.into());
-        Ok(())
-    }
-}
+/// The claims read into typed fields; a claim's bit in the `seen` mask is its index here.
+const STANDARD: [&str; 11] = [
+    "iss",
+    "sub",
+    "client_id",
+    "azp",
+    "cid",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "scp",
+    "scope",
+];
 
 impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
     type Value = Claims;
@@ -111,54 +111,58 @@ impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
         let spec = self.0;
         let mut c = Claims::default();
-        let mut seen = Seen::default();
+        let mut seen = 0u16;
         let mut scp: Option<Vec<Box<str>>> = None;
         let mut scope: Option<Vec<Box<str>>> = None;
         let mut named: Option<Vec<Box<str>>> = None;
         let (mut azp, mut cid) = (None, None);
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             let key: &str = &key;
+            let standard = STANDARD.iter().position(|s| *s == key);
             let wanted = spec.wanted.iter().any(|w| w == key);
             let named_scope = matches!(spec.scope_claim, ScopeClaim::Named(n) if n == key);
-            let standard = matches!(
-                key,
-                "iss"
-                    | "sub"
-                    | "client_id"
-                    | "azp"
-                    | "cid"
-                    | "aud"
-                    | "exp"
-                    | "nbf"
-                    | "iat"
-                    | "scp"
-                    | "scope"
-            );
-            if !(wanted || named_scope || standard) {
+            if let Some(i) = standard {
+                if seen & (1 << i) != 0 {
+                    return Err(de::Error::custom(format!("claim {key} given twice")));
+                }
+                seen |= 1 << i;
+            } else if wanted || named_scope {
+                if c.extra.iter().any(|(k, _)| &**k == key) || (named_scope && named.is_some()) {
+                    return Err(de::Error::custom(format!("claim {key} given twice")));
+                }
+            } else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            seen.first::<A::Error>(key)?;
-            let value: Value = map.next_value()?;
-            if named_scope {
-                named = Some(strings(&value).map_err(de::Error::custom)?);
+            if wanted || named_scope {
+                // Kept as given (context claims), and read as scopes or a standard claim too.
+                let value: Value = map.next_value()?;
+                if named_scope {
+                    named = Some(strings(&value).map_err(de::Error::custom)?);
+                }
+                if standard.is_some() {
+                    let typed = serde_json::from_value::<Standard>(json_pair(key, &value))
+                        .map_err(de::Error::custom)?;
+                    typed.apply(&mut c, &mut azp, &mut cid, &mut scp, &mut scope);
+                }
+                if wanted {
+                    c.extra.push((key.into(), value));
+                }
+                continue;
             }
+            // The common case: straight into typed fields, no intermediate JSON value.
             match key {
-                "iss" => c.iss = string(&value).map_err(de::Error::custom)?,
-                "sub" => c.sub = string(&value).map_err(de::Error::custom)?,
-                "client_id" => c.client_id = string(&value).map_err(de::Error::custom)?,
-                "azp" => azp = string(&value).map_err(de::Error::custom)?,
-                "cid" => cid = string(&value).map_err(de::Error::custom)?,
-                "aud" => c.aud = strings(&value).map_err(de::Error::custom)?,
-                "exp" => c.exp = date(&value).map_err(de::Error::custom)?,
-                "nbf" => c.nbf = date(&value).map_err(de::Error::custom)?,
-                "iat" => c.iat = date(&value).map_err(de::Error::custom)?,
-                "scp" => scp = Some(strings(&value).map_err(de::Error::custom)?),
-                "scope" => scope = Some(strings(&value).map_err(de::Error::custom)?),
-                _ => {}
-            }
-            if wanted {
-                c.extra.push((key.into(), value));
+                "iss" => c.iss = map.next_value::<Option<String>>()?.map(Into::into),
+                "sub" => c.sub = map.next_value::<Option<String>>()?.map(Into::into),
+                "client_id" => c.client_id = map.next_value::<Option<String>>()?.map(Into::into),
+                "azp" => azp = map.next_value::<Option<String>>()?.map(Into::into),
+                "cid" => cid = map.next_value::<Option<String>>()?.map(Into::into),
+                "aud" => c.aud = map.next_value::<Strings>()?.0,
+                "exp" => c.exp = map.next_value::<Date>()?.0,
+                "nbf" => c.nbf = map.next_value::<Date>()?.0,
+                "iat" => c.iat = map.next_value::<Date>()?.0,
+                "scp" => scp = Some(map.next_value::<Strings>()?.0),
+                _ => scope = Some(map.next_value::<Strings>()?.0),
             }
         }
         c.client_id = c.client_id.or(azp).or(cid);
@@ -172,6 +176,121 @@ impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
     }
 }
 
+/// One standard claim that was also asked for as a context claim, read from its value.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Standard {
+    Iss(Option<String>),
+    Sub(Option<String>),
+    ClientId(Option<String>),
+    Azp(Option<String>),
+    Cid(Option<String>),
+    Aud(Strings),
+    Exp(Date),
+    Nbf(Date),
+    Iat(Date),
+    Scp(Strings),
+    Scope(Strings),
+}
+
+fn json_pair(key: &str, value: &Value) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(key.to_owned(), value.clone());
+    Value::Object(m)
+}
+
+impl Standard {
+    fn apply(
+        self,
+        c: &mut Claims,
+        azp: &mut Option<Box<str>>,
+        cid: &mut Option<Box<str>>,
+        scp: &mut Option<Vec<Box<str>>>,
+        scope: &mut Option<Vec<Box<str>>>,
+    ) {
+        match self {
+            Standard::Iss(v) => c.iss = v.map(Into::into),
+            Standard::Sub(v) => c.sub = v.map(Into::into),
+            Standard::ClientId(v) => c.client_id = v.map(Into::into),
+            Standard::Azp(v) => *azp = v.map(Into::into),
+            Standard::Cid(v) => *cid = v.map(Into::into),
+            Standard::Aud(v) => c.aud = v.0,
+            Standard::Exp(v) => c.exp = v.0,
+            Standard::Nbf(v) => c.nbf = v.0,
+            Standard::Iat(v) => c.iat = v.0,
+            Standard::Scp(v) => *scp = Some(v.0),
+            Standard::Scope(v) => *scope = Some(v.0),
+        }
+    }
+}
+
+/// A space-delimited string (RFC 8693 `scope`) or an array of strings (`scp`, `aud`); null
+/// is empty.
+struct Strings(Vec<Box<str>>);
+
+impl<'de> de::Deserialize<'de> for Strings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Strings;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Strings, E> {
+                Ok(Strings(
+                    v.split_ascii_whitespace().map(Into::into).collect(),
+                ))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Strings, E> {
+                Ok(Strings(Vec::new()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s.into());
+                }
+                Ok(Strings(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A NumericDate (RFC 7519 2): seconds, possibly fractional; negative dates are refused;
+/// null is absent.
+struct Date(Option<u64>);
+
+impl<'de> de::Deserialize<'de> for Date {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Date;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a non-negative number of seconds")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Date, E> {
+                Ok(Date(Some(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Date, E> {
+                u64::try_from(v)
+                    .map(|v| Date(Some(v)))
+                    .map_err(|_| E::custom("a date must not be negative"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Date, E> {
+                if v.is_finite() && v >= 0.0 {
+                    Ok(Date(Some(v as u64)))
+                } else {
+                    Err(E::custom("a date must be a non-negative number"))
+                }
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Date, E> {
+                Ok(Date(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 fn dedup_in_order(v: &mut Vec<Box<str>>) {
     let mut i = 0;
     while i < v.len() {
@@ -180,14 +299,6 @@ fn dedup_in_order(v: &mut Vec<Box<str>>) {
         } else {
             i += 1;
         }
-    }
-}
-
-fn string(v: &Value) -> Result<Option<Box<str>>, &'static str> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.as_str().into())),
-        _ => Err("expected a string"),
     }
 }
 
@@ -205,23 +316,6 @@ fn strings(v: &Value) -> Result<Vec<Box<str>>, &'static str> {
             })
             .collect(),
         _ => Err("expected a string or an array of strings"),
-    }
-}
-
-/// A NumericDate (RFC 7519 2): seconds, possibly fractional; negative dates are refused.
-fn date(v: &Value) -> Result<Option<u64>, &'static str> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                Ok(Some(u))
-            } else if let Some(f) = n.as_f64().filter(|f| f.is_finite() && *f >= 0.0) {
-                Ok(Some(f as u64))
-            } else {
-                Err("a date must be a non-negative number")
-            }
-        }
-        _ => Err("a date must be a number"),
     }
 }
 
