@@ -11,8 +11,8 @@
 //!    `401 {"message":"Unauthorized"}`; the authorizer is not called.
 //! 3. Authorizer, through the cache. The cache is keyed by the header value and keeps the
 //!    authorizer's answer for [`GatewayOptions::authorizer_ttl`] seconds (0 disables it). On a
-//!    miss the authorizer gets the `TOKEN` event `{"type":"TOKEN","authorizationToken":
-//!    <header value>,"methodArn":...}`. Its `Unauthorized` gets `401 {"message":"Unauthorized"}`
+//!    miss the authorizer gets the `TOKEN` event: `type` `TOKEN`, `authorizationToken` the
+//!    whole header value, `methodArn`. Its `Unauthorized` gets `401 {"message":"Unauthorized"}`
 //!    (not cached); any other failure, or an answer API Gateway would not accept (no
 //!    `principalId`, a `policyDocument` that does not parse, an object or array in `context`),
 //!    gets API Gateway's AuthorizerConfigurationException, `500 {"message":null}` (not cached).
