@@ -269,6 +269,11 @@ impl<M: Mappings> Authorizer<M> {
         let started = Instant::now();
         let result = self.decide(event).await;
         let micros = started.elapsed().as_micros() as u64;
+        let outcome = match &result {
+            Ok((_, effect)) => (*effect).into(),
+            Err(e) => e.into(),
+        };
+        crate::metrics::decision(outcome, micros, None);
         match &result {
             Ok((resp, effect)) => tracing::info!(
                 principal = %resp.principal.id,

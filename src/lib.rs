@@ -16,6 +16,8 @@
 //! - [`authorizer`]: event in, decision and response out; the one place that joins the above.
 //! - [`admin`]: the `scopegate` CLI's commands, so that the binary stays thin.
 //! - [`logging`]: JSON logs, never a token.
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines per decision, mapping load and JWKS
+//!   refetch; nothing secret.
 //! - [`local`]: the local gateway and the dev identity provider behind `scopegate local`.
 #![deny(missing_docs)]
 
@@ -26,5 +28,6 @@ pub mod config;
 pub mod local;
 pub mod logging;
 pub mod mapping;
+pub mod metrics;
 pub mod policy;
 pub mod token;

@@ -6,13 +6,17 @@ use std::sync::Arc;
 use anyhow::Context;
 use lambda_runtime::{service_fn, LambdaEvent};
 use scopegate::authorizer::Authorizer;
+use scopegate::clock::SystemClock;
 use scopegate::config::Config;
+use scopegate::mapping::cache::ConfiguredMappings;
+use scopegate::mapping::dynamo::AwsOptions;
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     scopegate::logging::init();
+    scopegate::metrics::install(scopegate::metrics::Metrics::stdout());
     let authorizer = match init().await {
         Ok(a) => a,
         Err(e) => {
@@ -35,9 +39,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-async fn init() -> anyhow::Result<Arc<Authorizer>> {
+async fn init() -> anyhow::Result<Arc<Authorizer<ConfiguredMappings>>> {
     let config = Config::from_env().context("configuration")?;
-    let authorizer = Authorizer::from_config(&config).context("start-up")?;
+    let clock = Arc::new(SystemClock);
+    // DynamoDB (warm cache, S3 fallback) when SCOPEGATE_MAPPINGS_TABLE is set, else the file
+    // or the embedded seed data.
+    let mappings =
+        ConfiguredMappings::from_config(&config, &AwsOptions::for_authorizer(), clock.clone())
+            .await
+            .context("start-up")?;
+    let authorizer = Authorizer::new(&config, mappings, clock).context("start-up")?;
+    // Keys and mappings are loaded during init, which has its own time budget; a failure here
+    // is logged and retried on the first invocation (which then fails closed if it must).
     authorizer.hydrate().await;
+    authorizer.mappings().prime().await;
     Ok(Arc::new(authorizer))
 }

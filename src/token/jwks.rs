@@ -219,7 +219,9 @@ impl KeyStore {
             return false;
         }
         *last = Some(Instant::now());
-        if let Err(e) = self.fetch_and_store().await {
+        let fetched = self.fetch_and_store().await;
+        crate::metrics::jwks_refetch(&self.issuer, fetched.is_ok());
+        if let Err(e) = fetched {
             tracing::warn!(issuer = %self.issuer, error = %e, "JWKS refetch failed; keeping the keys held");
         }
         self.keys.load().find(kid, alg).is_some()

@@ -1,0 +1,388 @@
+//! Metrics in CloudWatch Embedded Metric Format (EMF): one JSON line per event, which
+//! CloudWatch Logs turns into metrics by itself (no PutMetricData call, no permission beyond
+//! writing logs, no extra latency).
+//!
+//! What is counted, in the namespace [`NAMESPACE`] with the dimension `FunctionName`:
+//!
+//! | event | metrics | properties |
+//! |---|---|---|
+//! | [`decision`] (every invocation) | `Allow`, `Deny`, `Unauthorized`, `Error` (one is 1, the others 0), `Latency` (µs), `MappingVersion` | `MappingSource` |
+//! | [`mapping_loaded`] | `MappingLoads`, `MappingVersion` | `MappingSource` |
+//! | [`mapping_refresh_failed`] | `MappingRefreshFailures` | `MappingSource` |
+//! | [`jwks_refetch`] | `JwksRefetches`, `JwksRefetchFailures` | `Issuer` |
+//!
+//! Nothing secret is written: no token, claim, principal, header or error text; only counts,
+//! the mapping version and source, and the issuer URL (public by definition).
+//!
+//! Emission is off until [`install`] is called, so the library, `scopegate invoke` (whose
+//! stdout carries the answers) and the tests write nothing; the Lambda entry point installs
+//! [`Metrics::stdout`]. The free functions are what the request path calls: a no-op when
+//! nothing is installed, one short write otherwise.
+//!
+//! # Example
+//! ```
+//! use scopegate::metrics::{Metrics, Outcome};
+//! let (metrics, buffer) = Metrics::buffer("my-authorizer");
+//! metrics.decision(Outcome::Allow, 420, Some(("dynamodb", 7)));
+//! let line = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+//! assert!(line.contains(r#""Allow":1"#) && line.contains(r#""MappingVersion":7"#));
+//! ```
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+use crate::authorizer::AuthorizeError;
+use crate::policy::Effect;
+
+/// The CloudWatch namespace of every metric.
+pub const NAMESPACE: &str = "scopegate";
+
+/// How one invocation ended, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A policy that allows the request (API Gateway answers with the integration).
+    Allow,
+    /// A policy that denies the request (403).
+    Deny,
+    /// The token was refused: the error `Unauthorized` (401).
+    Unauthorized,
+    /// Any other error (a broken event, no mappings): 500, fail closed.
+    Error,
+}
+
+impl Outcome {
+    /// The metric name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allow => "Allow",
+            Outcome::Deny => "Deny",
+            Outcome::Unauthorized => "Unauthorized",
+            Outcome::Error => "Error",
+        }
+    }
+
+    const ALL: [Outcome; 4] = [
+        Outcome::Allow,
+        Outcome::Deny,
+        Outcome::Unauthorized,
+        Outcome::Error,
+    ];
+}
+
+impl From<Effect> for Outcome {
+    fn from(e: Effect) -> Outcome {
+        match e {
+            Effect::Allow => Outcome::Allow,
+            Effect::Deny => Outcome::Deny,
+        }
+    }
+}
+
+impl From<&AuthorizeError> for Outcome {
+    fn from(e: &AuthorizeError) -> Outcome {
+        match e {
+            AuthorizeError::Unauthorized(_) => Outcome::Unauthorized,
+            _ => Outcome::Error,
+        }
+    }
+}
+
+type Sink = Box<dyn Write + Send>;
+
+/// An EMF writer: the function name (the dimension) and where lines go.
+pub struct Metrics {
+    function: String,
+    sink: Mutex<Sink>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("function", &self.function)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Lines on stdout, as Lambda forwards them to CloudWatch Logs. The dimension is
+    /// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda), else `scopegate`.
+    pub fn stdout() -> Metrics {
+        let function =
+            std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "scopegate".to_owned());
+        Metrics::new(function, Box::new(std::io::stdout()))
+    }
+
+    /// Lines into a shared buffer (tests).
+    pub fn buffer(function: &str) -> (Metrics, Arc<Mutex<Vec<u8>>>) {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let metrics = Metrics::new(
+            function.to_owned(),
+            Box::new(SharedBuffer(Arc::clone(&buf))),
+        );
+        (metrics, buf)
+    }
+
+    fn new(function: String, sink: Sink) -> Metrics {
+        Metrics {
+            function,
+            sink: Mutex::new(sink),
+        }
+    }
+
+    /// One invocation's outcome, its latency in microseconds, and the mapping snapshot it was
+    /// decided with (`(source, version)`: `dynamodb`, `s3` or `file`), when there was one.
+    pub fn decision(&self, outcome: Outcome, latency_us: u64, mapping: Option<(&str, u64)>) {
+        let mut metrics: Vec<(&str, Value, &str)> = Outcome::ALL
+            .iter()
+            .map(|o| (o.as_str(), Value::from(u8::from(*o == outcome)), "Count"))
+            .collect();
+        metrics.push(("Latency", Value::from(latency_us), "Microseconds"));
+        let mut props = Map::new();
+        if let Some((source, version)) = mapping {
+            metrics.push(("MappingVersion", Value::from(version), "None"));
+            props.insert("MappingSource".into(), Value::from(source));
+        }
+        self.emit(&metrics, props);
+    }
+
+    /// A mapping snapshot was loaded (at cold start or on a version change), or the fallback
+    /// was taken: `source` is where it came from.
+    pub fn mapping_loaded(&self, source: &str, version: u64) {
+        let mut props = Map::new();
+        props.insert("MappingSource".into(), Value::from(source));
+        self.emit(
+            &[
+                ("MappingLoads", Value::from(1), "Count"),
+                ("MappingVersion", Value::from(version), "None"),
+            ],
+            props,
+        );
+    }
+
+    /// A version check or load from `source` failed (the last good snapshot, the fallback, or
+    /// a fail-closed answer follows; the log says which and why).
+    pub fn mapping_refresh_failed(&self, source: &str) {
+        let mut props = Map::new();
+        props.insert("MappingSource".into(), Value::from(source));
+        self.emit(
+            &[("MappingRefreshFailures", Value::from(1), "Count")],
+            props,
+        );
+    }
+
+    /// An issuer's JWKS was fetched again because a token named an unknown key (`ok`: the
+    /// fetch succeeded). Not counted: the fetch at cold start.
+    pub fn jwks_refetch(&self, issuer: &str, ok: bool) {
+        let mut props = Map::new();
+        props.insert("Issuer".into(), Value::from(issuer));
+        self.emit(
+            &[
+                ("JwksRefetches", Value::from(1), "Count"),
+                ("JwksRefetchFailures", Value::from(u8::from(!ok)), "Count"),
+            ],
+            props,
+        );
+    }
+
+    fn emit(&self, metrics: &[(&str, Value, &str)], mut doc: Map<String, Value>) {
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let definitions: Vec<Value> = metrics
+            .iter()
+            .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
+            .collect();
+        doc.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [["FunctionName"]],
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+        doc.insert("FunctionName".into(), Value::from(self.function.as_str()));
+        for (name, value, _) in metrics {
+            doc.insert((*name).to_owned(), value.clone());
+        }
+        let mut line = serde_json::to_vec(&doc).expect("a JSON map always serializes");
+        line.push(b'\n');
+        // One write per line, so lines from concurrent invocations never interleave. A failed
+        // write loses a metric, never a request.
+        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = sink.write_all(&line);
+        let _ = sink.flush();
+    }
+}
+
+struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static INSTALLED: OnceLock<Metrics> = OnceLock::new();
+
+/// Makes `metrics` the process's metrics writer (the Lambda entry point, once at start).
+/// Returns false, changing nothing, if one is installed already.
+pub fn install(metrics: Metrics) -> bool {
+    INSTALLED.set(metrics).is_ok()
+}
+
+/// [`Metrics::decision`] on the installed writer; nothing when none is installed.
+pub fn decision(outcome: Outcome, latency_us: u64, mapping: Option<(&str, u64)>) {
+    if let Some(m) = INSTALLED.get() {
+        m.decision(outcome, latency_us, mapping);
+    }
+}
+
+/// [`Metrics::mapping_loaded`] on the installed writer; nothing when none is installed.
+pub fn mapping_loaded(source: &str, version: u64) {
+    if let Some(m) = INSTALLED.get() {
+        m.mapping_loaded(source, version);
+    }
+}
+
+/// [`Metrics::mapping_refresh_failed`] on the installed writer; nothing when none is installed.
+pub fn mapping_refresh_failed(source: &str) {
+    if let Some(m) = INSTALLED.get() {
+        m.mapping_refresh_failed(source);
+    }
+}
+
+/// [`Metrics::jwks_refetch`] on the installed writer; nothing when none is installed.
+pub fn jwks_refetch(issuer: &str, ok: bool) {
+    if let Some(m) = INSTALLED.get() {
+        m.jwks_refetch(issuer, ok);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(buf: &Arc<Mutex<Vec<u8>>>) -> Vec<Value> {
+        let bytes = buf.lock().unwrap().clone();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The EMF rules CloudWatch applies: every declared metric and dimension is a top-level
+    /// member, at most 100 metrics, a millisecond timestamp.
+    fn assert_valid_emf(doc: &Value) {
+        let aws = &doc["_aws"];
+        assert!(aws["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+        let directive = &aws["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], NAMESPACE);
+        for set in directive["Dimensions"].as_array().unwrap() {
+            for d in set.as_array().unwrap() {
+                assert!(
+                    doc[d.as_str().unwrap()].is_string(),
+                    "dimension {d} missing: {doc}"
+                );
+            }
+        }
+        let defs = directive["Metrics"].as_array().unwrap();
+        assert!(!defs.is_empty() && defs.len() <= 100);
+        for m in defs {
+            assert!(
+                doc[m["Name"].as_str().unwrap()].is_number(),
+                "metric {m} missing: {doc}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_decision_counts_one_outcome_and_zero_for_the_others() {
+        let (m, buf) = Metrics::buffer("fn-1");
+        m.decision(Outcome::Deny, 1234, Some(("s3", 9)));
+        m.decision(Outcome::Unauthorized, 50, None);
+        let docs = lines(&buf);
+        assert_eq!(docs.len(), 2);
+        for d in &docs {
+            assert_valid_emf(d);
+            assert_eq!(d["FunctionName"], "fn-1");
+        }
+        let d = &docs[0];
+        assert_eq!(
+            (
+                d["Allow"].as_u64(),
+                d["Deny"].as_u64(),
+                d["Unauthorized"].as_u64(),
+                d["Error"].as_u64()
+            ),
+            (Some(0), Some(1), Some(0), Some(0))
+        );
+        assert_eq!(d["Latency"], 1234);
+        assert_eq!(d["MappingVersion"], 9);
+        assert_eq!(d["MappingSource"], "s3");
+        let d = &docs[1];
+        assert_eq!(d["Unauthorized"], 1);
+        assert!(d.get("MappingVersion").is_none());
+    }
+
+    #[test]
+    fn mapping_and_jwks_events() {
+        let (m, buf) = Metrics::buffer("fn-1");
+        m.mapping_loaded("dynamodb", 3);
+        m.mapping_refresh_failed("dynamodb");
+        m.jwks_refetch("https://idp.example.com", false);
+        let docs = lines(&buf);
+        docs.iter().for_each(assert_valid_emf);
+        assert_eq!(
+            (
+                docs[0]["MappingLoads"].as_u64(),
+                docs[0]["MappingVersion"].as_u64()
+            ),
+            (Some(1), Some(3))
+        );
+        assert_eq!(docs[1]["MappingRefreshFailures"], 1);
+        assert_eq!(
+            (
+                docs[2]["JwksRefetches"].as_u64(),
+                docs[2]["JwksRefetchFailures"].as_u64()
+            ),
+            (Some(1), Some(1))
+        );
+        assert_eq!(docs[2]["Issuer"], "https://idp.example.com");
+    }
+
+    #[test]
+    fn outcomes_follow_the_authorizer() {
+        assert_eq!(Outcome::from(Effect::Deny), Outcome::Deny);
+        let e = AuthorizeError::Unauthorized(crate::token::Rejection::Missing);
+        assert_eq!(Outcome::from(&e), Outcome::Unauthorized);
+        assert_eq!(
+            Outcome::from(&AuthorizeError::BadEvent("x".into())),
+            Outcome::Error
+        );
+    }
+
+    #[test]
+    fn nothing_is_written_until_installed() {
+        // The free functions are no-ops in a process that installed nothing (this test binary
+        // never installs).
+        decision(Outcome::Allow, 1, None);
+        jwks_refetch("https://idp.example.com", true);
+        assert!(INSTALLED.get().is_none());
+    }
+}

@@ -1,0 +1,285 @@
+//! The real Lambda runtime path: the `authorizer` binary (lambda_runtime) polling cargo-lambda's
+//! Runtime API emulator, invoked with `cargo lambda invoke` with TOKEN, REQUEST and HTTP API
+//! events, against the real OIDC provider.
+//!
+//! cargo-lambda comes from PyPI into `.venv-lambda` (scripts/setup); `SCOPEGATE_CARGO_LAMBDA`
+//! names another `cargo-lambda` binary. The emulator runs as `cargo lambda watch
+//! --only-lambda-apis` and the test starts the binary that `cargo test` built itself: a plain
+//! `cargo lambda watch` would run `cargo build` inside this `cargo test`, which holds the
+//! target directory's lock while tests run, and wait for it forever.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use scopegate::policy::{evaluate, Effect, Policy};
+use serde_json::Value;
+
+use crate::oidc::SEED_GET;
+use crate::support::idp::{IdpGuard, API_AUDIENCE};
+use crate::support::{free_port, repo_root, ChildGuard, START_DEADLINE};
+
+/// The function name the emulator routes to (`/.rt/<name>` in AWS_LAMBDA_RUNTIME_API).
+const FUNCTION: &str = "authorizer";
+
+fn cargo_lambda() -> PathBuf {
+    let path = std::env::var_os("SCOPEGATE_CARGO_LAMBDA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv-lambda/bin/cargo-lambda"));
+    assert!(
+        path.exists(),
+        "cargo-lambda is not installed: {} is missing.\nRun `scripts/setup` in the repository root \
+         (it installs cargo-lambda and ziglang from PyPI into .venv-lambda), or set \
+         SCOPEGATE_CARGO_LAMBDA to a cargo-lambda binary.",
+        path.display()
+    );
+    path
+}
+
+/// `cargo lambda watch --only-lambda-apis` and the authorizer polling it; both stopped on drop.
+struct LambdaGuard {
+    cargo_lambda: PathBuf,
+    port: u16,
+    // Dropped in this order: the function first, then the emulator it polls.
+    function: ChildGuard,
+    emulator: ChildGuard,
+}
+
+impl LambdaGuard {
+    fn start(env: &[(&str, &str)]) -> LambdaGuard {
+        let cargo_lambda = cargo_lambda();
+        let port = free_port();
+        let mut cmd = Command::new(&cargo_lambda);
+        cmd.args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "-A",
+            "127.0.0.1",
+            "-P",
+        ])
+        .arg(port.to_string())
+        .current_dir(repo_root());
+        let mut emulator = ChildGuard::spawn(cmd, None);
+        let deadline = Instant::now() + START_DEADLINE;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if emulator.try_wait().is_some() || Instant::now() > deadline {
+                panic!(
+                    "cargo lambda watch did not listen on {addr}\n{}",
+                    emulator.report()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_authorizer"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            // What cargo-lambda tells a function started by hand to set.
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt/{FUNCTION}"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_REGION", "us-east-1")
+            .env("SCOPEGATE_LOG_LEVEL", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let function = ChildGuard::spawn(cmd, None);
+        LambdaGuard {
+            cargo_lambda,
+            port,
+            function,
+            emulator,
+        }
+    }
+
+    /// `cargo lambda invoke` with `event` as the data file.
+    fn invoke(&mut self, event: &str) -> Output {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("event.json");
+        std::fs::write(&file, event).unwrap();
+        let out = Command::new(&self.cargo_lambda)
+            .args(["lambda", "invoke", "-A", "127.0.0.1", "-P"])
+            .arg(self.port.to_string())
+            .arg(FUNCTION)
+            .arg("--data-file")
+            .arg(&file)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run cargo lambda invoke");
+        if let Some(status) = self.function.try_wait() {
+            panic!(
+                "the authorizer exited ({status})\n{}",
+                self.function.report()
+            );
+        }
+        out
+    }
+
+    /// The function's answer to `event`, which must be a success.
+    fn answer(&mut self, event: &str) -> Value {
+        let out = self.invoke(event);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "cargo lambda invoke failed: {}\nstdout: {stdout}\nstderr: {}\n--- function ---\n{}\n--- emulator ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.function.report(),
+            self.emulator.report()
+        );
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    }
+
+    /// The raw Invoke API answer (status, body): what API Gateway would get from Lambda.
+    async fn invoke_http(&self, event: &str) -> (u16, Value) {
+        let url = format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/{FUNCTION}/invocations",
+            self.port
+        );
+        let resp = crate::support::http_client()
+            .post(&url)
+            .body(event.to_owned())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, body)
+    }
+}
+
+fn fixture(name: &str, token: &str) -> String {
+    let path = repo_root().join("tests/fixtures/events").join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .replace("__TOKEN__", token)
+}
+
+fn token_event(token: &str) -> String {
+    String::from_utf8(crate::oidc::token_event(token, SEED_GET)).unwrap()
+}
+
+fn policy(answer: &Value) -> Policy {
+    serde_json::from_value(answer["policyDocument"].clone())
+        .unwrap_or_else(|e| panic!("{answer}: {e}"))
+}
+
+#[tokio::test]
+async fn the_lambda_answers_token_request_and_http_api_events() {
+    let idp = IdpGuard::start().await;
+    let email = idp.token("email").await;
+    let profile = idp.token("profile").await;
+    let mut lambda = LambdaGuard::start(&[
+        ("SCOPEGATE_ISSUER", idp.issuer()),
+        ("SCOPEGATE_AUDIENCE", API_AUDIENCE),
+    ]);
+
+    // TOKEN (REST API, the seed's configuration).
+    let a = lambda.answer(&token_event(&email));
+    assert_eq!(evaluate(&policy(&a), SEED_GET), Effect::Allow, "{a}");
+    assert_eq!(a["principalId"], "scopegate-test");
+    assert_eq!(a["context"]["scope"], "email");
+
+    // REQUEST (REST API), the token in the Authorization header.
+    let a = lambda.answer(&fixture("request.json", &email));
+    assert_eq!(evaluate(&policy(&a), SEED_GET), Effect::Allow, "{a}");
+
+    // HTTP API, payload 2.0: routeArn, IAM policy answer (the default SCOPEGATE_RESPONSE).
+    let a = lambda.answer(&fixture("http_api_v2.json", &email));
+    assert_eq!(evaluate(&policy(&a), SEED_GET), Effect::Allow, "{a}");
+
+    // A valid token without the scope: the deny-all policy (403).
+    let a = lambda.answer(&token_event(&profile));
+    assert_eq!(evaluate(&policy(&a), SEED_GET), Effect::Deny, "{a}");
+
+    // A bad token: the error Unauthorized (401), exactly, as API Gateway requires.
+    let out = lambda.invoke(&token_event("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"));
+    assert!(!out.status.success(), "a bad token must not get an answer");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Unauthorized"), "{stderr}");
+    let (status, body) = lambda.invoke_http(&token_event("not-a-jwt")).await;
+    assert_eq!(status, 500, "a function error: {body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"errorType": "Unauthorized", "errorMessage": "Unauthorized"})
+    );
+
+    // The logs: JSON lines, one decision per invocation with the Lambda request id, no token.
+    lambda.function.stop(Duration::from_secs(3));
+    let log = lambda.function.report();
+    let decisions: Vec<Value> = log
+        .lines()
+        .filter(|l| l.contains(r#""message":"decision""#))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
+        })
+        .collect();
+    assert_eq!(decisions.len(), 6, "{log}");
+    for d in &decisions {
+        let id = d["span"]["request_id"].as_str().unwrap_or_default();
+        assert_eq!(id.len(), 36, "a request id on every decision: {d}");
+    }
+    for t in [&email, &profile] {
+        let signature = t.rsplit('.').next().unwrap();
+        assert!(
+            !log.contains(signature),
+            "a token leaked into the log or the metrics"
+        );
+    }
+
+    // The metrics: EMF lines on stdout, one per decision (when the entry point installs
+    // scopegate::metrics), counting 3 Allow, 1 Deny, 2 Unauthorized.
+    let emf: Vec<Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{') && l.contains(r#""_aws""#) && l.contains(r#""Latency""#))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON EMF line ({e}): {l}"))
+        })
+        .collect();
+    {
+        let count = |name: &str| emf.iter().filter_map(|d| d[name].as_u64()).sum::<u64>();
+        let counts = [
+            count("Allow"),
+            count("Deny"),
+            count("Unauthorized"),
+            count("Error"),
+        ];
+        assert_eq!(
+            counts,
+            [3, 1, 2, 0],
+            "Allow, Deny, Unauthorized, Error in\n{emf:#?}"
+        );
+        assert_eq!(emf[0]["FunctionName"], FUNCTION);
+    }
+}
+
+#[tokio::test]
+async fn a_bad_setting_fails_the_start_naming_it() {
+    let idp = IdpGuard::start().await;
+    let mut lambda = LambdaGuard::start(&[
+        ("SCOPEGATE_ISSUER", idp.issuer()),
+        ("SCOPEGATE_LEEWAY_SECONDS", "9000"),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lambda.function.try_wait().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the authorizer started with a bad setting\n{}",
+            lambda.function.report()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let report = lambda.function.report();
+    assert!(
+        report.contains("SCOPEGATE_LEEWAY_SECONDS") && report.contains("9000"),
+        "{report}"
+    );
+}
