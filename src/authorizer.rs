@@ -93,6 +93,12 @@ pub enum InitError {
 pub trait Mappings: Send + Sync + 'static {
     /// The snapshot to decide with now.
     fn current(&self) -> impl Future<Output = Result<Arc<Snapshot>, String>> + Send;
+
+    /// Where the snapshot in use came from ("file", "dynamodb", "s3") and its version, for
+    /// the decision metrics; `None` before the first load.
+    fn status(&self) -> Option<(&'static str, u64)> {
+        None
+    }
 }
 
 /// A fixed snapshot: mappings from a file or the embedded seed data.
@@ -121,6 +127,10 @@ impl StaticMappings {
 impl Mappings for StaticMappings {
     async fn current(&self) -> Result<Arc<Snapshot>, String> {
         Ok(Arc::clone(&self.0))
+    }
+
+    fn status(&self) -> Option<(&'static str, u64)> {
+        Some(("file", self.0.version()))
     }
 }
 
@@ -273,7 +283,7 @@ impl<M: Mappings> Authorizer<M> {
             Ok((_, effect)) => (*effect).into(),
             Err(e) => e.into(),
         };
-        crate::metrics::decision(outcome, micros, None);
+        crate::metrics::decision(outcome, micros, self.mappings.status());
         match &result {
             Ok((resp, effect)) => tracing::info!(
                 principal = %resp.principal.id,

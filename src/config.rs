@@ -1,5 +1,4 @@
-
-/! Every setting, read from the environment once at start and validated there.
+//! Every setting, read from the environment once at start and validated there.
 //!
 //! The authorizer and `scopegate invoke` read the same settings, so an event replayed offline
 //! is answered exactly as the Lambda would answer it. A bad value stops the start with an
@@ -274,7 +273,11 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the first bad setting.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
 
         let issuers = list(get("SCOPEGATE_ISSUER").as_deref());
         if issuers.is_empty() {
@@ -331,21 +334,49 @@ impl Config {
         if let Some(v) = get("SCOPEGATE_REQUIRE_TYP") {
             match v.to_ascii_lowercase().as_str() {
                 "at+jwt" | "application/at+jwt" => cfg.require_at_jwt = true,
-                _ => return Err(invalid("SCOPEGATE_REQUIRE_TYP", &v, "the only value is at+jwt")),
+                _ => {
+                    return Err(invalid(
+                        "SCOPEGATE_REQUIRE_TYP",
+                        &v,
+                        "the only value is at+jwt",
+                    ))
+                }
             }
         }
         if let Some(v) = get("SCOPEGATE_SCOPE_CLAIM") {
             cfg.scope_claim = ScopeClaim::Named(v);
         }
         cfg.introspection = introspection(&get)?;
-        cfg.token_cache_ttl = Duration::from_secs(number(&get, "SCOPEGATE_TOKEN_CACHE_SECONDS", 300, 0, 3600)?);
-        cfg.token_cache_entries = number(&get, "SCOPEGATE_TOKEN_CACHE_ENTRIES", 10_000, 1, 1_000_000)? as usize;
-        cfg.max_token_bytes = number(&get, "SCOPEGATE_MAX_TOKEN_BYTES", 16_384, 512, 65_536)? as usize;
-        cfg.http_timeout = Duration::from_millis(number(&get, "SCOPEGATE_HTTP_TIMEOUT_MS", 2000, 100, 30_000)?);
-        cfg.jwks_cooldown = Duration::from_secs(number(&get, "SCOPEGATE_JWKS_COOLDOWN_SECONDS", 30, 0, 3600)?);
+        cfg.token_cache_ttl =
+            Duration::from_secs(number(&get, "SCOPEGATE_TOKEN_CACHE_SECONDS", 300, 0, 3600)?);
+        cfg.token_cache_entries =
+            number(&get, "SCOPEGATE_TOKEN_CACHE_ENTRIES", 10_000, 1, 1_000_000)? as usize;
+        cfg.max_token_bytes =
+            number(&get, "SCOPEGATE_MAX_TOKEN_BYTES", 16_384, 512, 65_536)? as usize;
+        cfg.http_timeout = Duration::from_millis(number(
+            &get,
+            "SCOPEGATE_HTTP_TIMEOUT_MS",
+            2000,
+            100,
+            30_000,
+        )?);
+        cfg.jwks_cooldown = Duration::from_secs(number(
+            &get,
+            "SCOPEGATE_JWKS_COOLDOWN_SECONDS",
+            30,
+            0,
+            3600,
+        )?);
         if let Some(v) = get("SCOPEGATE_TOKEN_HEADER") {
-            if !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err(invalid("SCOPEGATE_TOKEN_HEADER", &v, "not an HTTP header name"));
+            if !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid(
+                    "SCOPEGATE_TOKEN_HEADER",
+                    &v,
+                    "not an HTTP header name",
+                ));
             }
             cfg.token_header = v;
         }
@@ -361,24 +392,34 @@ impl Config {
         if let Some(v) = get("SCOPEGATE_MAPPINGS_FILE") {
             cfg.mappings = MappingsSource::File(PathBuf::from(v));
         }
-        cfg.policy_max_bytes = number(&get, "SCOPEGATE_POLICY_MAX_BYTES", 10_240, 1024, 1_048_576)? as usize;
+        cfg.policy_max_bytes =
+            number(&get, "SCOPEGATE_POLICY_MAX_BYTES", 10_240, 1024, 1_048_576)? as usize;
         mapping_store(&get, &mut cfg)?;
         Ok(cfg)
     }
 }
 
-fn mapping_store(get: &impl Fn(&str) -> Option<String>, cfg: &mut Config) -> Result<(), ConfigError> {
+fn mapping_store(
+    get: &impl Fn(&str) -> Option<String>,
+    cfg: &mut Config,
+) -> Result<(), ConfigError> {
     if let Some(t) = get("SCOPEGATE_MAPPINGS_TABLE") {
         let ok = (3..=255).contains(&t.len())
-            && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         if !ok {
-            return Err(invalid("SCOPEGATE_MAPPINGS_TABLE", &t, "a DynamoDB table name is 3 to 255 of A-Z a-z 0-9 _ - ."));
+            return Err(invalid(
+                "SCOPEGATE_MAPPINGS_TABLE",
+                &t,
+                "a DynamoDB table name is 3 to 255 of A-Z a-z 0-9 _ - .",
+            ));
         }
         cfg.mappings_table = Some(t);
     }
     if let Some(b) = get("SCOPEGATE_SNAPSHOT_BUCKET") {
         let ok = (3..=63).contains(&b.len())
-            && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+            && b.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
             && b.as_bytes()[0].is_ascii_alphanumeric()
             && b.as_bytes()[b.len() - 1].is_ascii_alphanumeric();
         if !ok {
@@ -388,7 +429,11 @@ fn mapping_store(get: &impl Fn(&str) -> Option<String>, cfg: &mut Config) -> Res
     }
     if let Some(k) = get("SCOPEGATE_SNAPSHOT_KEY") {
         if k.len() > 1024 || k.starts_with('/') {
-            return Err(invalid("SCOPEGATE_SNAPSHOT_KEY", &k, "an S3 key of at most 1024 bytes, without a leading /"));
+            return Err(invalid(
+                "SCOPEGATE_SNAPSHOT_KEY",
+                &k,
+                "an S3 key of at most 1024 bytes, without a leading /",
+            ));
         }
         cfg.snapshot_key = k;
     }
@@ -406,14 +451,22 @@ fn mapping_store(get: &impl Fn(&str) -> Option<String>, cfg: &mut Config) -> Res
     Ok(())
 }
 
-fn introspection(get: &impl Fn(&str) -> Option<String>) -> Result<Option<IntrospectionConfig>, ConfigError> {
+fn introspection(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<IntrospectionConfig>, ConfigError> {
     let mode = match get("SCOPEGATE_INTROSPECT") {
         None => return Ok(None),
         Some(v) => match v.to_ascii_lowercase().as_str() {
             "never" => return Ok(None),
             "opaque" => IntrospectMode::Opaque,
             "always" => IntrospectMode::Always,
-            _ => return Err(invalid("SCOPEGATE_INTROSPECT", &v, "expected never, opaque or always")),
+            _ => {
+                return Err(invalid(
+                    "SCOPEGATE_INTROSPECT",
+                    &v,
+                    "expected never, opaque or always",
+                ))
+            }
         },
     };
     let url = get("SCOPEGATE_INTROSPECTION_URL");
@@ -424,16 +477,23 @@ fn introspection(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Introsp
         name: "SCOPEGATE_INTROSPECTION_CLIENT_ID",
         hint: "introspection needs client credentials (RFC 7662 section 2.1)",
     })?;
-    let client_secret = get("SCOPEGATE_INTROSPECTION_CLIENT_SECRET").ok_or(ConfigError::Missing {
-        name: "SCOPEGATE_INTROSPECTION_CLIENT_SECRET",
-        hint: "introspection needs client credentials (RFC 7662 section 2.1)",
-    })?;
+    let client_secret =
+        get("SCOPEGATE_INTROSPECTION_CLIENT_SECRET").ok_or(ConfigError::Missing {
+            name: "SCOPEGATE_INTROSPECTION_CLIENT_SECRET",
+            hint: "introspection needs client credentials (RFC 7662 section 2.1)",
+        })?;
     Ok(Some(IntrospectionConfig {
         mode,
         url,
         client_id,
         client_secret,
-        cache_ttl: Duration::from_secs(number(get, "SCOPEGATE_INTROSPECTION_CACHE_SECONDS", 30, 0, 300)?),
+        cache_ttl: Duration::from_secs(number(
+            get,
+            "SCOPEGATE_INTROSPECTION_CACHE_SECONDS",
+            30,
+            0,
+            300,
+        )?),
     }))
 }
 
@@ -455,12 +515,18 @@ fn number(
     min: u64,
     max: u64,
 ) -> Result<u64, ConfigError> {
-    let Some(v) = get(name) else { return Ok(default) };
+    let Some(v) = get(name) else {
+        return Ok(default);
+    };
     let n: u64 = v
         .parse()
         .map_err(|_| invalid(name, &v, "expected a whole number"))?;
     if !(min..=max).contains(&n) {
-        return Err(invalid(name, &v, format!("must be between {min} and {max}")));
+        return Err(invalid(
+            name,
+            &v,
+            format!("must be between {min} and {max}"),
+        ));
     }
     Ok(n)
 }
@@ -475,7 +541,11 @@ fn check_url(name: &'static str, url: &str) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(name, url, "expected an https:// URL (http:// only on loopback)"))
+        Err(invalid(
+            name,
+            url,
+            "expected an https:// URL (http:// only on loopback)",
+        ))
     }
 }
 
@@ -531,15 +601,26 @@ mod tests {
 
     #[test]
     fn errors_name_setting_and_value() {
-        let err = cfg(&[("SCOPEGATE_ISSUER", "https://i"), ("SCOPEGATE_LEEWAY_SECONDS", "301")])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("SCOPEGATE_LEEWAY_SECONDS") && err.contains("301"), "{err}");
-        let err = cfg(&[("SCOPEGATE_ISSUER", "https://i"), ("SCOPEGATE_ALGORITHMS", "RS256,HS256")])
-            .unwrap_err()
-            .to_string();
+        let err = cfg(&[
+            ("SCOPEGATE_ISSUER", "https://i"),
+            ("SCOPEGATE_LEEWAY_SECONDS", "301"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("SCOPEGATE_LEEWAY_SECONDS") && err.contains("301"),
+            "{err}"
+        );
+        let err = cfg(&[
+            ("SCOPEGATE_ISSUER", "https://i"),
+            ("SCOPEGATE_ALGORITHMS", "RS256,HS256"),
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("never allowed"), "{err}");
-        let err = cfg(&[("SCOPEGATE_ISSUER", "http://idp.example.com")]).unwrap_err().to_string();
+        let err = cfg(&[("SCOPEGATE_ISSUER", "http://idp.example.com")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("https"), "{err}");
     }
 
@@ -551,12 +632,20 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.issuers[1].jwks, JwksSource::Url("https://b/keys".into()));
-        assert!(cfg(&[("SCOPEGATE_ISSUER", "https://a,https://b"), ("SCOPEGATE_JWKS_URL", "https://a/k")]).is_err());
+        assert!(cfg(&[
+            ("SCOPEGATE_ISSUER", "https://a,https://b"),
+            ("SCOPEGATE_JWKS_URL", "https://a/k")
+        ])
+        .is_err());
     }
 
     #[test]
     fn introspection_needs_credentials_and_hides_secret() {
-        assert!(cfg(&[("SCOPEGATE_ISSUER", "https://a"), ("SCOPEGATE_INTROSPECT", "always")]).is_err());
+        assert!(cfg(&[
+            ("SCOPEGATE_ISSUER", "https://a"),
+            ("SCOPEGATE_INTROSPECT", "always")
+        ])
+        .is_err());
         let c = cfg(&[
             ("SCOPEGATE_ISSUER", "https://a"),
             ("SCOPEGATE_INTROSPECT", "opaque"),
@@ -572,7 +661,10 @@ mod tests {
         let c = cfg(&[("SCOPEGATE_ISSUER", "https://a")]).unwrap();
         assert_eq!(c.mappings_table, None);
         assert_eq!(c.snapshot_key, "mappings/snapshot.json");
-        assert_eq!((c.mapping_ttl.as_secs(), c.mapping_max_stale.as_secs()), (60, 3600));
+        assert_eq!(
+            (c.mapping_ttl.as_secs(), c.mapping_max_stale.as_secs()),
+            (60, 3600)
+        );
         let c = cfg(&[
             ("SCOPEGATE_ISSUER", "https://a"),
             ("SCOPEGATE_MAPPINGS_TABLE", "scopegate-mappings"),
@@ -585,17 +677,29 @@ mod tests {
         assert_eq!(c.mappings_table.as_deref(), Some("scopegate-mappings"));
         assert_eq!(c.snapshot_bucket.as_deref(), Some("my-bucket.1"));
         assert_eq!(c.snapshot_key, "x/y.json");
-        assert_eq!((c.mapping_ttl.as_secs(), c.mapping_max_stale.as_secs()), (5, 5));
+        assert_eq!(
+            (c.mapping_ttl.as_secs(), c.mapping_max_stale.as_secs()),
+            (5, 5)
+        );
         for (name, value, needle) in [
             ("SCOPEGATE_MAPPINGS_TABLE", "ab", "3 to 255"),
             ("SCOPEGATE_MAPPINGS_TABLE", "a b c", "3 to 255"),
             ("SCOPEGATE_SNAPSHOT_BUCKET", "My_Bucket", "bucket name"),
             ("SCOPEGATE_SNAPSHOT_KEY", "/abs", "leading /"),
             ("SCOPEGATE_MAPPING_TTL_SECONDS", "0", "between 1 and 3600"),
-            ("SCOPEGATE_MAPPING_MAX_STALE_SECONDS", "30", "at least SCOPEGATE_MAPPING_TTL_SECONDS"),
+            (
+                "SCOPEGATE_MAPPING_MAX_STALE_SECONDS",
+                "30",
+                "at least SCOPEGATE_MAPPING_TTL_SECONDS",
+            ),
         ] {
-            let err = cfg(&[("SCOPEGATE_ISSUER", "https://a"), (name, value)]).unwrap_err().to_string();
-            assert!(err.contains(name) && err.contains(needle), "{name}={value}: {err}");
+            let err = cfg(&[("SCOPEGATE_ISSUER", "https://a"), (name, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(name) && err.contains(needle),
+                "{name}={value}: {err}"
+            );
         }
     }
 }

@@ -3,3 +3,5 @@
 
 pub mod invoke;
 pub mod local;
+pub mod mappings;
+pub mod migrate;

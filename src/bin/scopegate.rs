@@ -9,7 +9,14 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use scopegate::admin;
 use scopegate::authorizer::Authorizer;
+use scopegate::clock::SystemClock;
 use scopegate::config::Config;
+use scopegate::mapping::cache::ConfiguredMappings;
+use scopegate::mapping::dynamo::AwsOptions;
+use std::sync::Arc;
+
+#[path = "scopegate/store_cli.rs"]
+mod store_cli;
 
 /// scopegate: an API Gateway Lambda authorizer for third-party OAuth 2.0 / OIDC tokens.
 #[derive(Debug, Parser)]
@@ -62,12 +69,15 @@ enum Command {
         idp: String,
     },
     /// Answer authorizer events offline: one JSON event or an NDJSON stream in, one JSON line
-    /// per event out, exactly what the Lambda returns. Reads the same SCOPEGATE_* settings.
+    /// per event out, exactly what the Lambda returns. Reads the same SCOPEGATE_* settings
+    /// (with SCOPEGATE_MAPPINGS_TABLE, the mappings come from DynamoDB, as in the Lambda).
     Invoke {
         /// Event file, or - for standard input.
         #[arg(long, default_value = "-")]
         event: String,
     },
+    #[command(flatten)]
+    Store(store_cli::StoreCommand),
 }
 
 fn main() -> ExitCode {
@@ -94,10 +104,18 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Store(command) => store_cli::run(command).await,
         Command::Invoke { event } => {
             let config = Config::from_env().context("configuration")?;
-            let authorizer = Authorizer::from_config(&config)?;
+            let mappings = ConfiguredMappings::from_config(
+                &config,
+                &AwsOptions::for_authorizer(),
+                Arc::new(SystemClock),
+            )
+            .await?;
+            let authorizer = Authorizer::new(&config, mappings, Arc::new(SystemClock))?;
             authorizer.hydrate().await;
+            authorizer.mappings().prime().await;
             let input: Box<dyn Read> = if event == "-" {
                 Box::new(io::stdin().lock())
             } else {

@@ -112,7 +112,7 @@ pub struct MappingCache<D, S = NoSnapshot> {
     refresh: tokio::sync::Mutex<()>,
 }
 
-impl<D, S> std::fmt::Debug for MappingCache<D, S> {
+impl<D: VersionedSource, S: SnapshotSource> std::fmt::Debug for MappingCache<D, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MappingCache")
             .field("options", &self.options)
@@ -196,6 +196,14 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
 
     fn install(&self, current: Current, now: u64) -> Arc<Snapshot> {
         let snapshot = Arc::clone(&current.snapshot);
+        let is_new = self
+            .current
+            .load()
+            .as_ref()
+            .is_none_or(|c| !Arc::ptr_eq(&c.snapshot, &snapshot));
+        if is_new {
+            crate::metrics::mapping_loaded(current.source.as_str(), snapshot.version());
+        }
         self.current.store(Some(Arc::new(current)));
         self.next_check
             .store(now.saturating_add(self.options.ttl), Ordering::Release);
@@ -203,7 +211,12 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
     }
 
     async fn load_dynamo(&self, now: u64) -> Result<Current, StoreError> {
-        let loaded = bounded(self.options.load_timeout, "loading the mappings from DynamoDB", self.dynamo.load()).await?;
+        let loaded = bounded(
+            self.options.load_timeout,
+            "loading the mappings from DynamoDB",
+            self.dynamo.load(),
+        )
+        .await?;
         Ok(Current {
             snapshot: Arc::new(Snapshot::new(loaded.head.version, loaded.entries)),
             source: Source::Dynamo,
@@ -213,7 +226,12 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
     }
 
     async fn load_s3(&self, now: u64) -> Result<Current, StoreError> {
-        let doc = bounded(self.options.load_timeout, "loading the S3 snapshot", self.fallback.fetch()).await?;
+        let doc = bounded(
+            self.options.load_timeout,
+            "loading the S3 snapshot",
+            self.fallback.fetch(),
+        )
+        .await?;
         Ok(Current {
             snapshot: Arc::new(Snapshot::new(doc.version.unwrap_or(0), doc.mappings)),
             source: Source::S3,
@@ -225,17 +243,25 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
     async fn load_cold(&self, now: u64) -> Result<Arc<Snapshot>, String> {
         let dynamo_error = match self.load_dynamo(now).await {
             Ok(cur) => {
-                tracing::info!(source = "dynamodb", version = cur.snapshot.version(), entries = cur.snapshot.len(), reason = "cold start", "mappings loaded");
+                tracing::info!(
+                    source = "dynamodb",
+                    version = cur.snapshot.version(),
+                    entries = cur.snapshot.len(),
+                    reason = "cold start",
+                    "mappings loaded"
+                );
                 return Ok(self.install(cur, now));
             }
             Err(e) => e,
         };
+        crate::metrics::mapping_refresh_failed(Source::Dynamo.as_str());
         match self.load_s3(now).await {
             Ok(cur) => {
                 tracing::warn!(source = "s3", version = cur.snapshot.version(), entries = cur.snapshot.len(), reason = %format!("DynamoDB failed at cold start: {dynamo_error}"), "mappings loaded from the fallback");
                 Ok(self.install(cur, now))
             }
             Err(s3_error) => {
+                crate::metrics::mapping_refresh_failed(Source::S3.as_str());
                 tracing::error!(dynamodb_error = %dynamo_error, s3_error = %s3_error, "no mappings: failing closed; retrying on the next invocation");
                 Err(format!("DynamoDB: {dynamo_error}; S3 snapshot: {s3_error}"))
             }
@@ -243,14 +269,23 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
     }
 
     async fn refresh_warm(&self, cur: Arc<Current>, now: u64) -> Result<Arc<Snapshot>, String> {
-        let head = bounded(self.options.check_timeout, "checking the mappings version", self.dynamo.head()).await;
+        let head = bounded(
+            self.options.check_timeout,
+            "checking the mappings version",
+            self.dynamo.head(),
+        )
+        .await;
         let error = match head {
             Ok(head)
                 if cur.source == Source::Dynamo
                     && head.version == cur.snapshot.version()
                     && cur.generation.as_deref() == Some(&*head.generation) =>
             {
-                tracing::debug!(source = "dynamodb", version = head.version, "mappings unchanged");
+                tracing::debug!(
+                    source = "dynamodb",
+                    version = head.version,
+                    "mappings unchanged"
+                );
                 let confirmed = Current {
                     snapshot: Arc::clone(&cur.snapshot),
                     source: cur.source,
@@ -261,7 +296,11 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
             }
             Ok(head) => {
                 let reason = if cur.source == Source::Dynamo {
-                    format!("version changed from {} to {}", cur.snapshot.version(), head.version)
+                    format!(
+                        "version changed from {} to {}",
+                        cur.snapshot.version(),
+                        head.version
+                    )
                 } else {
                     "DynamoDB is back; replacing the S3 snapshot".to_owned()
                 };
@@ -275,6 +314,7 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
             }
             Err(e) => e,
         };
+        crate::metrics::mapping_refresh_failed(Source::Dynamo.as_str());
         let stale_for = now.saturating_sub(cur.confirmed_at);
         if stale_for <= self.options.max_stale {
             tracing::warn!(source = cur.source.as_str(), version = cur.snapshot.version(), stale_for, max_stale = self.options.max_stale, reason = %error, "DynamoDB failed; serving the last good snapshot");
@@ -289,6 +329,7 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
                 Ok(self.install(new, now))
             }
             Err(s3_error) => {
+                crate::metrics::mapping_refresh_failed(Source::S3.as_str());
                 tracing::error!(dynamodb_error = %error, s3_error = %s3_error, stale_for, "no usable mappings: failing closed; retrying on the next invocation");
                 self.current.store(None);
                 Err(format!("DynamoDB: {error}; S3 snapshot: {s3_error}; the cached snapshot is {stale_for} s old"))
@@ -336,7 +377,9 @@ impl ConfiguredMappings {
         clock: Arc<dyn Clock>,
     ) -> Result<ConfiguredMappings, super::file::FileError> {
         let Some(table) = &config.mappings_table else {
-            return Ok(ConfiguredMappings::Static(StaticMappings::from_config(config)?));
+            return Ok(ConfiguredMappings::Static(StaticMappings::from_config(
+                config,
+            )?));
         };
         let aws = AwsConfig::load(aws).await;
         let store = DynamoStore::new(&aws, table);
@@ -348,8 +391,20 @@ impl ConfiguredMappings {
                 clock,
                 options,
             )),
-            None => ConfiguredMappings::Dynamo(MappingCache::new(store, NoSnapshot, clock, options)),
+            None => {
+                ConfiguredMappings::Dynamo(MappingCache::new(store, NoSnapshot, clock, options))
+            }
         })
+    }
+
+    /// Where the snapshot being served came from (`file`, `dynamodb` or `s3`) and its
+    /// version; `None` while cold or failed closed. For the decision log and metrics.
+    pub fn status(&self) -> Option<(&'static str, u64)> {
+        match self {
+            ConfiguredMappings::Static(s) => Some(("file", s.0.version())),
+            ConfiguredMappings::Dynamo(c) => c.status().map(|(s, v)| (s.as_str(), v)),
+            ConfiguredMappings::DynamoS3(c) => c.status().map(|(s, v)| (s.as_str(), v)),
+        }
     }
 
     /// Loads the mappings now when they come from DynamoDB (failures are logged and retried
@@ -370,6 +425,10 @@ impl Mappings for ConfiguredMappings {
             ConfiguredMappings::Dynamo(c) => c.current().await,
             ConfiguredMappings::DynamoS3(c) => c.current().await,
         }
+    }
+
+    fn status(&self) -> Option<(&'static str, u64)> {
+        ConfiguredMappings::status(self)
     }
 }
 
@@ -421,7 +480,10 @@ mod tests {
         }
         fn fail(&self) -> Result<(), StoreError> {
             if self.down.load(Ordering::SeqCst) {
-                return Err(StoreError::Service { operation: "GetItem", message: "connection refused".into() });
+                return Err(StoreError::Service {
+                    operation: "GetItem",
+                    message: "connection refused".into(),
+                });
             }
             Ok(())
         }
@@ -440,7 +502,10 @@ mod tests {
             self.loads.fetch_add(1, Ordering::SeqCst);
             self.fail()?;
             let (v, e) = self.state.lock().unwrap().clone();
-            Ok(Loaded { head: head(v), entries: e })
+            Ok(Loaded {
+                head: head(v),
+                entries: e,
+            })
         }
     }
 
@@ -453,12 +518,22 @@ mod tests {
     impl SnapshotSource for Arc<FakeS3> {
         async fn fetch(&self) -> Result<Document, StoreError> {
             self.fetches.fetch_add(1, Ordering::SeqCst);
-            self.doc.lock().unwrap().clone().ok_or(StoreError::NoSnapshot { location: "s3://b/k".into() })
+            self.doc
+                .lock()
+                .unwrap()
+                .clone()
+                .ok_or(StoreError::NoSnapshot {
+                    location: "s3://b/k".into(),
+                })
         }
     }
 
     fn doc(version: u64, mappings: Vec<Mapping>) -> Option<Document> {
-        Some(Document { version: Some(version), generated_at: None, mappings })
+        Some(Document {
+            version: Some(version),
+            generated_at: None,
+            mappings,
+        })
     }
 
     struct Rig {
@@ -472,13 +547,26 @@ mod tests {
         let d = Arc::new(FakeDynamo::default());
         let s = Arc::new(FakeS3::default());
         let clock = Arc::new(ManualClock::new(1_000));
-        let options = CacheOptions { ttl: 60, max_stale: 600, check_timeout: Duration::from_millis(200), load_timeout: Duration::from_millis(500) };
-        let cache = Arc::new(MappingCache::new(Arc::clone(&d), Arc::clone(&s), clock.clone(), options));
+        let options = CacheOptions {
+            ttl: 60,
+            max_stale: 600,
+            check_timeout: Duration::from_millis(200),
+            load_timeout: Duration::from_millis(500),
+        };
+        let cache = Arc::new(MappingCache::new(
+            Arc::clone(&d),
+            Arc::clone(&s),
+            clock.clone(),
+            options,
+        ));
         Rig { d, s, clock, cache }
     }
 
     fn allows(snapshot: &Snapshot, scope: &str) -> bool {
-        snapshot.policy_for([scope], API, "dev").evaluate(&format!("{API}/dev/GET/orders")) == Effect::Allow
+        snapshot
+            .policy_for([scope], API, "dev")
+            .evaluate(&format!("{API}/dev/GET/orders"))
+            == Effect::Allow
     }
 
     #[tokio::test]
@@ -493,7 +581,11 @@ mod tests {
             r.clock.advance(5);
             r.cache.current().await.unwrap();
         }
-        assert_eq!(r.d.heads.load(Ordering::SeqCst), 0, "no check before the TTL");
+        assert_eq!(
+            r.d.heads.load(Ordering::SeqCst),
+            0,
+            "no check before the TTL"
+        );
         assert_eq!(r.d.loads.load(Ordering::SeqCst), 1);
     }
 
@@ -504,15 +596,31 @@ mod tests {
         r.cache.current().await.unwrap();
         r.clock.advance(60);
         assert_eq!(r.cache.current().await.unwrap().version(), 3);
-        assert_eq!((r.d.heads.load(Ordering::SeqCst), r.d.loads.load(Ordering::SeqCst)), (1, 1));
+        assert_eq!(
+            (
+                r.d.heads.load(Ordering::SeqCst),
+                r.d.loads.load(Ordering::SeqCst)
+            ),
+            (1, 1)
+        );
         r.d.set(4, vec![entry("a", "Deny")]);
         r.clock.advance(30);
-        assert_eq!(r.cache.current().await.unwrap().version(), 3, "within the TTL of the last check");
+        assert_eq!(
+            r.cache.current().await.unwrap().version(),
+            3,
+            "within the TTL of the last check"
+        );
         r.clock.advance(30);
         let s = r.cache.current().await.unwrap();
         assert_eq!(s.version(), 4);
         assert!(!allows(&s, "a"));
-        assert_eq!((r.d.heads.load(Ordering::SeqCst), r.d.loads.load(Ordering::SeqCst)), (2, 2));
+        assert_eq!(
+            (
+                r.d.heads.load(Ordering::SeqCst),
+                r.d.loads.load(Ordering::SeqCst)
+            ),
+            (2, 2)
+        );
     }
 
     #[tokio::test]
@@ -526,9 +634,16 @@ mod tests {
         let r = rig();
         r.d.down.store(true, Ordering::SeqCst);
         let err = r.cache.current().await.unwrap_err();
-        assert!(err.contains("connection refused") && err.contains("s3://b/k"), "{err}");
+        assert!(
+            err.contains("connection refused") && err.contains("s3://b/k"),
+            "{err}"
+        );
         assert!(r.cache.current().await.is_err());
-        assert_eq!(r.d.loads.load(Ordering::SeqCst), 2, "retried on the next call");
+        assert_eq!(
+            r.d.loads.load(Ordering::SeqCst),
+            2,
+            "retried on the next call"
+        );
         r.d.down.store(false, Ordering::SeqCst);
         r.d.set(5, vec![]);
         assert_eq!(r.cache.current().await.unwrap().version(), 5);
@@ -544,7 +659,11 @@ mod tests {
         r.d.set(2, vec![entry("a", "Allow")]);
         r.clock.advance(60);
         r.cache.current().await.unwrap();
-        assert_eq!(r.cache.status(), Some((Source::Dynamo, 2)), "same version number, but S3 is only a fallback");
+        assert_eq!(
+            r.cache.status(),
+            Some((Source::Dynamo, 2)),
+            "same version number, but S3 is only a fallback"
+        );
     }
 
     #[tokio::test]
@@ -556,7 +675,11 @@ mod tests {
         *r.s.doc.lock().unwrap() = doc(2, vec![]);
         for _ in 0..10 {
             r.clock.advance(60);
-            assert_eq!(r.cache.current().await.unwrap().version(), 3, "stale within max_stale");
+            assert_eq!(
+                r.cache.current().await.unwrap().version(),
+                3,
+                "stale within max_stale"
+            );
         }
         assert_eq!(r.s.fetches.load(Ordering::SeqCst), 0);
         r.clock.advance(60);

@@ -27,7 +27,7 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
 use super::store::{
     entry_key, new_generation, now_rfc3339, shard_of, shard_pk, ChangeNote, Edit, Head,
-    HistoryRecord, Loaded, StoreError, VersionedSource, DEFAULT_SHARDS, MAX_TRANSACTION_EDITS,
+    HistoryRecord, Loaded, StoreError, VersionedSource, MAX_TRANSACTION_EDITS,
 };
 use super::{Mapping, Method, ResourcePath, Scope, Stage};
 use crate::policy::{ApiArn, Effect};
@@ -89,16 +89,17 @@ impl AwsConfig {
             loader = loader.endpoint_url(e);
         }
         if let Some((id, secret)) = &options.static_credentials {
-            loader = loader.credentials_provider(Credentials::new(id, secret, None, None, "static"));
+            loader =
+                loader.credentials_provider(Credentials::new(id, secret, None, None, "static"));
         }
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(2))
             .operation_attempt_timeout(options.attempt_timeout.unwrap_or(Duration::from_secs(3)))
             .operation_timeout(options.operation_timeout.unwrap_or(Duration::from_secs(10)))
             .build();
-        loader = loader
-            .timeout_config(timeouts)
-            .retry_config(RetryConfig::standard().with_max_attempts(options.max_attempts.unwrap_or(3)));
+        loader = loader.timeout_config(timeouts).retry_config(
+            RetryConfig::standard().with_max_attempts(options.max_attempts.unwrap_or(3)),
+        );
         let sdk = loader.load().await;
         // AWS_ENDPOINT_URL in the environment counts as well as --endpoint-url.
         let path_style = sdk.endpoint_url().is_some();
@@ -268,11 +269,15 @@ fn parse_entry(item: Item, generation: &str, shards: u32) -> Result<Mapping, Sto
     let parsed: EntryItem = from_item(item).map_err(|e| bad(e.to_string()))?;
     let expected_sk = entry_key(&parsed.clone_mapping());
     if parsed.sk != expected_sk {
-        return Err(bad(format!("its key does not match its fields (expected sk {expected_sk:?})")));
+        return Err(bad(format!(
+            "its key does not match its fields (expected sk {expected_sk:?})"
+        )));
     }
     let expected_pk = shard_pk(generation, shard_of(&expected_sk, shards));
     if parsed.pk != expected_pk {
-        return Err(bad(format!("it is in the wrong partition (expected {expected_pk:?})")));
+        return Err(bad(format!(
+            "it is in the wrong partition (expected {expected_pk:?})"
+        )));
     }
     Ok(parsed.into_mapping())
 }
@@ -290,7 +295,7 @@ impl EntryItem {
     }
 }
 
-/// Options of one bulk write (a new generation).
+/// A progress callback of a bulk write: `(entries written, total)`.
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
 
 /// The DynamoDB mapping store.
@@ -325,12 +330,20 @@ impl DynamoStore {
     /// # Errors
     /// [`StoreError::Service`].
     pub async fn create_table(&self) -> Result<bool, StoreError> {
-        match self.client.describe_table().table_name(&*self.table).send().await {
+        match self
+            .client
+            .describe_table()
+            .table_name(&*self.table)
+            .send()
+            .await
+        {
             Ok(_) => {
                 self.wait_active().await?;
                 return Ok(false);
             }
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) => {}
             Err(e) => return Err(service("DescribeTable")(e)),
         }
         let attr = |name: &str| {
@@ -361,7 +374,9 @@ impl DynamoStore {
         match created {
             Ok(_) => {}
             // Someone else created it meanwhile: fine.
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) => {}
             Err(e) => return Err(service("CreateTable")(e)),
         }
         self.wait_active().await?;
@@ -429,7 +444,12 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(service("PutItem")(e)),
         }
     }
@@ -461,7 +481,12 @@ impl DynamoStore {
         Ok(meta.into())
     }
 
-    async fn query_all(&self, pk: String, limit: Option<i32>, forward: bool) -> Result<Vec<Item>, StoreError> {
+    async fn query_all(
+        &self,
+        pk: String,
+        limit: Option<i32>,
+        forward: bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -494,7 +519,11 @@ impl DynamoStore {
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] for any bad item; [`StoreError::Service`].
-    pub async fn read_generation(&self, generation: &str, shards: u32) -> Result<Vec<Mapping>, StoreError> {
+    pub async fn read_generation(
+        &self,
+        generation: &str,
+        shards: u32,
+    ) -> Result<Vec<Mapping>, StoreError> {
         let mut tasks = tokio::task::JoinSet::new();
         for shard in 0..shards {
             let this = self.clone();
@@ -529,8 +558,8 @@ impl DynamoStore {
             let head = self.read_head().await?;
             let entries = self.read_generation(&head.generation, head.shards).await?;
             let after = self.read_head().await?;
-            let still_there =
-                after.generation == head.generation || after.previous.as_deref() == Some(&*head.generation);
+            let still_there = after.generation == head.generation
+                || after.previous.as_deref() == Some(&*head.generation);
             if still_there || attempts >= 3 {
                 if !still_there {
                     return Err(StoreError::Conflict {
@@ -572,12 +601,14 @@ impl DynamoStore {
     /// [`StoreError::Corrupt`]; [`StoreError::Service`].
     pub async fn history(&self, limit: usize) -> Result<Vec<HistoryRecord>, StoreError> {
         let limit = i32::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000);
-        let items = self.query_all(HISTORY_PK.to_owned(), Some(limit), false).await?;
+        let items = self
+            .query_all(HISTORY_PK.to_owned(), Some(limit), false)
+            .await?;
         items
             .into_iter()
             .take(limit as usize)
             .map(|item| {
-                from_item::<_, HistoryItem>(item.clone())
+                from_item::<HistoryItem>(item.clone())
                     .map(|h| h.record)
                     .map_err(|e| corrupt(&item, e))
             })
@@ -593,7 +624,7 @@ impl DynamoStore {
         items
             .into_iter()
             .map(|item| {
-                from_item::<_, MigrationItem>(item.clone())
+                from_item::<MigrationItem>(item.clone())
                     .map(|m| m.record)
                     .map_err(|e| corrupt(&item, e))
             })
@@ -621,7 +652,12 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(service("PutItem")(e)),
         }
     }
@@ -664,7 +700,12 @@ impl DynamoStore {
     /// # Panics
     /// With more than [`MAX_TRANSACTION_EDITS`] edits (use
     /// [`replace_all`](Self::replace_all)).
-    pub async fn apply(&self, read: &Head, edits: &[Edit], note: &ChangeNote) -> Result<Head, StoreError> {
+    pub async fn apply(
+        &self,
+        read: &Head,
+        edits: &[Edit],
+        note: &ChangeNote,
+    ) -> Result<Head, StoreError> {
         assert!(
             !edits.is_empty() && edits.len() <= MAX_TRANSACTION_EDITS,
             "1 to {MAX_TRANSACTION_EDITS} edits per transaction"
@@ -674,7 +715,13 @@ impl DynamoStore {
         let mut items = Vec::with_capacity(edits.len() + 2);
         let mut delta: i64 = 0;
         for edit in edits {
-            let item = EntryItem::new(edit.mapping(), &read.generation, read.shards, &at, &note.actor);
+            let item = EntryItem::new(
+                edit.mapping(),
+                &read.generation,
+                read.shards,
+                &at,
+                &note.actor,
+            );
             let op = match edit {
                 Edit::Add(_) => {
                     delta += 1;
@@ -773,8 +820,14 @@ impl DynamoStore {
                 .is_some_and(|c| c == "TransactionConflict" || c == "ConditionalCheckFailed")
         };
         let n_edits = edits.map_or(0, <[Edit]>::len);
-        // The version record is the item after the edits.
-        if reasons.get(n_edits).is_some_and(conflict) || reasons.iter().any(|c| c.as_deref() == Some("TransactionConflict")) {
+        // The version record is the item after the edits, the history record the one after
+        // it: a history record already at the new version also means someone else made it.
+        if reasons.get(n_edits).is_some_and(conflict)
+            || reasons.get(n_edits + 1).is_some_and(conflict)
+            || reasons
+                .iter()
+                .any(|c| c.as_deref() == Some("TransactionConflict"))
+        {
             let found = self.read_head().await.ok().map(|h| h.version);
             return StoreError::Conflict {
                 read: read.version,
@@ -785,8 +838,12 @@ impl DynamoStore {
             for (edit, code) in edits.iter().zip(&reasons) {
                 if failed(code) {
                     return match edit {
-                        Edit::Add(m) => StoreError::Exists { entry: m.to_string() },
-                        Edit::Remove(m) => StoreError::NotFound { entry: m.to_string() },
+                        Edit::Add(m) => StoreError::Exists {
+                            entry: m.to_string(),
+                        },
+                        Edit::Remove(m) => StoreError::NotFound {
+                            entry: m.to_string(),
+                        },
                     };
                 }
             }
@@ -833,7 +890,8 @@ impl DynamoStore {
             })
             .collect();
         if let Err(e) = self.batch_write(requests, progress).await {
-            self.delete_generation_best_effort(&generation, shards).await;
+            self.delete_generation_best_effort(&generation, shards)
+                .await;
             return Err(e);
         }
         let flip = TransactWriteItem::builder()
@@ -868,7 +926,8 @@ impl DynamoStore {
             .await;
         if let Err(e) = result {
             let err = self.transaction_error(e, read, None).await;
-            self.delete_generation_best_effort(&generation, shards).await;
+            self.delete_generation_best_effort(&generation, shards)
+                .await;
             return Err(err);
         }
         if let Some(old) = &read.previous {
@@ -887,11 +946,19 @@ impl DynamoStore {
         })
     }
 
-    async fn batch_write(&self, requests: Vec<WriteRequest>, progress: Progress<'_>) -> Result<(), StoreError> {
+    async fn batch_write(
+        &self,
+        requests: Vec<WriteRequest>,
+        progress: Progress<'_>,
+    ) -> Result<(), StoreError> {
         let total = requests.len();
         progress(0, total);
         let mut done = 0;
-        let mut chunks = requests.chunks(25).map(<[WriteRequest]>::to_vec).collect::<Vec<_>>().into_iter();
+        let mut chunks = requests
+            .chunks(25)
+            .map(<[WriteRequest]>::to_vec)
+            .collect::<Vec<_>>()
+            .into_iter();
         let mut tasks = tokio::task::JoinSet::new();
         loop {
             while tasks.len() < self.write_concurrency {
@@ -899,7 +966,9 @@ impl DynamoStore {
                 let this = self.clone();
                 tasks.spawn(async move { this.write_batch(chunk).await });
             }
-            let Some(joined) = tasks.join_next().await else { break };
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
             let written = joined.map_err(|e| StoreError::Service {
                 operation: "BatchWriteItem",
                 message: e.to_string(),
@@ -921,7 +990,10 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(service("BatchWriteItem"))?;
-            match out.unprocessed_items.and_then(|mut u| u.remove(&*self.table)) {
+            match out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(&*self.table))
+            {
                 Some(rest) if !rest.is_empty() => {
                     batch = rest;
                     tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
@@ -951,7 +1023,12 @@ impl DynamoStore {
                 .into_iter()
                 .map(|k| {
                     WriteRequest::builder()
-                        .delete_request(DeleteRequest::builder().set_key(Some(k)).build().expect("key set"))
+                        .delete_request(
+                            DeleteRequest::builder()
+                                .set_key(Some(k))
+                                .build()
+                                .expect("key set"),
+                        )
                         .build()
                 })
                 .collect();
@@ -987,7 +1064,13 @@ impl DynamoStore {
 
     /// Writes a raw item (for fault tests: a corrupt entry). Not for normal use.
     #[doc(hidden)]
-    pub async fn put_raw_entry(&self, generation: &str, shard: u32, sk: &str, fields: &[(&str, &str)]) -> Result<(), StoreError> {
+    pub async fn put_raw_entry(
+        &self,
+        generation: &str,
+        shard: u32,
+        sk: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<(), StoreError> {
         let mut item = key(&shard_pk(generation, shard), sk);
         for (k, v) in fields {
             item.insert((*k).to_owned(), s(*v));

@@ -7,9 +7,10 @@
 //! and also read in the original blog post's permissions-document form
 //! `{"arn":"...","resource":"my-resource","stage":"dev","httpVerb":"GET","scope":"email"}`.
 //!
-//! Sources: [`file`](mod@file) (JSON files, `seed-data/`, the S3 snapshot document).
-// The lead adds: `pub mod dynamo; pub mod s3; pub mod cache;` (DynamoDB source, S3 fallback,
-// warm-container cache).
+//! Sources: [`file`](mod@file) (JSON files, `seed-data/`, the S3 snapshot document),
+//! [`dynamo`] (the DynamoDB store, the source of truth at run time; layout in [`store`]),
+//! [`s3`] (the snapshot, the fallback); [`cache`] is the authorizer's warm-container cache
+//! over the last two.
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,6 +21,11 @@ use crate::policy::{ApiArn, ArnError, Effect};
 
 pub mod file;
 pub mod snapshot;
+
+pub mod cache;
+pub mod dynamo;
+pub mod s3;
+pub mod store;
 
 pub use snapshot::{Explanation, Snapshot};
 

@@ -9,7 +9,9 @@
 
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier,
+};
 use aws_sdk_s3::Client;
 use serde::Serialize;
 
@@ -84,7 +86,14 @@ impl S3Snapshots {
 
     /// The current object's bytes and ETag, `None` when there is none.
     async fn get(&self) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
-        let out = match self.client.get_object().bucket(&self.bucket).key(&self.key).send().await {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .send()
+            .await
+        {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
             Err(e) => return Err(service("GetObject")(e)),
@@ -129,7 +138,11 @@ impl S3Snapshots {
     ///
     /// # Errors
     /// [`StoreError::SnapshotNewer`]; [`StoreError::Service`].
-    pub async fn publish(&self, version: u64, mappings: &[Mapping]) -> Result<Published, StoreError> {
+    pub async fn publish(
+        &self,
+        version: u64,
+        mappings: &[Mapping],
+    ) -> Result<Published, StoreError> {
         let body = serde_json::to_vec_pretty(&SnapshotDocument {
             version,
             generated_at: now_rfc3339(),
@@ -173,7 +186,12 @@ impl S3Snapshots {
             };
             match put.send().await {
                 Ok(_) => return Ok(Published::Written { version }),
-                Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(409 | 412)) => {
+                Err(e)
+                    if matches!(
+                        e.raw_response().map(|r| r.status().as_u16()),
+                        Some(409 | 412)
+                    ) =>
+                {
                     tracing::debug!("snapshot changed while publishing; reading it again");
                 }
                 Err(e) => return Err(service("PutObject")(e)),
@@ -216,8 +234,9 @@ impl S3Snapshots {
         match req.send().await {
             Ok(_) => Ok(()),
             Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()) =>
+                if e.as_service_error().is_some_and(|e| {
+                    e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+                }) =>
             {
                 Ok(())
             }
@@ -247,7 +266,12 @@ impl S3Snapshots {
             self.client
                 .delete_objects()
                 .bucket(&self.bucket)
-                .delete(Delete::builder().set_objects(Some(ids)).build().expect("objects set"))
+                .delete(
+                    Delete::builder()
+                        .set_objects(Some(ids))
+                        .build()
+                        .expect("objects set"),
+                )
                 .send()
                 .await
                 .map_err(service("DeleteObjects"))?;

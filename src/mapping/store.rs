@@ -361,7 +361,8 @@ impl Diff {
 
     /// The edits that apply it to the old set (a changed effect is a remove and an add).
     pub fn edits(&self) -> Vec<Edit> {
-        let mut out = Vec::with_capacity(self.added.len() + self.removed.len() + 2 * self.changed.len());
+        let mut out =
+            Vec::with_capacity(self.added.len() + self.removed.len() + 2 * self.changed.len());
         out.extend(self.removed.iter().cloned().map(Edit::Remove));
         for (old, new) in &self.changed {
             out.push(Edit::Remove(old.clone()));
@@ -442,8 +443,16 @@ mod tests {
 
     #[test]
     fn diffs_by_target() {
-        let old = vec![m("a", "x", "Allow"), m("b", "y", "Allow"), m("c", "z", "Allow")];
-        let new = vec![m("a", "x", "Allow"), m("b", "y", "Deny"), m("d", "w", "Allow")];
+        let old = vec![
+            m("a", "x", "Allow"),
+            m("b", "y", "Allow"),
+            m("c", "z", "Allow"),
+        ];
+        let new = vec![
+            m("a", "x", "Allow"),
+            m("b", "y", "Deny"),
+            m("d", "w", "Allow"),
+        ];
         let d = Diff::between(&old, &new);
         assert_eq!(d.added, vec![m("d", "w", "Allow")]);
         assert_eq!(d.removed, vec![m("c", "z", "Allow")]);

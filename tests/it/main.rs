@@ -3,7 +3,12 @@
 
 mod support;
 
+mod docs;
 mod invoke;
 mod jwks;
+mod lambda;
 mod local_mode;
+mod mapping_cache;
 mod oidc;
+mod store;
+mod template;

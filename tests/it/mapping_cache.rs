@@ -1,0 +1,569 @@
+//! The authorizer's warm mapping cache against the emulator: cold start and warm faults
+//! (DynamoDB's endpoint frozen like `kill -STOP`, through a pausable proxy), the S3 fallback,
+//! failing closed, corrupt snapshots, and a CLI change reaching the authorizer's answer
+//! within the TTL.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use scopegate::authorizer::Authorizer;
+use scopegate::clock::{Clock, ManualClock, SystemClock};
+use scopegate::config::{Config, IssuerConfig, JwksSource};
+use scopegate::mapping::cache::{CacheOptions, MappingCache, Source};
+use scopegate::mapping::dynamo::{AwsConfig, AwsOptions, DynamoStore};
+use scopegate::mapping::s3::S3Snapshots;
+use scopegate::mapping::Snapshot;
+use scopegate::policy::{evaluate, Effect, Policy};
+use scopegate::token::mint::SigningKey;
+use scopegate::token::Alg;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::store::{aws, entry, seed_dir, Fixture, API};
+use crate::support::emulator::{ACCESS_KEY, REGION, SECRET_KEY};
+
+/// A TCP proxy that can freeze: while paused it accepts and reads but forwards nothing, so
+/// callers hang exactly as with a SIGSTOPped server, on new and pooled connections alike.
+struct PausableProxy {
+    addr: SocketAddr,
+    paused: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PausableProxy {
+    async fn start(upstream_endpoint: &str) -> PausableProxy {
+        let upstream: SocketAddr = upstream_endpoint
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap_or_else(|e| panic!("endpoint {upstream_endpoint}: {e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (paused, _) = watch::channel(false);
+        let rx = paused.subscribe();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let rx = rx.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::spawn(pump(cr, sw, rx.clone()));
+                    tokio::spawn(pump(sr, cw, rx));
+                });
+            }
+        });
+        PausableProxy { addr, paused, task }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+
+    fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+}
+
+impl Drop for PausableProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut paused: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The authorizer's SDK options: short timeouts, one attempt, so a frozen endpoint costs
+/// about a second.
+fn fast(endpoint: &str) -> AwsOptions {
+    AwsOptions {
+        attempt_timeout: Some(Duration::from_millis(700)),
+        operation_timeout: Some(Duration::from_millis(1000)),
+        max_attempts: Some(1),
+        ..aws(endpoint)
+    }
+}
+
+struct Rig {
+    fx: Fixture,
+    dynamo_proxy: PausableProxy,
+    s3_proxy: PausableProxy,
+    clock: Arc<ManualClock>,
+}
+
+const TTL: u64 = 60;
+const MAX_STALE: u64 = 300;
+
+impl Rig {
+    async fn new() -> Rig {
+        let fx = Fixture::new().await;
+        scopegate::admin::migrate::seed(&fx.admin, &seed_dir(), false)
+            .await
+            .unwrap();
+        fx.admin.publish_now().await.unwrap();
+        let dynamo_proxy = PausableProxy::start(&fx.target.aws.endpoint_url.clone().unwrap()).await;
+        let s3_proxy = PausableProxy::start(&fx.target.aws.endpoint_url.clone().unwrap()).await;
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        Rig {
+            fx,
+            dynamo_proxy,
+            s3_proxy,
+            clock,
+        }
+    }
+
+    async fn cache(&self) -> MappingCache<DynamoStore, S3Snapshots> {
+        let d = AwsConfig::load(&fast(&self.dynamo_proxy.endpoint())).await;
+        let s = AwsConfig::load(&fast(&self.s3_proxy.endpoint())).await;
+        MappingCache::new(
+            DynamoStore::new(&d, &self.fx.target.table),
+            S3Snapshots::new(
+                &s,
+                self.fx.target.bucket.as_deref().unwrap(),
+                &self.fx.target.key,
+            ),
+            self.clock.clone(),
+            CacheOptions {
+                ttl: TTL,
+                max_stale: MAX_STALE,
+                check_timeout: Duration::from_secs(3),
+                load_timeout: Duration::from_secs(10),
+            },
+        )
+    }
+}
+
+const SEED_GET: &str = "arn:aws:execute-api:us-east-1:219852565112:rz8w6b1ik2/dev/GET/my-resource";
+const SEED_API: &str = "arn:aws:execute-api:us-east-1:219852565112:rz8w6b1ik2";
+
+fn email_allowed(s: &Snapshot) -> bool {
+    s.policy_for(["email"], SEED_API, "dev").evaluate(SEED_GET) == Effect::Allow
+}
+
+fn email_entry() -> scopegate::mapping::Mapping {
+    serde_json::from_value(json!({"arn": SEED_API, "resource": "my-resource", "stage": "dev", "httpVerb": "GET", "scope": "email"})).unwrap()
+}
+
+use scopegate::authorizer::Mappings as _;
+
+#[tokio::test]
+async fn cold_start_falls_back_to_s3_then_fails_closed_then_recovers() {
+    let rig = Rig::new().await;
+    rig.dynamo_proxy.pause();
+    let cache = rig.cache().await;
+    let s = cache.current().await.unwrap();
+    assert_eq!(cache.status(), Some((Source::S3, 1)));
+    assert!(email_allowed(&s));
+
+    // Both down: no snapshot, no Allow.
+    rig.s3_proxy.pause();
+    let cold = rig.cache().await;
+    let err = cold.current().await.unwrap_err();
+    assert!(err.contains("DynamoDB") && err.contains("S3"), "{err}");
+    assert_eq!(cold.status(), None);
+    // Retried on the next call: DynamoDB back, served from it.
+    rig.dynamo_proxy.resume();
+    cold.current().await.unwrap();
+    assert_eq!(cold.status(), Some((Source::Dynamo, 1)));
+    rig.fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_snapshot_is_refused_not_served() {
+    let rig = Rig::new().await;
+    rig.fx
+        .admin
+        .snapshots
+        .as_ref()
+        .unwrap()
+        .put_raw(format!(r#"{{"version": 7, "mappings": [{{"api": "{API}", "stage": "dev", "method": "GET", "resource": "x", "scope": "s", "effect": "Alow"}}]}}"#).into_bytes())
+        .await
+        .unwrap();
+    rig.dynamo_proxy.pause();
+    let cache = rig.cache().await;
+    let err = cache.current().await.unwrap_err();
+    assert!(
+        err.contains("corrupt snapshot") && err.contains("mappings[0]"),
+        "{err}"
+    );
+    assert_eq!(cache.status(), None);
+    rig.fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn warm_dynamodb_outage_serves_cached_then_s3_then_picks_up_the_new_version_within_a_ttl() {
+    let rig = Rig::new().await;
+    let cache = rig.cache().await;
+    assert!(email_allowed(&cache.current().await.unwrap()));
+    assert_eq!(cache.status(), Some((Source::Dynamo, 1)));
+
+    // DynamoDB freezes; meanwhile an operator (who can still reach it) removes email's grant
+    // and publishes.
+    rig.dynamo_proxy.pause();
+    rig.fx.admin.remove(vec![email_entry()]).await.unwrap();
+    rig.fx.admin.publish_now().await.unwrap();
+
+    rig.clock.advance(TTL);
+    let started = std::time::Instant::now();
+    let s = cache.current().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the check is bounded: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (s.version(), cache.status().unwrap().0),
+        (1, Source::Dynamo),
+        "last good snapshot while within max stale"
+    );
+    // Calls before the next check do no IO at all.
+    let started = std::time::Instant::now();
+    cache.current().await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(50));
+
+    // Past max stale: the S3 snapshot, which has the removal.
+    rig.clock.advance(MAX_STALE);
+    let s = cache.current().await.unwrap();
+    assert_eq!(cache.status(), Some((Source::S3, 2)));
+    assert!(
+        !email_allowed(&s),
+        "never an Allow the current mappings do not give"
+    );
+
+    // DynamoDB is back, with a newer change: picked up at the next check, one TTL later.
+    rig.dynamo_proxy.resume();
+    rig.fx
+        .admin
+        .add(vec![entry("late", "GET", "late", "Allow")])
+        .await
+        .unwrap();
+    rig.clock.advance(TTL - 1);
+    assert_eq!(cache.current().await.unwrap().version(), 2);
+    rig.clock.advance(1);
+    let s = cache.current().await.unwrap();
+    assert_eq!(cache.status(), Some((Source::Dynamo, 3)));
+    assert!(!email_allowed(&s));
+    assert!(
+        s.policy_for(["late"], API, "dev")
+            .evaluate(&format!("{API}/dev/GET/late"))
+            == Effect::Allow
+    );
+
+    // Everything down past max stale: fail closed.
+    rig.dynamo_proxy.pause();
+    rig.s3_proxy.pause();
+    rig.clock.advance(MAX_STALE + TTL);
+    assert!(cache.current().await.is_err());
+    rig.fx.cleanup().await;
+}
+
+fn token(key: &SigningKey, scope: &str) -> String {
+    let now = SystemClock.now();
+    key.sign(&json!({"iss": ISSUER, "sub": "user-1", "iat": now, "exp": now + 600, "scope": scope}))
+}
+
+const ISSUER: &str = "https://issuer.example.com";
+
+fn event(token: &str, arn: &str) -> Vec<u8> {
+    json!({"type": "TOKEN", "authorizationToken": format!("Bearer {token}"), "methodArn": arn})
+        .to_string()
+        .into_bytes()
+}
+
+fn decision(answer: &[u8], arn: &str) -> Effect {
+    let v: Value = serde_json::from_slice(answer).unwrap();
+    let p: Policy =
+        serde_json::from_value(v["policyDocument"].clone()).unwrap_or_else(|e| panic!("{v}: {e}"));
+    evaluate(&p, arn)
+}
+
+#[tokio::test]
+async fn a_mapping_change_reaches_the_warm_authorizer_within_the_ttl() {
+    let rig = Rig::new().await;
+    let key = SigningKey::generate(Alg::RS256, "k1");
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, SigningKey::jwks(&[&key]).to_string()).unwrap();
+    let mut config = Config::new(vec![IssuerConfig {
+        issuer: ISSUER.into(),
+        jwks: JwksSource::File(jwks),
+    }]);
+    config.token_cache_ttl = Duration::ZERO;
+    let authorizer = Authorizer::new(&config, rig.cache().await, rig.clock.clone()).unwrap();
+    let arn = format!("{API}/dev/GET/reports");
+    let t = token(&key, "reports:read");
+    let answer = authorizer.handle_json(&event(&t, &arn)).await.unwrap();
+    assert_eq!(decision(&answer, &arn), Effect::Deny);
+
+    rig.fx
+        .admin
+        .add(vec![entry("reports:read", "GET", "reports", "Allow")])
+        .await
+        .unwrap();
+    rig.clock.advance(TTL - 1);
+    let answer = authorizer.handle_json(&event(&t, &arn)).await.unwrap();
+    assert_eq!(
+        decision(&answer, &arn),
+        Effect::Deny,
+        "still within the TTL"
+    );
+    rig.clock.advance(1);
+    let answer = authorizer.handle_json(&event(&t, &arn)).await.unwrap();
+    assert_eq!(
+        decision(&answer, &arn),
+        Effect::Allow,
+        "picked up at the TTL"
+    );
+    rig.fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_cli_changes_what_scopegate_invoke_answers() {
+    let fx = Fixture::new().await;
+    let endpoint = fx.target.aws.endpoint_url.clone().unwrap();
+    let key = SigningKey::generate(Alg::RS256, "k1");
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, SigningKey::jwks(&[&key]).to_string()).unwrap();
+    let bucket = fx.target.bucket.clone().unwrap();
+    let scopegate = |args: &[&str], stdin: Option<Vec<u8>>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scopegate"));
+        cmd.args(args)
+            .env_clear()
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("SCOPEGATE_MAPPINGS_TABLE", &fx.target.table)
+            .env("SCOPEGATE_SNAPSHOT_BUCKET", &bucket)
+            .env("SCOPEGATE_ISSUER", ISSUER)
+            .env("SCOPEGATE_JWKS_FILE", &jwks)
+            .env("USER", "cli-tester")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(bytes) = stdin {
+            std::io::Write::write_all(&mut input, &bytes).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "scopegate {args:?}\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        stdout
+    };
+    let arn = format!("{API}/dev/GET/reports");
+    let t = token(&key, "reports:read");
+    let answer = scopegate(&["invoke"], Some(event(&t, &arn)));
+    assert_eq!(decision(answer.as_bytes(), &arn), Effect::Deny);
+
+    let entry_args = [
+        "--api",
+        API,
+        "--stage",
+        "dev",
+        "--method",
+        "GET",
+        "--resource",
+        "reports",
+        "--scope",
+        "reports:read",
+    ];
+    let out = scopegate(&[&["mappings", "add"][..], &entry_args].concat(), None);
+    assert!(
+        out.contains("version 0 -> 1") && out.contains("snapshot published (version 1)"),
+        "{out}"
+    );
+    let answer = scopegate(&["invoke"], Some(event(&t, &arn)));
+    assert_eq!(decision(answer.as_bytes(), &arn), Effect::Allow);
+
+    let out = scopegate(&["explain", "--token", &t, "--method-arn", &arn], None);
+    assert!(
+        out.starts_with("Allow") && out.contains("decided by: reports:read: Allow"),
+        "{out}"
+    );
+    let out = scopegate(&["history", "--output", "json"], None);
+    let history: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(history[0]["actor"], "cli-tester");
+    assert_eq!(history[0]["action"], "add");
+    // Destructive without --yes and without a terminal: refused, nothing removed.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scopegate"));
+    let refused = cmd
+        .args([&["mappings", "remove"][..], &entry_args].concat())
+        .env("SCOPEGATE_MAPPINGS_TABLE", &fx.target.table)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    let out = scopegate(
+        &[&["mappings", "remove", "--yes"][..], &entry_args].concat(),
+        None,
+    );
+    assert!(out.contains("version 1 -> 2"), "{out}");
+    let answer = scopegate(&["invoke"], Some(event(&t, &arn)));
+    assert_eq!(decision(answer.as_bytes(), &arn), Effect::Deny);
+    let out = scopegate(&["mappings", "list", "--output", "json"], None);
+    assert_eq!(out.trim(), "[]");
+    fx.cleanup().await;
+}
+
+/// Runs the `scopegate` binary against the fixture's table and bucket (flags, not the
+/// environment), returning (success, stdout, stderr).
+fn cli(fx: &Fixture, args: &[&str]) -> (bool, String, String) {
+    let endpoint = fx.target.aws.endpoint_url.clone().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(args)
+        .args([
+            "--endpoint-url",
+            &endpoint,
+            "--region",
+            REGION,
+            "--table",
+            &fx.target.table,
+        ])
+        .args([
+            "--bucket",
+            fx.target.bucket.as_deref().unwrap(),
+            "--actor",
+            "ops",
+        ])
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_admin_cli_migrates_seeds_imports_exports_and_validates() {
+    let fx = Fixture::new().await;
+    let (ok, out, err) = cli(&fx, &["migrate"]);
+    assert!(ok && out.contains("nothing to do"), "{out}{err}");
+    let seed = seed_dir();
+    let (ok, out, err) = cli(&fx, &["seed", "--dir", seed.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("version 0 -> 1") && out.contains("snapshot published"),
+        "{out}{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let exported = dir.path().join("export.json");
+    let (ok, _, err) = cli(
+        &fx,
+        &[
+            "export",
+            "--format",
+            "json",
+            "--out",
+            exported.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let doc = scopegate::mapping::file::load_document(&exported).unwrap();
+    assert_eq!(doc.version, Some(1));
+
+    let small = dir.path().join("small.json");
+    std::fs::write(
+        &small,
+        serde_json::to_string(&[entry("only", "GET", "only", "Allow")]).unwrap(),
+    )
+    .unwrap();
+    let (ok, out, _) = cli(
+        &fx,
+        &["import", small.to_str().unwrap(), "--replace", "--dry-run"],
+    );
+    assert!(
+        ok && out.contains("+ only: Allow") && out.contains("dry run, nothing written"),
+        "{out}"
+    );
+    // Destructive, no terminal, no --yes: refused, and nothing changed.
+    let (ok, _, err) = cli(&fx, &["import", small.to_str().unwrap(), "--replace"]);
+    assert!(!ok && err.contains("--yes"), "{err}");
+    let (ok, out, err) = cli(
+        &fx,
+        &["import", small.to_str().unwrap(), "--replace", "--yes"],
+    );
+    assert!(ok && out.contains("version 1 -> 2"), "{out}{err}");
+    let (ok, out, _) = cli(&fx, &["mappings", "list", "--output", "json"]);
+    assert!(ok);
+    let listed: Vec<scopegate::mapping::Mapping> = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed, vec![entry("only", "GET", "only", "Allow")]);
+    // And back: the export restores the seeded set.
+    let (ok, out, err) = cli(
+        &fx,
+        &[
+            "import",
+            exported.to_str().unwrap(),
+            "--replace",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let changed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(changed["version"], 3);
+    let (_, out, _) = cli(&fx, &["history", "--output", "json"]);
+    let history: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(history.len(), 3);
+    assert!(history.iter().all(|h| h["actor"] == "ops"));
+
+    // validate: the file, the entry and the field; nothing touched.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, format!(r#"[{{"api":"{API}","stage":"dev","method":"GET","resource":"orders/{{id}}","scope":"s"}}]"#)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["validate", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("bad.json: mappings[0]: field \"resource\""),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["validate", exported.to_str().unwrap(), "--budget", "300"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("over the budget of 300 bytes"));
+    fx.cleanup().await;
+}
