@@ -8,10 +8,12 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::authorizer::{AuthorizeError, Authorizer, Mappings, StaticMappings};
+use crate::authorizer::{AuthorizeError, Authorizer, Mappings};
 use crate::clock::SystemClock;
 use crate::config::{Config, IssuerConfig, JwksSource, MappingsSource};
 use crate::local::{self, Banner, CurlExample, DevIdp, GatewayOptions, Route};
+use crate::mapping::cache::ConfiguredMappings;
+use crate::mapping::dynamo::AwsOptions;
 use crate::mapping::{Mapping, Snapshot};
 use crate::policy::Effect;
 
@@ -30,6 +32,11 @@ pub struct LocalOptions {
     pub token_header: String,
     /// Token validation regex; `None` for the seed's, `Some("")` for none.
     pub token_regex: Option<String>,
+    /// A DynamoDB mappings table to serve from instead of a file (with the warm cache the
+    /// Lambda uses, so edits show within SCOPEGATE_MAPPING_TTL_SECONDS).
+    pub table: Option<String>,
+    /// Region, profile and endpoint for the table.
+    pub aws: AwsOptions,
 }
 
 /// A fault starting local mode.
@@ -86,35 +93,36 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(&Running),
 ) -> Result<(), LocalRunError> {
-    let mut config_for_file = Config::new(Vec::new());
+    let mut source = Config::new(Vec::new());
     if let Some(p) = &opts.mappings {
-        config_for_file.mappings = MappingsSource::File(p.clone());
+        source.mappings = MappingsSource::File(p.clone());
     }
-    let mappings = StaticMappings::from_config(&config_for_file)
+    source.mappings_table = opts.table.clone();
+    let mappings = ConfiguredMappings::from_config(&source, &opts.aws, Arc::new(SystemClock))
+        .await
         .map_err(|e| LocalRunError::Mappings(e.to_string()))?;
-    let gateway_opts = gateway_options(&opts, &mappings.0)?;
+    // The routes are the mappings' at start; the authorizer follows later edits.
+    let snapshot = mappings.current().await.map_err(LocalRunError::Mappings)?;
+    let gateway_opts = gateway_options(&opts, &snapshot)?;
     gateway_opts.validate()?;
 
     let idp =
-        DevIdp::bind(idp_listener)?.with_scopes_supported(mappings.0.scopes().map(str::to_owned));
+        DevIdp::bind(idp_listener)?.with_scopes_supported(snapshot.scopes().map(str::to_owned));
     let issuer = idp.issuer().to_owned();
     let mut config = Config::new(vec![IssuerConfig {
         issuer: issuer.clone(),
         jwks: JwksSource::Discovery,
     }]);
     config.audiences = vec![idp.audience().to_owned()];
-    config.mappings = config_for_file.mappings.clone();
+    config.mappings = source.mappings.clone();
+    config.mappings_table = source.mappings_table.clone();
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
     let idp_task = tokio::spawn(idp.serve(stopped(stop_rx.clone())));
-    let authorizer = Arc::new(Authorizer::new(
-        &config,
-        mappings.clone(),
-        Arc::new(SystemClock),
-    )?);
+    let authorizer = Arc::new(Authorizer::new(&config, mappings, Arc::new(SystemClock))?);
     authorizer.hydrate().await;
 
     let gateway = gateway_listener
@@ -123,7 +131,7 @@ pub async fn run(
             what: "gateway",
             source,
         })?;
-    let (allowed, denied) = examples(&mappings.0, &gateway_opts);
+    let (allowed, denied) = examples(&snapshot, &gateway_opts);
     let banner = local::startup_banner(&Banner {
         gateway,
         issuer: &issuer,

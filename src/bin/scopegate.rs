@@ -54,6 +54,19 @@ enum Command {
         /// Token validation regex (default: the seed's JWT bearer regex; "" for none).
         #[arg(long)]
         token_regex: Option<String>,
+        /// Serve the mappings of this DynamoDB table (edits show within
+        /// SCOPEGATE_MAPPING_TTL_SECONDS) instead of a file.
+        #[arg(long, conflicts_with = "mappings")]
+        table: Option<String>,
+        /// DynamoDB endpoint for --table (an emulator such as LocalStack or moto).
+        #[arg(long, requires = "table")]
+        endpoint_url: Option<String>,
+        /// AWS region for --table.
+        #[arg(long, requires = "table")]
+        region: Option<String>,
+        /// AWS profile for --table.
+        #[arg(long, requires = "table")]
+        profile: Option<String>,
     },
     /// Print a fresh access token from the dev identity provider of `scopegate local`.
     Token {
@@ -143,6 +156,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             authorizer_ttl,
             token_header,
             token_regex,
+            table,
+            endpoint_url,
+            region,
+            profile,
         } => {
             let idp = tokio::net::TcpListener::bind(("127.0.0.1", idp_port))
                 .await
@@ -161,6 +178,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 authorizer_ttl,
                 token_header,
                 token_regex,
+                table,
+                aws: AwsOptions {
+                    region,
+                    profile,
+                    endpoint_url,
+                    ..AwsOptions::for_authorizer()
+                },
             };
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;

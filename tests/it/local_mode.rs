@@ -18,6 +18,19 @@ struct Local {
 
 impl Local {
     async fn start(api: Option<&str>, stage: Option<&str>, ttl: u32) -> Local {
+        Local::start_with(api, stage, ttl, None).await
+    }
+
+    async fn start_with(
+        api: Option<&str>,
+        stage: Option<&str>,
+        ttl: u32,
+        table: Option<(String, scopegate::mapping::dynamo::AwsOptions)>,
+    ) -> Local {
+        let (table, aws) = match table {
+            Some((t, a)) => (Some(t), a),
+            None => (None, Default::default()),
+        };
         let idp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gw = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -29,6 +42,8 @@ impl Local {
             authorizer_ttl: ttl,
             token_header: "Authorization".into(),
             token_regex: None,
+            table,
+            aws,
         };
         let task = tokio::spawn(async move {
             let shutdown = async {
@@ -160,4 +175,24 @@ async fn ttl_zero_calls_the_authorizer_every_time() {
         assert_eq!((s, c.as_str()), (200, "miss"));
     }
     local.stop().await;
+}
+
+#[tokio::test]
+async fn serves_the_mappings_of_a_dynamodb_table() {
+    // `scopegate local --table T --endpoint-url E`: the same seed session, from the table.
+    let fx = crate::store::Fixture::new().await;
+    scopegate::admin::migrate::seed(&fx.admin, &crate::store::seed_dir(), false)
+        .await
+        .unwrap();
+    let table = Some((fx.target.table.clone(), fx.target.aws.clone()));
+    let seed_api = "arn:aws:execute-api:us-east-1:219852565112:rz8w6b1ik2";
+    let local = Local::start_with(Some(seed_api), Some("dev"), 300, table).await;
+    let email = format!("Bearer {}", local.token("email").await);
+    let (s, c, body) = local.call("GET", "/dev/my-resource", Some(&email)).await;
+    assert_eq!((s, c.as_str()), (200, "miss"), "{body}");
+    let profile = format!("Bearer {}", local.token("profile").await);
+    let (s, _, _) = local.call("GET", "/dev/my-resource", Some(&profile)).await;
+    assert_eq!(s, 403);
+    local.stop().await;
+    fx.cleanup().await;
 }
