@@ -354,16 +354,15 @@ impl<M: Mappings> Authorizer<M> {
             return Ok(p);
         }
         let claims = match &self.introspector {
+            // Without introspection every token must be a JWT; the verifier says if it is not,
+            // so the token is not scanned an extra time.
+            None => self.verifier.verify(token, now).await?,
             Some(i) if !jws::looks_like_jwt(token) => {
                 i.introspect(&self.verifier, token, now).await?
             }
-            None if !jws::looks_like_jwt(token) => return Err(Rejection::Malformed("not a JWT")),
-            intro => {
+            Some(i) => {
                 let claims = self.verifier.verify(token, now).await?;
-                if let Some(i) = intro
-                    .as_ref()
-                    .filter(|i| i.mode() == IntrospectMode::Always)
-                {
+                if i.mode() == IntrospectMode::Always {
                     i.introspect(&self.verifier, token, now).await?;
                 }
                 claims

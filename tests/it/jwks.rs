@@ -45,21 +45,26 @@ fn claims() -> Value {
     json!({"iss": ISS, "sub": "u", "scope": "email", "exp": now + 600, "iat": now})
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_kid_refetches_once_and_is_rate_limited() {
-    let k1 = SigningKey::generate(Alg::ES256, "k1");
-    let k2 = SigningKey::generate(Alg::ES256, "k2");
+/// A JWKS endpoint publishing `key`, and a verifier trusting it with `cooldown`.
+async fn start(key: &SigningKey, cooldown: Duration) -> (Arc<Served>, Verifier) {
     let served = Arc::new(Served::default());
-    *served.jwks.lock().unwrap() = SigningKey::jwks(&[&k1]);
+    *served.jwks.lock().unwrap() = SigningKey::jwks(&[key]);
     served.status.store(200, Ordering::SeqCst);
     let url = serve(Arc::clone(&served)).await;
-
     let mut config = Config::new(vec![IssuerConfig {
         issuer: ISS.into(),
         jwks: JwksSource::Url(url),
     }]);
-    config.jwks_cooldown = Duration::from_secs(2);
-    let v = Arc::new(Verifier::new(&config).unwrap());
+    config.jwks_cooldown = cooldown;
+    (served, Verifier::new(&config).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_kid_refetches_once_and_is_rate_limited() {
+    let k1 = SigningKey::generate(Alg::ES256, "k1");
+    let k2 = SigningKey::generate(Alg::ES256, "k2");
+    let (served, v) = start(&k1, Duration::from_secs(2)).await;
+    let v = Arc::new(v);
     assert!(v.hydrate().await.is_empty());
     assert_eq!(served.hits.load(Ordering::SeqCst), 1);
 
@@ -98,16 +103,7 @@ async fn unknown_kid_refetches_once_and_is_rate_limited() {
 #[tokio::test]
 async fn a_failed_fetch_keeps_the_keys_held() {
     let k1 = SigningKey::generate(Alg::RS256, "k1");
-    let served = Arc::new(Served::default());
-    *served.jwks.lock().unwrap() = SigningKey::jwks(&[&k1]);
-    served.status.store(200, Ordering::SeqCst);
-    let url = serve(Arc::clone(&served)).await;
-    let mut config = Config::new(vec![IssuerConfig {
-        issuer: ISS.into(),
-        jwks: JwksSource::Url(url),
-    }]);
-    config.jwks_cooldown = Duration::ZERO;
-    let v = Verifier::new(&config).unwrap();
+    let (served, v) = start(&k1, Duration::ZERO).await;
     assert!(v.hydrate().await.is_empty());
 
     served.status.store(500, Ordering::SeqCst);
