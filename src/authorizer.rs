@@ -368,13 +368,14 @@ impl<M: Mappings> Authorizer<M> {
                 claims
             }
         };
-        let principal = Arc::new(self.build_principal(&claims)?);
+        let principal = Arc::new(self.build_principal(claims)?);
         self.principals
             .insert(token, Arc::clone(&principal), now, principal.exp);
         Ok(principal)
     }
 
-    fn build_principal(&self, c: &Claims) -> Result<Principal, Rejection> {
+    fn build_principal(&self, claims: Claims) -> Result<Principal, Rejection> {
+        let c = &claims;
         let id: Box<str> = c.principal().ok_or(Rejection::NoPrincipal)?.into();
         let context = Context {
             claims: c,
@@ -389,11 +390,11 @@ impl<M: Mappings> Authorizer<M> {
             .map(Into::into);
         Ok(Principal {
             id,
-            scopes: c.scopes.clone().into_boxed_slice(),
             context: serde_json::value::to_raw_value(&context)
                 .expect("the context is strings, numbers and booleans"),
             usage_key,
             exp: c.exp.unwrap_or(0),
+            scopes: claims.scopes.into_boxed_slice(),
         })
     }
 
