@@ -434,24 +434,8 @@ impl DynamoStore {
             updated_at: now_rfc3339(),
             updated_by: actor.to_owned(),
         };
-        let result = self
-            .client
-            .put_item()
-            .table_name(&*self.table)
-            .set_item(Some(to_item(&meta).expect("serializable")))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(service("PutItem")(e)),
-        }
+        self.put_if_absent(to_item(&meta).expect("serializable"))
+            .await
     }
 
     // ----- reads -----------------------------------------------------------------------
@@ -642,11 +626,21 @@ impl DynamoStore {
             sk: record.id.clone(),
             record: record.clone(),
         };
+        self.put_if_absent(to_item(&item).expect("serializable"))
+            .await
+    }
+
+    /// Writes `item` unless an item with its key exists; `Ok(false)` when one did. What makes
+    /// the version record and migration records write-once.
+    async fn put_if_absent(
+        &self,
+        item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    ) -> Result<bool, StoreError> {
         let result = self
             .client
             .put_item()
             .table_name(&*self.table)
-            .set_item(Some(to_item(&item).expect("serializable")))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
