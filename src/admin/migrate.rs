@@ -157,6 +157,17 @@ pub fn embedded() -> Vec<Migration> {
         .collect()
 }
 
+/// The `*.json` files in `dir`, in file-name order: the order migrations and seed files apply.
+fn json_files(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// The migrations in `dir` (`*.json`), in file-name order.
 ///
 /// # Errors
@@ -166,14 +177,8 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, MigrationError> {
         path: dir.display().to_string(),
         source,
     };
-    let mut files: Vec<_> = std::fs::read_dir(dir)
+    json_files(dir)
         .map_err(read_err)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    files
         .iter()
         .map(|p| {
             let bytes = std::fs::read(p).map_err(|source| MigrationError::Read {
@@ -276,17 +281,10 @@ pub fn seed_entries(dir: &Path) -> Result<Vec<Mapping>, AdminError> {
     let files: Vec<std::path::PathBuf> = if dir.is_file() {
         vec![dir.to_owned()]
     } else {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|source| FileError::Read {
-                path: dir.to_owned(),
-                source,
-            })?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        files
+        json_files(dir).map_err(|source| FileError::Read {
+            path: dir.to_owned(),
+            source,
+        })?
     };
     let mut entries = Vec::new();
     for f in &files {

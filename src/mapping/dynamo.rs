@@ -671,11 +671,17 @@ impl DynamoStore {
                 changes: note.changes.clone(),
             },
         };
+        self.put_new_in_transaction(&item)
+    }
+
+    /// A transaction step that writes `item` unless its key exists (a history record, a new
+    /// entry): the transaction fails rather than overwrite.
+    fn put_new_in_transaction<T: serde::Serialize>(&self, item: &T) -> TransactWriteItem {
         TransactWriteItem::builder()
             .put(
                 Put::builder()
                     .table_name(&*self.table)
-                    .set_item(Some(to_item(&item).expect("serializable")))
+                    .set_item(Some(to_item(item).expect("serializable")))
                     .condition_expression("attribute_not_exists(pk)")
                     .build()
                     .expect("table and item set"),
@@ -719,16 +725,7 @@ impl DynamoStore {
             let op = match edit {
                 Edit::Add(_) => {
                     delta += 1;
-                    TransactWriteItem::builder()
-                        .put(
-                            Put::builder()
-                                .table_name(&*self.table)
-                                .set_item(Some(to_item(&item).expect("serializable")))
-                                .condition_expression("attribute_not_exists(pk)")
-                                .build()
-                                .expect("table and item set"),
-                        )
-                        .build()
+                    self.put_new_in_transaction(&item)
                 }
                 Edit::Remove(_) => {
                     delta -= 1;

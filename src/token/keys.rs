@@ -69,14 +69,7 @@ impl VerifyingKey {
             Some(ka) => Some(key_alg(ka).ok_or_else(|| KeyError::Algorithm(format!("{ka:?}")))?),
         };
         let candidates: Vec<Alg> = match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => vec![
-                Alg::RS256,
-                Alg::RS384,
-                Alg::RS512,
-                Alg::PS256,
-                Alg::PS384,
-                Alg::PS512,
-            ],
+            AlgorithmParameters::RSA(_) => Alg::ALL.into_iter().filter(|a| a.is_rsa()).collect(),
             AlgorithmParameters::EllipticCurve(p) => match p.curve {
                 EllipticCurve::P256 => vec![Alg::ES256],
                 EllipticCurve::P384 => vec![Alg::ES384],

@@ -100,6 +100,14 @@ impl Alg {
         Alg::ALL.into_iter().find(|a| a.name() == name)
     }
 
+    /// Whether an RSA key verifies this algorithm (RSASSA-PKCS1-v1_5 or RSASSA-PSS).
+    pub fn is_rsa(self) -> bool {
+        matches!(
+            self,
+            Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512
+        )
+    }
+
     /// A bit for [`AlgSet`].
     fn bit(self) -> u16 {
         1 << (self as u16)
