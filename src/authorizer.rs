@@ -21,9 +21,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayV2CustomAuthorizerV2Request,
-};
 use aws_lambda_events::http;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -33,8 +30,9 @@ use serde_json::Value;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, IntrospectMode, MappingsSource, ResponseMode};
 use crate::mapping::{file, Snapshot};
-use crate::policy::{CompiledPolicy, Effect, MethodArn};
+use crate::policy::{ApiKind, CompiledPolicy, Effect, MethodArn};
 use crate::token::cache::TokenCache;
+use crate::token::claims::Text;
 use crate::token::introspect::Introspector;
 use crate::token::{bearer, jws, Claims, Rejection, Verifier};
 
@@ -203,12 +201,99 @@ impl<M: Mappings> std::fmt::Debug for Authorizer<M> {
     }
 }
 
-/// What one event asks: the token source's value, the ARN to decide for, and the answer
-/// format.
+/// What one event asks: the token source's value, the ARN to decide for, which kind of API
+/// sent it, and the answer format.
 struct Request<'a> {
     token: Option<Cow<'a, str>>,
     arn: Cow<'a, str>,
+    kind: ApiKind,
     simple: bool,
+}
+
+/// Every authorizer event, read in one pass that borrows what it keeps: TOKEN
+/// (`authorizationToken`, `methodArn`), REQUEST (`headers`, `methodArn`) and HTTP API 2.0
+/// (`headers`, `identitySource`, `routeArn`). The fields of aws_lambda_events' types, read
+/// without their `HeaderMap`: that one refuses a header value with a control byte while
+/// quoting it in its error, where the answer must be a plain 401 that quotes nothing.
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    version: Option<Cow<'a, str>>,
+    #[serde(rename = "authorizationToken", borrow, default)]
+    authorization_token: Option<Cow<'a, str>>,
+    #[serde(rename = "methodArn", borrow, default)]
+    method_arn: Option<Cow<'a, str>>,
+    #[serde(rename = "routeArn", borrow, default)]
+    route_arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    headers: Option<Headers<'a>>,
+    #[serde(rename = "identitySource", borrow, default)]
+    identity_source: Option<Vec<Option<Cow<'a, str>>>>,
+}
+
+/// A header map as API Gateway writes it: names to string values (null counts as absent).
+/// Kept as a list, since names are compared case-insensitively and may repeat in case.
+struct Headers<'a>(Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Headers<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Headers<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of header names to strings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Headers<'a>, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
+                while let Some((Text(k), v)) = map.next_entry::<Text<'de>, Option<Text<'de>>>()? {
+                    out.push((k, v.map(|t| t.0)));
+                }
+                Ok(Headers(out))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Headers<'a>, E> {
+                Ok(Headers(Vec::new()))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl<'a> Headers<'a> {
+    /// The value of `name` (ASCII case-insensitive). Present twice with different values
+    /// is [`Rejection::Ambiguous`]: which one a proxy or API Gateway acted on is unknowable.
+    fn get(self, name: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
+        let mut found: Option<Cow<'a, str>> = None;
+        for (k, v) in self.0 {
+            let Some(v) = v else { continue };
+            if !k.eq_ignore_ascii_case(name) {
+                continue;
+            }
+            match &found {
+                Some(f) if *f != v => return Err(Rejection::Ambiguous),
+                Some(_) => {}
+                None => found = Some(v),
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A JSON error described without the event's text: serde_json's messages can quote a value
+/// ("invalid type: string \"Bearer ...\""), and no log line may hold a header value.
+fn json_error(e: &serde_json::Error) -> AuthorizeError {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Syntax => "the event is not valid JSON",
+        Category::Eof => "the event is cut short",
+        Category::Data => "an event field has the wrong type or is given twice",
+        Category::Io => "the event could not be read",
+    };
+    AuthorizeError::BadEvent(format!("{what} (line {}, column {})", e.line(), e.column()))
 }
 
 impl Authorizer<StaticMappings> {
@@ -313,8 +398,18 @@ impl<M: Mappings> Authorizer<M> {
 
     async fn decide(&self, event: &[u8]) -> Result<(Response, Effect), AuthorizeError> {
         let req = self.parse_event(event)?;
-        let arn =
-            MethodArn::parse(&req.arn).map_err(|e| AuthorizeError::BadEvent(e.to_string()))?;
+        // The ARN's problem only: its path is the caller's text. An ARN API Gateway could not
+        // have sent (a stage `*`, a method `get`) is a 500 that is not cached, never a policy.
+        let arn = MethodArn::parse_for(&req.arn, req.kind).map_err(|e| {
+            AuthorizeError::BadEvent(format!(
+                "invalid {}: {}",
+                match req.kind {
+                    ApiKind::Rest => "methodArn",
+                    ApiKind::Http => "routeArn",
+                },
+                e.problem
+            ))
+        })?;
         let raw = req.token.as_deref().ok_or(Rejection::Missing)?;
         let token = bearer::extract(raw, self.max_token_bytes)?;
         let principal = self.principal(token).await?;
@@ -399,72 +494,48 @@ impl<M: Mappings> Authorizer<M> {
     }
 
     fn parse_event<'e>(&self, event: &'e [u8]) -> Result<Request<'e>, AuthorizeError> {
-        // One pass tells the event's kind and, for TOKEN events (the seed's, and the most
-        // common), already holds both fields, borrowed: no second parse on the warm path.
-        #[derive(Deserialize)]
-        struct Probe<'a> {
-            #[serde(rename = "type", borrow, default)]
-            kind: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            version: Option<Cow<'a, str>>,
-            #[serde(rename = "authorizationToken", borrow, default)]
-            authorization_token: Option<Cow<'a, str>>,
-            #[serde(rename = "methodArn", borrow, default)]
-            method_arn: Option<Cow<'a, str>>,
-        }
-        let bad = |e: serde_json::Error| AuthorizeError::BadEvent(e.to_string());
-        let probe: Probe<'_> = serde_json::from_slice(event).map_err(bad)?;
-        if probe.version.as_deref() == Some("2.0") {
-            let e: ApiGatewayV2CustomAuthorizerV2Request =
-                serde_json::from_slice(event).map_err(bad)?;
-            let token = e
-                .headers
-                .get(&self.token_header)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| Cow::Owned(v.to_owned()))
-                .or_else(|| {
-                    e.identity_source
-                        .and_then(|mut s| (!s.is_empty()).then(|| Cow::Owned(s.swap_remove(0))))
-                });
-            let arn = e.route_arn.map(Cow::Owned).ok_or_else(|| {
+        let e: Event<'e> = serde_json::from_slice(event).map_err(|e| json_error(&e))?;
+        let header = |headers: Option<Headers<'e>>| match headers {
+            Some(h) => h.get(self.token_header.as_str()),
+            None => Ok(None),
+        };
+        if e.version.as_deref() == Some("2.0") {
+            // The configured header, else the first identity source (a query string or
+            // context value the route names).
+            let token = match header(e.headers)? {
+                Some(t) => Some(t),
+                None => e
+                    .identity_source
+                    .and_then(|s| s.into_iter().next())
+                    .flatten(),
+            };
+            let arn = e.route_arn.ok_or_else(|| {
                 AuthorizeError::BadEvent("HTTP API event without routeArn".into())
             })?;
             return Ok(Request {
                 token,
                 arn,
+                kind: ApiKind::Http,
                 simple: self.response == ResponseMode::Simple,
             });
         }
-        match probe.kind.as_deref() {
-            // The fields of aws_lambda_events' ApiGatewayCustomAuthorizerRequest, read above.
-            Some("TOKEN") => Ok(Request {
-                token: probe.authorization_token,
-                arn: probe.method_arn.ok_or_else(|| {
-                    AuthorizeError::BadEvent("TOKEN event without methodArn".into())
-                })?,
-                simple: false,
-            }),
-            Some("REQUEST") => {
-                let e: ApiGatewayCustomAuthorizerRequestTypeRequest =
-                    serde_json::from_slice(event).map_err(bad)?;
-                let token = e
-                    .headers
-                    .get(&self.token_header)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| Cow::Owned(v.to_owned()));
-                Ok(Request {
-                    token,
-                    arn: e.method_arn.map(Cow::Owned).ok_or_else(|| {
-                        AuthorizeError::BadEvent("REQUEST event without methodArn".into())
-                    })?,
-                    simple: false,
-                })
+        let (token, what) = match e.kind.as_deref() {
+            Some("TOKEN") => (e.authorization_token, "TOKEN event without methodArn"),
+            Some("REQUEST") => (header(e.headers)?, "REQUEST event without methodArn"),
+            _ => {
+                return Err(AuthorizeError::BadEvent(
+                    "unknown event type; expected TOKEN, REQUEST or an HTTP API 2.0 event".into(),
+                ))
             }
-            other => Err(AuthorizeError::BadEvent(format!(
-                "unknown event type {:?}; expected TOKEN, REQUEST or an HTTP API 2.0 event",
-                other.unwrap_or("(none)")
-            ))),
-        }
+        };
+        Ok(Request {
+            token,
+            arn: e
+                .method_arn
+                .ok_or_else(|| AuthorizeError::BadEvent(what.into()))?,
+            kind: ApiKind::Rest,
+            simple: false,
+        })
     }
 }
 
@@ -548,6 +619,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::config::{IssuerConfig, JwksSource};
+    use crate::mapping::Snapshot;
     use crate::policy::{evaluate, Policy};
     use crate::token::mint::SigningKey;
     use crate::token::Alg;
@@ -717,6 +789,107 @@ mod tests {
             let err = f.answer(e, &t).unwrap_err();
             assert!(matches!(err, AuthorizeError::BadEvent(_)), "{err:?}");
             assert_ne!(err.error_message(), "Unauthorized");
+        }
+    }
+
+    /// Issue 8, classes 3, 4 and 6 at the handler: an `ANY` route or an odd verb on a path
+    /// a Deny on every method covers is never allowed, a stage or verb API Gateway never
+    /// sends is a bad event, and a control byte in the header is a plain 401.
+    #[test]
+    fn request_text_never_widens_an_allow() {
+        let f = fixture();
+        let entries: Vec<crate::mapping::Mapping> = serde_json::from_value(json!([
+            {"api": "arn:aws:execute-api:us-east-1:219852565112:rz8w6b1ik2", "stage": "*",
+             "method": "*", "resource": "*", "scope": "email"},
+            {"api": "arn:aws:execute-api:us-east-1:219852565112:rz8w6b1ik2", "stage": "*",
+             "method": "*", "resource": "admin", "scope": "email", "effect": "Deny"},
+            {"api": "arn:aws:execute-api:us-east-1:219852565112:rz8w6b1ik2", "stage": "prod",
+             "method": "GET", "resource": "reports", "scope": "email", "effect": "Deny"},
+        ]))
+        .unwrap();
+        let mut simple_config = f.config.clone();
+        simple_config.response = ResponseMode::Simple;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let token = f.token(json!({}));
+        let api = "arn:aws:execute-api:us-east-1:219852565112:rz8w6b1ik2";
+        for config in [&f.config, &simple_config] {
+            let a = Authorizer::new(
+                config,
+                StaticMappings(Arc::new(Snapshot::new(1, entries.clone()))),
+                Arc::new(ManualClock::new(NOW)),
+            )
+            .unwrap();
+            let v2 = |arn: &str, source: &str| {
+                json!({"version": "2.0", "type": "REQUEST", "routeArn": arn,
+                       "headers": {"authorization": source}})
+                .to_string()
+            };
+            let rest = |arn: &str| {
+                json!({"type": "TOKEN", "authorizationToken": format!("Bearer {token}"),
+                       "methodArn": arn})
+                .to_string()
+            };
+            let allowed = |answer: &Value, arn: &str| match answer.get("isAuthorized") {
+                Some(v) => v.as_bool().unwrap(),
+                None => {
+                    let p: Policy =
+                        serde_json::from_value(answer["policyDocument"].clone()).unwrap();
+                    evaluate(&p, arn) == Effect::Allow
+                }
+            };
+            let bearer = format!("Bearer {token}");
+            let answer = |event: String| {
+                rt.block_on(a.handle_json(event.as_bytes()))
+                    .map(|b| serde_json::from_slice::<Value>(&b).unwrap())
+            };
+            // Class 4: the Deny on every method covers the ANY route too.
+            let any_admin = format!("{api}/dev/ANY/admin");
+            assert!(!allowed(
+                &answer(v2(&any_admin, &bearer)).unwrap(),
+                &any_admin
+            ));
+            let get_other = format!("{api}/dev/GET/other");
+            assert!(allowed(
+                &answer(v2(&get_other, &bearer)).unwrap(),
+                &get_other
+            ));
+            // Class 3: what API Gateway never sends is a bad event, not a decision.
+            for arn in [
+                format!("{api}/dev/get/admin"),
+                format!("{api}/dev/TRACE/admin"),
+                format!("{api}/*/GET/reports"),
+                format!("{api}/pro?/GET/reports"),
+                format!("{api}/dev/*/admin"),
+            ] {
+                assert!(
+                    matches!(answer(v2(&arn, &bearer)), Err(AuthorizeError::BadEvent(_))),
+                    "{arn}"
+                );
+                assert!(
+                    matches!(answer(rest(&arn)), Err(AuthorizeError::BadEvent(_))),
+                    "{arn}"
+                );
+            }
+            assert!(matches!(
+                answer(rest(&any_admin)),
+                Err(AuthorizeError::BadEvent(_))
+            ));
+            // Class 6: a DEL or control byte in the header is a bad token.
+            for bad in ["\u{7f}", "\u{1}", "\r\n"] {
+                assert!(matches!(
+                    answer(v2(&get_other, &format!("{bearer}{bad}"))),
+                    Err(AuthorizeError::Unauthorized(Rejection::NotBearer))
+                ));
+            }
+            // The same header twice with different values is refused, not guessed.
+            let twice = json!({"type": "REQUEST", "methodArn": get_other,
+                "headers": {"Authorization": bearer, "authorization": "Bearer other"}});
+            assert!(matches!(
+                answer(twice.to_string()),
+                Err(AuthorizeError::Unauthorized(Rejection::Ambiguous))
+            ));
         }
     }
 

@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`config`]: every setting, read from the environment once and validated at start.
 //! - [`clock`]: the one source of "now", passed in so tests control time.
+//! - [`scope`]: RFC 6749 3.3 scope syntax, shared by tokens and mappings.
 //! - [`token`]: bearer extraction, JWKS cache, JWT verification, introspection, token cache.
 //! - [`mapping`]: mapping entries, the scope-indexed [`mapping::Snapshot`], and its sources.
 //! - [`policy`]: execute-api ARNs, the policy builder, and the policy evaluator (the oracle
@@ -30,4 +31,5 @@ pub mod logging;
 pub mod mapping;
 pub mod metrics;
 pub mod policy;
+pub mod scope;
 pub mod token;

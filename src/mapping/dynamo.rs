@@ -258,6 +258,19 @@ fn corrupt(item: &Item, reason: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// Decodes one entry item as the cold load does (see [`parse_entry`]): public for the
+/// `mapping` fuzz target, which feeds it arbitrary items.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming the item and what is wrong with it.
+pub fn decode_entry(
+    item: HashMap<String, AttributeValue>,
+    generation: &str,
+    shards: u32,
+) -> Result<Mapping, StoreError> {
+    parse_entry(item, generation, shards)
+}
+
 /// Parses one entry item, checking that its key is the one its fields give (an item whose
 /// fields were edited by hand into another entry's key is refused).
 fn parse_entry(item: Item, generation: &str, shards: u32) -> Result<Mapping, StoreError> {

@@ -191,9 +191,10 @@ serde_as_str!(Scope);
 serde_as_str!(Stage);
 serde_as_str!(ResourcePath);
 
-/// An OAuth scope as it appears in a token's `scp` or `scope` claim: non-empty, at most
-/// [`MAX_SCOPE_LEN`] characters, no whitespace (the `scope` claim is space-delimited), no
-/// control characters.
+/// An OAuth scope as it appears in a token's `scp` or `scope` claim: an RFC 6749 3.3
+/// scope-token (printable ASCII but space, `"` and `\`; see [`crate::scope`]) of at most
+/// [`MAX_SCOPE_LEN`] characters. A token can carry no other scope, so an entry naming one
+/// could never apply: it is refused rather than kept as dead weight.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Scope(String);
 
@@ -217,6 +218,11 @@ impl Scope {
         }
         if s.chars().any(char::is_control) {
             return Err(bad("it contains control characters"));
+        }
+        if crate::scope::check_token(s).is_err() {
+            return Err(bad(
+                "RFC 6749 3.3 allows only printable ASCII but space, '\"' and '\\' in a scope",
+            ));
         }
         Ok(Scope(s.to_owned()))
     }
@@ -410,8 +416,11 @@ impl Mapping {
     ///
     /// - stage `*` is written as the request's stage: `{api}/*/GET/orders` would also match
     ///   `{api}/dev/GET/x/GET/orders`, whose stage is `dev` and path `x/GET/orders`;
-    /// - method `Any` is written as the seven methods, unless the resource starts with `*`:
-    ///   `{api}/dev/*/orders` would also match `GET /dev/admin/orders`;
+    /// - method `Any` is written as every method segment a request ARN can hold (the seven
+    ///   methods and HTTP APIs' `ANY`), unless the resource starts with `*`:
+    ///   `{api}/dev/*/orders` would also match `GET /dev/admin/orders`. Listing `ANY` too
+    ///   matters for Denies: an Allow whose resource starts with `*` is written with a `*`
+    ///   method and covers an `ANY` route, so a Deny on every method must cover it as well;
     /// - a Deny on a path without a trailing wildcard also denies the path with a trailing
     ///   slash (see [`ResourcePath`]).
     pub fn policy_resources(&self, request_stage: &str) -> Vec<String> {
@@ -421,17 +430,30 @@ impl Mapping {
             self.stage.as_str()
         };
         let resource = self.resource.as_str();
-        let methods: &[Method] = if self.method == Method::Any && !resource.starts_with('*') {
-            &Method::CONCRETE
+        const EVERY: [&str; 8] = {
+            let m = crate::policy::arn::REQUEST_METHODS;
+            [
+                m[0],
+                m[1],
+                m[2],
+                m[3],
+                m[4],
+                m[5],
+                m[6],
+                crate::policy::arn::ANY_METHOD,
+            ]
+        };
+        let one = [self.method.as_str()];
+        let methods: &[&str] = if self.method == Method::Any && !resource.starts_with('*') {
+            &EVERY
         } else {
-            std::slice::from_ref(&self.method)
+            &one
         };
         let slash_too =
             self.effect == Effect::Deny && !self.resource.is_root() && !resource.ends_with('*');
         let mut out = Vec::with_capacity(methods.len() * if slash_too { 2 } else { 1 });
         for method in methods {
-            let arn =
-                crate::policy::method_arn(self.api.as_str(), stage, method.as_str(), resource);
+            let arn = crate::policy::method_arn(self.api.as_str(), stage, method, resource);
             if slash_too {
                 out.push(format!("{arn}/"));
             }
@@ -568,7 +590,16 @@ mod tests {
         ] {
             assert_eq!(Scope::new(ok).unwrap().as_str(), ok);
         }
-        for bad in ["", "a b", "a\tb", "a\u{7}", &"x".repeat(257)] {
+        for bad in [
+            "",
+            "a b",
+            "a\tb",
+            "a\u{7}",
+            "caf\u{e9}",
+            "a\"b",
+            "a\\b",
+            &"x".repeat(257),
+        ] {
             let err = Scope::new(bad).unwrap_err();
             assert!(matches!(err, MappingError::Scope { .. }), "{bad:?}");
         }

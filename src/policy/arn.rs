@@ -54,9 +54,43 @@ pub enum ArnProblem {
     /// Whitespace or control characters, which no ARN contains.
     #[error("it contains whitespace or control characters")]
     BadCharacter,
+    /// A methodArn's stage is not an API Gateway stage name.
+    #[error("the stage must be 1 to 128 characters of A-Z, a-z, 0-9, _ and -, or $default")]
+    Stage,
+    /// A methodArn's method is not one API Gateway sends.
+    #[error("the method must be GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS (or ANY for an HTTP API route)")]
+    Method,
 }
 
-/// An ARN that scopegate cannot use, with the text it was given.
+/// The methods API Gateway writes into a methodArn: the request's own, in upper case.
+pub const REQUEST_METHODS: [&str; 7] = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"];
+
+/// The method segment of an HTTP API route declared `ANY`.
+pub const ANY_METHOD: &str = "ANY";
+
+/// Which kind of API sent the ARN: it decides which method segments are possible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKind {
+    /// A REST API's methodArn: one of [`REQUEST_METHODS`].
+    Rest,
+    /// An HTTP API's routeArn: one of [`REQUEST_METHODS`], or [`ANY_METHOD`].
+    Http,
+}
+
+/// An API Gateway stage name as it appears in a request: 1 to 128 of `[A-Za-z0-9_-]`, or
+/// HTTP APIs' `$default`. Never `*`: a request names one stage.
+pub fn valid_request_stage(stage: &str) -> bool {
+    stage == "$default"
+        || (!stage.is_empty()
+            && stage.len() <= 128
+            && stage
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+}
+
+/// An ARN that scopegate cannot use, with the text it was given. Its `Display` quotes the
+/// input, which suits ARNs an operator typed; for a request's ARN, log
+/// [`problem`](ArnError::problem) alone (the request path is the caller's text).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid execute-api ARN {input:?}: {problem}")]
 pub struct ArnError {
@@ -212,8 +246,12 @@ impl<'de> Deserialize<'de> for ApiArn {
 /// `arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev/GET/orders/7`.
 ///
 /// The root resource's methodArn ends in `GET/`, so its [`resource`](MethodArn::resource) is
-/// `""`. An HTTP API `$default` route's routeArn ends at the method segment
-/// (`.../$default/$default`); that is accepted with an empty resource.
+/// `""`; an ARN that ends at the method segment is read the same way.
+///
+/// The stage and the method are checked against API Gateway's grammar
+/// ([`valid_request_stage`], [`REQUEST_METHODS`]): the stage is written into policies (for
+/// entries on every stage), and a method outside the set would be matched by nothing but
+/// wildcards. A request ARN that API Gateway could not have sent is refused, never decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MethodArn<'a> {
     arn: &'a str,
@@ -223,8 +261,14 @@ pub struct MethodArn<'a> {
 }
 
 impl<'a> MethodArn<'a> {
-    /// Splits and checks a methodArn without allocating.
+    /// Splits and checks a methodArn or routeArn, accepting the methods of either kind of
+    /// API (`ANY` included); see [`MethodArn::parse_for`].
     pub fn parse(arn: &'a str) -> Result<MethodArn<'a>, ArnError> {
+        MethodArn::parse_for(arn, ApiKind::Http)
+    }
+
+    /// Splits and checks an ARN from `kind` of API without allocating (but for the error).
+    pub fn parse_for(arn: &'a str, kind: ApiKind) -> Result<MethodArn<'a>, ArnError> {
         let api_end = api_prefix_len(arn).map_err(|p| ArnError::new(arn, p))?;
         let after_api = &arn[api_end..];
         let Some(path) = after_api.strip_prefix('/') else {
@@ -242,6 +286,13 @@ impl<'a> MethodArn<'a> {
         let method_len = rest.find('/').unwrap_or(rest.len());
         if method_len == 0 {
             return Err(ArnError::new(arn, ArnProblem::MissingMethod));
+        }
+        if !valid_request_stage(&arn[api_end + 1..stage_end]) {
+            return Err(ArnError::new(arn, ArnProblem::Stage));
+        }
+        let method = &rest[..method_len];
+        if !(REQUEST_METHODS.contains(&method) || (kind == ApiKind::Http && method == ANY_METHOD)) {
+            return Err(ArnError::new(arn, ArnProblem::Method));
         }
         Ok(MethodArn {
             arn,
@@ -273,7 +324,7 @@ impl<'a> MethodArn<'a> {
         &self.arn[self.api_end + 1..self.stage_end]
     }
 
-    /// The HTTP method as API Gateway wrote it (`GET`).
+    /// The HTTP method as API Gateway wrote it (`GET`; `ANY` for an HTTP API `ANY` route).
     pub fn method(&self) -> &'a str {
         &self.arn[self.stage_end + 1..self.method_end]
     }
@@ -407,12 +458,14 @@ mod tests {
         let m = MethodArn::parse(&root).unwrap();
         assert_eq!((m.method(), m.resource()), ("GET", ""));
 
-        let route = format!("{API}/$default/$default");
+        let route = format!("{API}/$default/GET/pets");
         let m = MethodArn::parse(&route).unwrap();
         assert_eq!(
             (m.stage(), m.method(), m.resource()),
-            ("$default", "$default", "")
+            ("$default", "GET", "pets")
         );
+        let bare = format!("{API}/dev/GET");
+        assert_eq!(MethodArn::parse(&bare).unwrap().resource(), "");
 
         let trailing = format!("{API}/dev/GET/my-resource/");
         assert_eq!(
@@ -431,6 +484,7 @@ mod tests {
             (format!("{API}/dev/"), ArnProblem::MissingMethod),
             (format!("{API}/dev//x"), ArnProblem::MissingMethod),
             (format!("{API}/dev/GET/a b"), ArnProblem::BadCharacter),
+            (format!("{API}/$default/$default"), ArnProblem::Method),
             ("GET /orders".to_owned(), ArnProblem::BadCharacter),
             (
                 "arn:aws:lambda:us-east-1:123456789012:function:f".to_owned(),
@@ -439,6 +493,65 @@ mod tests {
         ] {
             let err = MethodArn::parse(&input).unwrap_err();
             assert_eq!(err.problem, problem, "{input}");
+        }
+    }
+
+    /// Issue 8, class 3: the stage and the method of a request ARN follow API Gateway's
+    /// grammar, or the event is refused; `pro?` or `*` must never reach a policy.
+    #[test]
+    fn request_stage_and_method_follow_api_gateways_grammar() {
+        let long = "s".repeat(128);
+        for stage in ["dev", "PROD_2", "blue-green", "$default", long.as_str()] {
+            let s = format!("{API}/{stage}/GET/x");
+            assert_eq!(MethodArn::parse(&s).unwrap().stage(), stage);
+        }
+        let too_long = "s".repeat(129);
+        for stage in [
+            "*",
+            "pro?",
+            "d*v",
+            "$other",
+            "de.v",
+            "%64ev",
+            "d\u{e9}v",
+            too_long.as_str(),
+        ] {
+            let s = format!("{API}/{stage}/GET/x");
+            assert_eq!(
+                MethodArn::parse(&s).unwrap_err().problem,
+                ArnProblem::Stage,
+                "{stage}"
+            );
+        }
+        for method in REQUEST_METHODS {
+            let s = format!("{API}/dev/{method}/x");
+            assert_eq!(
+                MethodArn::parse_for(&s, ApiKind::Rest).unwrap().method(),
+                method
+            );
+        }
+        let any = format!("{API}/dev/ANY/x");
+        assert_eq!(
+            MethodArn::parse_for(&any, ApiKind::Http).unwrap().method(),
+            "ANY"
+        );
+        assert_eq!(
+            MethodArn::parse_for(&any, ApiKind::Rest)
+                .unwrap_err()
+                .problem,
+            ArnProblem::Method
+        );
+        for method in [
+            "get", "Get", "TRACE", "CONNECT", "*", "G?T", "$default", "FETCH",
+        ] {
+            let s = format!("{API}/dev/{method}/x");
+            for kind in [ApiKind::Rest, ApiKind::Http] {
+                assert_eq!(
+                    MethodArn::parse_for(&s, kind).unwrap_err().problem,
+                    ArnProblem::Method,
+                    "{method}"
+                );
+            }
         }
     }
 

@@ -27,7 +27,7 @@ pub mod arn;
 pub mod build;
 pub mod eval;
 
-pub use arn::{method_arn, ApiArn, ArnError, ArnProblem, MethodArn};
+pub use arn::{method_arn, ApiArn, ApiKind, ArnError, ArnProblem, MethodArn};
 pub use build::{build, covers};
 pub use eval::{evaluate, glob_match};
 

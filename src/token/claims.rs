@@ -3,8 +3,19 @@
 //! Standard claims are typed; the claims named for the authorizer context or the usage key
 //! are kept as JSON values; everything else is skipped without being built. A claim given
 //! twice is refused: a payload must not say two things.
+//!
+//! The RFCs are followed exactly where a loose reading would widen a grant (docs/tokens.md):
+//! - `aud` (RFC 7519 4.1.3) is one audience when it is a string, several only as an array;
+//!   a string is never split.
+//! - Scopes (RFC 6749 3.3) are split on the space character alone, and a scope value with
+//!   any other whitespace or control character refuses the token ([`crate::scope`]).
+//! - An empty `sub`, `client_id`, `azp` or `cid` names nobody and counts as absent.
+//!
+//! This parse runs only after the signature has verified (see [`super::verify`]); what runs
+//! before it is [`issuer`], which reads `iss` and skips the rest.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -12,6 +23,7 @@ use serde_json::Value;
 
 use super::Rejection;
 use crate::config::ScopeClaim;
+use crate::scope::{self, ScopeError, MAX_SCOPES};
 
 /// What a verified token says, as far as scopegate cares.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,7 +34,7 @@ pub struct Claims {
     pub sub: Option<Box<str>>,
     /// `client_id` (RFC 9068), else `azp`, else `cid` (Okta).
     pub client_id: Option<Box<str>>,
-    /// `aud`, a string or an array.
+    /// `aud`: one audience from a string, several from an array.
     pub aud: Vec<Box<str>>,
     /// `exp`, seconds since the epoch.
     pub exp: Option<u64>,
@@ -30,7 +42,7 @@ pub struct Claims {
     pub nbf: Option<u64>,
     /// `iat`.
     pub iat: Option<u64>,
-    /// The scopes, in token order, without duplicates.
+    /// The scopes, in token order, without duplicates; each an RFC 6749 scope-token.
     pub scopes: Vec<Box<str>>,
     /// The other claims asked for (context claims, usage key claim), as given.
     pub extra: Vec<(Box<str>, Value)>,
@@ -38,9 +50,13 @@ pub struct Claims {
 
 impl Claims {
     /// The principal API Gateway is told about: `sub`, or `client_id` for
-    /// client-credentials tokens without one.
+    /// client-credentials tokens without one. Never empty: an empty claim names nobody (the
+    /// parse already drops empty values; this holds for hand-built claims too).
     pub fn principal(&self) -> Option<&str> {
-        self.sub.as_deref().or(self.client_id.as_deref())
+        fn named(v: &Option<Box<str>>) -> Option<&str> {
+            v.as_deref().filter(|s| !s.is_empty())
+        }
+        named(&self.sub).or_else(|| named(&self.client_id))
     }
 
     /// An extra claim by name.
@@ -61,30 +77,71 @@ pub struct ClaimsSpec<'a> {
     pub wanted: &'a [String],
 }
 
+/// Reads only `iss` from a decoded payload, skipping every other member without building
+/// it: what the verifier needs to pick the issuer's keys before the signature is checked.
+/// Linear in the payload; `iss` given twice is refused.
+///
+/// # Errors
+/// [`Rejection::Malformed`] when the payload is not a JSON object or `iss` is not a string.
+pub fn issuer(payload: &[u8]) -> Result<Option<Cow<'_, str>>, Rejection> {
+    #[derive(serde::Deserialize)]
+    struct Iss<'a> {
+        #[serde(borrow, default)]
+        iss: Option<Cow<'a, str>>,
+    }
+    let malformed = Rejection::Malformed("claims are not a valid JSON object");
+    // A derived struct would also take `["issuer"]` (the sequence form): only an object is
+    // a claims set.
+    if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(malformed);
+    }
+    serde_json::from_slice::<Iss<'_>>(payload)
+        .map(|i| i.iss)
+        .map_err(|_| malformed)
+}
+
 /// Parses a decoded JWT payload (or an introspection answer, which uses the same names).
 ///
 /// # Errors
 /// [`Rejection::Malformed`] when it is not a JSON object, a standard claim has the wrong
-/// type, or a claim is repeated.
+/// type, or a claim is repeated; [`Rejection::Scope`] when a scope value is outside RFC 6749
+/// 3.3 or there are more than [`MAX_SCOPES`].
 pub fn parse(payload: &[u8], spec: ClaimsSpec<'_>) -> Result<Claims, Rejection> {
     let mut de = serde_json::Deserializer::from_slice(payload);
-    let claims = spec
-        .deserialize(&mut de)
-        .map_err(|_| Rejection::Malformed("claims are not a valid JSON object"))?;
+    // serde's error is text; the scope readers leave the typed reason here instead.
+    let scope_error = Cell::new(None);
+    let claims = ClaimsVisitor {
+        spec,
+        scope_error: &scope_error,
+    }
+    .run(&mut de)
+    .map_err(|_| match scope_error.get() {
+        Some(e) => Rejection::Scope(e),
+        None => Rejection::Malformed("claims are not a valid JSON object"),
+    })?;
     de.end()
         .map_err(|_| Rejection::Malformed("trailing data after the claims"))?;
     Ok(claims)
 }
 
-impl<'de> DeserializeSeed<'de> for ClaimsSpec<'_> {
-    type Value = Claims;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Claims, D::Error> {
-        d.deserialize_map(ClaimsVisitor(self))
-    }
+struct ClaimsVisitor<'a> {
+    spec: ClaimsSpec<'a>,
+    scope_error: &'a Cell<Option<ScopeError>>,
 }
 
-struct ClaimsVisitor<'a>(ClaimsSpec<'a>);
+impl ClaimsVisitor<'_> {
+    fn run<'de, D: Deserializer<'de>>(self, d: D) -> Result<Claims, D::Error> {
+        d.deserialize_map(self)
+    }
+
+    /// Reads a scope value (string or array) from JSON already built, noting why it failed.
+    fn scopes_from<E: de::Error>(&self, value: &Value) -> Result<Vec<Box<str>>, E> {
+        scopes_of(value).map_err(|e| {
+            self.scope_error.set(Some(e));
+            E::custom(e)
+        })
+    }
+}
 
 /// The claims read into typed fields; a claim's bit in the `seen` mask is its index here.
 const STANDARD: [&str; 11] = [
@@ -109,26 +166,27 @@ impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
-        let spec = self.0;
+        let spec = self.spec;
         let mut c = Claims::default();
         let mut seen = 0u16;
         let mut scp: Option<Vec<Box<str>>> = None;
         let mut scope: Option<Vec<Box<str>>> = None;
         let mut named: Option<Vec<Box<str>>> = None;
         let (mut azp, mut cid) = (None, None);
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+        let scopes = ScopesSeed(self.scope_error);
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
             let key: &str = &key;
             let standard = STANDARD.iter().position(|s| *s == key);
             let wanted = spec.wanted.iter().any(|w| w == key);
             let named_scope = matches!(spec.scope_claim, ScopeClaim::Named(n) if n == key);
             if let Some(i) = standard {
                 if seen & (1 << i) != 0 {
-                    return Err(de::Error::custom(format!("claim {key} given twice")));
+                    return Err(de::Error::custom("a claim is given twice"));
                 }
                 seen |= 1 << i;
             } else if wanted || named_scope {
                 if c.extra.iter().any(|(k, _)| &**k == key) || (named_scope && named.is_some()) {
-                    return Err(de::Error::custom(format!("claim {key} given twice")));
+                    return Err(de::Error::custom("a claim is given twice"));
                 }
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -138,12 +196,10 @@ impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
                 // Kept as given (context claims), and read as scopes or a standard claim too.
                 let value: Value = map.next_value()?;
                 if named_scope {
-                    named = Some(strings(&value).map_err(de::Error::custom)?);
+                    named = Some(self.scopes_from(&value)?);
                 }
-                if standard.is_some() {
-                    let typed = serde_json::from_value::<Standard>(json_pair(key, &value))
-                        .map_err(de::Error::custom)?;
-                    typed.apply(&mut c, &mut azp, &mut cid, &mut scp, &mut scope);
+                if let Some(i) = standard {
+                    self.apply_value(i, &value, &mut c, &mut azp, &mut cid, &mut scp, &mut scope)?;
                 }
                 if wanted {
                     c.extra.push((key.into(), value));
@@ -153,107 +209,165 @@ impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
             // The common case: straight into typed fields, no intermediate JSON value.
             match key {
                 "iss" => c.iss = map.next_value::<Option<String>>()?.map(Into::into),
-                "sub" => c.sub = map.next_value::<Option<String>>()?.map(Into::into),
-                "client_id" => c.client_id = map.next_value::<Option<String>>()?.map(Into::into),
-                "azp" => azp = map.next_value::<Option<String>>()?.map(Into::into),
-                "cid" => cid = map.next_value::<Option<String>>()?.map(Into::into),
-                "aud" => c.aud = map.next_value::<Strings>()?.0,
+                "sub" => c.sub = map.next_value::<Identity>()?.0,
+                "client_id" => c.client_id = map.next_value::<Identity>()?.0,
+                "azp" => azp = map.next_value::<Identity>()?.0,
+                "cid" => cid = map.next_value::<Identity>()?.0,
+                "aud" => c.aud = map.next_value::<Audiences>()?.0,
                 "exp" => c.exp = map.next_value::<Date>()?.0,
                 "nbf" => c.nbf = map.next_value::<Date>()?.0,
                 "iat" => c.iat = map.next_value::<Date>()?.0,
-                "scp" => scp = Some(map.next_value::<Strings>()?.0),
-                _ => scope = Some(map.next_value::<Strings>()?.0),
+                "scp" => scp = Some(map.next_value_seed(scopes)?),
+                _ => scope = Some(map.next_value_seed(scopes)?),
             }
         }
         c.client_id = c.client_id.or(azp).or(cid);
-        let mut scopes = match spec.scope_claim {
+        c.scopes = match spec.scope_claim {
             ScopeClaim::Standard => scp.or(scope).unwrap_or_default(),
             ScopeClaim::Named(_) => named.unwrap_or_default(),
         };
-        dedup_in_order(&mut scopes);
-        c.scopes = scopes;
         Ok(c)
     }
 }
 
-/// One standard claim that was also asked for as a context claim, read from its value.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Standard {
-    Iss(Option<String>),
-    Sub(Option<String>),
-    ClientId(Option<String>),
-    Azp(Option<String>),
-    Cid(Option<String>),
-    Aud(Strings),
-    Exp(Date),
-    Nbf(Date),
-    Iat(Date),
-    Scp(Strings),
-    Scope(Strings),
-}
-
-fn json_pair(key: &str, value: &Value) -> Value {
-    let mut m = serde_json::Map::new();
-    m.insert(key.to_owned(), value.clone());
-    Value::Object(m)
-}
-
-impl Standard {
-    fn apply(
-        self,
+impl ClaimsVisitor<'_> {
+    /// Standard claim `STANDARD[i]`, also asked for as a context claim, read from its value
+    /// with the same rules as the typed path.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_value<E: de::Error>(
+        &self,
+        i: usize,
+        value: &Value,
         c: &mut Claims,
         azp: &mut Option<Box<str>>,
         cid: &mut Option<Box<str>>,
         scp: &mut Option<Vec<Box<str>>>,
         scope: &mut Option<Vec<Box<str>>>,
-    ) {
-        match self {
-            Standard::Iss(v) => c.iss = v.map(Into::into),
-            Standard::Sub(v) => c.sub = v.map(Into::into),
-            Standard::ClientId(v) => c.client_id = v.map(Into::into),
-            Standard::Azp(v) => *azp = v.map(Into::into),
-            Standard::Cid(v) => *cid = v.map(Into::into),
-            Standard::Aud(v) => c.aud = v.0,
-            Standard::Exp(v) => c.exp = v.0,
-            Standard::Nbf(v) => c.nbf = v.0,
-            Standard::Iat(v) => c.iat = v.0,
-            Standard::Scp(v) => *scp = Some(v.0),
-            Standard::Scope(v) => *scope = Some(v.0),
+    ) -> Result<(), E> {
+        fn typed<'v, T: de::Deserialize<'v>, E: de::Error>(v: &'v Value) -> Result<T, E> {
+            T::deserialize(v).map_err(|_| E::custom("a standard claim has the wrong type"))
         }
+        match STANDARD[i] {
+            "iss" => c.iss = typed::<Option<String>, E>(value)?.map(Into::into),
+            "sub" => c.sub = typed::<Identity, E>(value)?.0,
+            "client_id" => c.client_id = typed::<Identity, E>(value)?.0,
+            "azp" => *azp = typed::<Identity, E>(value)?.0,
+            "cid" => *cid = typed::<Identity, E>(value)?.0,
+            "aud" => c.aud = typed::<Audiences, E>(value)?.0,
+            "exp" => c.exp = typed::<Date, E>(value)?.0,
+            "nbf" => c.nbf = typed::<Date, E>(value)?.0,
+            "iat" => c.iat = typed::<Date, E>(value)?.0,
+            "scp" => *scp = Some(self.scopes_from(value)?),
+            _ => *scope = Some(self.scopes_from(value)?),
+        }
+        Ok(())
     }
 }
 
-/// A space-delimited string (RFC 8693 `scope`) or an array of strings (`scp`, `aud`); null
-/// is empty.
-struct Strings(Vec<Box<str>>);
+/// `sub`, `client_id`, `azp`, `cid`: a string; empty or null names nobody and is absent.
+struct Identity(Option<Box<str>>);
 
-impl<'de> de::Deserialize<'de> for Strings {
+impl<'de> de::Deserialize<'de> for Identity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Option::<Text<'de>>::deserialize(d)?;
+        Ok(Identity(
+            v.map(|t| t.0).filter(|s| !s.is_empty()).map(Into::into),
+        ))
+    }
+}
+
+/// `aud` (RFC 7519 4.1.3): a string is ONE audience, whatever it contains; only an array
+/// holds several. Null is none.
+struct Audiences(Vec<Box<str>>);
+
+impl<'de> de::Deserialize<'de> for Audiences {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Strings;
+            type Value = Audiences;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string or an array of strings")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Strings, E> {
-                Ok(Strings(
-                    v.split_ascii_whitespace().map(Into::into).collect(),
-                ))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Audiences, E> {
+                Ok(Audiences(vec![v.into()]))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<Strings, E> {
-                Ok(Strings(Vec::new()))
+            fn visit_unit<E: de::Error>(self) -> Result<Audiences, E> {
+                Ok(Audiences(Vec::new()))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Audiences, A::Error> {
                 let mut out = Vec::new();
-                while let Some(s) = seq.next_element::<String>()? {
+                while let Some(Text(s)) = seq.next_element::<Text<'de>>()? {
                     out.push(s.into());
                 }
-                Ok(Strings(out))
+                Ok(Audiences(out))
             }
         }
         d.deserialize_any(V)
     }
+}
+
+/// Reads a scope claim straight from the payload: a space-delimited string (`scope`, RFC
+/// 8693/9068) or an array of scope-tokens (`scp`, custom claims); null is none. Every scope
+/// is checked against RFC 6749 3.3, the count is bounded, repeats are dropped.
+#[derive(Clone, Copy)]
+struct ScopesSeed<'a>(&'a Cell<Option<ScopeError>>);
+
+impl ScopesSeed<'_> {
+    fn fail<E: de::Error>(self, e: ScopeError) -> E {
+        self.0.set(Some(e));
+        E::custom(e)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ScopesSeed<'_> {
+    type Value = Vec<Box<str>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Box<str>>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ScopesSeed<'_> {
+    type Value = Vec<Box<str>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a space-delimited string or an array of strings")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<Box<str>>, E> {
+        let mut out: Vec<Box<str>> = scope::split(v)
+            .map_err(|e| self.fail::<E>(e))?
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        scope::dedup_in_order(&mut out);
+        Ok(out)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<Box<str>>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Box<str>>, A::Error> {
+        let mut out: Vec<Box<str>> = Vec::new();
+        while let Some(Text(s)) = seq.next_element::<Text<'de>>()? {
+            scope::check_token(&s).map_err(|e| self.fail::<A::Error>(e))?;
+            if out.len() == MAX_SCOPES {
+                return Err(self.fail(ScopeError::TooMany));
+            }
+            out.push(s.into());
+        }
+        scope::dedup_in_order(&mut out);
+        Ok(out)
+    }
+}
+
+/// [`ScopesSeed`] over JSON already built (a claim that is also a context claim).
+fn scopes_of(v: &Value) -> Result<Vec<Box<str>>, ScopeError> {
+    let cell = Cell::new(None);
+    ScopesSeed(&cell)
+        .deserialize(v)
+        .map_err(|_: serde_json::Error| cell.get().unwrap_or(ScopeError::Character))
 }
 
 /// A NumericDate (RFC 7519 2): seconds, possibly fractional; negative dates are refused;
@@ -291,53 +405,23 @@ impl<'de> de::Deserialize<'de> for Date {
     }
 }
 
-fn dedup_in_order(v: &mut Vec<Box<str>>) {
-    let mut i = 0;
-    while i < v.len() {
-        if v[..i].contains(&v[i]) {
-            v.remove(i);
-        } else {
-            i += 1;
-        }
-    }
-}
+/// A JSON string that borrows from the input when it can (it can unless it has escapes):
+/// claim names, scope lists and header maps are read without an allocation per string.
+pub(crate) struct Text<'de>(pub(crate) Cow<'de, str>);
 
-/// A space-delimited string (RFC 8693 `scope`) or an array of strings (`scp`, `aud`).
-fn strings(v: &Value) -> Result<Vec<Box<str>>, &'static str> {
-    match v {
-        Value::Null => Ok(Vec::new()),
-        Value::String(s) => Ok(s.split_ascii_whitespace().map(Into::into).collect()),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(Into::into)
-                    .ok_or("expected an array of strings")
-            })
-            .collect(),
-        _ => Err("expected a string or an array of strings"),
-    }
-}
-
-/// A map key that borrows from the input when it can (it nearly always can).
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
+impl<'de> de::Deserialize<'de> for Text<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
+            type Value = Text<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a claim name")
+                f.write_str("a string")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Key<'de>, A::Error> {
-                Err(de::Error::custom("a claim name must be a string"))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
             }
         }
         d.deserialize_str(V)
@@ -369,10 +453,130 @@ mod tests {
             c.scopes,
             vec!["email".into(), "profile".into()] as Vec<Box<str>>
         );
-        let c = p(r#"{"scp":"a  b"}"#).unwrap();
+        let c = p(r#"{"scp":"a b"}"#).unwrap();
         assert_eq!(c.scopes.len(), 2);
         let c = p(r#"{"scope":"openid email"}"#).unwrap();
         assert_eq!(&*c.scopes[1], "email");
+    }
+
+    /// Issue 8, class 2: only the space separates scopes (RFC 6749 3.3); any other
+    /// whitespace or control character refuses the token, in every scope claim.
+    #[test]
+    fn scopes_split_on_the_space_alone() {
+        let named = ScopeClaim::Named("permissions".into());
+        let wanted = ["scope".to_owned(), "permissions".to_owned()];
+        for sep in [
+            "\\t", "\\n", "\\r", "\\f", "\\u000b", "\\u00a0", "\\u0000", "\\u007f",
+        ] {
+            for json in [
+                format!(r#"{{"scope":"profile{sep}superuser"}}"#),
+                format!(r#"{{"scp":"profile{sep}superuser"}}"#),
+                format!(r#"{{"scp":["profile{sep}superuser"]}}"#),
+                format!(r#"{{"permissions":"profile{sep}superuser"}}"#),
+                format!(r#"{{"permissions":["profile", "x{sep}superuser"]}}"#),
+            ] {
+                for (scope_claim, wanted) in [
+                    (&ScopeClaim::Standard, &[][..]),
+                    (&named, &[][..]),
+                    (&ScopeClaim::Standard, &wanted[..]),
+                    (&named, &wanted[..]),
+                ] {
+                    let got = parse(
+                        json.as_bytes(),
+                        ClaimsSpec {
+                            scope_claim,
+                            wanted,
+                        },
+                    );
+                    // `scope` and `scp` are always read strictly (a malformed standard claim
+                    // refuses the token even when scopes come from elsewhere); a custom claim
+                    // only when it is the scope claim.
+                    let read_here = !json.contains("permissions")
+                        || matches!(scope_claim, ScopeClaim::Named(_));
+                    if read_here {
+                        assert!(
+                            matches!(got, Err(Rejection::Scope(_))),
+                            "{json} {scope_claim:?} {wanted:?}: {got:?}"
+                        );
+                    }
+                }
+            }
+        }
+        for bad in [
+            r#"{"scope":"a  b"}"#,
+            r#"{"scope":" a"}"#,
+            r#"{"scp":["a b"]}"#,
+            r#"{"scp":[""]}"#,
+        ] {
+            assert!(matches!(p(bad), Err(Rejection::Scope(_))), "{bad}");
+        }
+        let many = vec!["s"; crate::scope::MAX_SCOPES + 1].join(" ");
+        assert!(matches!(
+            p(&format!(r#"{{"scope":"{many}"}}"#)),
+            Err(Rejection::Scope(ScopeError::TooMany))
+        ));
+        assert_eq!(p(r#"{"scope":""}"#).unwrap().scopes.len(), 0);
+    }
+
+    /// Issue 8, class 1: a string aud is one audience (RFC 7519 4.1.3), never split.
+    #[test]
+    fn a_string_aud_is_one_audience() {
+        let c = p(r#"{"aud":"api://other api://ours"}"#).unwrap();
+        assert_eq!(
+            c.aud,
+            vec!["api://other api://ours".into()] as Vec<Box<str>>
+        );
+        let c = p(r#"{"aud":["api://other","api://ours"]}"#).unwrap();
+        assert_eq!(c.aud.len(), 2);
+        let wanted = ["aud".to_owned()];
+        let c = parse(
+            br#"{"aud":"a\tb"}"#,
+            ClaimsSpec {
+                scope_claim: &std_spec(),
+                wanted: &wanted,
+            },
+        )
+        .unwrap();
+        assert_eq!(c.aud, vec!["a\tb".into()] as Vec<Box<str>>);
+    }
+
+    /// Issue 8, class 7: an empty sub names nobody; the principal is never empty.
+    #[test]
+    fn empty_identities_are_absent() {
+        let c = p(r#"{"sub":"","client_id":"app"}"#).unwrap();
+        assert_eq!(c.principal(), Some("app"));
+        assert_eq!(c.sub, None);
+        let c = p(r#"{"sub":"","client_id":"","azp":"web"}"#).unwrap();
+        assert_eq!(c.principal(), Some("web"));
+        let c = p(r#"{"sub":"","client_id":""}"#).unwrap();
+        assert_eq!(c.principal(), None);
+        let hand = Claims {
+            sub: Some("".into()),
+            client_id: Some("".into()),
+            ..Claims::default()
+        };
+        assert_eq!(hand.principal(), None);
+    }
+
+    /// Issue 8, class 5: before the signature only `iss` is read, by a linear skim.
+    #[test]
+    fn the_issuer_skim_reads_iss_alone() {
+        assert_eq!(
+            issuer(br#"{"scope":"a\tb","iss":"https://i","exp":"x"}"#)
+                .unwrap()
+                .as_deref(),
+            Some("https://i")
+        );
+        assert_eq!(issuer(br#"{"sub":"u"}"#).unwrap(), None);
+        for bad in [
+            &br#"{"iss":"a","iss":"b"}"#[..],
+            b"[]",
+            br#"["a"]"#,
+            b"{",
+            br#"{"iss":1}"#,
+        ] {
+            assert!(issuer(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -120,7 +120,7 @@ pub fn header(encoded: &str, allowed: AlgSet) -> Result<Header, Rejection> {
         .map_err(|_| Rejection::Malformed("header is not a JSON object with alg"))?;
     let alg = match Alg::from_name(&raw.alg) {
         Some(a) if allowed.contains(a) => a,
-        _ => return Err(Rejection::AlgorithmNotAllowed(truncate(&raw.alg))),
+        _ => return Err(Rejection::AlgorithmNotAllowed(registered_name(&raw.alg))),
     };
     for (present, name) in [
         (raw.jku.is_some(), "jku"),
@@ -169,9 +169,17 @@ pub fn payload(encoded: &str) -> Result<Vec<u8>, Rejection> {
         .map_err(|_| Rejection::Malformed("payload is not base64url"))
 }
 
-/// An algorithm name from a hostile header, cut short for the log.
-fn truncate(s: &str) -> String {
-    s.chars().take(16).collect()
+/// The JOSE registry's spelling of a refused `alg`, so that the log can say "HS256" or
+/// "none" without ever echoing the header's own text.
+fn registered_name(alg: &str) -> &'static str {
+    const REGISTERED: [&str; 16] = [
+        "none", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+        "ES256", "ES384", "ES512", "ES256K", "EdDSA", "Ed25519",
+    ];
+    REGISTERED
+        .into_iter()
+        .find(|r| *r == alg)
+        .unwrap_or("(unregistered)")
 }
 
 #[cfg(test)]

@@ -138,7 +138,9 @@ impl FromIterator<Alg> for AlgSet {
 }
 
 /// Why a token was refused. Every variant becomes the same `Unauthorized` for the caller (an
-/// attacker learns nothing); the variant is for the log line, which never holds the token.
+/// attacker learns nothing); the variant is for the log line. No variant holds or prints any
+/// text taken from the token or a request header (not even a `kid` or an `alg` value): the
+/// log line says which check failed, never what the caller sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Rejection {
@@ -159,9 +161,11 @@ pub enum Rejection {
     /// Not a well-formed compact JWS, or its JSON is broken.
     #[error("malformed token: {0}")]
     Malformed(&'static str),
-    /// `alg` is not on the allow-list (or is `none` or HMAC).
-    #[error("algorithm {0:?} is not allowed")]
-    AlgorithmNotAllowed(String),
+    /// `alg` is not on the allow-list (or is `none` or HMAC). Holds the JOSE name when the
+    /// value is a registered one (a fixed string, never the token's text), else
+    /// `"(unregistered)"`.
+    #[error("algorithm {0} is not allowed")]
+    AlgorithmNotAllowed(&'static str),
     /// The header names a key location or carries a key (`jku`, `x5u`, `jwk`, `x5c`). Keys
     /// come only from the configured JWKS, so such a token is refused outright.
     #[error("the token header names its own key ({0}); keys come only from the configured JWKS")]
@@ -175,12 +179,10 @@ pub enum Rejection {
     /// `iss` is missing or not a configured issuer.
     #[error("issuer is not trusted")]
     UntrustedIssuer,
-    /// No key with this `kid`, even after a refetch (or the refetch was rate limited).
-    #[error("no signing key {kid:?} for this issuer")]
-    UnknownKey {
-        /// The token's kid ("" when it had none).
-        kid: String,
-    },
+    /// No key with the token's `kid`, even after a refetch (or the refetch was rate
+    /// limited). The kid itself is not kept: it is the caller's text.
+    #[error("no signing key for the token's kid at this issuer")]
+    UnknownKey,
     /// The key exists but may not verify this algorithm (kty/crv/alg mismatch).
     #[error("key {kid:?} cannot verify {alg}")]
     KeyAlgMismatch {
@@ -204,6 +206,14 @@ pub enum Rejection {
     /// `iat` is in the future (beyond the leeway).
     #[error("token issued in the future")]
     IssuedInFuture,
+    /// A scope value is outside RFC 6749 3.3 (whitespace other than one separating space, a
+    /// control character, ...), or there are too many scopes.
+    #[error("invalid scope claim: {0}")]
+    Scope(#[from] crate::scope::ScopeError),
+    /// The token source (the Authorization header, or the configured one) is given more
+    /// than once with different values, so which one API Gateway meant is unknowable.
+    #[error("the token source is given more than once")]
+    Ambiguous,
     /// `aud` does not contain the configured audience.
     #[error("audience does not match")]
     Audience,

@@ -82,10 +82,7 @@ async fn unknown_kid_refetches_once_and_is_rate_limited() {
         })
         .collect();
     for t in tasks {
-        assert!(matches!(
-            t.await.unwrap(),
-            Err(Rejection::UnknownKey { .. })
-        ));
+        assert!(matches!(t.await.unwrap(), Err(Rejection::UnknownKey)));
     }
     assert_eq!(served.hits.load(Ordering::SeqCst), 2, "single flight");
 
@@ -139,6 +136,6 @@ async fn an_unreachable_provider_fails_closed() {
     let t = SigningKey::generate(Alg::RS256, "k1").sign(&claims());
     assert!(matches!(
         v.verify(&t, now).await,
-        Err(Rejection::UnknownKey { .. })
+        Err(Rejection::UnknownKey)
     ));
 }

@@ -3,12 +3,15 @@
 
 mod support;
 
+mod differential;
 mod docs;
 mod invoke;
 mod jwks;
 mod lambda;
+mod leaks;
 mod local_mode;
 mod mapping_cache;
+mod model;
 mod oidc;
 mod store;
 mod template;
