@@ -5,6 +5,10 @@
 //! - `warm/unseen_*`: event JSON in, response JSON out, with the verified-token cache off, so
 //!   every iteration is an unseen token's full path (parse, verify, claims, policy, JSON).
 //! - `warm/repeated`: the same with the cache on: a token API Gateway sends again.
+//! - `reject/*`: a forged token (a real token's header and signature over a payload of the
+//!   attacker's) refused: a normal one, and one of 16 KiB whose payload is 2000 distinct
+//!   scopes. Nothing before the signature may be
+//!   super-linear, so the large one costs about its size more, not its size squared.
 //! - `policy/*`: the policy for one grant from snapshots of 100, 10k and 100k entries, cached
 //!   (what a request pays) and built (what the first request per scope set pays).
 
@@ -116,6 +120,36 @@ fn bench_warm(c: &mut Criterion) {
     g.bench_function("repeated", |b| {
         b.iter(|| ready(cached.handle_json(&ev)).unwrap())
     });
+    g.finish();
+
+    let mut g = c.benchmark_group("reject");
+    let real = token(&rsa);
+    let (header, rest) = real.split_once('.').unwrap();
+    let signature = rest.rsplit_once('.').unwrap().1;
+    let forge = |claims: serde_json::Value| {
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        event(&format!("{header}.{payload}.{signature}"))
+    };
+    let small = forge(json!({
+        "iss": ISS, "sub": "x", "aud": "api://default", "scope": "openid orders:read",
+        "iat": NOW - 60, "exp": NOW + 3600,
+    }));
+    let scopes: Vec<String> = (0..2000).map(|i| format!("s{i}")).collect();
+    let big = forge(json!({
+        "iss": ISS, "sub": "x", "aud": "api://default", "scope": scopes.join(" "),
+        "iat": NOW - 60, "exp": NOW + 3600,
+    }));
+    assert!(
+        big.len() > 12 * 1024 && big.len() < 16 * 1024,
+        "{}",
+        big.len()
+    );
+    for (name, ev) in [("forged", &small), ("forged_16k_scopes", &big)] {
+        assert!(ready(uncached.handle_json(ev)).is_err());
+        g.bench_function(name, |b| {
+            b.iter(|| ready(uncached.handle_json(ev)).unwrap_err())
+        });
+    }
     g.finish();
 }
 

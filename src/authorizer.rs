@@ -218,19 +218,19 @@ struct Request<'a> {
 #[derive(Deserialize)]
 struct Event<'a> {
     #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<Text<'a>>,
     #[serde(borrow, default)]
-    version: Option<Cow<'a, str>>,
+    version: Option<Text<'a>>,
     #[serde(rename = "authorizationToken", borrow, default)]
-    authorization_token: Option<Cow<'a, str>>,
+    authorization_token: Option<Text<'a>>,
     #[serde(rename = "methodArn", borrow, default)]
-    method_arn: Option<Cow<'a, str>>,
+    method_arn: Option<Text<'a>>,
     #[serde(rename = "routeArn", borrow, default)]
-    route_arn: Option<Cow<'a, str>>,
+    route_arn: Option<Text<'a>>,
     #[serde(borrow, default)]
     headers: Option<Headers<'a>>,
     #[serde(rename = "identitySource", borrow, default)]
-    identity_source: Option<Vec<Option<Cow<'a, str>>>>,
+    identity_source: Option<Vec<Option<Text<'a>>>>,
 }
 
 /// A header map as API Gateway writes it: names to string values (null counts as absent).
@@ -250,7 +250,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Headers<'a> {
                 mut map: A,
             ) -> Result<Headers<'a>, A::Error> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
-                while let Some((Text(k), v)) = map.next_entry::<Text<'de>, Option<Text<'de>>>()? {
+                while let Some((Text(k), v)) = map.next_entry::<Text<'a>, Option<Text<'a>>>()? {
                     out.push((k, v.map(|t| t.0)));
                 }
                 Ok(Headers(out))
@@ -499,17 +499,19 @@ impl<M: Mappings> Authorizer<M> {
             Some(h) => h.get(self.token_header.as_str()),
             None => Ok(None),
         };
-        if e.version.as_deref() == Some("2.0") {
+        let text = |t: Option<Text<'e>>| t.map(|t| t.0);
+        if e.version.as_ref().map(|v| &*v.0) == Some("2.0") {
             // The configured header, else the first identity source (a query string or
             // context value the route names).
             let token = match header(e.headers)? {
                 Some(t) => Some(t),
-                None => e
-                    .identity_source
-                    .and_then(|s| s.into_iter().next())
-                    .flatten(),
+                None => text(
+                    e.identity_source
+                        .and_then(|s| s.into_iter().next())
+                        .flatten(),
+                ),
             };
-            let arn = e.route_arn.ok_or_else(|| {
+            let arn = text(e.route_arn).ok_or_else(|| {
                 AuthorizeError::BadEvent("HTTP API event without routeArn".into())
             })?;
             return Ok(Request {
@@ -519,8 +521,8 @@ impl<M: Mappings> Authorizer<M> {
                 simple: self.response == ResponseMode::Simple,
             });
         }
-        let (token, what) = match e.kind.as_deref() {
-            Some("TOKEN") => (e.authorization_token, "TOKEN event without methodArn"),
+        let (token, what) = match e.kind.as_ref().map(|k| &*k.0) {
+            Some("TOKEN") => (text(e.authorization_token), "TOKEN event without methodArn"),
             Some("REQUEST") => (header(e.headers)?, "REQUEST event without methodArn"),
             _ => {
                 return Err(AuthorizeError::BadEvent(
@@ -530,9 +532,7 @@ impl<M: Mappings> Authorizer<M> {
         };
         Ok(Request {
             token,
-            arn: e
-                .method_arn
-                .ok_or_else(|| AuthorizeError::BadEvent(what.into()))?,
+            arn: text(e.method_arn).ok_or_else(|| AuthorizeError::BadEvent(what.into()))?,
             kind: ApiKind::Rest,
             simple: false,
         })

@@ -5,6 +5,7 @@ mod support;
 
 mod differential;
 mod docs;
+mod faults;
 mod invoke;
 mod jwks;
 mod lambda;
