@@ -19,6 +19,7 @@ use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::Rejection;
@@ -133,14 +134,6 @@ impl ClaimsVisitor<'_> {
     fn run<'de, D: Deserializer<'de>>(self, d: D) -> Result<Claims, D::Error> {
         d.deserialize_map(self)
     }
-
-    /// Reads a scope value (string or array) from JSON already built, noting why it failed.
-    fn scopes_from<E: de::Error>(&self, value: &Value) -> Result<Vec<Box<str>>, E> {
-        scopes_of(value).map_err(|e| {
-            self.scope_error.set(Some(e));
-            E::custom(e)
-        })
-    }
 }
 
 /// The claims read into typed fields; a claim's bit in the `seen` mask is its index here.
@@ -158,6 +151,47 @@ const STANDARD: [&str; 11] = [
     "scope",
 ];
 
+/// Where claims land while the payload is read; folded into [`Claims`] at the end.
+#[derive(Default)]
+struct Fields {
+    c: Claims,
+    azp: Option<Box<str>>,
+    cid: Option<Box<str>>,
+    scp: Option<Vec<Box<str>>>,
+    scope: Option<Vec<Box<str>>>,
+}
+
+/// Reads standard claim `STANDARD[index]` into [`Fields`]: straight from the payload (the
+/// common case, no intermediate JSON) or from a [`Value`] already kept as a context claim,
+/// with the same rules either way.
+struct StandardSeed<'f, 'e> {
+    index: usize,
+    fields: &'f mut Fields,
+    scopes: ScopesSeed<'e>,
+}
+
+impl<'de> DeserializeSeed<'de> for StandardSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let f = self.fields;
+        match STANDARD[self.index] {
+            "iss" => f.c.iss = Identity::deserialize(d)?.0,
+            "sub" => f.c.sub = Identity::deserialize(d)?.0,
+            "client_id" => f.c.client_id = Identity::deserialize(d)?.0,
+            "azp" => f.azp = Identity::deserialize(d)?.0,
+            "cid" => f.cid = Identity::deserialize(d)?.0,
+            "aud" => f.c.aud = Audiences::deserialize(d)?.0,
+            "exp" => f.c.exp = Date::deserialize(d)?.0,
+            "nbf" => f.c.nbf = Date::deserialize(d)?.0,
+            "iat" => f.c.iat = Date::deserialize(d)?.0,
+            "scp" => f.scp = Some(self.scopes.deserialize(d)?),
+            _ => f.scope = Some(self.scopes.deserialize(d)?),
+        }
+        Ok(())
+    }
+}
+
 impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
     type Value = Claims;
 
@@ -167,12 +201,9 @@ impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
         let spec = self.spec;
-        let mut c = Claims::default();
+        let mut fields = Fields::default();
         let mut seen = 0u16;
-        let mut scp: Option<Vec<Box<str>>> = None;
-        let mut scope: Option<Vec<Box<str>>> = None;
         let mut named: Option<Vec<Box<str>>> = None;
-        let (mut azp, mut cid) = (None, None);
         let scopes = ScopesSeed(self.scope_error);
         while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
             let key: &str = &key;
@@ -185,42 +216,53 @@ impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
                 }
                 seen |= 1 << i;
             } else if wanted || named_scope {
-                if c.extra.iter().any(|(k, _)| &**k == key) || (named_scope && named.is_some()) {
+                let repeated = fields.c.extra.iter().any(|(k, _)| &**k == key)
+                    || (named_scope && named.is_some());
+                if repeated {
                     return Err(de::Error::custom("a claim is given twice"));
                 }
             } else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            if wanted || named_scope {
-                // Kept as given (context claims), and read as scopes or a standard claim too.
-                let value: Value = map.next_value()?;
-                if named_scope {
-                    named = Some(self.scopes_from(&value)?);
-                }
-                if let Some(i) = standard {
-                    self.apply_value(i, &value, &mut c, &mut azp, &mut cid, &mut scp, &mut scope)?;
-                }
-                if wanted {
-                    c.extra.push((key.into(), value));
+            if !(wanted || named_scope) {
+                if let Some(index) = standard {
+                    map.next_value_seed(StandardSeed {
+                        index,
+                        fields: &mut fields,
+                        scopes,
+                    })?;
                 }
                 continue;
             }
-            // The common case: straight into typed fields, no intermediate JSON value.
-            match key {
-                "iss" => c.iss = map.next_value::<Option<String>>()?.map(Into::into),
-                "sub" => c.sub = map.next_value::<Identity>()?.0,
-                "client_id" => c.client_id = map.next_value::<Identity>()?.0,
-                "azp" => azp = map.next_value::<Identity>()?.0,
-                "cid" => cid = map.next_value::<Identity>()?.0,
-                "aud" => c.aud = map.next_value::<Audiences>()?.0,
-                "exp" => c.exp = map.next_value::<Date>()?.0,
-                "nbf" => c.nbf = map.next_value::<Date>()?.0,
-                "iat" => c.iat = map.next_value::<Date>()?.0,
-                "scp" => scp = Some(map.next_value_seed(scopes)?),
-                _ => scope = Some(map.next_value_seed(scopes)?),
+            // Kept as given (context claims), and read as scopes or a standard claim too.
+            let value: Value = map.next_value()?;
+            let wrong = |_: serde_json::Error| {
+                <A::Error as de::Error>::custom("a claim has the wrong type")
+            };
+            if named_scope {
+                named = Some(scopes.deserialize(&value).map_err(wrong)?);
+            }
+            if let Some(index) = standard {
+                StandardSeed {
+                    index,
+                    fields: &mut fields,
+                    scopes,
+                }
+                .deserialize(&value)
+                .map_err(wrong)?;
+            }
+            if wanted {
+                fields.c.extra.push((key.into(), value));
             }
         }
+        let Fields {
+            mut c,
+            azp,
+            cid,
+            scp,
+            scope,
+        } = fields;
         c.client_id = c.client_id.or(azp).or(cid);
         c.scopes = match spec.scope_claim {
             ScopeClaim::Standard => scp.or(scope).unwrap_or_default(),
@@ -230,41 +272,8 @@ impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
     }
 }
 
-impl ClaimsVisitor<'_> {
-    /// Standard claim `STANDARD[i]`, also asked for as a context claim, read from its value
-    /// with the same rules as the typed path.
-    #[allow(clippy::too_many_arguments)]
-    fn apply_value<E: de::Error>(
-        &self,
-        i: usize,
-        value: &Value,
-        c: &mut Claims,
-        azp: &mut Option<Box<str>>,
-        cid: &mut Option<Box<str>>,
-        scp: &mut Option<Vec<Box<str>>>,
-        scope: &mut Option<Vec<Box<str>>>,
-    ) -> Result<(), E> {
-        fn typed<'v, T: de::Deserialize<'v>, E: de::Error>(v: &'v Value) -> Result<T, E> {
-            T::deserialize(v).map_err(|_| E::custom("a standard claim has the wrong type"))
-        }
-        match STANDARD[i] {
-            "iss" => c.iss = typed::<Option<String>, E>(value)?.map(Into::into),
-            "sub" => c.sub = typed::<Identity, E>(value)?.0,
-            "client_id" => c.client_id = typed::<Identity, E>(value)?.0,
-            "azp" => *azp = typed::<Identity, E>(value)?.0,
-            "cid" => *cid = typed::<Identity, E>(value)?.0,
-            "aud" => c.aud = typed::<Audiences, E>(value)?.0,
-            "exp" => c.exp = typed::<Date, E>(value)?.0,
-            "nbf" => c.nbf = typed::<Date, E>(value)?.0,
-            "iat" => c.iat = typed::<Date, E>(value)?.0,
-            "scp" => *scp = Some(self.scopes_from(value)?),
-            _ => *scope = Some(self.scopes_from(value)?),
-        }
-        Ok(())
-    }
-}
-
-/// `sub`, `client_id`, `azp`, `cid`: a string; empty or null names nobody and is absent.
+/// `iss`, `sub`, `client_id`, `azp`, `cid`: a string; empty or null names nobody (or no
+/// issuer) and is absent.
 struct Identity(Option<Box<str>>);
 
 impl<'de> de::Deserialize<'de> for Identity {
@@ -360,14 +369,6 @@ impl<'de> Visitor<'de> for ScopesSeed<'_> {
         scope::dedup_in_order(&mut out);
         Ok(out)
     }
-}
-
-/// [`ScopesSeed`] over JSON already built (a claim that is also a context claim).
-fn scopes_of(v: &Value) -> Result<Vec<Box<str>>, ScopeError> {
-    let cell = Cell::new(None);
-    ScopesSeed(&cell)
-        .deserialize(v)
-        .map_err(|_: serde_json::Error| cell.get().unwrap_or(ScopeError::Character))
 }
 
 /// A NumericDate (RFC 7519 2): seconds, possibly fractional; negative dates are refused;

@@ -1,11 +1,11 @@
 //! The differential property test of issue 8: for random mapping sets, scope sets and
 //! requests, what the authorizer answers must equal what the mappings mean.
 //!
-//! Two independent pieces judge it, both written here and sharing no code with src/:
+//! Two independent pieces judge it, both in tests/it/model.rs and sharing no code with src/:
 //! - [`meaning`], a naive reading of docs/mappings.md: an entry applies when its scope is
 //!   held, its API and stage name the request's (stage `*`: any), its method is the
 //!   request's (`*`/`ANY`: any), and its resource pattern matches the request path; a Deny
-//!   on a path without a trailing `*` also covers that path with a trailing slash. A request
+//!   whose pattern does not end in `*` also covers the pattern followed by a slash. A request
 //!   is allowed when some Allow applies and no Deny does.
 //! - [`iam_allows`], a small IAM evaluator (dynamic programming over the pattern, not the
 //!   backtracking walk of src/policy/eval.rs) that reads the policy JSON the authorizer

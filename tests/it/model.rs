@@ -84,7 +84,7 @@ pub fn meaning(entries: &[Mapping], scopes: &[&str], req: &Req) -> bool {
             || (m.effect == Effect::Deny
                 && !r.is_empty()
                 && !r.ends_with('*')
-                && req.path == format!("{r}/"))
+                && wildcard(&format!("{r}/"), &req.path))
     };
     let hit = |effect| {
         entries

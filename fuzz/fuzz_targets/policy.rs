@@ -1,0 +1,127 @@
+//! The policy differential: arbitrary mapping sets, scope sets and requests; the policy a
+//! snapshot builds, judged by the independent IAM evaluator of tests/it/model.rs, must equal
+//! the model of what the mappings mean, and src/policy/eval.rs must agree with both.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use scopegate::mapping::{Mapping, Snapshot};
+use scopegate::policy::Effect;
+
+#[path = "../../tests/it/model.rs"]
+#[allow(dead_code)]
+mod model;
+
+use model::{iam_allows, meaning, Req, VERBS};
+
+const APIS: [&str; 3] = [
+    "arn:aws:execute-api:us-east-1:123456789012:aaaaaaaaaa",
+    "arn:aws:execute-api:us-east-1:123456789012:bbbbbbbbbb",
+    "arn:aws:execute-api:us-east-1:123456789012:cccccccccc",
+];
+const STAGES: [&str; 4] = ["dev", "prod", "$default", "*"];
+const METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*", "ANY",
+];
+const PIECES: [&str; 14] = [
+    "a", "b", "ab", "orders", "7", "GET", "*", "?", "a*", "*b", "o?ders", "x.y", "", "ANY",
+];
+const SCOPES: [&str; 4] = ["s1", "s2", "s3", "s4"];
+
+#[derive(Arbitrary, Debug)]
+struct Entry {
+    api: u8,
+    stage: u8,
+    method: u8,
+    resource: Vec<u8>,
+    lead: bool,
+    scope: u8,
+    deny: bool,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Request {
+    api: u8,
+    stage: u8,
+    verb: u8,
+    path: Vec<u8>,
+    slash: bool,
+    http: bool,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    entries: Vec<Entry>,
+    scopes: u8,
+    requests: Vec<Request>,
+}
+
+fn pick<T: Copy>(list: &[T], i: u8) -> T {
+    list[usize::from(i) % list.len()]
+}
+
+fn path(pieces: &[u8]) -> String {
+    pieces
+        .iter()
+        .take(5)
+        .map(|&i| pick(&PIECES, i))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fuzz_target!(|input: Input| {
+    let entries: Vec<Mapping> = input
+        .entries
+        .iter()
+        .take(16)
+        .filter_map(|e| {
+            let resource = path(&e.resource);
+            let resource = if e.lead {
+                format!("/{resource}")
+            } else {
+                resource
+            };
+            serde_json::from_value(serde_json::json!({
+                "api": pick(&APIS[..2], e.api), "stage": pick(&STAGES, e.stage),
+                "method": pick(&METHODS, e.method), "resource": resource,
+                "scope": pick(&SCOPES, e.scope),
+                "effect": if e.deny { "Deny" } else { "Allow" },
+            }))
+            .ok()
+        })
+        .collect();
+    let scopes: Vec<&str> = SCOPES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| input.scopes & (1 << i) != 0)
+        .map(|(_, s)| *s)
+        .collect();
+    let snapshot = Snapshot::new(1, entries.clone());
+    for r in input.requests.iter().take(16) {
+        let verbs: Vec<&str> = VERBS.iter().copied().chain(["ANY"]).collect();
+        let mut p = path(&r.path);
+        if r.slash && !p.is_empty() {
+            p.push('/');
+        }
+        let req = Req {
+            api: pick(&APIS, r.api),
+            stage: pick(&STAGES[..3], r.stage),
+            verb: pick(&verbs, r.verb),
+            path: p,
+            http: r.http,
+        };
+        if !req.valid() {
+            continue;
+        }
+        let policy = snapshot.policy_for(scopes.iter().copied(), req.api, req.stage);
+        let doc: serde_json::Value = serde_json::from_str(policy.json.get()).unwrap();
+        let arn = req.arn();
+        let want = meaning(&entries, &scopes, &req);
+        assert_eq!(iam_allows(&doc, &arn), want, "{arn} under {doc}");
+        assert_eq!(
+            policy.evaluate(&arn) == Effect::Allow,
+            want,
+            "src eval, {arn} under {doc}"
+        );
+    }
+});
