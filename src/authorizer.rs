@@ -229,13 +229,51 @@ struct Event<'a> {
     route_arn: Option<Text<'a>>,
     #[serde(borrow, default)]
     headers: Option<Headers<'a>>,
+    #[serde(rename = "multiValueHeaders", borrow, default)]
+    multi_value_headers: Option<Headers<'a>>,
     #[serde(rename = "identitySource", borrow, default)]
     identity_source: Option<Vec<Option<Text<'a>>>>,
 }
 
-/// A header map as API Gateway writes it: names to string values (null counts as absent).
-/// Kept as a list, since names are compared case-insensitively and may repeat in case.
-struct Headers<'a>(Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>);
+/// A header map as API Gateway writes it: names to a string (`headers`) or to a list of
+/// strings (`multiValueHeaders`); null counts as absent. Kept as a flat list of pairs, since
+/// names are compared case-insensitively and a name may repeat.
+struct Headers<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+
+/// One header's value or values.
+struct Values<'a>(Vec<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Values<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Values<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, a list of strings or null")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Values<'a>, E> {
+                Ok(Values(vec![Cow::Borrowed(v)]))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Values<'a>, E> {
+                Ok(Values(vec![Cow::Owned(v.to_owned())]))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Values<'a>, E> {
+                Ok(Values(Vec::new()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Values<'a>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = seq.next_element::<Option<Text<'a>>>()? {
+                    out.extend(v.map(|t| t.0));
+                }
+                Ok(Values(out))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
 
 impl<'de: 'a, 'a> Deserialize<'de> for Headers<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -250,8 +288,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Headers<'a> {
                 mut map: A,
             ) -> Result<Headers<'a>, A::Error> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
-                while let Some((Text(k), v)) = map.next_entry::<Text<'a>, Option<Text<'a>>>()? {
-                    out.push((k, v.map(|t| t.0)));
+                while let Some((Text(k), Values(vs))) = map.next_entry::<Text<'a>, Values<'a>>()? {
+                    out.extend(vs.into_iter().map(|v| (k.clone(), v)));
                 }
                 Ok(Headers(out))
             }
@@ -269,7 +307,6 @@ impl<'a> Headers<'a> {
     fn get(self, name: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
         let mut found: Option<Cow<'a, str>> = None;
         for (k, v) in self.0 {
-            let Some(v) = v else { continue };
             if !k.eq_ignore_ascii_case(name) {
                 continue;
             }
@@ -523,7 +560,15 @@ impl<M: Mappings> Authorizer<M> {
         }
         let (token, what) = match e.kind.as_ref().map(|k| &*k.0) {
             Some("TOKEN") => (text(e.authorization_token), "TOKEN event without methodArn"),
-            Some("REQUEST") => (header(e.headers)?, "REQUEST event without methodArn"),
+            Some("REQUEST") => {
+                // `headers` keeps one value per name; `multiValueHeaders` keeps them all. Two
+                // different token headers in one request are refused, not picked from.
+                let token = match (header(e.headers)?, header(e.multi_value_headers)?) {
+                    (Some(one), Some(all)) if one != all => return Err(Rejection::Ambiguous.into()),
+                    (one, all) => one.or(all),
+                };
+                (token, "REQUEST event without methodArn")
+            }
             _ => {
                 return Err(AuthorizeError::BadEvent(
                     "unknown event type; expected TOKEN, REQUEST or an HTTP API 2.0 event".into(),
@@ -713,10 +758,16 @@ mod tests {
     fn request_events_read_the_configured_header_case_insensitively() {
         let mut f = fixture();
         let t = f.token(json!({}));
-        let event = String::from_utf8(REQUEST.to_vec()).unwrap().replace(
-            "\"authorization\": \"Bearer __TOKEN__\"",
-            "\"X-Api-Token\": \"Bearer __TOKEN__\"",
-        );
+        let event = String::from_utf8(REQUEST.to_vec())
+            .unwrap()
+            .replace(
+                "\"authorization\": \"Bearer __TOKEN__\"",
+                "\"X-Api-Token\": \"Bearer __TOKEN__\"",
+            )
+            .replace(
+                "\"authorization\": [\"Bearer __TOKEN__\"]",
+                "\"X-Api-Token\": [\"Bearer __TOKEN__\"]",
+            );
         assert!(matches!(
             f.answer(event.as_bytes(), &t),
             Err(AuthorizeError::Unauthorized(Rejection::Missing))
@@ -884,12 +935,28 @@ mod tests {
                 ));
             }
             // The same header twice with different values is refused, not guessed.
-            let twice = json!({"type": "REQUEST", "methodArn": get_other,
-                "headers": {"Authorization": bearer, "authorization": "Bearer other"}});
-            assert!(matches!(
-                answer(twice.to_string()),
-                Err(AuthorizeError::Unauthorized(Rejection::Ambiguous))
-            ));
+            for twice in [
+                json!({"type": "REQUEST", "methodArn": get_other,
+                    "headers": {"Authorization": bearer, "authorization": "Bearer other"}}),
+                json!({"type": "REQUEST", "methodArn": get_other,
+                    "headers": {"Authorization": bearer},
+                    "multiValueHeaders": {"Authorization": [bearer, "Bearer other"]}}),
+                json!({"type": "REQUEST", "methodArn": get_other,
+                    "headers": {"Authorization": bearer},
+                    "multiValueHeaders": {"authorization": ["Bearer other"]}}),
+            ] {
+                assert!(
+                    matches!(
+                        answer(twice.to_string()),
+                        Err(AuthorizeError::Unauthorized(Rejection::Ambiguous))
+                    ),
+                    "{twice}"
+                );
+            }
+            let same = json!({"type": "REQUEST", "methodArn": get_other,
+                "headers": {"Authorization": bearer},
+                "multiValueHeaders": {"Authorization": [bearer]}});
+            assert!(allowed(&answer(same.to_string()).unwrap(), &get_other));
         }
     }
 

@@ -59,6 +59,10 @@ fn sources(event: &Value) -> Vec<String> {
     if let Some(h) = event.get("headers").and_then(Value::as_object) {
         out.extend(h.values().filter_map(Value::as_str).map(str::to_owned));
     }
+    if let Some(h) = event.get("multiValueHeaders").and_then(Value::as_object) {
+        let values = h.values().filter_map(Value::as_array).flatten();
+        out.extend(values.filter_map(Value::as_str).map(str::to_owned));
+    }
     out.retain(|s| s.len() >= 8);
     out
 }

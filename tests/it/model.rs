@@ -41,32 +41,32 @@ impl Req {
 }
 
 /// `*` any run (slashes too), `?` exactly one character, the rest literal: by dynamic
-/// programming over characters.
+/// programming over characters (row `i` says which prefixes of the text the first `i`
+/// pattern characters match).
 pub fn wildcard(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
+    // A literal prefix (an ARN's `arn:...:apiid/stage/`) matches only itself: compared
+    // directly, it leaves the quadratic table for the short rest.
+    let literal = pattern.find(['*', '?']).unwrap_or(pattern.len());
+    let Some(text) = text.strip_prefix(&pattern[..literal]) else {
+        return false;
+    };
+    let pattern = &pattern[literal..];
     let t: Vec<char> = text.chars().collect();
-    // m[j]: pattern[..i] matches text[..j].
-    let mut m = vec![false; t.len() + 1];
-    m[0] = true;
-    for &pc in &p {
-        let mut next = vec![false; t.len() + 1];
-        match pc {
-            '*' => {
-                let mut any = false;
-                for j in 0..=t.len() {
-                    any |= m[j];
-                    next[j] = any;
-                }
-            }
-            _ => {
-                for j in 1..=t.len() {
-                    next[j] = m[j - 1] && (pc == '?' || pc == t[j - 1]);
-                }
-            }
+    let mut row = vec![false; t.len() + 1];
+    let mut next = vec![false; t.len() + 1];
+    row[0] = true;
+    for pc in pattern.chars() {
+        next[0] = pc == '*' && row[0];
+        for j in 1..=t.len() {
+            next[j] = match pc {
+                '*' => row[j] || next[j - 1],
+                '?' => row[j - 1],
+                c => row[j - 1] && c == t[j - 1],
+            };
         }
-        m = next;
+        std::mem::swap(&mut row, &mut next);
     }
-    m[t.len()]
+    row[t.len()]
 }
 
 /// What the mappings mean for `req` under `scopes` (docs/mappings.md, read naively).
