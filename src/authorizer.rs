@@ -230,40 +230,55 @@ struct Event<'a> {
     #[serde(borrow, default)]
     headers: Option<Headers<'a>>,
     #[serde(rename = "multiValueHeaders", borrow, default)]
-    multi_value_headers: Option<Headers<'a>>,
+    multi_value_headers: Option<Headers<'a, true>>,
     #[serde(rename = "identitySource", borrow, default)]
     identity_source: Option<Vec<Option<Text<'a>>>>,
 }
 
-/// A header map as API Gateway writes it: names to a string (`headers`) or to a list of
-/// strings (`multiValueHeaders`); null counts as absent. Kept as a flat list of pairs, since
-/// names are compared case-insensitively and a name may repeat.
-struct Headers<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+/// A header map as API Gateway writes it: `headers` maps a name to a string, and
+/// `multiValueHeaders` (`MULTI`) maps it to a list of strings; null counts as absent, any
+/// other shape is a bad event. Kept as a flat list of pairs, since names are compared
+/// case-insensitively and a name may repeat.
+struct Headers<'a, const MULTI: bool = false>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
-/// One header's value or values.
-struct Values<'a>(Vec<Cow<'a, str>>);
+/// One header's value (or, with `MULTI`, values).
+struct Values<'a, const MULTI: bool>(Vec<Cow<'a, str>>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for Values<'a> {
+impl<'de: 'a, 'a, const MULTI: bool> Deserialize<'de> for Values<'a, MULTI> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = Values<'a>;
+        use serde::de::Error;
+        struct V<'a, const MULTI: bool>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a, const MULTI: bool> serde::de::Visitor<'de> for V<'a, MULTI> {
+            type Value = Values<'a, MULTI>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string, a list of strings or null")
+                f.write_str(if MULTI {
+                    "a list of strings or null"
+                } else {
+                    "a string or null"
+                })
             }
-            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Values<'a>, E> {
-                Ok(Values(vec![Cow::Borrowed(v)]))
+            fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                match MULTI {
+                    true => Err(E::custom("a multi-value header must be a list")),
+                    false => Ok(Values(vec![Cow::Borrowed(v)])),
+                }
             }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Values<'a>, E> {
-                Ok(Values(vec![Cow::Owned(v.to_owned())]))
+            fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+                match MULTI {
+                    true => Err(E::custom("a multi-value header must be a list")),
+                    false => Ok(Values(vec![Cow::Owned(v.to_owned())])),
+                }
             }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<Values<'a>, E> {
+            fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
                 Ok(Values(Vec::new()))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
-            ) -> Result<Values<'a>, A::Error> {
+            ) -> Result<Self::Value, A::Error> {
+                if !MULTI {
+                    return Err(A::Error::custom("a header value must be a string"));
+                }
                 let mut out = Vec::new();
                 while let Some(v) = seq.next_element::<Option<Text<'a>>>()? {
                     out.extend(v.map(|t| t.0));
@@ -271,37 +286,44 @@ impl<'de: 'a, 'a> Deserialize<'de> for Values<'a> {
                 Ok(Values(out))
             }
         }
-        d.deserialize_any(V(std::marker::PhantomData))
+        d.deserialize_any(V::<MULTI>(std::marker::PhantomData))
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Headers<'a> {
+impl<'de: 'a, 'a, const MULTI: bool> Deserialize<'de> for Headers<'a, MULTI> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = Headers<'a>;
+        struct V<'a, const MULTI: bool>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a, const MULTI: bool> serde::de::Visitor<'de> for V<'a, MULTI> {
+            type Value = Headers<'a, MULTI>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a map of header names to strings")
+                f.write_str("a map of header names")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<Headers<'a>, A::Error> {
+            ) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
-                while let Some((Text(k), Values(vs))) = map.next_entry::<Text<'a>, Values<'a>>()? {
+                while let Some((Text(k), Values(vs))) =
+                    map.next_entry::<Text<'a>, Values<'a, MULTI>>()?
+                {
                     out.extend(vs.into_iter().map(|v| (k.clone(), v)));
                 }
                 Ok(Headers(out))
             }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<Headers<'a>, E> {
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
                 Ok(Headers(Vec::new()))
             }
         }
-        d.deserialize_any(V(std::marker::PhantomData))
+        d.deserialize_any(V::<MULTI>(std::marker::PhantomData))
     }
 }
 
-impl<'a> Headers<'a> {
+impl<'a, const MULTI: bool> Headers<'a, MULTI> {
+    /// [`Headers::get`] on a map the event may not have.
+    fn find(headers: Option<Self>, name: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
+        headers.map_or(Ok(None), |h| h.get(name))
+    }
+
     /// The value of `name` (ASCII case-insensitive). Present twice with different values
     /// is [`Rejection::Ambiguous`]: which one a proxy or API Gateway acted on is unknowable.
     fn get(self, name: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
@@ -532,15 +554,12 @@ impl<M: Mappings> Authorizer<M> {
 
     fn parse_event<'e>(&self, event: &'e [u8]) -> Result<Request<'e>, AuthorizeError> {
         let e: Event<'e> = serde_json::from_slice(event).map_err(|e| json_error(&e))?;
-        let header = |headers: Option<Headers<'e>>| match headers {
-            Some(h) => h.get(self.token_header.as_str()),
-            None => Ok(None),
-        };
+        let name = self.token_header.as_str();
         let text = |t: Option<Text<'e>>| t.map(|t| t.0);
         if e.version.as_ref().map(|v| &*v.0) == Some("2.0") {
             // The configured header, else the first identity source (a query string or
             // context value the route names).
-            let token = match header(e.headers)? {
+            let token = match Headers::find(e.headers, name)? {
                 Some(t) => Some(t),
                 None => text(
                     e.identity_source
@@ -563,7 +582,8 @@ impl<M: Mappings> Authorizer<M> {
             Some("REQUEST") => {
                 // `headers` keeps one value per name; `multiValueHeaders` keeps them all. Two
                 // different token headers in one request are refused, not picked from.
-                let token = match (header(e.headers)?, header(e.multi_value_headers)?) {
+                let one = Headers::find(e.headers, name)?;
+                let token = match (one, Headers::find(e.multi_value_headers, name)?) {
                     (Some(one), Some(all)) if one != all => return Err(Rejection::Ambiguous.into()),
                     (one, all) => one.or(all),
                 };
@@ -957,6 +977,19 @@ mod tests {
                 "headers": {"Authorization": bearer},
                 "multiValueHeaders": {"Authorization": [bearer]}});
             assert!(allowed(&answer(same.to_string()).unwrap(), &get_other));
+            // A shape API Gateway never writes is a bad event, not a token to use.
+            for odd in [
+                json!({"type": "REQUEST", "methodArn": get_other,
+                    "headers": {"Authorization": [bearer]}}),
+                json!({"type": "REQUEST", "methodArn": get_other,
+                    "headers": {"Authorization": bearer},
+                    "multiValueHeaders": {"Authorization": bearer}}),
+            ] {
+                assert!(
+                    matches!(answer(odd.to_string()), Err(AuthorizeError::BadEvent(_))),
+                    "{odd}"
+                );
+            }
         }
     }
 
