@@ -232,7 +232,7 @@ struct Event<'a> {
     #[serde(rename = "multiValueHeaders", borrow, default)]
     multi_value_headers: Option<Headers<'a, true>>,
     #[serde(rename = "identitySource", borrow, default)]
-    identity_source: Option<Vec<Option<Text<'a>>>>,
+    identity_source: Option<IdentitySource<'a>>,
 }
 
 /// A header map as API Gateway writes it: `headers` maps a name to a string, and
@@ -240,6 +240,23 @@ struct Event<'a> {
 /// other shape is a bad event. Kept as a flat list of pairs, since names are compared
 /// case-insensitively and a name may repeat.
 struct Headers<'a, const MULTI: bool = false>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+
+/// `identitySource`: a list in payload 2.0, a string in HTTP APIs' payload 1.0.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdentitySource<'a> {
+    One(#[serde(borrow)] Text<'a>),
+    Many(#[serde(borrow)] Vec<Option<Text<'a>>>),
+}
+
+impl<'a> IdentitySource<'a> {
+    fn into_values(self) -> Vec<Cow<'a, str>> {
+        match self {
+            IdentitySource::One(t) => vec![t.0],
+            IdentitySource::Many(v) => v.into_iter().flatten().map(|t| t.0).collect(),
+        }
+    }
+}
 
 /// One header's value (or, with `MULTI`, values).
 struct Values<'a, const MULTI: bool>(Vec<Cow<'a, str>>);
@@ -557,15 +574,24 @@ impl<M: Mappings> Authorizer<M> {
         let name = self.token_header.as_str();
         let text = |t: Option<Text<'e>>| t.map(|t| t.0);
         if e.version.as_ref().map(|v| &*v.0) == Some("2.0") {
-            // The configured header, else the first identity source (a query string or
-            // context value the route names).
+            // API Gateway caches the answer under the identity sources, so the token checked
+            // must be one of them: the configured header when it is among them (or when the
+            // event names none), else the first identity source (a query string or context
+            // value the route names). A header that is not among them is refused: an answer
+            // for it would be cached under a value that was never checked.
+            let sources = match e.identity_source {
+                None => Vec::new(),
+                Some(s @ IdentitySource::Many(_)) => s.into_values(),
+                Some(IdentitySource::One(_)) => {
+                    return Err(AuthorizeError::BadEvent(
+                        "identitySource of a payload 2.0 event must be a list".into(),
+                    ))
+                }
+            };
             let token = match Headers::find(e.headers, name)? {
-                Some(t) => Some(t),
-                None => text(
-                    e.identity_source
-                        .and_then(|s| s.into_iter().next())
-                        .flatten(),
-                ),
+                Some(h) if sources.is_empty() || sources.contains(&h) => Some(h),
+                Some(_) => return Err(Rejection::Ambiguous.into()),
+                None => sources.into_iter().next(),
             };
             let arn = text(e.route_arn).ok_or_else(|| {
                 AuthorizeError::BadEvent("HTTP API event without routeArn".into())
@@ -915,11 +941,22 @@ mod tests {
                 rt.block_on(a.handle_json(event.as_bytes()))
                     .map(|b| serde_json::from_slice::<Value>(&b).unwrap())
             };
-            // Class 4: the Deny on every method covers the ANY route too.
+            // Class 4: the Deny on every method covers the ANY route too; so does a Deny on
+            // one method, since an ANY route's request may use it.
             let any_admin = format!("{api}/dev/ANY/admin");
             assert!(!allowed(
                 &answer(v2(&any_admin, &bearer)).unwrap(),
                 &any_admin
+            ));
+            let any_reports = format!("{api}/prod/ANY/reports");
+            assert!(!allowed(
+                &answer(v2(&any_reports, &bearer)).unwrap(),
+                &any_reports
+            ));
+            let any_reports_dev = format!("{api}/dev/ANY/reports");
+            assert!(allowed(
+                &answer(v2(&any_reports_dev, &bearer)).unwrap(),
+                &any_reports_dev
             ));
             let get_other = format!("{api}/dev/GET/other");
             assert!(allowed(
@@ -977,6 +1014,31 @@ mod tests {
                 "headers": {"Authorization": bearer},
                 "multiValueHeaders": {"Authorization": [bearer]}});
             assert!(allowed(&answer(same.to_string()).unwrap(), &get_other));
+            // HTTP API: the token checked is one API Gateway caches the answer under.
+            let with_sources = |sources: Value, header: Option<&str>| {
+                let mut e = json!({"version": "2.0", "type": "REQUEST", "routeArn": get_other,
+                                   "identitySource": sources});
+                if let Some(h) = header {
+                    e["headers"] = json!({"authorization": h});
+                }
+                answer(e.to_string())
+            };
+            assert!(allowed(
+                &with_sources(json!([bearer]), Some(&bearer)).unwrap(),
+                &get_other
+            ));
+            assert!(allowed(
+                &with_sources(json!([bearer]), None).unwrap(),
+                &get_other
+            ));
+            assert!(matches!(
+                with_sources(json!(["token-from-the-query"]), Some(&bearer)),
+                Err(AuthorizeError::Unauthorized(Rejection::Ambiguous))
+            ));
+            // HTTP APIs' payload 1.0 writes identitySource as a string.
+            let v1 = json!({"version": "1.0", "type": "REQUEST", "methodArn": get_other,
+                            "identitySource": bearer, "headers": {"Authorization": bearer}});
+            assert!(allowed(&answer(v1.to_string()).unwrap(), &get_other));
             // A shape API Gateway never writes is a bad event, not a token to use.
             for odd in [
                 json!({"type": "REQUEST", "methodArn": get_other,

@@ -421,6 +421,8 @@ impl Mapping {
     ///   `{api}/dev/*/orders` would also match `GET /dev/admin/orders`. Listing `ANY` too
     ///   matters for Denies: an Allow whose resource starts with `*` is written with a `*`
     ///   method and covers an `ANY` route, so a Deny on every method must cover it as well;
+    /// - a Deny on one method also denies the `ANY` method segment: an HTTP API `ANY`
+    ///   route's request may be that method, and the routeArn does not say;
     /// - a Deny on a path without a trailing wildcard also denies the path with a trailing
     ///   slash (see [`ResourcePath`]).
     pub fn policy_resources(&self, request_stage: &str) -> Vec<String> {
@@ -443,9 +445,15 @@ impl Mapping {
                 crate::policy::arn::ANY_METHOD,
             ]
         };
+        // An HTTP API `ANY` route's routeArn does not say which method the request used, so
+        // a Deny on one method must deny it there too (fail closed); an Allow on one method
+        // cannot allow it.
         let one = [self.method.as_str()];
+        let deny_one = [self.method.as_str(), crate::policy::arn::ANY_METHOD];
         let methods: &[&str] = if self.method == Method::Any && !resource.starts_with('*') {
             &EVERY
+        } else if self.method != Method::Any && self.effect == Effect::Deny {
+            &deny_one
         } else {
             &one
         };

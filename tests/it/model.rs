@@ -76,7 +76,11 @@ pub fn meaning(entries: &[Mapping], scopes: &[&str], req: &Req) -> bool {
         scopes.contains(&m.scope.as_str())
             && m.api.as_str() == req.api
             && (m.stage.as_str() == "*" || m.stage.as_str() == req.stage)
-            && (method == "*" || method == req.verb)
+            && (method == "*"
+                || method == req.verb
+                // An `ANY` route's request may use any method: a Deny on one method
+                // covers it (fail closed), an Allow on one method does not.
+                || (req.verb == "ANY" && m.effect == Effect::Deny))
     };
     let matches = |m: &Mapping| {
         let r = m.resource.as_str();
