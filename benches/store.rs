@@ -13,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use scopegate::mapping::dynamo::{AwsConfig, AwsOptions, DynamoStore};
+use scopegate::mapping::aws::{AwsConfig, AwsOptions};
+use scopegate::mapping::dynamo::DynamoStore;
 use scopegate::mapping::store::ChangeNote;
 use scopegate::mapping::{Mapping, Snapshot};
 
@@ -101,7 +102,8 @@ fn store(c: &mut Criterion) {
             operation_timeout: Some(Duration::from_secs(120)),
             ..AwsOptions::default()
         })
-        .await;
+        .await
+        .expect("AWS options with a region");
         let store = DynamoStore::new(&aws, &table);
         store.create_table().await.expect("create table");
         store

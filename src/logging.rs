@@ -21,3 +21,19 @@ pub fn init() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// Installs the operator CLI's subscriber: plain text on stderr, for people. Only
+/// scopegate's own warnings by default (the SDK's retries and its instance-metadata probing
+/// are noise to an operator); `--debug` shows everything at debug level, the SDK's error
+/// details included; `RUST_LOG` (EnvFilter syntax) overrides both.
+pub fn init_cli(debug: bool) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new(if debug { "debug" } else { "scopegate=warn" }));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(debug)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

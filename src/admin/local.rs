@@ -12,8 +12,8 @@ use crate::authorizer::{AuthorizeError, Authorizer, Mappings};
 use crate::clock::SystemClock;
 use crate::config::{Config, IssuerConfig, JwksSource, MappingsSource};
 use crate::local::{self, Banner, CurlExample, DevIdp, GatewayOptions, Route};
+use crate::mapping::aws::AwsOptions;
 use crate::mapping::cache::ConfiguredMappings;
-use crate::mapping::dynamo::AwsOptions;
 use crate::mapping::{Mapping, Snapshot};
 use crate::policy::Effect;
 

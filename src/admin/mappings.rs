@@ -14,7 +14,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::mapping::dynamo::{AwsConfig, AwsOptions, DynamoStore, Progress};
+use super::retry::RetryPolicy;
+use crate::mapping::aws::{AwsConfig, AwsOptions, CallerIdentity};
+use crate::mapping::dynamo::{DynamoStore, Progress};
 use crate::mapping::file::{self, check_unique, Document, FileError};
 use crate::mapping::s3::{Published, S3Snapshots};
 use crate::mapping::store::{
@@ -40,16 +42,91 @@ pub enum AdminError {
     /// A bad combination of options.
     #[error("{0}")]
     Usage(String),
+    /// The change lost every race it ran, within the [`RetryPolicy`]'s bounds.
+    #[error("the mappings kept changing under this change: gave up after {attempts} attempts in {seconds:.1} s; nothing of it was written")]
+    Busy {
+        /// Attempts made.
+        attempts: u32,
+        /// Seconds since the first conflict.
+        seconds: f64,
+    },
+    /// The diff the operator confirmed is no longer what the change would do.
+    #[error("the mappings changed since the plan you confirmed (now version {version}): nothing was written; run the command again to see the new plan")]
+    PlanChanged {
+        /// The version now.
+        version: u64,
+    },
+    /// The operator said no at the prompt.
+    #[error("cancelled: nothing was written")]
+    Cancelled,
+}
+
+/// What kind of failure an error is: what the CLI's exit code says (see
+/// [`exit_code`](ErrorKind::exit_code)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The command line or the AWS configuration (profile, region) is wrong: exit 2.
+    Usage,
+    /// A concurrent change that retrying cannot resolve: exit 3.
+    Conflict,
+    /// The input (a mapping file, an entry, an ARN) does not validate: exit 4.
+    Invalid,
+    /// AWS or the service failed, or the table is missing: exit 5.
+    Service,
+    /// The operator declined at the prompt: exit 1, nothing done.
+    Cancelled,
+}
+
+impl ErrorKind {
+    /// The CLI's exit code (documented in `scopegate --help` and docs/mappings.md).
+    pub const fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Cancelled => 1,
+            ErrorKind::Usage => 2,
+            ErrorKind::Conflict => 3,
+            ErrorKind::Invalid => 4,
+            ErrorKind::Service => 5,
+        }
+    }
+
+    /// The kind of a store error.
+    pub fn of_store(e: &StoreError) -> ErrorKind {
+        match e {
+            StoreError::Conflict { .. }
+            | StoreError::Exists { .. }
+            | StoreError::NotFound { .. }
+            | StoreError::SnapshotNewer { .. } => ErrorKind::Conflict,
+            StoreError::Invalid(_) => ErrorKind::Invalid,
+            StoreError::Setup(_) | StoreError::NoBucket => ErrorKind::Usage,
+            _ => ErrorKind::Service,
+        }
+    }
+}
+
+impl AdminError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AdminError::Store(e) => ErrorKind::of_store(e),
+            AdminError::File(_) | AdminError::Arn(_) => ErrorKind::Invalid,
+            AdminError::Usage(_) => ErrorKind::Usage,
+            AdminError::Busy { .. } | AdminError::PlanChanged { .. } => ErrorKind::Conflict,
+            AdminError::Cancelled => ErrorKind::Cancelled,
+        }
+    }
 }
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Output {
-    /// Aligned columns for people.
+    /// Aligned columns with a header and a footer, for people.
     #[default]
     Table,
     /// JSON for scripts.
     Json,
+    /// Tab-separated fields, one record per line, no header or footer: for `cut`, `awk`
+    /// and `while read`, like the AWS CLI's `--output text`.
+    Text,
 }
 
 /// Where the store and the snapshot are, and who is acting.
@@ -91,6 +168,9 @@ pub struct Admin {
     pub publish: bool,
     /// The resolved region (to create a bucket in).
     pub region: Option<String>,
+    /// How changes retry after a conflict.
+    pub retry: RetryPolicy,
+    aws: AwsConfig,
 }
 
 /// What a change did.
@@ -104,15 +184,55 @@ pub struct Changed {
     pub diff: Diff,
     /// Whether nothing was written because this was a dry run.
     pub dry_run: bool,
+    /// Attempts it took (1 when no one else was writing).
+    pub attempts: u32,
     /// The snapshot publication after the change: `None` when not attempted.
     pub published: Option<Result<Published, String>>,
 }
 
+/// A change as a function of the current set: what is re-applied to a fresh read after
+/// losing a race.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Map these targets. An identical entry already there is no change; another effect
+    /// for the target is a true conflict ([`StoreError::Exists`]).
+    Add(Vec<Mapping>),
+    /// Unmap these targets (whatever their stored effect). A target not mapped is a true
+    /// conflict ([`StoreError::NotFound`]).
+    Remove(Vec<Mapping>),
+    /// Merge: every entry is mapped as given afterwards (same targets replaced), the rest
+    /// kept.
+    Merge(Vec<Mapping>),
+    /// Replace: exactly these entries afterwards.
+    Replace(Vec<Mapping>),
+}
+
+/// The set after `change`, given the `current` one (for [`Change::Merge`] and
+/// [`Change::Replace`]).
+fn merged(current: &[Mapping], entries: &[Mapping], replace: bool) -> Vec<Mapping> {
+    if replace {
+        return entries.to_vec();
+    }
+    let incoming: BTreeSet<String> = entries.iter().map(entry_key).collect();
+    let mut out: Vec<Mapping> = current
+        .iter()
+        .filter(|m| !incoming.contains(&entry_key(m)))
+        .cloned()
+        .collect();
+    out.extend(entries.iter().cloned());
+    out
+}
+
 impl Admin {
-    /// Opens the store (and the snapshot bucket) at `target`.
-    pub async fn open(target: &Target) -> Admin {
-        let aws = AwsConfig::load(&target.aws).await;
-        Admin {
+    /// Opens the store (and the snapshot bucket) at `target`. Makes no request.
+    ///
+    /// # Errors
+    /// [`StoreError::Setup`]: an unknown profile, no region.
+    pub async fn open(target: &Target) -> Result<Admin, AdminError> {
+        let aws = AwsConfig::load(&target.aws)
+            .await
+            .map_err(StoreError::from)?;
+        Ok(Admin {
             store: DynamoStore::new(&aws, &target.table),
             snapshots: target
                 .bucket
@@ -121,7 +241,17 @@ impl Admin {
             actor: target.actor.clone(),
             publish: target.publish,
             region: aws.region(),
-        }
+            retry: RetryPolicy::default(),
+            aws,
+        })
+    }
+
+    /// Who the credentials belong to (one STS call).
+    ///
+    /// # Errors
+    /// [`StoreError::Service`].
+    pub async fn identity(&self) -> Result<CallerIdentity, AdminError> {
+        Ok(self.aws.caller_identity().await?)
     }
 
     fn note(&self, action: &str, summary: String, diff: &Diff) -> ChangeNote {
@@ -154,11 +284,208 @@ impl Admin {
             .await?)
     }
 
-    /// Applies edits (up to [`MAX_TRANSACTION_EDITS`] in one transaction), conditional on the
-    /// version read first.
-    async fn edit(&self, action: &str, edits: Vec<Edit>) -> Result<Changed, AdminError> {
+    /// Adds entries. An identical entry already mapped is no change; another effect for a
+    /// mapped target is refused (remove it first). Retries conflicts (see [`RetryPolicy`]).
+    ///
+    /// # Errors
+    /// [`AdminError`]; [`StoreError::Exists`]; [`AdminError::Busy`].
+    pub async fn add(&self, entries: Vec<Mapping>) -> Result<Changed, AdminError> {
+        check_unique(&entries, "the entries given")?;
+        self.change("add", Change::Add(entries), None, &|_, _| {})
+            .await
+    }
+
+    /// Removes entries, by target (the effect given is ignored: the stored one is removed).
+    /// Retries conflicts.
+    ///
+    /// # Errors
+    /// [`AdminError`]; [`StoreError::NotFound`]; [`AdminError::Busy`].
+    pub async fn remove(&self, targets: Vec<Mapping>) -> Result<Changed, AdminError> {
+        self.change("remove", Change::Remove(targets), None, &|_, _| {})
+            .await
+    }
+
+    /// Imports `entries` (validated already, as [`file::parse_document`] does): merged into
+    /// the current set (same targets replaced), or with `replace` instead of it. Small
+    /// changes go through one transaction, large ones through a new generation; either way
+    /// the switch is atomic. With `dry_run`, only the diff. Retries conflicts.
+    ///
+    /// # Errors
+    /// [`AdminError::Busy`]; [`AdminError`].
+    pub async fn import(
+        &self,
+        action: &str,
+        entries: Vec<Mapping>,
+        replace: bool,
+        dry_run: bool,
+        progress: Progress<'_>,
+    ) -> Result<Changed, AdminError> {
+        check_unique(&entries, "the import")?;
+        let change = if replace {
+            Change::Replace(entries)
+        } else {
+            Change::Merge(entries)
+        };
+        if dry_run {
+            return self.plan(&change).await;
+        }
+        self.change(action, change, None, progress).await
+    }
+
+    /// What `change` would do now: a dry run.
+    ///
+    /// # Errors
+    /// As [`DynamoStore::load_current`].
+    pub async fn plan(&self, change: &Change) -> Result<Changed, AdminError> {
+        let current = self.store.load_current().await?;
+        let diff = match change {
+            Change::Merge(e) => {
+                Diff::between(&current.entries, &merged(&current.entries, e, false))
+            }
+            Change::Replace(e) => Diff::between(&current.entries, e),
+            Change::Add(e) => {
+                let new: Vec<Mapping> = e
+                    .iter()
+                    .filter(|m| !current.entries.contains(m))
+                    .cloned()
+                    .collect();
+                Diff::between(&current.entries, &merged(&current.entries, &new, false))
+            }
+            Change::Remove(targets) => {
+                let keys: BTreeSet<String> = targets.iter().map(entry_key).collect();
+                let kept: Vec<Mapping> = current
+                    .entries
+                    .iter()
+                    .filter(|m| !keys.contains(&entry_key(m)))
+                    .cloned()
+                    .collect();
+                Diff::between(&current.entries, &kept)
+            }
+        };
+        Ok(Changed {
+            from_version: current.head.version,
+            version: current.head.version,
+            diff,
+            dry_run: true,
+            attempts: 1,
+            published: None,
+        })
+    }
+
+    /// Applies `change`, re-reading and re-applying it after every conflict within
+    /// [`Admin::retry`]. With `expected`, every attempt must come to exactly that diff (the
+    /// plan an operator confirmed), else [`AdminError::PlanChanged`].
+    ///
+    /// # Errors
+    /// A true conflict ([`StoreError::Exists`], [`StoreError::NotFound`]);
+    /// [`AdminError::Busy`] when the bounds run out; [`AdminError::PlanChanged`];
+    /// [`StoreError::Service`].
+    pub async fn change(
+        &self,
+        action: &str,
+        change: Change,
+        expected: Option<&Diff>,
+        progress: Progress<'_>,
+    ) -> Result<Changed, AdminError> {
+        let mut attempts = 0;
+        let mut first_conflict: Option<std::time::Instant> = None;
+        // A generation written by a lost attempt, and the set it holds: patched, not
+        // rewritten, by the next attempt.
+        let mut written: Option<(String, u32, Vec<Mapping>)> = None;
+        let mut change = change;
+        let result = loop {
+            attempts += 1;
+            let outcome = match &change {
+                Change::Add(_) | Change::Remove(_) => {
+                    self.edit_once(action, &mut change, expected).await
+                }
+                Change::Merge(e) | Change::Replace(e) => {
+                    let replace = matches!(change, Change::Replace(_));
+                    self.import_once(action, e, replace, expected, &mut written, progress)
+                        .await
+                }
+            };
+            match outcome {
+                Err(AdminError::Store(StoreError::Conflict { .. })) => {
+                    let since = *first_conflict.get_or_insert_with(std::time::Instant::now);
+                    if attempts >= self.retry.max_attempts
+                        || since.elapsed() >= self.retry.max_elapsed
+                    {
+                        break Err(AdminError::Busy {
+                            attempts,
+                            seconds: since.elapsed().as_secs_f64(),
+                        });
+                    }
+                    let wait = self.retry.delay(attempts);
+                    tracing::info!(
+                        attempts,
+                        wait_ms = wait.as_millis() as u64,
+                        "the mappings changed meanwhile: retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => break Err(e),
+                Ok(mut changed) => {
+                    changed.attempts = attempts;
+                    break Ok(changed);
+                }
+            }
+        };
+        if let (Err(_), Some((generation, shards, _))) = (&result, &written) {
+            self.store
+                .delete_generation_best_effort(generation, *shards)
+                .await;
+        }
+        let mut changed = result?;
+        if changed.version != changed.from_version {
+            changed.published = self.publish_after().await;
+        }
+        Ok(changed)
+    }
+
+    /// One attempt of an add or a remove: one transaction conditional on the version read.
+    /// Adds found already mapped with the same effect are dropped from `change` (so a retry
+    /// does not try them again).
+    async fn edit_once(
+        &self,
+        action: &str,
+        change: &mut Change,
+        expected: Option<&Diff>,
+    ) -> Result<Changed, AdminError> {
+        let head = self.store.read_head().await?;
+        let mut edits = Vec::new();
+        let mut diff = Diff::default();
+        match &*change {
+            Change::Add(entries) => {
+                for m in entries {
+                    edits.push(Edit::Add(m.clone()));
+                    diff.added.push(m.clone());
+                }
+            }
+            Change::Remove(targets) => {
+                for t in targets {
+                    // Record the stored entry (its real effect) in the history.
+                    let stored = self
+                        .store
+                        .get(t)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound {
+                            entry: t.to_string(),
+                        })?;
+                    edits.push(Edit::Remove(stored.clone()));
+                    diff.removed.push(stored);
+                }
+            }
+            Change::Merge(_) | Change::Replace(_) => unreachable!("imports go through import_once"),
+        }
+        if let Some(want) = expected.filter(|want| **want != diff) {
+            let _ = want;
+            return Err(AdminError::PlanChanged {
+                version: head.version,
+            });
+        }
         if edits.is_empty() {
-            return Err(AdminError::Usage("nothing to change".into()));
+            return Ok(self.unchanged(&head, diff));
         }
         if edits.len() > MAX_TRANSACTION_EDITS {
             return Err(AdminError::Usage(format!(
@@ -166,57 +493,134 @@ impl Admin {
                 edits.len()
             )));
         }
-        let head = self.store.read_head().await?;
-        let mut diff = Diff::default();
-        for e in &edits {
-            match e {
-                Edit::Add(m) => diff.added.push(m.clone()),
-                Edit::Remove(m) => diff.removed.push(m.clone()),
-            }
-        }
         let summary = format!("{action} {}", diff.summary());
-        let new = self
+        match self
             .store
             .apply(&head, &edits, &self.note(action, summary, &diff))
-            .await?;
+            .await
+        {
+            Ok(new) => Ok(Changed {
+                from_version: head.version,
+                version: new.version,
+                diff,
+                dry_run: false,
+                attempts: 1,
+                published: None,
+            }),
+            Err(StoreError::Exists { entry }) => {
+                // Some target is mapped already: the same entry is no change; another effect
+                // is a true conflict.
+                let Change::Add(entries) = change else {
+                    return Err(StoreError::Exists { entry }.into());
+                };
+                let mut kept = Vec::with_capacity(entries.len());
+                for m in entries.drain(..) {
+                    match self.store.get(&m).await? {
+                        Some(stored) if stored == m => {}
+                        Some(stored) => {
+                            return Err(StoreError::Exists {
+                                entry: stored.to_string(),
+                            }
+                            .into())
+                        }
+                        None => kept.push(m),
+                    }
+                }
+                *entries = kept;
+                // Try again at once: this was not a race lost.
+                Err(StoreError::Conflict {
+                    read: head.version,
+                    found: None,
+                }
+                .into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn unchanged(&self, head: &Head, diff: Diff) -> Changed {
+        Changed {
+            from_version: head.version,
+            version: head.version,
+            diff,
+            dry_run: false,
+            attempts: 1,
+            published: None,
+        }
+    }
+
+    /// One attempt of an import: read the whole set, apply the delta, write the difference
+    /// (one transaction when small, a new generation when large).
+    async fn import_once(
+        &self,
+        action: &str,
+        entries: &[Mapping],
+        replace: bool,
+        expected: Option<&Diff>,
+        written: &mut Option<(String, u32, Vec<Mapping>)>,
+        progress: Progress<'_>,
+    ) -> Result<Changed, AdminError> {
+        let current = self.store.load_current().await?;
+        let new_set = merged(&current.entries, entries, replace);
+        let diff = Diff::between(&current.entries, &new_set);
+        let head = current.head;
+        if expected.is_some_and(|want| *want != diff) {
+            return Err(AdminError::PlanChanged {
+                version: head.version,
+            });
+        }
+        if diff.is_empty() {
+            return Ok(self.unchanged(&head, diff));
+        }
+        let summary = format!(
+            "{action}{} {}",
+            if replace { " --replace" } else { "" },
+            diff.summary()
+        );
+        let note = self.note(action, summary, &diff);
+        let new = if written.is_none() && diff.edit_count() <= MAX_TRANSACTION_EDITS {
+            self.store.apply(&head, &diff.edits(), &note).await?
+        } else {
+            let generation = match written.take() {
+                Some((generation, shards, held)) if shards == head.shards.max(1) => {
+                    let patch = Diff::between(&held, &new_set);
+                    self.store
+                        .patch_generation(&generation, shards, &patch, &self.actor, progress)
+                        .await?;
+                    generation
+                }
+                stale => {
+                    if let Some((generation, shards, _)) = stale {
+                        self.store
+                            .delete_generation_best_effort(&generation, shards)
+                            .await;
+                    }
+                    self.store
+                        .write_generation(&head, &new_set, &self.actor, progress)
+                        .await?
+                }
+            };
+            let shards = head.shards.max(1);
+            match self
+                .store
+                .switch_generation(&head, &generation, new_set.len(), &note)
+                .await
+            {
+                Ok(new) => new,
+                Err(e) => {
+                    *written = Some((generation, shards, new_set));
+                    return Err(e.into());
+                }
+            }
+        };
         Ok(Changed {
             from_version: head.version,
             version: new.version,
             diff,
             dry_run: false,
-            published: self.publish_after().await,
+            attempts: 1,
+            published: None,
         })
-    }
-
-    /// Adds entries (refused if any target is already mapped, or if they repeat or cancel
-    /// each other out).
-    ///
-    /// # Errors
-    /// [`AdminError`]; [`StoreError::Exists`]; [`StoreError::Conflict`].
-    pub async fn add(&self, entries: Vec<Mapping>) -> Result<Changed, AdminError> {
-        check_unique(&entries, "the entries given")?;
-        self.edit("add", entries.into_iter().map(Edit::Add).collect())
-            .await
-    }
-
-    /// Removes entries, by target (the effect given is ignored: the stored one is removed).
-    ///
-    /// # Errors
-    /// [`AdminError`]; [`StoreError::NotFound`]; [`StoreError::Conflict`].
-    pub async fn remove(&self, targets: Vec<Mapping>) -> Result<Changed, AdminError> {
-        let mut edits = Vec::with_capacity(targets.len());
-        for t in targets {
-            // Record the stored entry (its real effect) in the history.
-            let stored = self
-                .store
-                .get(&t)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    entry: t.to_string(),
-                })?;
-            edits.push(Edit::Remove(stored));
-        }
-        self.edit("remove", edits).await
     }
 
     /// The current entries, filtered.
@@ -241,100 +645,20 @@ impl Admin {
         Ok(self.store.get(target).await?)
     }
 
-    /// Imports `entries` (validated already, as [`file::parse_document`] does): merged into
-    /// the current set (same targets replaced), or with `replace` instead of it. Small
-    /// changes go through one transaction, large ones through a new generation; either way
-    /// the switch is atomic. With `dry_run`, only the diff.
-    ///
-    /// # Errors
-    /// [`StoreError::Conflict`] when someone changed the mappings meanwhile; [`AdminError`].
-    pub async fn import(
-        &self,
-        action: &str,
-        entries: Vec<Mapping>,
-        replace: bool,
-        dry_run: bool,
-        progress: Progress<'_>,
-    ) -> Result<Changed, AdminError> {
-        self.import_at(None, action, entries, replace, dry_run, progress)
-            .await
-    }
-
-    /// [`import`](Self::import), refused with [`StoreError::Conflict`] unless the current
-    /// version is `expected`: applies exactly the diff a dry run at `expected` showed.
-    ///
-    /// # Errors
-    /// As [`import`](Self::import).
-    pub async fn import_at(
-        &self,
-        expected: Option<u64>,
-        action: &str,
-        entries: Vec<Mapping>,
-        replace: bool,
-        dry_run: bool,
-        progress: Progress<'_>,
-    ) -> Result<Changed, AdminError> {
-        check_unique(&entries, "the import")?;
-        let current = self.store.load_current().await?;
-        if let Some(read) = expected.filter(|v| *v != current.head.version) {
-            return Err(StoreError::Conflict {
-                read,
-                found: Some(current.head.version),
-            }
-            .into());
-        }
-        let new_set = if replace {
-            entries
-        } else {
-            let incoming: BTreeSet<String> = entries.iter().map(entry_key).collect();
-            let mut merged: Vec<Mapping> = current
-                .entries
-                .iter()
-                .filter(|m| !incoming.contains(&entry_key(m)))
-                .cloned()
-                .collect();
-            merged.extend(entries);
-            merged
-        };
-        let diff = Diff::between(&current.entries, &new_set);
-        let head = current.head;
-        if dry_run || diff.is_empty() {
-            return Ok(Changed {
-                from_version: head.version,
-                version: head.version,
-                diff,
-                dry_run,
-                published: None,
-            });
-        }
-        let summary = format!(
-            "{action}{} {}",
-            if replace { " --replace" } else { "" },
-            diff.summary()
-        );
-        let note = self.note(action, summary, &diff);
-        let new = if diff.edit_count() <= MAX_TRANSACTION_EDITS {
-            self.store.apply(&head, &diff.edits(), &note).await?
-        } else {
-            self.store
-                .replace_all(&head, &new_set, &note, progress)
-                .await?
-        };
-        Ok(Changed {
-            from_version: head.version,
-            version: new.version,
-            diff,
-            dry_run: false,
-            published: self.publish_after().await,
-        })
-    }
-
     /// The current set as a snapshot document.
     ///
     /// # Errors
     /// As [`DynamoStore::load_current`].
     pub async fn export(&self) -> Result<Document, AdminError> {
-        let loaded = self.store.load_current().await?;
+        self.export_with(&|_, _| {}).await
+    }
+
+    /// [`export`](Self::export), calling `progress(read, total)` as entries arrive.
+    ///
+    /// # Errors
+    /// As [`DynamoStore::load_current`].
+    pub async fn export_with(&self, progress: Progress<'_>) -> Result<Document, AdminError> {
+        let loaded = self.store.load_current_with(progress).await?;
         Ok(Document {
             version: Some(loaded.head.version),
             generated_at: Some(now_rfc3339()),
@@ -584,38 +908,87 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Entries as a table or a JSON array (the canonical form).
-pub fn render_mappings(entries: &[Mapping], output: Output) -> String {
+/// `1 entry`, `2 entries`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// An entry's fields in table and text order: scope, effect, method, stage, resource, API.
+fn entry_fields(m: &Mapping) -> [String; 6] {
+    [
+        m.scope.to_string(),
+        m.effect.to_string(),
+        m.method.to_string(),
+        m.stage.to_string(),
+        format!("/{}", m.resource),
+        m.api.to_string(),
+    ]
+}
+
+/// Tab-separated fields, one line (no field holds a tab or a newline: every field is
+/// validated).
+fn text_line(out: &mut String, fields: &[&str]) {
+    out.push_str(&fields.join("\t"));
+    out.push('\n');
+}
+
+/// Entries as a table (with a footer naming the count and the version, when given), a JSON
+/// array (the canonical form), or tab-separated lines.
+pub fn render_mappings(entries: &[Mapping], output: Output, version: Option<u64>) -> String {
     match output {
         Output::Json => serde_json::to_string_pretty(entries).expect("serializable") + "\n",
+        Output::Text => {
+            let mut out = String::new();
+            for m in entries {
+                let f = entry_fields(m);
+                text_line(&mut out, &f.iter().map(String::as_str).collect::<Vec<_>>());
+            }
+            out
+        }
         Output::Table => {
-            let rows: Vec<Vec<String>> = entries
-                .iter()
-                .map(|m| {
-                    vec![
-                        m.scope.to_string(),
-                        m.effect.to_string(),
-                        m.method.to_string(),
-                        m.stage.to_string(),
-                        format!("/{}", m.resource),
-                        m.api.to_string(),
-                    ]
-                })
-                .collect();
-            table(
+            let rows: Vec<Vec<String>> = entries.iter().map(|m| entry_fields(m).to_vec()).collect();
+            let mut out = table(
                 &["SCOPE", "EFFECT", "METHOD", "STAGE", "RESOURCE", "API"],
                 &rows,
-            )
+            );
+            if let Some(v) = version {
+                let _ = writeln!(
+                    out,
+                    "{}, version {v}",
+                    count(entries.len(), "entry", "entries")
+                );
+            }
+            out
         }
     }
 }
 
-/// A change (or a dry run's plan) as text or JSON.
+/// A change (or a dry run's plan) as text for people, JSON, or tab-separated lines
+/// (`+`/`-`/`~`, then the entry's fields; `~` gives the new effect).
 pub fn render_changed(c: &Changed, output: Output) -> String {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(c).expect("serializable") + "\n";
-    }
     let mut out = String::new();
+    match output {
+        Output::Json => return serde_json::to_string_pretty(c).expect("serializable") + "\n",
+        Output::Text => {
+            let mut line = |op: &str, m: &Mapping| {
+                let f = entry_fields(m);
+                let mut fields = vec![op];
+                fields.extend(f.iter().map(String::as_str));
+                text_line(&mut out, &fields);
+            };
+            for m in &c.diff.added {
+                line("+", m);
+            }
+            for m in &c.diff.removed {
+                line("-", m);
+            }
+            for (_, new) in &c.diff.changed {
+                line("~", new);
+            }
+            return out;
+        }
+        Output::Table => {}
+    }
     for m in &c.diff.added {
         let _ = writeln!(out, "+ {m}");
     }
@@ -635,10 +1008,18 @@ pub fn render_changed(c: &Changed, output: Output) -> String {
         format!("no change (version {})", c.version)
     } else {
         format!(
-            "{}: version {} -> {}",
+            "{}: version {} -> {}{}",
             c.diff.summary(),
             c.from_version,
-            c.version
+            c.version,
+            if c.attempts > 1 {
+                format!(
+                    " (after {})",
+                    count(c.attempts as usize - 1, "retry", "retries")
+                )
+            } else {
+                String::new()
+            }
         )
     };
     let _ = writeln!(out, "{what}");
@@ -660,38 +1041,67 @@ pub fn render_changed(c: &Changed, output: Output) -> String {
     out
 }
 
-/// History records as a table or JSON.
+/// History records as a table, JSON or tab-separated lines.
 pub fn render_history(records: &[HistoryRecord], output: Output) -> String {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(records).expect("serializable") + "\n";
-    }
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| {
-            vec![
-                r.version.to_string(),
-                r.at.clone(),
-                r.actor.clone(),
-                r.action.clone(),
-                r.summary.clone(),
-            ]
-        })
-        .collect();
-    let mut out = table(&["VERSION", "AT", "ACTOR", "ACTION", "SUMMARY"], &rows);
-    if let Some(latest) = records.first() {
-        for c in &latest.changes {
-            let _ = writeln!(out, "  v{}: {c}", latest.version);
+    match output {
+        Output::Json => serde_json::to_string_pretty(records).expect("serializable") + "\n",
+        Output::Text => {
+            let mut out = String::new();
+            for r in records {
+                let v = r.version.to_string();
+                text_line(&mut out, &[&v, &r.at, &r.actor, &r.action, &r.summary]);
+            }
+            out
+        }
+        Output::Table => {
+            let rows: Vec<Vec<String>> = records
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.version.to_string(),
+                        r.at.clone(),
+                        r.actor.clone(),
+                        r.action.clone(),
+                        r.summary.clone(),
+                    ]
+                })
+                .collect();
+            let mut out = table(&["VERSION", "AT", "ACTOR", "ACTION", "SUMMARY"], &rows);
+            if let Some(latest) = records.first() {
+                for c in &latest.changes {
+                    let _ = writeln!(out, "  v{}: {c}", latest.version);
+                }
+            }
+            let _ = writeln!(out, "{}", count(records.len(), "change", "changes"));
+            out
         }
     }
-    out
 }
 
-/// An explanation as text or JSON.
+/// An explanation as text for people, JSON, or tab-separated lines (`decision`, then one
+/// line per deciding entry, overruled entry and unknown scope).
 pub fn render_explain(r: &ExplainReport, output: Output) -> String {
-    if output == Output::Json {
-        return serde_json::to_string_pretty(r).expect("serializable") + "\n";
-    }
     let mut out = String::new();
+    match output {
+        Output::Json => return serde_json::to_string_pretty(r).expect("serializable") + "\n",
+        Output::Text => {
+            let decision = r.decision.to_string();
+            text_line(&mut out, &["decision", &decision, &r.method_arn]);
+            for (kind, list) in [("deciding", &r.deciding), ("overruled", &r.overruled)] {
+                for m in list {
+                    let f = entry_fields(m);
+                    let mut fields = vec![kind];
+                    fields.extend(f.iter().map(String::as_str));
+                    text_line(&mut out, &fields);
+                }
+            }
+            for s in &r.unknown_scopes {
+                text_line(&mut out, &["unknown_scope", s]);
+            }
+            return out;
+        }
+        Output::Table => {}
+    }
     let _ = writeln!(
         out,
         "{}  {}  (scopes: {}; mappings version {})",
@@ -812,11 +1222,33 @@ mod tests {
 
     #[test]
     fn tables_align() {
-        let t = render_mappings(&[m("email", "GET", "my-resource", "Allow")], Output::Table);
+        let t = render_mappings(
+            &[m("email", "GET", "my-resource", "Allow")],
+            Output::Table,
+            Some(3),
+        );
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("SCOPE  EFFECT  METHOD"), "{t}");
         assert!(lines[1].starts_with("email  Allow   GET"), "{t}");
-        let j = render_mappings(&[m("email", "GET", "my-resource", "Allow")], Output::Json);
+        assert_eq!(
+            lines[2], "1 entry, version 3",
+            "footer on its own line: {t}"
+        );
+        let two = [m("a", "GET", "x", "Allow"), m("b", "GET", "y", "Deny")];
+        let t = render_mappings(&two, Output::Table, Some(4));
+        assert_eq!(t.lines().last(), Some("2 entries, version 4"), "{t}");
+        let text = render_mappings(&two, Output::Text, Some(4));
+        assert_eq!(
+            text.lines().next(),
+            Some(format!("a\tAllow\tGET\tdev\t/x\t{API}").as_str()),
+            "no header, tab-separated: {text}"
+        );
+        assert_eq!(text.lines().count(), 2, "no footer: {text}");
+        let j = render_mappings(
+            &[m("email", "GET", "my-resource", "Allow")],
+            Output::Json,
+            None,
+        );
         let back: Vec<Mapping> = serde_json::from_str(&j).unwrap();
         assert_eq!(back.len(), 1);
     }

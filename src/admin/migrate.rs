@@ -193,6 +193,8 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, MigrationError> {
 /// What `migrate` did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MigrateReport {
+    /// Whether this run created the table.
+    pub created: bool,
     /// Migrations applied by this run.
     pub applied: Vec<String>,
     /// Migrations already recorded.
@@ -210,9 +212,12 @@ pub async fn migrate(admin: &Admin, migrations: &[Migration]) -> Result<MigrateR
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
     // The record lives in the table: it has to exist before anything can be recorded.
     // Creating it is idempotent, so this is also what the first migration does.
-    admin.store.create_table().await?;
+    let created = admin.store.create_table().await?;
     let recorded = admin.store.migrations().await?;
-    let mut report = MigrateReport::default();
+    let mut report = MigrateReport {
+        created,
+        ..MigrateReport::default()
+    };
     for m in sorted {
         if let Some(r) = recorded.iter().find(|r| r.id == m.id) {
             if r.checksum != m.checksum {

@@ -5,3 +5,4 @@ pub mod invoke;
 pub mod local;
 pub mod mappings;
 pub mod migrate;
+pub mod retry;

@@ -11,17 +11,30 @@ use scopegate::admin;
 use scopegate::authorizer::Authorizer;
 use scopegate::clock::SystemClock;
 use scopegate::config::Config;
+use scopegate::mapping::aws::AwsOptions;
 use scopegate::mapping::cache::ConfiguredMappings;
-use scopegate::mapping::dynamo::AwsOptions;
 use std::sync::Arc;
 
 #[path = "scopegate/store_cli.rs"]
 mod store_cli;
 
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  nothing found or differences (get, diff, import --dry-run with changes), or cancelled
+  2  usage: bad flags, unknown profile, no region, --yes needed
+  3  conflict: a true conflict, or the mappings kept changing after retries
+  4  invalid input: a mapping file, an entry or an ARN that does not validate
+  5  AWS or service error (the table not found included)";
+
 /// scopegate: an API Gateway Lambda authorizer for third-party OAuth 2.0 / OIDC tokens.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
+    /// Log at debug level on stderr, the AWS SDK's error details included (RUST_LOG
+    /// overrides).
+    #[arg(long, global = true)]
+    debug: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,7 +108,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    scopegate::logging::init();
+    match &cli.command {
+        // The operator's commands log for people; the others as the Lambda does.
+        Command::Store(_) => scopegate::logging::init_cli(cli.debug),
+        _ => scopegate::logging::init(),
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -107,17 +124,64 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            for line in one_line_each(&e).lines() {
+                eprintln!("error: {line}");
+            }
+            ExitCode::from(exit_code(&e))
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// The error and its causes, each text once: a cause whose text the message already holds
+/// (thiserror's `{source}`, the SDK's own repetition) is not printed again.
+fn one_line_each(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+/// The exit code of a failure: its [`ErrorKind`], else 5.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use scopegate::admin::mappings::{AdminError, ErrorKind};
+    use scopegate::admin::migrate::MigrationError;
+    use scopegate::mapping::file::FileError;
+    use scopegate::mapping::store::StoreError;
+    for cause in e.chain() {
+        let kind = if let Some(a) = cause.downcast_ref::<AdminError>() {
+            a.kind()
+        } else if let Some(s) = cause.downcast_ref::<StoreError>() {
+            ErrorKind::of_store(s)
+        } else if cause.is::<FileError>() || cause.is::<MigrationError>() {
+            ErrorKind::Invalid
+        } else {
+            continue;
+        };
+        return kind.exit_code();
+    }
+    ErrorKind::Service.exit_code()
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Store(command) => store_cli::run(command).await,
+        Command::Store(command) => {
+            let target = command.store().map(store_cli::StoreArgs::target);
+            let result = store_cli::run(command).await;
+            match (result, target) {
+                (Err(mut e), Some(target)) => {
+                    store_cli::locate(&mut e, &target).await;
+                    Err(e)
+                }
+                (result, _) => result,
+            }
+        }
         Command::Invoke { event } => {
             let config = Config::from_env().context("configuration")?;
             let mappings = ConfiguredMappings::from_config(
@@ -135,7 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Box::new(std::fs::File::open(&event).with_context(|| format!("opening {event}"))?)
             };
             admin::invoke::run(&authorizer, input, io::stdout().lock()).await?;
-            Ok(())
+            Ok(0)
         }
         Command::Token { scope, idp } => {
             let endpoint = format!("{}/token", idp.trim_end_matches('/'));
@@ -145,7 +209,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     format!("is `scopegate local` running with its provider at {idp}?")
                 })?;
             println!("{token}");
-            Ok(())
+            Ok(0)
         }
         Command::Local {
             mappings,
@@ -191,7 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("\nshutting down");
             };
             admin::local::run(opts, idp, gateway, shutdown, |r| println!("{}", r.banner)).await?;
-            Ok(())
+            Ok(0)
         }
     }
 }

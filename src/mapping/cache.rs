@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
-use super::dynamo::{AwsConfig, AwsOptions, DynamoStore};
+use super::aws::{AwsConfig, AwsOptions};
+use super::dynamo::DynamoStore;
 use super::s3::S3Snapshots;
 use super::store::{NoSnapshot, SnapshotSource, StoreError, VersionedSource};
 use super::Snapshot;
@@ -370,18 +371,19 @@ impl ConfiguredMappings {
     /// Builds the source the config names; loads nothing yet (see [`prime`](Self::prime)).
     ///
     /// # Errors
-    /// A mappings file that cannot be loaded.
+    /// [`StoreError::Invalid`] for a mappings file that cannot be loaded;
+    /// [`StoreError::Setup`] for an AWS configuration that cannot be used.
     pub async fn from_config(
         config: &Config,
         aws: &AwsOptions,
         clock: Arc<dyn Clock>,
-    ) -> Result<ConfiguredMappings, super::file::FileError> {
+    ) -> Result<ConfiguredMappings, StoreError> {
         let Some(table) = &config.mappings_table else {
             return Ok(ConfiguredMappings::Static(StaticMappings::from_config(
                 config,
             )?));
         };
-        let aws = AwsConfig::load(aws).await;
+        let aws = AwsConfig::load(aws).await?;
         let store = DynamoStore::new(&aws, table);
         let options = CacheOptions::from_config(config);
         Ok(match &config.snapshot_bucket {
@@ -482,6 +484,7 @@ mod tests {
             if self.down.load(Ordering::SeqCst) {
                 return Err(StoreError::Service {
                     operation: "GetItem",
+                    code: None,
                     message: "connection refused".into(),
                 });
             }

@@ -10,21 +10,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, KeySchemaElement,
-    KeyType, Put, PutRequest, ScalarAttributeType, TableStatus, TransactWriteItem, Update,
-    WriteRequest,
+    KeyType, PointInTimeRecoverySpecification, PointInTimeRecoveryStatus, Put, PutRequest,
+    ScalarAttributeType, SseSpecification, SseStatus, TableDescription, TableStatus,
+    TransactWriteItem, Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
+use super::aws::{service, AwsConfig};
 use super::store::{
     entry_key, new_generation, now_rfc3339, shard_of, shard_pk, ChangeNote, Edit, Head,
     HistoryRecord, Loaded, StoreError, VersionedSource, MAX_TRANSACTION_EDITS,
@@ -33,95 +31,6 @@ use super::{Mapping, Method, ResourcePath, Scope, Stage};
 use crate::policy::{ApiArn, Effect};
 
 type Item = HashMap<String, AttributeValue>;
-
-/// How to reach AWS: the AWS CLI's options. Everything unset falls back to the SDK's default
-/// chain (environment, profile, instance role), which is what the Lambda uses.
-#[derive(Debug, Clone, Default)]
-pub struct AwsOptions {
-    /// `--region`.
-    pub region: Option<String>,
-    /// `--profile`.
-    pub profile: Option<String>,
-    /// `--endpoint-url` (an emulator); S3 then uses path-style addressing.
-    pub endpoint_url: Option<String>,
-    /// Fixed credentials (access key id, secret), for emulators in tests.
-    pub static_credentials: Option<(String, String)>,
-    /// Per attempt timeout. Defaults to 3 s.
-    pub attempt_timeout: Option<Duration>,
-    /// Whole operation timeout (with retries). Defaults to 10 s.
-    pub operation_timeout: Option<Duration>,
-    /// Attempts per call. Defaults to 3.
-    pub max_attempts: Option<u32>,
-}
-
-impl AwsOptions {
-    /// Short timeouts and one retry: for the authorizer, where a hung call would hold a
-    /// request (the cache has fallbacks).
-    pub fn for_authorizer() -> AwsOptions {
-        AwsOptions {
-            attempt_timeout: Some(Duration::from_millis(1500)),
-            operation_timeout: Some(Duration::from_secs(3)),
-            max_attempts: Some(2),
-            ..AwsOptions::default()
-        }
-    }
-}
-
-/// A loaded AWS configuration, shared by the DynamoDB and S3 clients. Opaque so that only
-/// this module and [`s3`](super::s3) see the SDK.
-#[derive(Debug, Clone)]
-pub struct AwsConfig {
-    pub(crate) sdk: SdkConfig,
-    pub(crate) path_style: bool,
-}
-
-impl AwsConfig {
-    /// Resolves region, profile, credentials and endpoint.
-    pub async fn load(options: &AwsOptions) -> AwsConfig {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(r) = &options.region {
-            loader = loader.region(Region::new(r.clone()));
-        }
-        if let Some(p) = &options.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(e) = &options.endpoint_url {
-            loader = loader.endpoint_url(e);
-        }
-        if let Some((id, secret)) = &options.static_credentials {
-            loader =
-                loader.credentials_provider(Credentials::new(id, secret, None, None, "static"));
-        }
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .operation_attempt_timeout(options.attempt_timeout.unwrap_or(Duration::from_secs(3)))
-            .operation_timeout(options.operation_timeout.unwrap_or(Duration::from_secs(10)))
-            .build();
-        loader = loader.timeout_config(timeouts).retry_config(
-            RetryConfig::standard().with_max_attempts(options.max_attempts.unwrap_or(3)),
-        );
-        let sdk = loader.load().await;
-        // AWS_ENDPOINT_URL in the environment counts as well as --endpoint-url.
-        let path_style = sdk.endpoint_url().is_some();
-        AwsConfig { sdk, path_style }
-    }
-
-    /// The region in use, if any.
-    pub fn region(&self) -> Option<String> {
-        self.sdk.region().map(ToString::to_string)
-    }
-}
-
-fn service<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    move |e| StoreError::Service {
-        operation,
-        message: DisplayErrorContext(&e).to_string(),
-    }
-}
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -308,6 +217,12 @@ impl EntryItem {
     }
 }
 
+/// A fresh ClientRequestToken: the SDK's own retry of a transaction whose answer was lost
+/// then returns the first outcome instead of failing on the version it already moved.
+fn request_token() -> String {
+    new_generation(0)
+}
+
 /// A progress callback of a bulk write: `(entries written, total)`.
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
 
@@ -335,10 +250,59 @@ impl DynamoStore {
         &self.table
     }
 
+    /// Maps an SDK error of `operation` to a [`StoreError`]: the table's
+    /// ResourceNotFoundException is [`StoreError::TableNotFound`], so that every command
+    /// says the same thing about a missing (or misspelt) table and none creates it.
+    fn fail<E, R>(&self, operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let table = self.table.to_string();
+        move |e| {
+            if e.code() == Some("ResourceNotFoundException") {
+                StoreError::TableNotFound {
+                    table,
+                    location: None,
+                }
+            } else {
+                service(operation)(e)
+            }
+        }
+    }
+
     // ----- table lifecycle -------------------------------------------------------------
+
+    /// Whether the table exists.
+    ///
+    /// # Errors
+    /// [`StoreError::Service`].
+    pub async fn exists(&self) -> Result<bool, StoreError> {
+        match self
+            .client
+            .describe_table()
+            .table_name(&*self.table)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(service("DescribeTable")(e)),
+        }
+    }
 
     /// Creates the table (keys `pk`/`sk`, strings; on-demand billing) unless it exists, and
     /// waits until it is active. Returns whether it was created.
+    ///
+    /// It gets the protections template.yaml gives it: deletion protection, server-side
+    /// encryption with the AWS managed KMS key, and point-in-time recovery (35 days of
+    /// restores). A table made by hand would lack them, and the mappings decide who may call
+    /// what.
     ///
     /// # Errors
     /// [`StoreError::Service`].
@@ -357,7 +321,7 @@ impl DynamoStore {
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|e| e.is_resource_not_found_exception()) => {}
-            Err(e) => return Err(service("DescribeTable")(e)),
+            Err(e) => return Err(self.fail("DescribeTable")(e)),
         }
         let attr = |name: &str| {
             AttributeDefinition::builder()
@@ -382,6 +346,8 @@ impl DynamoStore {
             .key_schema(key("pk", KeyType::Hash))
             .key_schema(key("sk", KeyType::Range))
             .billing_mode(BillingMode::PayPerRequest)
+            .deletion_protection_enabled(true)
+            .sse_specification(SseSpecification::builder().enabled(true).build())
             .send()
             .await;
         match created {
@@ -390,10 +356,55 @@ impl DynamoStore {
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|e| e.is_resource_in_use_exception()) => {}
-            Err(e) => return Err(service("CreateTable")(e)),
+            Err(e) => return Err(self.fail("CreateTable")(e)),
         }
         self.wait_active().await?;
+        self.client
+            .update_continuous_backups()
+            .table_name(&*self.table)
+            .point_in_time_recovery_specification(
+                PointInTimeRecoverySpecification::builder()
+                    .point_in_time_recovery_enabled(true)
+                    .build()
+                    .expect("enabled set"),
+            )
+            .send()
+            .await
+            .map_err(self.fail("UpdateContinuousBackups"))?;
         Ok(true)
+    }
+
+    /// The table's protections: (deletion protection, SSE, point-in-time recovery).
+    ///
+    /// # Errors
+    /// [`StoreError::TableNotFound`]; [`StoreError::Service`].
+    pub async fn protections(&self) -> Result<(bool, bool, bool), StoreError> {
+        let table = self
+            .client
+            .describe_table()
+            .table_name(&*self.table)
+            .send()
+            .await
+            .map_err(self.fail("DescribeTable"))?
+            .table
+            .unwrap_or_else(|| TableDescription::builder().build());
+        let backups = self
+            .client
+            .describe_continuous_backups()
+            .table_name(&*self.table)
+            .send()
+            .await
+            .map_err(self.fail("DescribeContinuousBackups"))?;
+        let pitr = backups
+            .continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|p| p.point_in_time_recovery_status())
+            == Some(&PointInTimeRecoveryStatus::Enabled);
+        let sse = table
+            .sse_description()
+            .and_then(|s| s.status())
+            .is_some_and(|s| *s == SseStatus::Enabled || *s == SseStatus::Enabling);
+        Ok((table.deletion_protection_enabled() == Some(true), sse, pitr))
     }
 
     async fn wait_active(&self) -> Result<(), StoreError> {
@@ -404,7 +415,7 @@ impl DynamoStore {
                 .table_name(&*self.table)
                 .send()
                 .await
-                .map_err(service("DescribeTable"))?;
+                .map_err(self.fail("DescribeTable"))?;
             if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
                 return Ok(());
             }
@@ -422,11 +433,18 @@ impl DynamoStore {
     /// [`StoreError::Service`].
     pub async fn delete_table(&self) -> Result<(), StoreError> {
         self.client
+            .update_table()
+            .table_name(&*self.table)
+            .deletion_protection_enabled(false)
+            .send()
+            .await
+            .map_err(self.fail("UpdateTable"))?;
+        self.client
             .delete_table()
             .table_name(&*self.table)
             .send()
             .await
-            .map_err(service("DeleteTable"))?;
+            .map_err(self.fail("DeleteTable"))?;
         Ok(())
     }
 
@@ -467,7 +485,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(service("GetItem"))?;
+            .map_err(self.fail("GetItem"))?;
         let item = out.item.ok_or_else(|| StoreError::NotInitialised {
             table: self.table.to_string(),
         })?;
@@ -483,6 +501,7 @@ impl DynamoStore {
         pk: String,
         limit: Option<i32>,
         forward: bool,
+        read: Option<&std::sync::atomic::AtomicUsize>,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
@@ -499,8 +518,12 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(service("Query"))?;
-            items.extend(out.items.unwrap_or_default());
+                .map_err(self.fail("Query"))?;
+            let page = out.items.unwrap_or_default();
+            if let Some(read) = read {
+                read.fetch_add(page.len(), std::sync::atomic::Ordering::Relaxed);
+            }
+            items.extend(page);
             if limit.is_some_and(|l| items.len() >= l as usize) {
                 break;
             }
@@ -521,16 +544,42 @@ impl DynamoStore {
         generation: &str,
         shards: u32,
     ) -> Result<Vec<Mapping>, StoreError> {
+        self.read_generation_with(generation, shards, 0, &|_, _| {})
+            .await
+    }
+
+    /// [`read_generation`](Self::read_generation), calling `progress(read, expected)` about
+    /// every 200 ms while the Queries run.
+    async fn read_generation_with(
+        &self,
+        generation: &str,
+        shards: u32,
+        expected: u64,
+        progress: Progress<'_>,
+    ) -> Result<Vec<Mapping>, StoreError> {
+        let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = tokio::task::JoinSet::new();
         for shard in 0..shards {
             let this = self.clone();
             let pk = shard_pk(generation, shard);
-            tasks.spawn(async move { this.query_all(pk, None, true).await });
+            let read = Arc::clone(&read);
+            tasks.spawn(async move { this.query_all(pk, None, true, Some(&read)).await });
         }
+        let expected = usize::try_from(expected).unwrap_or(usize::MAX);
         let mut items = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            let joined = tokio::select! {
+                joined = tasks.join_next() => joined,
+                _ = tick.tick() => {
+                    progress(read.load(std::sync::atomic::Ordering::Relaxed), expected);
+                    continue;
+                }
+            };
+            let Some(joined) = joined else { break };
             let part = joined.map_err(|e| StoreError::Service {
                 operation: "Query",
+                code: None,
                 message: e.to_string(),
             })??;
             items.extend(part);
@@ -550,10 +599,21 @@ impl DynamoStore {
     /// # Errors
     /// As [`read_head`](Self::read_head) and [`read_generation`](Self::read_generation).
     pub async fn load_current(&self) -> Result<Loaded, StoreError> {
+        self.load_current_with(&|_, _| {}).await
+    }
+
+    /// [`load_current`](Self::load_current), calling `progress(read, total)` as entries
+    /// arrive (for exports of large sets).
+    ///
+    /// # Errors
+    /// As [`load_current`](Self::load_current).
+    pub async fn load_current_with(&self, progress: Progress<'_>) -> Result<Loaded, StoreError> {
         let mut attempts = 0;
         loop {
             let head = self.read_head().await?;
-            let entries = self.read_generation(&head.generation, head.shards).await?;
+            let entries = self
+                .read_generation_with(&head.generation, head.shards, head.entries, progress)
+                .await?;
             let after = self.read_head().await?;
             let still_there = after.generation == head.generation
                 || after.previous.as_deref() == Some(&*head.generation);
@@ -586,7 +646,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(service("GetItem"))?;
+            .map_err(self.fail("GetItem"))?;
         out.item
             .map(|item| parse_entry(item, &head.generation, head.shards))
             .transpose()
@@ -599,7 +659,7 @@ impl DynamoStore {
     pub async fn history(&self, limit: usize) -> Result<Vec<HistoryRecord>, StoreError> {
         let limit = i32::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000);
         let items = self
-            .query_all(HISTORY_PK.to_owned(), Some(limit), false)
+            .query_all(HISTORY_PK.to_owned(), Some(limit), false, None)
             .await?;
         items
             .into_iter()
@@ -617,7 +677,9 @@ impl DynamoStore {
     /// # Errors
     /// [`StoreError::Corrupt`]; [`StoreError::Service`].
     pub async fn migrations(&self) -> Result<Vec<MigrationRecord>, StoreError> {
-        let items = self.query_all(MIGRATION_PK.to_owned(), None, true).await?;
+        let items = self
+            .query_all(MIGRATION_PK.to_owned(), None, true, None)
+            .await?;
         items
             .into_iter()
             .map(|item| {
@@ -665,7 +727,7 @@ impl DynamoStore {
             {
                 Ok(false)
             }
-            Err(e) => Err(service("PutItem")(e)),
+            Err(e) => Err(self.fail("PutItem")(e)),
         }
     }
 
@@ -781,6 +843,7 @@ impl DynamoStore {
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .client_request_token(request_token())
             .send()
             .await;
         match result {
@@ -816,7 +879,7 @@ impl DynamoStore {
             _ => None,
         };
         let Some(reasons) = reasons else {
-            return service("TransactWriteItems")(e);
+            return self.fail("TransactWriteItems")(e);
         };
         let failed = |code: &Option<String>| code.as_deref().is_some_and(|c| c != "None");
         let conflict = |code: &Option<String>| {
@@ -854,15 +917,14 @@ impl DynamoStore {
         }
         StoreError::Service {
             operation: "TransactWriteItems",
+            code: None,
             message: format!("transaction cancelled: {reasons:?}"),
         }
     }
 
-    /// Replaces the whole set: writes `entries` as a new generation (batches of 25,
-    /// `write_concurrency` at a time, invisible to readers), then switches the version record
-    /// to it in one transaction conditional on `read`, with the history record. Then deletes
-    /// the generation before `read`'s (readers may still be on `read`'s). On a conflict, the
-    /// new generation is deleted and nothing changed.
+    /// Replaces the whole set: [`write_generation`](Self::write_generation), then
+    /// [`switch_generation`](Self::switch_generation) conditional on `read`. On any failure,
+    /// the new generation is deleted and nothing changed.
     ///
     /// `progress(done, total)` is called as batches land.
     ///
@@ -875,29 +937,125 @@ impl DynamoStore {
         note: &ChangeNote,
         progress: Progress<'_>,
     ) -> Result<Head, StoreError> {
+        let generation = self
+            .write_generation(read, entries, &note.actor, progress)
+            .await?;
+        match self
+            .switch_generation(read, &generation, entries.len(), note)
+            .await
+        {
+            Ok(head) => Ok(head),
+            Err(e) => {
+                self.delete_generation_best_effort(&generation, read.shards.max(1))
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes `entries` as a new generation for the version after `read` (batches of 25,
+    /// `write_concurrency` at a time), invisible to readers until
+    /// [`switch_generation`](Self::switch_generation). Returns its id. On failure, what was
+    /// written is deleted.
+    ///
+    /// # Errors
+    /// [`StoreError::Service`].
+    pub async fn write_generation(
+        &self,
+        read: &Head,
+        entries: &[Mapping],
+        actor: &str,
+        progress: Progress<'_>,
+    ) -> Result<String, StoreError> {
         let at = now_rfc3339();
-        let new_version = read.version + 1;
-        let generation = new_generation(new_version);
+        let generation = new_generation(read.version + 1);
         let shards = read.shards.max(1);
         let requests: Vec<WriteRequest> = entries
             .iter()
-            .map(|m| {
-                let item = EntryItem::new(m, &generation, shards, &at, &note.actor);
-                WriteRequest::builder()
-                    .put_request(
-                        PutRequest::builder()
-                            .set_item(Some(to_item(&item).expect("serializable")))
-                            .build()
-                            .expect("item set"),
-                    )
-                    .build()
-            })
+            .map(|m| self.put_request(m, &generation, shards, &at, actor))
             .collect();
         if let Err(e) = self.batch_write(requests, progress).await {
             self.delete_generation_best_effort(&generation, shards)
                 .await;
             return Err(e);
         }
+        Ok(generation)
+    }
+
+    /// Brings a generation written by [`write_generation`](Self::write_generation) (and not
+    /// switched to) from the set it holds to another, by `diff` between the two: what a
+    /// retried import does after losing a race, instead of writing every entry again.
+    ///
+    /// # Errors
+    /// [`StoreError::Service`].
+    pub async fn patch_generation(
+        &self,
+        generation: &str,
+        shards: u32,
+        diff: &super::store::Diff,
+        actor: &str,
+        progress: Progress<'_>,
+    ) -> Result<(), StoreError> {
+        let at = now_rfc3339();
+        let shards = shards.max(1);
+        let puts = diff
+            .added
+            .iter()
+            .chain(diff.changed.iter().map(|(_, new)| new))
+            .map(|m| self.put_request(m, generation, shards, &at, actor));
+        let deletes = diff.removed.iter().map(|m| {
+            let sk = entry_key(m);
+            let pk = shard_pk(generation, shard_of(&sk, shards));
+            WriteRequest::builder()
+                .delete_request(
+                    DeleteRequest::builder()
+                        .set_key(Some(key(&pk, &sk)))
+                        .build()
+                        .expect("key set"),
+                )
+                .build()
+        });
+        self.batch_write(puts.chain(deletes).collect(), progress)
+            .await
+    }
+
+    fn put_request(
+        &self,
+        m: &Mapping,
+        generation: &str,
+        shards: u32,
+        at: &str,
+        actor: &str,
+    ) -> WriteRequest {
+        let item = EntryItem::new(m, generation, shards, at, actor);
+        WriteRequest::builder()
+            .put_request(
+                PutRequest::builder()
+                    .set_item(Some(to_item(&item).expect("serializable")))
+                    .build()
+                    .expect("item set"),
+            )
+            .build()
+    }
+
+    /// Makes `generation` (of `entries` entries, written for `read.version + 1` with
+    /// `read.shards`) current, in one transaction conditional on `read` still being the
+    /// version record, with the history record. Then deletes the generation before `read`'s
+    /// (readers may still be on `read`'s). On failure nothing changed and `generation` is
+    /// left for the caller to patch and retry, or delete.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`]; [`StoreError::Service`].
+    pub async fn switch_generation(
+        &self,
+        read: &Head,
+        generation: &str,
+        entries: usize,
+        note: &ChangeNote,
+    ) -> Result<Head, StoreError> {
+        let at = now_rfc3339();
+        let new_version = read.version + 1;
+        let shards = read.shards.max(1);
         let flip = TransactWriteItem::builder()
             .update(
                 Update::builder()
@@ -909,10 +1067,10 @@ impl DynamoStore {
                     )
                     .condition_expression("version = :read AND generation = :readgen")
                     .expression_attribute_values(":new", n(new_version))
-                    .expression_attribute_values(":gen", s(&generation))
+                    .expression_attribute_values(":gen", s(generation))
                     .expression_attribute_values(":prev", s(&read.generation))
                     .expression_attribute_values(":shards", n(u64::from(shards)))
-                    .expression_attribute_values(":entries", n(entries.len() as u64))
+                    .expression_attribute_values(":entries", n(entries as u64))
                     .expression_attribute_values(":at", s(&at))
                     .expression_attribute_values(":by", s(&note.actor))
                     .expression_attribute_values(":read", n(read.version))
@@ -926,13 +1084,11 @@ impl DynamoStore {
             .transact_write_items()
             .transact_items(flip)
             .transact_items(self.history_put(new_version, &at, note))
+            .client_request_token(request_token())
             .send()
             .await;
         if let Err(e) = result {
-            let err = self.transaction_error(e, read, None).await;
-            self.delete_generation_best_effort(&generation, shards)
-                .await;
-            return Err(err);
+            return Err(self.transaction_error(e, read, None).await);
         }
         if let Some(old) = &read.previous {
             // Shards of old generations are not recorded; they were written with the
@@ -941,10 +1097,10 @@ impl DynamoStore {
         }
         Ok(Head {
             version: new_version,
-            generation,
+            generation: generation.to_owned(),
             previous: Some(read.generation.clone()),
             shards,
-            entries: entries.len() as u64,
+            entries: entries as u64,
             updated_at: at,
             updated_by: note.actor.clone(),
         })
@@ -975,6 +1131,7 @@ impl DynamoStore {
             };
             let written = joined.map_err(|e| StoreError::Service {
                 operation: "BatchWriteItem",
+                code: None,
                 message: e.to_string(),
             })??;
             done += written;
@@ -993,7 +1150,7 @@ impl DynamoStore {
                 .request_items(&*self.table, batch)
                 .send()
                 .await
-                .map_err(service("BatchWriteItem"))?;
+                .map_err(self.fail("BatchWriteItem"))?;
             match out
                 .unprocessed_items
                 .and_then(|mut u| u.remove(&*self.table))
@@ -1007,6 +1164,7 @@ impl DynamoStore {
         }
         Err(StoreError::Service {
             operation: "BatchWriteItem",
+            code: None,
             message: "items still unprocessed after 10 attempts (throttled)".into(),
         })
     }
@@ -1057,7 +1215,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(service("Query"))?;
+                .map_err(self.fail("Query"))?;
             keys.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -1085,7 +1243,7 @@ impl DynamoStore {
             .set_item(Some(item))
             .send()
             .await
-            .map_err(service("PutItem"))?;
+            .map_err(self.fail("PutItem"))?;
         Ok(())
     }
 }

@@ -7,8 +7,9 @@
 //! - the snapshot document `{"version": N, "generated_at": "...", "mappings": [...]}`
 //!   (`version` and `generated_at` optional).
 //!
-//! Errors name the file, the entry (`mappings[3]`, counting from 0) and the field. A file
-//! that repeats an entry, or that both allows and denies the same (api, stage, method,
+//! Errors name the file, the entry (`mappings[3]`, counting from 0), the field, the value and
+//! the reason, for every bad entry in the file, not just the first: an operator fixing a file
+//! of 500 entries should not need 500 runs. A file that repeats an entry, or that both allows and denies the same (api, stage, method,
 //! resource, scope), is refused with both indices: the first is a slip, the second cancels
 //! itself out (the Deny always wins) and is almost certainly not what the author meant.
 
@@ -44,52 +45,94 @@ pub enum FileError {
         #[source]
         source: serde_json::Error,
     },
-    /// An entry is not an object with the known fields, or a field has the wrong JSON type.
-    #[error("{origin}: mappings[{index}]: {source}")]
-    EntrySyntax {
-        /// The file (or other source) name.
-        origin: String,
-        /// The entry's index, from 0.
-        index: usize,
-        /// The JSON error (names an unknown field, or the field of the wrong type).
-        #[source]
-        source: serde_json::Error,
+    /// Entries that are not valid: every one of them, in file order, one line each.
+    #[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Entries {
+        /// What is wrong, at least one.
+        problems: Vec<Problem>,
     },
-    /// An entry has a field with an invalid value.
-    #[error("{origin}: mappings[{index}]: {source}")]
-    Entry {
-        /// The file (or other source) name.
-        origin: String,
-        /// The entry's index, from 0.
-        index: usize,
-        /// Which field, and what is wrong with its value.
-        #[source]
-        source: MappingError,
-    },
-    /// An entry repeats an earlier one.
-    #[error("{origin}: mappings[{second}] repeats mappings[{first}] ({entry})")]
-    Duplicate {
-        /// The file (or other source) name.
-        origin: String,
-        /// The earlier entry's index.
-        first: usize,
-        /// The repeating entry's index.
-        second: usize,
-        /// The entry, as text.
-        entry: String,
-    },
-    /// Two entries allow and deny the same thing.
-    #[error("{origin}: mappings[{allow}] allows and mappings[{deny}] denies the same {target}: the Deny always wins, remove one")]
-    Conflict {
-        /// The file (or other source) name.
-        origin: String,
-        /// The Allow entry's index.
-        allow: usize,
-        /// The Deny entry's index.
-        deny: usize,
-        /// What both name: `scope api/stage/METHOD/resource`.
-        target: String,
-    },
+}
+
+impl FileError {
+    /// The bad entries, when the document itself parsed (empty for [`FileError::Read`] and
+    /// [`FileError::Document`]).
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            FileError::Entries { problems } => problems,
+            _ => &[],
+        }
+    }
+}
+
+/// One bad entry of a mapping document: where, which field, which value, and why. Printed
+/// as one line (`file: mappings[3]: field "method": invalid method "FETCH": expected ...`);
+/// serialized field by field for `--output json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The file (or other source) name.
+    pub file: String,
+    /// The entry's index, from 0.
+    pub index: usize,
+    /// The field at fault, when one is.
+    pub field: Option<String>,
+    /// The value at fault, when there is one.
+    pub value: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+    /// The whole message after the index (the field, the value and the reason together).
+    #[serde(skip)]
+    detail: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: mappings[{}]: {}",
+            self.file, self.index, self.detail
+        )
+    }
+}
+
+impl Problem {
+    fn syntax(origin: &str, index: usize, e: &serde_json::Error) -> Problem {
+        // serde names an unknown field (`unknown field `verb``); a wrong type has no name.
+        let text = e.to_string();
+        let field = text
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+            .map(str::to_owned);
+        Problem {
+            file: origin.to_owned(),
+            index,
+            field,
+            value: None,
+            reason: text.clone(),
+            detail: text,
+        }
+    }
+
+    fn entry(origin: &str, index: usize, e: &MappingError) -> Problem {
+        Problem {
+            file: origin.to_owned(),
+            index,
+            field: e.field().map(str::to_owned),
+            value: e.value().map(str::to_owned),
+            reason: e.reason(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn other(origin: &str, index: usize, reason: String) -> Problem {
+        Problem {
+            file: origin.to_owned(),
+            index,
+            field: None,
+            value: None,
+            detail: reason.clone(),
+            reason,
+        }
+    }
 }
 
 /// A parsed mapping document: its entries and, when it was a snapshot document, its version.
@@ -149,21 +192,32 @@ pub fn parse_document(bytes: &[u8], origin: &str) -> Result<Document, FileError>
         (None, None, entries)
     };
     let mut mappings = Vec::with_capacity(raw.len());
+    let mut problems = Vec::new();
+    // The index in the file of each of `mappings`, which differ once an entry is refused.
+    let mut indices = Vec::new();
     for (index, value) in raw.into_iter().enumerate() {
-        let entry: RawMapping =
-            serde_json::from_str(value.get()).map_err(|source| FileError::EntrySyntax {
-                origin: origin.to_owned(),
-                index,
-                source,
-            })?;
-        let mapping = Mapping::try_from(entry).map_err(|source| FileError::Entry {
-            origin: origin.to_owned(),
-            index,
-            source,
-        })?;
-        mappings.push(mapping);
+        match serde_json::from_str::<RawMapping>(value.get()) {
+            Err(e) => problems.push(Problem::syntax(origin, index, &e)),
+            Ok(entry) => match Mapping::try_from(entry) {
+                Err(e) => problems.push(Problem::entry(origin, index, &e)),
+                Ok(mapping) => {
+                    mappings.push(mapping);
+                    indices.push(index);
+                }
+            },
+        }
     }
-    check_unique(&mappings, origin)?;
+    // Repeats and contradictions among the valid entries, named by their place in the file.
+    problems.extend(unique_problems(&mappings, origin).into_iter().map(|mut p| {
+        p.index = indices[p.index];
+        p.detail = renumber(&p.detail, &indices);
+        p.reason = renumber(&p.reason, &indices);
+        p
+    }));
+    if !problems.is_empty() {
+        problems.sort_by_key(|p| p.index);
+        return Err(FileError::Entries { problems });
+    }
     Ok(Document {
         version,
         generated_at,
@@ -173,8 +227,22 @@ pub fn parse_document(bytes: &[u8], origin: &str) -> Result<Document, FileError>
 
 /// Refuses repeated entries and Allow/Deny pairs on the same target (see the
 /// [module docs](self)); `origin` names the source in the error.
+///
+/// # Errors
+/// [`FileError::Entries`] with every repeat and every contradiction.
 pub fn check_unique(mappings: &[Mapping], origin: &str) -> Result<(), FileError> {
+    let problems = unique_problems(mappings, origin);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(FileError::Entries { problems })
+    }
+}
+
+/// The repeats and contradictions of [`check_unique`], with indices into `mappings`.
+fn unique_problems(mappings: &[Mapping], origin: &str) -> Vec<Problem> {
     let mut seen: HashMap<Target<'_>, (usize, Effect)> = HashMap::with_capacity(mappings.len());
+    let mut problems = Vec::new();
     for (index, m) in mappings.iter().enumerate() {
         let target = Target::of(m);
         match seen.get(&target) {
@@ -182,28 +250,56 @@ pub fn check_unique(mappings: &[Mapping], origin: &str) -> Result<(), FileError>
                 seen.insert(target, (index, m.effect));
             }
             Some(&(first, effect)) if effect == m.effect => {
-                return Err(FileError::Duplicate {
-                    origin: origin.to_owned(),
-                    first,
-                    second: index,
-                    entry: m.to_string(),
-                })
+                problems.push(Problem::other(
+                    origin,
+                    index,
+                    format!("repeats mappings[{first}] ({m})"),
+                ));
             }
-            Some(&(first, effect)) => {
-                let (allow, deny) = match effect {
-                    Effect::Allow => (first, index),
-                    Effect::Deny => (index, first),
+            Some(&(first, _)) => {
+                let (allow, deny) = match m.effect {
+                    Effect::Allow => (index, first),
+                    Effect::Deny => (first, index),
                 };
-                return Err(FileError::Conflict {
-                    origin: origin.to_owned(),
-                    allow,
-                    deny,
-                    target: format!("{} {}", m.scope, m.resource_arn()),
-                });
+                let mut p = Problem::other(
+                    origin,
+                    index,
+                    format!(
+                        "mappings[{allow}] allows and mappings[{deny}] denies the same {} {}: the Deny always wins, remove one",
+                        m.scope,
+                        m.resource_arn()
+                    ),
+                );
+                p.field = Some("effect".to_owned());
+                p.value = Some(m.effect.to_string());
+                problems.push(p);
             }
         }
     }
-    Ok(())
+    problems
+}
+
+/// Rewrites `mappings[i]` in `text` to `mappings[indices[i]]`: entries' places in the file
+/// when some before them were refused.
+fn renumber(text: &str, indices: &[usize]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("mappings[") {
+        let (before, after) = rest.split_at(at + "mappings[".len());
+        out.push_str(before);
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        match after[..digits]
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| indices.get(i))
+        {
+            Some(i) => out.push_str(&i.to_string()),
+            None => out.push_str(&after[..digits]),
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// What an entry grants or denies, without the effect.
@@ -429,7 +525,7 @@ mod tests {
             entry("Allow", "a"),
             entry("Allow", "b")
         ));
-        assert!(e.contains("mappings[2] repeats mappings[0]"), "{e}");
+        assert!(e.contains("mappings[2]: repeats mappings[0]"), "{e}");
 
         let e = err(&format!(
             "[{}, {}, {}]",

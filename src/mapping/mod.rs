@@ -22,6 +22,7 @@ use crate::policy::{ApiArn, ArnError, Effect};
 pub mod file;
 pub mod snapshot;
 
+pub mod aws;
 pub mod cache;
 pub mod dynamo;
 pub mod s3;
@@ -93,6 +94,56 @@ pub enum MappingError {
         /// The value given.
         value: String,
     },
+}
+
+impl MappingError {
+    /// The field at fault (the canonical spelling).
+    pub fn field(&self) -> Option<&'static str> {
+        Some(match self {
+            MappingError::Missing { field } => field,
+            MappingError::Both { first, .. } => first,
+            MappingError::Api(_) => "api",
+            MappingError::Stage { .. } => "stage",
+            MappingError::Method { .. } => "method",
+            MappingError::Resource { .. } => "resource",
+            MappingError::Scope { .. } => "scope",
+            MappingError::Effect { .. } => "effect",
+        })
+    }
+
+    /// The value at fault, as given.
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            MappingError::Missing { .. } | MappingError::Both { .. } => None,
+            MappingError::Api(e) => Some(&e.input),
+            MappingError::Stage { value }
+            | MappingError::Method { value }
+            | MappingError::Resource { value, .. }
+            | MappingError::Scope { value, .. }
+            | MappingError::Effect { value } => Some(value),
+        }
+    }
+
+    /// What is wrong, without the field and the value.
+    pub fn reason(&self) -> String {
+        match self {
+            MappingError::Missing { .. } => "missing".to_owned(),
+            MappingError::Both { second, .. } => {
+                format!("given together with {second:?}, which says the same thing; give one")
+            }
+            MappingError::Api(e) => e.problem.to_string(),
+            MappingError::Stage { .. } => {
+                "expected 1 to 128 of A-Z a-z 0-9 _ -, \"$default\" or \"*\"".to_owned()
+            }
+            MappingError::Method { .. } => {
+                "expected GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, ANY or *".to_owned()
+            }
+            MappingError::Resource { reason, .. } | MappingError::Scope { reason, .. } => {
+                (*reason).to_owned()
+            }
+            MappingError::Effect { .. } => "expected \"Allow\" or \"Deny\"".to_owned(),
+        }
+    }
 }
 
 /// The HTTP method an entry covers; `Any` stands for API Gateway's `ANY` method (every

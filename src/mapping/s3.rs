@@ -7,7 +7,6 @@
 //! conditionally on that ETag (or on there being no object), retrying when another publisher
 //! got in between. Reading validates the whole document; a corrupt snapshot is refused.
 
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier,
@@ -15,24 +14,13 @@ use aws_sdk_s3::types::{
 use aws_sdk_s3::Client;
 use serde::Serialize;
 
-use super::dynamo::AwsConfig;
+use super::aws::{service, AwsConfig};
 use super::file::{parse_document, Document};
 use super::store::{now_rfc3339, SnapshotSource, StoreError};
 use super::Mapping;
 
 /// The default object key.
 pub const DEFAULT_KEY: &str = "mappings/snapshot.json";
-
-fn service<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    move |e| StoreError::Service {
-        operation,
-        message: DisplayErrorContext(&e).to_string(),
-    }
-}
 
 /// What [`S3Snapshots::publish`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,6 +89,7 @@ impl S3Snapshots {
         let etag = out.e_tag.clone();
         let bytes = out.body.collect().await.map_err(|e| StoreError::Service {
             operation: "GetObject",
+            code: None,
             message: e.to_string(),
         })?;
         Ok(Some((bytes.into_bytes().to_vec(), etag)))
@@ -199,6 +188,7 @@ impl S3Snapshots {
         }
         Err(StoreError::Service {
             operation: "PutObject",
+            code: None,
             message: "the snapshot kept changing while publishing (5 attempts)".into(),
         })
     }

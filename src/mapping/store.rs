@@ -149,6 +149,17 @@ pub enum StoreError {
         /// The version found, when known.
         found: Option<u64>,
     },
+    /// The table does not exist. `location` is `REGION/ACCOUNT` when the caller knows it.
+    #[error("table {table} not found{}: run `scopegate migrate` to create it", match .location { Some(l) => format!(" in {l}"), None => String::new() })]
+    TableNotFound {
+        /// The table.
+        table: String,
+        /// Where it was looked for: `REGION/ACCOUNT`.
+        location: Option<String>,
+    },
+    /// The AWS configuration cannot be used (profile, region).
+    #[error(transparent)]
+    Setup(#[from] super::aws::AwsSetupError),
     /// The table has no version record.
     #[error("table {table} has no version record: run `scopegate migrate` first")]
     NotInitialised {
@@ -210,7 +221,9 @@ pub enum StoreError {
     Service {
         /// What was called.
         operation: &'static str,
-        /// The SDK's error with its whole chain of causes.
+        /// The service's error code (`ThrottlingException`), when it answered with one.
+        code: Option<String>,
+        /// One line: the code, the service's message and the request id, or the causes.
         message: String,
     },
 }

@@ -11,8 +11,9 @@ use std::time::Duration;
 use scopegate::authorizer::Authorizer;
 use scopegate::clock::{Clock, ManualClock, SystemClock};
 use scopegate::config::{Config, IssuerConfig, JwksSource};
+use scopegate::mapping::aws::{AwsConfig, AwsOptions};
 use scopegate::mapping::cache::{CacheOptions, MappingCache, Source};
-use scopegate::mapping::dynamo::{AwsConfig, AwsOptions, DynamoStore};
+use scopegate::mapping::dynamo::DynamoStore;
 use scopegate::mapping::s3::S3Snapshots;
 use scopegate::mapping::Snapshot;
 use scopegate::policy::{evaluate, Effect, Policy};
@@ -140,8 +141,12 @@ impl Rig {
     }
 
     async fn cache(&self) -> MappingCache<DynamoStore, S3Snapshots> {
-        let d = AwsConfig::load(&fast(&self.dynamo_proxy.endpoint())).await;
-        let s = AwsConfig::load(&fast(&self.s3_proxy.endpoint())).await;
+        let d = AwsConfig::load(&fast(&self.dynamo_proxy.endpoint()))
+            .await
+            .unwrap();
+        let s = AwsConfig::load(&fast(&self.s3_proxy.endpoint()))
+            .await
+            .unwrap();
         MappingCache::new(
             DynamoStore::new(&d, &self.fx.target.table),
             S3Snapshots::new(
@@ -507,12 +512,13 @@ async fn the_admin_cli_migrates_seeds_imports_exports_and_validates() {
         serde_json::to_string(&[entry("only", "GET", "only", "Allow")]).unwrap(),
     )
     .unwrap();
+    // A dry run with changes exits 1 (differences), like `diff`.
     let (ok, out, _) = cli(
         &fx,
         &["import", small.to_str().unwrap(), "--replace", "--dry-run"],
     );
     assert!(
-        ok && out.contains("+ only: Allow") && out.contains("dry run, nothing written"),
+        !ok && out.contains("+ only: Allow") && out.contains("dry run, nothing written"),
         "{out}"
     );
     // Destructive, no terminal, no --yes: refused, and nothing changed.

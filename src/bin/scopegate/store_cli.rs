@@ -3,15 +3,26 @@
 //! here, at the terminal.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use scopegate::admin::mappings::{self as ops, Admin, Filter, Output, Target};
+use scopegate::admin::mappings::{self as ops, Admin, AdminError, Change, Filter, Output, Target};
 use scopegate::admin::migrate;
-use scopegate::mapping::dynamo::AwsOptions;
-use scopegate::mapping::file;
+use scopegate::mapping::aws::AwsOptions;
+use scopegate::mapping::file::{self, FileError};
+use scopegate::mapping::store::StoreError;
 use scopegate::mapping::Mapping;
+use serde::Serialize;
+
+/// Exit codes of `scopegate` (documented in `--help` and docs/mappings.md).
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Nothing found, or differences (`get`, `diff`, `import --dry-run`), or cancelled.
+    pub const DIFFERENT: u8 = 1;
+}
 
 /// Where the store is and how to talk to it: the AWS CLI's options.
 #[derive(Debug, Args)]
@@ -38,7 +49,7 @@ pub struct StoreArgs {
         default_value = "mappings/snapshot.json"
     )]
     key: String,
-    /// Output format.
+    /// Output format: table (for people), json, or text (tab-separated, no header).
     #[arg(long, value_enum, default_value_t = OutputArg::Table)]
     output: OutputArg,
     /// Who is making the change, for the history (default: $USER).
@@ -52,35 +63,68 @@ pub struct StoreArgs {
 /// `--output`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum OutputArg {
-    /// Aligned columns.
+    /// Aligned columns with a header and a footer.
     Table,
     /// JSON.
     Json,
+    /// Tab-separated fields, one record per line, no header or footer (for shell pipelines).
+    Text,
+}
+
+impl From<OutputArg> for Output {
+    fn from(o: OutputArg) -> Output {
+        match o {
+            OutputArg::Table => Output::Table,
+            OutputArg::Json => Output::Json,
+            OutputArg::Text => Output::Text,
+        }
+    }
 }
 
 impl StoreArgs {
     fn output(&self) -> Output {
-        match self.output {
-            OutputArg::Table => Output::Table,
-            OutputArg::Json => Output::Json,
-        }
+        self.output.into()
     }
 
-    async fn open(&self) -> Admin {
-        Admin::open(&Target {
+    /// Opens the store; makes no request.
+    async fn open(&self) -> Result<Admin, AdminError> {
+        Admin::open(&self.target()).await
+    }
+
+    /// Opens the store for a command that changes it, and says once, on stderr, which
+    /// account, principal, region and table it acts on (STS GetCallerIdentity): the line
+    /// that keeps an operator from editing the wrong account.
+    async fn open_for_change(&self) -> Result<Admin, AdminError> {
+        let admin = self.open().await?;
+        let region = admin.region.clone().unwrap_or_default();
+        match admin.identity().await {
+            Ok(id) => eprintln!(
+                "scopegate: account {} ({}), region {region}, table {}",
+                id.account, id.arn, self.table
+            ),
+            Err(e) => eprintln!(
+                "scopegate: warning: cannot tell which account this is ({e}); region {region}, table {}",
+                self.table
+            ),
+        }
+        Ok(admin)
+    }
+
+    /// Where this command acts, for error messages that name it.
+    pub fn target(&self) -> Target {
+        Target {
             aws: AwsOptions {
                 region: self.region.clone(),
                 profile: self.profile.clone(),
                 endpoint_url: self.endpoint_url.clone(),
-                ..AwsOptions::default()
+                ..AwsOptions::for_cli()
             },
             table: self.table.clone(),
             bucket: self.bucket.clone(),
             key: self.key.clone(),
             actor: self.actor.clone().unwrap_or_else(ops::default_actor),
             publish: !self.no_publish,
-        })
-        .await
+        }
     }
 }
 
@@ -122,14 +166,18 @@ impl EntryArgs {
 /// The store commands.
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
-    /// Create the table and apply the data migrations not yet applied (a second run changes
-    /// nothing).
+    /// Create the table (with deletion protection, encryption and point-in-time recovery)
+    /// and apply the data migrations not yet applied (a second run changes nothing). Says
+    /// what it will create first, and asks on a terminal.
     Migrate {
         #[command(flatten)]
         store: StoreArgs,
         /// Apply this folder of migrations instead of the embedded ones.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Do not ask before creating the table.
+        #[arg(long)]
+        yes: bool,
     },
     /// Load the seed data (seed-data/*.json) into the mappings, as one change.
     Seed {
@@ -166,6 +214,15 @@ pub enum StoreCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Compare a mapping file with the table, as `import --replace` would change it (exit 1
+    /// when they differ): for CI to check that a repository's mappings file is what is
+    /// deployed.
+    Diff {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The file (JSON array of entries, or a snapshot document).
+        file: PathBuf,
+    },
     /// Print the current set as a snapshot document.
     Export {
         #[command(flatten)]
@@ -182,8 +239,8 @@ pub enum StoreCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Check a mapping file without touching any store; warns about policies over the size
-    /// budget.
+    /// Check a mapping file without touching any store: reports every bad entry (exit 4),
+    /// and warns about policies over the size budget.
     Validate {
         /// The file.
         file: PathBuf,
@@ -270,12 +327,17 @@ pub enum MappingsCommand {
     },
 }
 
+/// Asks `question` on a terminal unless `yes`; refuses without `--yes` when standard input is
+/// not a terminal (a script must say what it means).
 fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        bail!("{question}: refusing without --yes (standard input is not a terminal)");
+        return Err(AdminError::Usage(format!(
+            "{question}: refusing without --yes (standard input is not a terminal)"
+        ))
+        .into());
     }
     eprint!("{question} [y/N] ");
     std::io::stderr().flush()?;
@@ -284,26 +346,65 @@ fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
     if matches!(answer.trim(), "y" | "Y" | "yes") {
         Ok(())
     } else {
-        bail!("cancelled")
+        Err(AdminError::Cancelled.into())
     }
 }
 
-/// A progress bar on stderr when it is a terminal.
-fn progress_bar() -> impl Fn(usize, usize) + Send + Sync {
-    let tty = std::io::stderr().is_terminal();
-    move |done: usize, total: usize| {
-        if !tty || total == 0 {
+/// Progress of a long import or export on stderr: an indicatif bar on a terminal; on
+/// anything else (CI logs), a plain line at most every 2 s and at the end, so that a long
+/// run is never silent.
+struct Progress {
+    verb: &'static str,
+    bar: Option<indicatif::ProgressBar>,
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Progress {
+    const EVERY: Duration = Duration::from_secs(2);
+
+    fn new(verb: &'static str) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::hidden();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "  {msg} [{bar:40}] {pos}/{len} ({eta} left)",
+                )
+                .expect("a valid template")
+                .progress_chars("#> "),
+            );
+            bar.set_message(verb);
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar
+        });
+        Progress {
+            verb,
+            bar,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn update(&self, done: usize, total: usize) {
+        if total == 0 {
             return;
         }
-        const WIDTH: usize = 40;
-        let filled = done * WIDTH / total;
-        eprint!(
-            "\r  writing [{}{}] {done}/{total}",
-            "#".repeat(filled),
-            " ".repeat(WIDTH - filled)
-        );
-        if done == total {
-            eprintln!();
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
+            bar.set_position(done.min(total) as u64);
+            if done >= total {
+                bar.finish_and_clear();
+            }
+            return;
+        }
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let due = last.is_none_or(|t| now.duration_since(t) >= Self::EVERY);
+        if due || done >= total && last.is_some() {
+            eprintln!(
+                "scopegate: {} {done}/{total} ({}%)",
+                self.verb,
+                done * 100 / total
+            );
+            *last = Some(now);
         }
     }
 }
@@ -312,35 +413,102 @@ fn print(s: &str) {
     print!("{s}");
 }
 
-/// Runs a store command.
-pub async fn run(command: StoreCommand) -> anyhow::Result<()> {
+/// What `validate` prints with `--output json` (and `import`, for a file that does not
+/// validate).
+#[derive(Serialize)]
+struct Validation<'a> {
+    file: String,
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<&'a ops::ValidateReport>,
+    problems: &'a [file::Problem],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Loads a mapping file for `validate`, `import` or `diff`. With `--output json`, a file that
+/// does not validate is also printed as JSON (every problem) before the error is returned.
+fn load_file(path: &Path, output: Output) -> anyhow::Result<file::Document> {
+    match file::load_document(path) {
+        Ok(doc) => Ok(doc),
+        Err(e) => {
+            if output == Output::Json {
+                print_invalid(path, &e)?;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+fn print_invalid(path: &Path, e: &FileError) -> anyhow::Result<()> {
+    let problems = e.problems();
+    let v = Validation {
+        file: path.display().to_string(),
+        valid: false,
+        report: None,
+        problems,
+        error: problems.is_empty().then(|| e.to_string()),
+    };
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+/// Runs a store command; `Ok` holds the exit code (0, or 1 for "not found" and "differs").
+pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
     match command {
-        StoreCommand::Migrate { store, dir } => {
+        StoreCommand::Migrate { store, dir, yes } => {
             let migrations = match dir {
                 Some(d) => migrate::load_dir(&d)?,
                 None => migrate::embedded(),
             };
-            let admin = store.open().await;
-            let report = migrate::migrate(&admin, &migrations).await?;
-            if store.output() == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                for id in &report.applied {
-                    println!("applied {id}");
-                }
-                for id in &report.changed_since {
-                    println!(
-                        "warning: {id} was applied, and its file has changed since (not re-run)"
-                    );
-                }
-                if report.applied.is_empty() {
-                    println!(
-                        "nothing to do: {} migrations already applied",
-                        report.already.len()
-                    );
+            let admin = store.open_for_change().await?;
+            if !admin.store.exists().await? {
+                let region = admin.region.clone().unwrap_or_default();
+                let account = admin
+                    .identity()
+                    .await
+                    .map(|i| i.account)
+                    .unwrap_or_else(|_| "an unknown account".to_owned());
+                eprintln!(
+                    "scopegate: will create table {} in {region}/{account} (on-demand, deletion protection, SSE with the AWS managed key, point-in-time recovery)",
+                    store.table
+                );
+                if std::io::stdin().is_terminal() {
+                    confirm(&format!("create table {}?", store.table), yes)?;
                 }
             }
-            Ok(())
+            let report = migrate::migrate(&admin, &migrations).await?;
+            match store.output() {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Output::Text => {
+                    for id in &report.applied {
+                        println!("applied\t{id}");
+                    }
+                    for id in &report.already {
+                        println!("already\t{id}");
+                    }
+                }
+                Output::Table => {
+                    if report.created {
+                        println!("created table {}", store.table);
+                    }
+                    for id in &report.applied {
+                        println!("applied {id}");
+                    }
+                    for id in &report.changed_since {
+                        println!(
+                            "warning: {id} was applied, and its file has changed since (not re-run)"
+                        );
+                    }
+                    if report.applied.is_empty() {
+                        println!(
+                            "nothing to do: {} already applied",
+                            ops::count(report.already.len(), "migration", "migrations")
+                        );
+                    }
+                }
+            }
+            Ok(exit::OK)
         }
         StoreCommand::Seed {
             store,
@@ -348,6 +516,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<()> {
             replace,
             yes,
         } => {
+            let entries = migrate::seed_entries(&dir)?;
             if replace {
                 confirm(
                     &format!(
@@ -358,10 +527,12 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<()> {
                     yes,
                 )?;
             }
-            let admin = store.open().await;
-            let changed = migrate::seed(&admin, &dir, replace).await?;
+            let admin = store.open_for_change().await?;
+            let changed = admin
+                .import("seed", entries, replace, false, &|_, _| {})
+                .await?;
             print(&ops::render_changed(&changed, store.output()));
-            Ok(())
+            Ok(exit::OK)
         }
         StoreCommand::Import {
             store,
@@ -370,50 +541,87 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<()> {
             dry_run,
             yes,
         } => {
-            let doc = file::load_document(&file)?;
-            let admin = store.open().await;
-            // Show the diff first; with a change to make, ask, then apply exactly that diff
-            // (refused if the table moved on since).
-            let plan = admin
-                .import("import", doc.mappings.clone(), replace, true, &|_, _| {})
-                .await?;
-            if dry_run || plan.diff.is_empty() {
+            let doc = load_file(&file, store.output())?;
+            if dry_run {
+                let admin = store.open().await?;
+                let plan = admin
+                    .import("import", doc.mappings, replace, true, &|_, _| {})
+                    .await?;
                 print(&ops::render_changed(&plan, store.output()));
-                return Ok(());
+                return Ok(if plan.diff.is_empty() {
+                    exit::OK
+                } else {
+                    exit::DIFFERENT
+                });
             }
-            if !yes {
-                eprint!("{}", ops::render_changed(&plan, Output::Table));
-            }
-            let how = if replace {
-                "replace the mappings in"
+            let admin = store.open_for_change().await?;
+            let progress = Progress::new("writing");
+            let update = |done, total| progress.update(done, total);
+            let change = if replace {
+                Change::Replace(doc.mappings)
             } else {
-                "merge into"
+                Change::Merge(doc.mappings)
             };
-            confirm(
-                &format!("{how} {} from {}?", store.table, file.display()),
-                yes,
-            )?;
-            let bar = progress_bar();
-            let changed = admin
-                .import_at(
-                    Some(plan.from_version),
-                    "import",
-                    doc.mappings,
-                    replace,
+            let changed = if yes {
+                // No one to show a plan to: apply the change, re-applied after conflicts.
+                admin.change("import", change, None, &update).await?
+            } else {
+                // Show the plan; with a change to make, ask, then apply exactly that plan
+                // (retried while it stays the same, refused if the table moved under it).
+                let plan = admin.plan(&change).await?;
+                if plan.diff.is_empty() {
+                    print(&ops::render_changed(&plan, store.output()));
+                    return Ok(exit::OK);
+                }
+                eprint!("{}", ops::render_changed(&plan, Output::Table));
+                let how = if replace {
+                    "replace the mappings in"
+                } else {
+                    "merge into"
+                };
+                confirm(
+                    &format!("{how} {} from {}?", store.table, file.display()),
                     false,
-                    &bar,
-                )
-                .await?;
+                )?;
+                admin
+                    .change("import", change, Some(&plan.diff), &update)
+                    .await?
+            };
             print(&ops::render_changed(&changed, store.output()));
-            Ok(())
+            Ok(exit::OK)
+        }
+        StoreCommand::Diff { store, file } => {
+            let doc = load_file(&file, store.output())?;
+            let admin = store.open().await?;
+            let plan = admin
+                .import("diff", doc.mappings, true, true, &|_, _| {})
+                .await?;
+            if store.output() == Output::Table && plan.diff.is_empty() {
+                println!(
+                    "{} matches {} (version {})",
+                    file.display(),
+                    store.table,
+                    plan.from_version
+                );
+            } else {
+                print(&ops::render_changed(&plan, store.output()));
+            }
+            Ok(if plan.diff.is_empty() {
+                exit::OK
+            } else {
+                exit::DIFFERENT
+            })
         }
         StoreCommand::Export {
             store,
             format: ExportFormat::Json,
             out,
         } => {
-            let admin = store.open().await;
-            let doc = admin.export().await?;
+            let admin = store.open().await?;
+            let progress = Progress::new("reading");
+            let doc = admin
+                .export_with(&|done, total| progress.update(done, total))
+                .await?;
             let text = serde_json::to_string_pretty(&doc)? + "\n";
             match out {
                 Some(p) => {
@@ -421,57 +629,82 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<()> {
                 }
                 None => print(&text),
             }
-            Ok(())
+            Ok(exit::OK)
         }
         StoreCommand::Publish { store } => {
-            let admin = store.open().await;
+            let admin = store.open_for_change().await?;
             let published = admin.publish_now().await?;
-            if store.output() == Output::Json {
-                println!("{}", serde_json::to_string(&published)?);
-            } else {
-                let location = admin
-                    .snapshots
-                    .as_ref()
-                    .map(|s| s.location())
-                    .unwrap_or_default();
-                match published {
-                    scopegate::mapping::s3::Published::Written { version } => {
-                        println!("published version {version} to {location}")
-                    }
-                    scopegate::mapping::s3::Published::AlreadyCurrent { version } => {
-                        println!("{location} already holds version {version}")
-                    }
+            let location = admin
+                .snapshots
+                .as_ref()
+                .map(|s| s.location())
+                .unwrap_or_default();
+            match (store.output(), published) {
+                (Output::Json, p) => println!("{}", serde_json::to_string(&p)?),
+                (Output::Text, scopegate::mapping::s3::Published::Written { version }) => {
+                    println!("written\t{version}\t{location}")
+                }
+                (Output::Text, scopegate::mapping::s3::Published::AlreadyCurrent { version }) => {
+                    println!("already_current\t{version}\t{location}")
+                }
+                (Output::Table, scopegate::mapping::s3::Published::Written { version }) => {
+                    println!("published version {version} to {location}")
+                }
+                (Output::Table, scopegate::mapping::s3::Published::AlreadyCurrent { version }) => {
+                    println!("{location} already holds version {version}")
                 }
             }
-            Ok(())
+            Ok(exit::OK)
         }
         StoreCommand::Validate {
             file,
             budget,
             output,
         } => {
-            let report = ops::validate(&file, budget)?;
+            let output: Output = output.into();
+            let doc = load_file(&file, output)?;
+            let report = ops::validate_entries(&file.display().to_string(), doc.mappings, budget);
             match output {
-                OutputArg::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-                OutputArg::Table => {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&Validation {
+                        file: report.file.clone(),
+                        valid: true,
+                        report: Some(&report),
+                        problems: &[],
+                        error: None,
+                    })?
+                ),
+                Output::Text => {
+                    for w in &report.warnings {
+                        println!("warning\t{w}");
+                    }
+                    println!(
+                        "valid\t{}\t{}\t{}",
+                        report.file, report.entries, report.scopes
+                    );
+                }
+                Output::Table => {
                     for w in &report.warnings {
                         eprintln!("warning: {}: {w}", report.file);
                     }
                     println!(
-                        "{}: {} entries, {} scopes: valid",
-                        report.file, report.entries, report.scopes
+                        "{}: {}, {}: valid",
+                        report.file,
+                        ops::count(report.entries, "entry", "entries"),
+                        ops::count(report.scopes, "scope", "scopes")
                     );
                 }
             }
-            Ok(())
+            Ok(exit::OK)
         }
         StoreCommand::History { store, limit } => {
-            let admin = store.open().await;
+            let admin = store.open().await?;
             print(&ops::render_history(
                 &admin.history(limit).await?,
                 store.output(),
             ));
-            Ok(())
+            Ok(exit::OK)
         }
         StoreCommand::Explain {
             store,
@@ -483,30 +716,32 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<()> {
             let scopes: Vec<String> = match (scopes, token) {
                 (Some(s), _) => s.split_whitespace().map(str::to_owned).collect(),
                 (None, Some(t)) => ops::token_scopes(&t)?,
-                (None, None) => bail!("give --scopes or --token"),
+                (None, None) => {
+                    return Err(AdminError::Usage("give --scopes or --token".into()).into())
+                }
             };
             let snapshot = match file {
                 Some(f) => {
-                    let doc = file::load_document(&f)?;
+                    let doc = load_file(&f, Output::Table)?;
                     scopegate::mapping::Snapshot::new(doc.version.unwrap_or(0), doc.mappings)
                 }
-                None => store.open().await.snapshot().await?,
+                None => store.open().await?.snapshot().await?,
             };
             print(&ops::render_explain(
                 &ops::explain(&snapshot, &scopes, &method_arn)?,
                 store.output(),
             ));
-            Ok(())
+            Ok(exit::OK)
         }
         StoreCommand::Mappings { command } => mappings(command).await,
     }
 }
 
-async fn mappings(command: MappingsCommand) -> anyhow::Result<()> {
+async fn mappings(command: MappingsCommand) -> anyhow::Result<u8> {
     match command {
         MappingsCommand::Add { store, entry } => {
             let m = entry.mapping()?;
-            let admin = store.open().await;
+            let admin = store.open_for_change().await?;
             print(&ops::render_changed(
                 &admin.add(vec![m]).await?,
                 store.output(),
@@ -515,7 +750,7 @@ async fn mappings(command: MappingsCommand) -> anyhow::Result<()> {
         MappingsCommand::Remove { store, entry, yes } => {
             let m = entry.mapping()?;
             confirm(&format!("remove {m}?"), yes)?;
-            let admin = store.open().await;
+            let admin = store.open_for_change().await?;
             print(&ops::render_changed(
                 &admin.remove(vec![m]).await?,
                 store.output(),
@@ -527,24 +762,72 @@ async fn mappings(command: MappingsCommand) -> anyhow::Result<()> {
             api,
             stage,
         } => {
-            let admin = store.open().await;
+            let admin = store.open().await?;
             let (head, entries) = admin.list(&Filter { scope, api, stage }).await?;
-            print(&ops::render_mappings(&entries, store.output()));
-            if store.output() == Output::Table {
-                eprintln!("{} entries, version {}", entries.len(), head.version);
-            }
+            print(&ops::render_mappings(
+                &entries,
+                store.output(),
+                Some(head.version),
+            ));
         }
         MappingsCommand::Get { store, entry } => {
             let m = entry.mapping()?;
-            let admin = store.open().await;
+            let admin = store.open().await?;
             match admin.get(&m).await? {
-                Some(found) => print(&ops::render_mappings(&[found], store.output())),
+                Some(found) => print(&ops::render_mappings(&[found], store.output(), None)),
                 None => {
                     eprintln!("not mapped: {m}");
-                    std::process::exit(1);
+                    return Ok(exit::DIFFERENT);
                 }
             }
         }
     }
-    Ok(())
+    Ok(exit::OK)
+}
+
+impl StoreCommand {
+    /// The store options of the command, if it has any.
+    pub fn store(&self) -> Option<&StoreArgs> {
+        match self {
+            StoreCommand::Migrate { store, .. }
+            | StoreCommand::Seed { store, .. }
+            | StoreCommand::Import { store, .. }
+            | StoreCommand::Diff { store, .. }
+            | StoreCommand::Export { store, .. }
+            | StoreCommand::Publish { store }
+            | StoreCommand::History { store, .. }
+            | StoreCommand::Explain { store, .. } => Some(store),
+            StoreCommand::Validate { .. } => None,
+            StoreCommand::Mappings { command } => Some(match command {
+                MappingsCommand::Add { store, .. }
+                | MappingsCommand::Remove { store, .. }
+                | MappingsCommand::List { store, .. }
+                | MappingsCommand::Get { store, .. } => store,
+            }),
+        }
+    }
+}
+
+/// Fills in where a missing table was looked for (`REGION/ACCOUNT`), so that the message
+/// tells an operator whether they are in the wrong account or region.
+pub async fn locate(e: &mut anyhow::Error, target: &Target) {
+    let slot = match e.downcast_mut::<AdminError>() {
+        Some(AdminError::Store(StoreError::TableNotFound { location, .. })) => location,
+        _ => match e.downcast_mut::<StoreError>() {
+            Some(StoreError::TableNotFound { location, .. }) => location,
+            _ => return,
+        },
+    };
+    if slot.is_some() {
+        return;
+    }
+    let Ok(admin) = Admin::open(target).await else {
+        return;
+    };
+    let region = admin.region.clone().unwrap_or_else(|| "?".to_owned());
+    let account = match admin.identity().await {
+        Ok(id) => id.account,
+        Err(_) => "an unknown account".to_owned(),
+    };
+    *slot = Some(format!("{region}/{account}"));
 }
