@@ -478,8 +478,7 @@ impl Admin {
             }
             Change::Merge(_) | Change::Replace(_) => unreachable!("imports go through import_once"),
         }
-        if let Some(want) = expected.filter(|want| **want != diff) {
-            let _ = want;
+        if expected.is_some_and(|want| !want.same_changes(&diff)) {
             return Err(AdminError::PlanChanged {
                 version: head.version,
             });
@@ -564,7 +563,7 @@ impl Admin {
         let new_set = merged(&current.entries, entries, replace);
         let diff = Diff::between(&current.entries, &new_set);
         let head = current.head;
-        if expected.is_some_and(|want| *want != diff) {
+        if expected.is_some_and(|want| !want.same_changes(&diff)) {
             return Err(AdminError::PlanChanged {
                 version: head.version,
             });

@@ -367,6 +367,12 @@ impl Diff {
         diff
     }
 
+    /// Whether both make the same changes (the count of entries left alone may differ: an
+    /// entry someone else added meanwhile does not change a merge's plan).
+    pub fn same_changes(&self, other: &Diff) -> bool {
+        self.added == other.added && self.removed == other.removed && self.changed == other.changed
+    }
+
     /// Whether nothing changes.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
@@ -475,5 +481,12 @@ mod tests {
         assert_eq!(d.edits().len(), 4);
         assert_eq!(d.summary(), "+1 -1 ~1 (=1 unchanged)");
         assert!(Diff::between(&old, &old).is_empty());
+        let mut more = new.clone();
+        more.push(m("e", "v", "Allow"));
+        let grown = Diff::between(&[old.clone(), vec![m("e", "v", "Allow")]].concat(), &more);
+        assert!(
+            grown.same_changes(&d) && grown != d,
+            "only the unchanged count differs"
+        );
     }
 }

@@ -637,11 +637,18 @@ async fn migrate_states_what_it_creates_and_protects_the_table() {
     })
     .await
     .unwrap();
-    assert_eq!(
-        admin.store.protections().await.unwrap(),
-        (true, true, true),
-        "deletion protection, SSE, point-in-time recovery"
+    let (deletion, sse, pitr) = admin.store.protections().await.unwrap();
+    assert!(
+        deletion && pitr,
+        "deletion protection and point-in-time recovery"
     );
+    if emulator().await.is_owned() {
+        assert!(sse, "server-side encryption (moto reports it)");
+    } else {
+        // DynamoDB Local under LocalStack accepts SSESpecification and reports no
+        // SSEDescription: encryption at rest is not emulated there.
+        eprintln!("SSE not checked: the external emulator does not report it (sse = {sse})");
+    }
     // A second run creates nothing and says nothing about creating.
     let out = run(scopegate(
         &[
