@@ -26,6 +26,7 @@ pub mod admin;
 pub mod authorizer;
 pub mod clock;
 pub mod config;
+pub mod error_text;
 pub mod local;
 pub mod logging;
 pub mod mapping;

@@ -526,12 +526,9 @@ impl Admin {
                     }
                 }
                 *entries = kept;
-                // Try again at once: this was not a race lost.
-                Err(StoreError::Conflict {
-                    read: head.version,
-                    found: None,
-                }
-                .into())
+                // Try again at once, without the adds already made: this was no race lost,
+                // so no backoff and no attempt counted.
+                Box::pin(self.edit_once(action, change, expected)).await
             }
             Err(e) => Err(e.into()),
         }
@@ -931,6 +928,16 @@ fn text_line(out: &mut String, fields: &[&str]) {
     out.push('\n');
 }
 
+/// An entry as one text line: `prefix` (if any), then its [`entry_fields`].
+fn text_entry(out: &mut String, prefix: Option<&str>, m: &Mapping) {
+    let f = entry_fields(m);
+    let fields: Vec<&str> = prefix
+        .into_iter()
+        .chain(f.iter().map(String::as_str))
+        .collect();
+    text_line(out, &fields);
+}
+
 /// Entries as a table (with a footer naming the count and the version, when given), a JSON
 /// array (the canonical form), or tab-separated lines.
 pub fn render_mappings(entries: &[Mapping], output: Output, version: Option<u64>) -> String {
@@ -939,8 +946,7 @@ pub fn render_mappings(entries: &[Mapping], output: Output, version: Option<u64>
         Output::Text => {
             let mut out = String::new();
             for m in entries {
-                let f = entry_fields(m);
-                text_line(&mut out, &f.iter().map(String::as_str).collect::<Vec<_>>());
+                text_entry(&mut out, None, m);
             }
             out
         }
@@ -969,12 +975,7 @@ pub fn render_changed(c: &Changed, output: Output) -> String {
     match output {
         Output::Json => return serde_json::to_string_pretty(c).expect("serializable") + "\n",
         Output::Text => {
-            let mut line = |op: &str, m: &Mapping| {
-                let f = entry_fields(m);
-                let mut fields = vec![op];
-                fields.extend(f.iter().map(String::as_str));
-                text_line(&mut out, &fields);
-            };
+            let mut line = |op: &str, m: &Mapping| text_entry(&mut out, Some(op), m);
             for m in &c.diff.added {
                 line("+", m);
             }
@@ -1088,10 +1089,7 @@ pub fn render_explain(r: &ExplainReport, output: Output) -> String {
             text_line(&mut out, &["decision", &decision, &r.method_arn]);
             for (kind, list) in [("deciding", &r.deciding), ("overruled", &r.overruled)] {
                 for m in list {
-                    let f = entry_fields(m);
-                    let mut fields = vec![kind];
-                    fields.extend(f.iter().map(String::as_str));
-                    text_line(&mut out, &fields);
+                    text_entry(&mut out, Some(kind), m);
                 }
             }
             for s in &r.unknown_scopes {

@@ -126,26 +126,12 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            for line in one_line_each(&e).lines() {
+            for line in scopegate::error_text::one_line(e.as_ref()).lines() {
                 eprintln!("error: {line}");
             }
             ExitCode::from(exit_code(&e))
         }
     }
-}
-
-/// The error and its causes, each text once: a cause whose text the message already holds
-/// (thiserror's `{source}`, the SDK's own repetition) is not printed again.
-fn one_line_each(e: &anyhow::Error) -> String {
-    let mut out = e.to_string();
-    for cause in e.chain().skip(1) {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-    }
-    out
 }
 
 /// The exit code of a failure: its [`ErrorKind`], else 5.

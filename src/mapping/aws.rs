@@ -220,23 +220,8 @@ where
             out
         }
         SdkError::TimeoutError(_) => "no answer in time".to_owned(),
-        other => causes(other),
+        other => crate::error_text::one_line(other),
     }
-}
-
-/// `error: cause: cause`, each text once (SDK errors repeat their source in their message).
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// Maps an SDK error of `operation` to [`StoreError::Service`], keeping the service's error

@@ -307,21 +307,9 @@ impl DynamoStore {
     /// # Errors
     /// [`StoreError::Service`].
     pub async fn create_table(&self) -> Result<bool, StoreError> {
-        match self
-            .client
-            .describe_table()
-            .table_name(&*self.table)
-            .send()
-            .await
-        {
-            Ok(_) => {
-                self.wait_active().await?;
-                return Ok(false);
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) => {}
-            Err(e) => return Err(self.fail("DescribeTable")(e)),
+        if self.exists().await? {
+            self.wait_active().await?;
+            return Ok(false);
         }
         let attr = |name: &str| {
             AttributeDefinition::builder()

@@ -90,6 +90,33 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
+/// The flags of one GET entry on stage dev of [`API`]: `--api .. --scope SCOPE`.
+fn entry_flags<'a>(scope: &'a str, resource: &'a str) -> [&'a str; 10] {
+    [
+        "--api",
+        API,
+        "--stage",
+        "dev",
+        "--method",
+        "GET",
+        "--resource",
+        resource,
+        "--scope",
+        scope,
+    ]
+}
+
+/// A store test's table, opened on `endpoint` as the test's own operator.
+async fn admin_at(endpoint: &str, table: &str) -> scopegate::admin::mappings::Admin {
+    scopegate::admin::mappings::Admin::open(&Target {
+        aws: aws(endpoint),
+        table: table.to_owned(),
+        ..Target::default()
+    })
+    .await
+    .unwrap()
+}
+
 fn entry_json(scope: &str, method: &str, resource: &str, effect: &str) -> String {
     format!(
         r#"{{"api":"{API}","stage":"dev","method":"{method}","resource":"{resource}","scope":"{scope}","effect":"{effect}"}}"#
@@ -265,25 +292,13 @@ async fn a_missing_table_is_named_with_where_and_never_created() {
     let emu = emulator().await;
     let endpoint = emu.endpoint();
     let table = unique_name("sg-missing");
+    let add = args(&["mappings", "add"], &entry_flags("s", "x"));
     for cmd in [
         &["mappings", "list"][..],
         &["history"],
         &["export"],
         &["publish", "--bucket", "sg-missing-bucket"],
-        &[
-            "mappings",
-            "add",
-            "--api",
-            API,
-            "--stage",
-            "dev",
-            "--method",
-            "GET",
-            "--resource",
-            "x",
-            "--scope",
-            "s",
-        ],
+        &add,
     ] {
         let a = args(
             cmd,
@@ -307,13 +322,7 @@ async fn a_missing_table_is_named_with_where_and_never_created() {
             lines[0]
         );
     }
-    let admin = scopegate::admin::mappings::Admin::open(&Target {
-        aws: aws(endpoint),
-        table: table.clone(),
-        ..Target::default()
-    })
-    .await
-    .unwrap();
+    let admin = admin_at(endpoint, &table).await;
     assert!(!admin.store.exists().await.unwrap(), "nothing created");
 }
 
@@ -362,22 +371,8 @@ async fn exit_codes_say_what_happened() {
     let endpoint = emulator().await.endpoint().to_owned();
     let base = at(&fx, &endpoint);
     let dir = tempfile::tempdir().unwrap();
-    let entry_args = |effect: &'static str| {
-        vec![
-            "--api",
-            API,
-            "--stage",
-            "dev",
-            "--method",
-            "GET",
-            "--resource",
-            "orders",
-            "--scope",
-            "orders:read",
-            "--effect",
-            effect,
-        ]
-    };
+    let entry_args =
+        |effect: &'static str| args(&entry_flags("orders:read", "orders"), &["--effect", effect]);
 
     // 2: usage.
     let out = run(scopegate(
@@ -414,38 +409,19 @@ async fn exit_codes_say_what_happened() {
 
     // 1: get of a target not mapped; 0 when mapped.
     let get = |resource: &'static str| {
-        let mut a = args(&["mappings", "get"], &base);
-        a.extend([
-            "--api",
-            API,
-            "--stage",
-            "dev",
-            "--method",
-            "GET",
-            "--resource",
-            resource,
-            "--scope",
-            "orders:read",
-        ]);
-        a
+        args(
+            &args(&["mappings", "get"], &base),
+            &entry_flags("orders:read", resource),
+        )
     };
     assert_eq!(code(&run(scopegate(&get("orders"), &[])).await), 0);
     assert_eq!(code(&run(scopegate(&get("nope"), &[])).await), 1);
 
     // 3: removing what is not mapped.
-    let mut remove = args(&["mappings", "remove", "--yes"], &base);
-    remove.extend([
-        "--api",
-        API,
-        "--stage",
-        "dev",
-        "--method",
-        "GET",
-        "--resource",
-        "nope",
-        "--scope",
-        "orders:read",
-    ]);
+    let remove = args(
+        &args(&["mappings", "remove", "--yes"], &base),
+        &entry_flags("orders:read", "nope"),
+    );
     let out = run(scopegate(&remove, &[])).await;
     assert_eq!(code(&out), 3, "{}", stderr(&out));
 
@@ -606,8 +582,8 @@ async fn long_imports_and_exports_show_progress_off_a_terminal() {
 async fn migrate_states_what_it_creates_and_protects_the_table() {
     let endpoint = emulator().await.endpoint().to_owned();
     let table = unique_name("sg-migrate");
-    let out = run(scopegate(
-        &[
+    let migrate = || {
+        let a = [
             "migrate",
             "--table",
             &table,
@@ -615,10 +591,10 @@ async fn migrate_states_what_it_creates_and_protects_the_table() {
             &endpoint,
             "--region",
             REGION,
-        ],
-        &[],
-    ))
-    .await;
+        ];
+        scopegate(&a, &[])
+    };
+    let out = run(migrate()).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
         stderr(&out).contains(&format!("will create table {table} in {REGION}/")),
@@ -630,13 +606,7 @@ async fn migrate_states_what_it_creates_and_protects_the_table() {
         "{}",
         stdout(&out)
     );
-    let admin = scopegate::admin::mappings::Admin::open(&Target {
-        aws: aws(&endpoint),
-        table: table.clone(),
-        ..Target::default()
-    })
-    .await
-    .unwrap();
+    let admin = admin_at(&endpoint, &table).await;
     let (deletion, sse, pitr) = admin.store.protections().await.unwrap();
     assert!(
         deletion && pitr,
@@ -650,19 +620,7 @@ async fn migrate_states_what_it_creates_and_protects_the_table() {
         eprintln!("SSE not checked: the external emulator does not report it (sse = {sse})");
     }
     // A second run creates nothing and says nothing about creating.
-    let out = run(scopegate(
-        &[
-            "migrate",
-            "--table",
-            &table,
-            "--endpoint-url",
-            &endpoint,
-            "--region",
-            REGION,
-        ],
-        &[],
-    ))
-    .await;
+    let out = run(migrate()).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!stderr(&out).contains("will create"), "{}", stderr(&out));
     assert!(
@@ -688,23 +646,10 @@ async fn sixteen_concurrent_cli_writers_all_land() {
     for w in 0..WRITERS {
         let scope = format!("writer{w}");
         let mut a: Vec<String> = if w % 2 == 0 {
-            [
-                "mappings",
-                "add",
-                "--api",
-                API,
-                "--stage",
-                "dev",
-                "--method",
-                "GET",
-                "--resource",
-                "w",
-                "--scope",
-                &scope,
-            ]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect()
+            args(&["mappings", "add"], &entry_flags(&scope, "w"))
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
         } else {
             let file = write(
                 dir.path(),

@@ -96,18 +96,30 @@ impl StoreArgs {
     /// that keeps an operator from editing the wrong account.
     async fn open_for_change(&self) -> Result<Admin, AdminError> {
         let admin = self.open().await?;
+        self.announce(&admin).await;
+        Ok(admin)
+    }
+
+    /// The line of [`open_for_change`](Self::open_for_change); returns the account, when
+    /// STS could tell it.
+    async fn announce(&self, admin: &Admin) -> Option<String> {
         let region = admin.region.clone().unwrap_or_default();
         match admin.identity().await {
-            Ok(id) => eprintln!(
-                "scopegate: account {} ({}), region {region}, table {}",
-                id.account, id.arn, self.table
-            ),
-            Err(e) => eprintln!(
-                "scopegate: warning: cannot tell which account this is ({e}); region {region}, table {}",
-                self.table
-            ),
+            Ok(id) => {
+                eprintln!(
+                    "scopegate: account {} ({}), region {region}, table {}",
+                    id.account, id.arn, self.table
+                );
+                Some(id.account)
+            }
+            Err(e) => {
+                eprintln!(
+                    "scopegate: warning: cannot tell which account this is ({e}); region {region}, table {}",
+                    self.table
+                );
+                None
+            }
         }
-        Ok(admin)
     }
 
     /// Where this command acts, for error messages that name it.
@@ -461,14 +473,11 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 Some(d) => migrate::load_dir(&d)?,
                 None => migrate::embedded(),
             };
-            let admin = store.open_for_change().await?;
+            let admin = store.open().await?;
+            let account = store.announce(&admin).await;
             if !admin.store.exists().await? {
                 let region = admin.region.clone().unwrap_or_default();
-                let account = admin
-                    .identity()
-                    .await
-                    .map(|i| i.account)
-                    .unwrap_or_else(|_| "an unknown account".to_owned());
+                let account = account.unwrap_or_else(|| "an unknown account".to_owned());
                 eprintln!(
                     "scopegate: will create table {} in {region}/{account} (on-demand, deletion protection, SSE with the AWS managed key, point-in-time recovery)",
                     store.table
