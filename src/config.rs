@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::token::Alg;
+use crate::alg::Alg;
 
 /// One setting the code reads: its name, default and meaning, for `--help`-style listings and
 /// for the test that keeps docs/configuration.md honest.

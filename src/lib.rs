@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`config`]: every setting, read from the environment once and validated at start.
+//! - [`alg`]: the JWS algorithms scopegate verifies and allow-lists of them.
 //! - [`clock`]: the one source of "now", passed in so tests control time.
 //! - [`scope`]: RFC 6749 3.3 scope syntax, shared by tokens and mappings.
 //! - [`token`]: bearer extraction, JWKS cache, JWT verification, introspection, token cache.
@@ -16,6 +17,8 @@
 //!   tests assert through).
 //! - [`authorizer`]: event in, decision and response out; the one place that joins the above.
 //! - [`admin`]: the `scopegate` CLI's commands, so that the binary stays thin.
+//! - [`ttl_cache`]: the one bounded TTL cache (verified tokens, introspection answers, the
+//!   local gateway's authorizer cache).
 //! - [`logging`]: JSON logs, never a token.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines per decision, mapping load and JWKS
 //!   refetch; nothing secret.
@@ -23,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod alg;
 pub mod authorizer;
 pub mod clock;
 pub mod config;
@@ -34,3 +38,4 @@ pub mod metrics;
 pub mod policy;
 pub mod scope;
 pub mod token;
+pub mod ttl_cache;

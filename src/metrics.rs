@@ -30,12 +30,8 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
-
-use crate::authorizer::AuthorizeError;
-use crate::policy::Effect;
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "scopegate";
@@ -70,24 +66,6 @@ impl Outcome {
         Outcome::Unauthorized,
         Outcome::Error,
     ];
-}
-
-impl From<Effect> for Outcome {
-    fn from(e: Effect) -> Outcome {
-        match e {
-            Effect::Allow => Outcome::Allow,
-            Effect::Deny => Outcome::Deny,
-        }
-    }
-}
-
-impl From<&AuthorizeError> for Outcome {
-    fn from(e: &AuthorizeError) -> Outcome {
-        match e {
-            AuthorizeError::Unauthorized(_) => Outcome::Unauthorized,
-            _ => Outcome::Error,
-        }
-    }
 }
 
 type Sink = Box<dyn Write + Send>;
@@ -188,10 +166,7 @@ impl Metrics {
     }
 
     fn emit(&self, metrics: &[(&str, Value, &str)], mut doc: Map<String, Value>) {
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let timestamp = crate::clock::unix_millis();
         let definitions: Vec<Value> = metrics
             .iter()
             .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
@@ -364,17 +339,6 @@ mod tests {
             (Some(1), Some(1))
         );
         assert_eq!(docs[2]["Issuer"], "https://idp.example.com");
-    }
-
-    #[test]
-    fn outcomes_follow_the_authorizer() {
-        assert_eq!(Outcome::from(Effect::Deny), Outcome::Deny);
-        let e = AuthorizeError::Unauthorized(crate::token::Rejection::Missing);
-        assert_eq!(Outcome::from(&e), Outcome::Unauthorized);
-        assert_eq!(
-            Outcome::from(&AuthorizeError::BadEvent("x".into())),
-            Outcome::Error
-        );
     }
 
     #[test]

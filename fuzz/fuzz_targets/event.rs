@@ -8,7 +8,8 @@ use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use scopegate::authorizer::{Authorizer, StaticMappings};
+use scopegate::authorizer::Authorizer;
+use scopegate::mapping::StaticMappings;
 use scopegate::clock::ManualClock;
 use scopegate::config::{Config, IssuerConfig, JwksSource, ResponseMode};
 use scopegate::token::mint::SigningKey;

@@ -8,7 +8,8 @@ use std::io::{Read, Write};
 
 use serde_json::value::RawValue;
 
-use crate::authorizer::{error_json, Authorizer, Mappings};
+use crate::authorizer::{error_json, Authorizer};
+use crate::mapping::Mappings;
 
 /// A failure reading or writing the streams (not an authorizer answer: those are output).
 #[derive(Debug, thiserror::Error)]

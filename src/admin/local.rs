@@ -8,12 +8,13 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::authorizer::{AuthorizeError, Authorizer, Mappings};
+use crate::authorizer::{AuthorizeError, Authorizer};
 use crate::clock::SystemClock;
 use crate::config::{Config, IssuerConfig, JwksSource, MappingsSource};
 use crate::local::{self, Banner, CurlExample, DevIdp, GatewayOptions, Route};
 use crate::mapping::aws::AwsOptions;
-use crate::mapping::cache::ConfiguredMappings;
+use crate::mapping::configured::ConfiguredMappings;
+use crate::mapping::Mappings;
 use crate::mapping::{Mapping, Snapshot};
 use crate::policy::Effect;
 
@@ -43,9 +44,21 @@ pub struct LocalOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LocalRunError {
-    /// Mappings that cannot be loaded or do not name the API asked for.
-    #[error("mappings: {0}")]
-    Mappings(String),
+    /// The mapping source cannot be set up (a bad file, an AWS setup fault).
+    #[error("mappings")]
+    Source(#[from] crate::mapping::store::StoreError),
+    /// No snapshot could be loaded from the source.
+    #[error("mappings")]
+    Unavailable(#[from] crate::mapping::Unavailable),
+    /// The mappings hold no entry at all, so there is no API to serve.
+    #[error("mappings: no mapping entries")]
+    NoEntries,
+    /// No entry names the API asked for.
+    #[error("mappings: no entry for API {api}")]
+    NoEntryForApi {
+        /// The API asked for.
+        api: String,
+    },
     /// A local-mode setting or server fault.
     #[error(transparent)]
     Local(#[from] local::LocalError),
@@ -98,11 +111,10 @@ pub async fn run(
         source.mappings = MappingsSource::File(p.clone());
     }
     source.mappings_table = opts.table.clone();
-    let mappings = ConfiguredMappings::from_config(&source, &opts.aws, Arc::new(SystemClock))
-        .await
-        .map_err(|e| LocalRunError::Mappings(e.to_string()))?;
+    let mappings =
+        ConfiguredMappings::from_config(&source, &opts.aws, Arc::new(SystemClock)).await?;
     // The routes are the mappings' at start; the authorizer follows later edits.
-    let snapshot = mappings.current().await.map_err(LocalRunError::Mappings)?;
+    let snapshot = mappings.current().await?;
     let gateway_opts = gateway_options(&opts, &snapshot)?;
     gateway_opts.validate()?;
 
@@ -166,11 +178,11 @@ fn gateway_options(
         None => entries
             .first()
             .map(|m| m.api.as_str().to_owned())
-            .ok_or_else(|| LocalRunError::Mappings("no mapping entries".into()))?,
+            .ok_or(LocalRunError::NoEntries)?,
     };
     let for_api: Vec<&Mapping> = entries.iter().filter(|m| m.api.as_str() == api).collect();
     if for_api.is_empty() {
-        return Err(LocalRunError::Mappings(format!("no entry for API {api}")));
+        return Err(LocalRunError::NoEntryForApi { api });
     }
     let stage = match &opts.stage {
         Some(s) => s.clone(),

@@ -20,8 +20,7 @@ use crate::mapping::dynamo::{DynamoStore, Progress};
 use crate::mapping::file::{self, check_unique, Document, FileError};
 use crate::mapping::s3::{Published, S3Snapshots};
 use crate::mapping::store::{
-    entry_key, now_rfc3339, ChangeNote, Diff, Edit, Head, HistoryRecord, StoreError,
-    MAX_TRANSACTION_EDITS,
+    entry_key, ChangeNote, Diff, Edit, Head, HistoryRecord, StoreError, MAX_TRANSACTION_EDITS,
 };
 use crate::mapping::{Mapping, Snapshot};
 use crate::policy::{ArnError, Effect};
@@ -388,7 +387,7 @@ impl Admin {
         progress: Progress<'_>,
     ) -> Result<Changed, AdminError> {
         let mut attempts = 0;
-        let mut first_conflict: Option<std::time::Instant> = None;
+        let mut first_conflict: Option<crate::clock::Stopwatch> = None;
         // A generation written by a lost attempt, and the set it holds: patched, not
         // rewritten, by the next attempt.
         let mut written: Option<(String, u32, Vec<Mapping>)> = None;
@@ -407,7 +406,7 @@ impl Admin {
             };
             match outcome {
                 Err(AdminError::Store(StoreError::Conflict { .. })) => {
-                    let since = *first_conflict.get_or_insert_with(std::time::Instant::now);
+                    let since = *first_conflict.get_or_insert_with(crate::clock::Stopwatch::start);
                     if attempts >= self.retry.max_attempts
                         || since.elapsed() >= self.retry.max_elapsed
                     {
@@ -657,7 +656,7 @@ impl Admin {
         let loaded = self.store.load_current_with(progress).await?;
         Ok(Document {
             version: Some(loaded.head.version),
-            generated_at: Some(now_rfc3339()),
+            generated_at: Some(crate::clock::rfc3339_now()),
             mappings: loaded.entries,
         })
     }

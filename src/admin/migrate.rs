@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::mappings::{Admin, AdminError, Changed};
 use crate::mapping::dynamo::MigrationRecord;
 use crate::mapping::file::{self, FileError};
-use crate::mapping::store::{now_rfc3339, DEFAULT_SHARDS};
+use crate::mapping::store::DEFAULT_SHARDS;
 use crate::mapping::Mapping;
 
 /// The migrations shipped with this build, in order.
@@ -233,7 +233,7 @@ pub async fn migrate(admin: &Admin, migrations: &[Migration]) -> Result<MigrateR
             .store
             .record_migration(&MigrationRecord {
                 id: m.id.clone(),
-                applied_at: now_rfc3339(),
+                applied_at: crate::clock::rfc3339_now(),
                 actor: admin.actor.clone(),
                 checksum: m.checksum.clone(),
             })

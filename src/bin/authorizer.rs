@@ -9,7 +9,7 @@ use scopegate::authorizer::Authorizer;
 use scopegate::clock::SystemClock;
 use scopegate::config::Config;
 use scopegate::mapping::aws::AwsOptions;
-use scopegate::mapping::cache::ConfiguredMappings;
+use scopegate::mapping::configured::ConfiguredMappings;
 use serde_json::value::RawValue;
 use tracing::Instrument;
 

@@ -12,7 +12,7 @@ use scopegate::authorizer::Authorizer;
 use scopegate::clock::SystemClock;
 use scopegate::config::Config;
 use scopegate::mapping::aws::AwsOptions;
-use scopegate::mapping::cache::ConfiguredMappings;
+use scopegate::mapping::configured::ConfiguredMappings;
 use std::sync::Arc;
 
 #[path = "scopegate/store_cli.rs"]

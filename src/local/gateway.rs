@@ -42,7 +42,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -52,9 +52,10 @@ use regex::Regex;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 
-use super::cache::{AuthorizerCache, MAX_ENTRIES};
 use super::{display_addr, LocalError};
+use crate::clock::{Clock, SystemClock};
 use crate::policy::{evaluate, glob_match, method_arn, Effect, Policy};
+use crate::ttl_cache::TtlCache;
 
 /// The default token source header, as in the seed.
 pub const DEFAULT_TOKEN_HEADER: &str = "Authorization";
@@ -356,6 +357,10 @@ fn parse_grant(mut response: Value) -> Result<Grant, String> {
     })
 }
 
+/// Most cached answers kept. A token is about 1 KiB, so the cache stays around 10 MiB at
+/// worst; a dev gateway sees a handful of tokens, this only stops a runaway script.
+const MAX_ENTRIES: usize = 10_000;
+
 struct Gateway<A> {
     authorizer: Arc<A>,
     token_header: HeaderName,
@@ -364,7 +369,8 @@ struct Gateway<A> {
     stage: String,
     routes: Vec<Route>,
     ttl_secs: u32,
-    cache: AuthorizerCache<Grant>,
+    cache: TtlCache<Grant>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Whether the authorizer was called for an answer.
@@ -403,10 +409,8 @@ impl<A: Authorize> Gateway<A> {
             stage: opts.stage,
             routes: opts.routes,
             ttl_secs: opts.authorizer_ttl,
-            cache: AuthorizerCache::new(
-                Duration::from_secs(opts.authorizer_ttl.into()),
-                MAX_ENTRIES,
-            ),
+            cache: TtlCache::new(MAX_ENTRIES, opts.authorizer_ttl.into()),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -440,7 +444,7 @@ impl<A: Authorize> Gateway<A> {
 
     /// Steps 3 and 4.
     async fn decide(&self, method_arn: String, token: &str) -> Outcome {
-        let (grant, lookup) = match self.cache.get(token, Instant::now()) {
+        let (grant, lookup) = match self.cache.get(token, self.clock.now()) {
             Some(grant) => (grant, Lookup::Hit),
             None => {
                 let event = json!({
@@ -468,8 +472,8 @@ impl<A: Authorize> Gateway<A> {
                 match parse_grant(response) {
                     Ok(grant) => {
                         let grant = Arc::new(grant);
-                        self.cache
-                            .insert(token.to_owned(), Arc::clone(&grant), Instant::now());
+                        let now = self.clock.now();
+                        self.cache.insert(token, Arc::clone(&grant), now, u64::MAX);
                         (grant, Lookup::Miss)
                     }
                     Err(reason) => {

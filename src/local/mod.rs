@@ -17,7 +17,6 @@
 //! the binary), so tests bind `127.0.0.1:0` and stop them at will.
 
 mod banner;
-mod cache;
 pub mod gateway;
 pub mod idp;
 #[cfg(test)]

@@ -25,12 +25,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
-use super::aws::{AwsConfig, AwsOptions};
-use super::dynamo::DynamoStore;
-use super::s3::S3Snapshots;
+use super::source::{Mappings, Unavailable};
 use super::store::{NoSnapshot, SnapshotSource, StoreError, VersionedSource};
 use super::Snapshot;
-use crate::authorizer::{Mappings, StaticMappings};
 use crate::clock::Clock;
 use crate::config::Config;
 
@@ -170,7 +167,7 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
         &self.dynamo
     }
 
-    async fn serve(&self) -> Result<Arc<Snapshot>, String> {
+    async fn serve(&self) -> Result<Arc<Snapshot>, Unavailable> {
         let now = self.clock.now();
         if let Some(cur) = self.current.load_full() {
             if now < self.next_check.load(Ordering::Acquire) {
@@ -241,7 +238,7 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
         })
     }
 
-    async fn load_cold(&self, now: u64) -> Result<Arc<Snapshot>, String> {
+    async fn load_cold(&self, now: u64) -> Result<Arc<Snapshot>, Unavailable> {
         let dynamo_error = match self.load_dynamo(now).await {
             Ok(cur) => {
                 tracing::info!(
@@ -264,12 +261,20 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
             Err(s3_error) => {
                 crate::metrics::mapping_refresh_failed(Source::S3.as_str());
                 tracing::error!(dynamodb_error = %dynamo_error, s3_error = %s3_error, "no mappings: failing closed; retrying on the next invocation");
-                Err(format!("DynamoDB: {dynamo_error}; S3 snapshot: {s3_error}"))
+                Err(Unavailable {
+                    dynamo: Box::new(dynamo_error),
+                    s3: Box::new(s3_error),
+                    stale_for: None,
+                })
             }
         }
     }
 
-    async fn refresh_warm(&self, cur: Arc<Current>, now: u64) -> Result<Arc<Snapshot>, String> {
+    async fn refresh_warm(
+        &self,
+        cur: Arc<Current>,
+        now: u64,
+    ) -> Result<Arc<Snapshot>, Unavailable> {
         let head = bounded(
             self.options.check_timeout,
             "checking the mappings version",
@@ -333,104 +338,19 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
                 crate::metrics::mapping_refresh_failed(Source::S3.as_str());
                 tracing::error!(dynamodb_error = %error, s3_error = %s3_error, stale_for, "no usable mappings: failing closed; retrying on the next invocation");
                 self.current.store(None);
-                Err(format!("DynamoDB: {error}; S3 snapshot: {s3_error}; the cached snapshot is {stale_for} s old"))
+                Err(Unavailable {
+                    dynamo: Box::new(error),
+                    s3: Box::new(s3_error),
+                    stale_for: Some(stale_for),
+                })
             }
         }
     }
 }
 
 impl<D: VersionedSource, S: SnapshotSource> Mappings for MappingCache<D, S> {
-    async fn current(&self) -> Result<Arc<Snapshot>, String> {
+    async fn current(&self) -> Result<Arc<Snapshot>, Unavailable> {
         self.serve().await
-    }
-}
-
-/// The mappings the config asks for: the DynamoDB-backed cache when
-/// SCOPEGATE_MAPPINGS_TABLE is set (with the S3 fallback when SCOPEGATE_SNAPSHOT_BUCKET is),
-/// else the static file or embedded seed data.
-pub enum ConfiguredMappings {
-    /// A mappings file or the embedded seed data.
-    Static(StaticMappings),
-    /// DynamoDB without a snapshot bucket.
-    Dynamo(MappingCache<DynamoStore, NoSnapshot>),
-    /// DynamoDB with the S3 fallback.
-    DynamoS3(MappingCache<DynamoStore, S3Snapshots>),
-}
-
-impl std::fmt::Debug for ConfiguredMappings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConfiguredMappings::Static(s) => f.debug_tuple("Static").field(s).finish(),
-            ConfiguredMappings::Dynamo(c) => f.debug_tuple("Dynamo").field(c).finish(),
-            ConfiguredMappings::DynamoS3(c) => f.debug_tuple("DynamoS3").field(c).finish(),
-        }
-    }
-}
-
-impl ConfiguredMappings {
-    /// Builds the source the config names; loads nothing yet (see [`prime`](Self::prime)).
-    ///
-    /// # Errors
-    /// [`StoreError::Invalid`] for a mappings file that cannot be loaded;
-    /// [`StoreError::Setup`] for an AWS configuration that cannot be used.
-    pub async fn from_config(
-        config: &Config,
-        aws: &AwsOptions,
-        clock: Arc<dyn Clock>,
-    ) -> Result<ConfiguredMappings, StoreError> {
-        let Some(table) = &config.mappings_table else {
-            return Ok(ConfiguredMappings::Static(StaticMappings::from_config(
-                config,
-            )?));
-        };
-        let aws = AwsConfig::load(aws).await?;
-        let store = DynamoStore::new(&aws, table);
-        let options = CacheOptions::from_config(config);
-        Ok(match &config.snapshot_bucket {
-            Some(bucket) => ConfiguredMappings::DynamoS3(MappingCache::new(
-                store,
-                S3Snapshots::new(&aws, bucket, &config.snapshot_key),
-                clock,
-                options,
-            )),
-            None => {
-                ConfiguredMappings::Dynamo(MappingCache::new(store, NoSnapshot, clock, options))
-            }
-        })
-    }
-
-    /// Where the snapshot being served came from (`file`, `dynamodb` or `s3`) and its
-    /// version; `None` while cold or failed closed. For the decision log and metrics.
-    pub fn status(&self) -> Option<(&'static str, u64)> {
-        match self {
-            ConfiguredMappings::Static(s) => Some(("file", s.0.version())),
-            ConfiguredMappings::Dynamo(c) => c.status().map(|(s, v)| (s.as_str(), v)),
-            ConfiguredMappings::DynamoS3(c) => c.status().map(|(s, v)| (s.as_str(), v)),
-        }
-    }
-
-    /// Loads the mappings now when they come from DynamoDB (failures are logged and retried
-    /// on the first invocation).
-    pub async fn prime(&self) {
-        match self {
-            ConfiguredMappings::Static(_) => {}
-            ConfiguredMappings::Dynamo(c) => c.prime().await,
-            ConfiguredMappings::DynamoS3(c) => c.prime().await,
-        }
-    }
-}
-
-impl Mappings for ConfiguredMappings {
-    async fn current(&self) -> Result<Arc<Snapshot>, String> {
-        match self {
-            ConfiguredMappings::Static(s) => s.current().await,
-            ConfiguredMappings::Dynamo(c) => c.current().await,
-            ConfiguredMappings::DynamoS3(c) => c.current().await,
-        }
-    }
-
-    fn status(&self) -> Option<(&'static str, u64)> {
-        ConfiguredMappings::status(self)
     }
 }
 
@@ -636,7 +556,7 @@ mod tests {
 
         let r = rig();
         r.d.down.store(true, Ordering::SeqCst);
-        let err = r.cache.current().await.unwrap_err();
+        let err = r.cache.current().await.unwrap_err().to_string();
         assert!(
             err.contains("connection refused") && err.contains("s3://b/k"),
             "{err}"
@@ -727,7 +647,7 @@ mod tests {
         r.cache.current().await.unwrap();
         r.clock.advance(60);
         r.d.hang.store(true, Ordering::SeqCst);
-        let started = std::time::Instant::now();
+        let started = crate::clock::Stopwatch::start();
         assert_eq!(r.cache.current().await.unwrap().version(), 3);
         assert!(started.elapsed() < Duration::from_secs(2));
     }

@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, KeySchemaElement,
     KeyType, PointInTimeRecoverySpecification, PointInTimeRecoveryStatus, Put, PutRequest,
-    ScalarAttributeType, SseSpecification, SseStatus, TableDescription, TableStatus,
-    TransactWriteItem, Update, WriteRequest,
+    ScalarAttributeType, SseSpecification, SseStatus, TableDescription, TransactWriteItem, Update,
+    WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
@@ -24,8 +24,8 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
 use super::aws::{service, AwsConfig};
 use super::store::{
-    entry_key, new_generation, now_rfc3339, shard_of, shard_pk, ChangeNote, Edit, Head,
-    HistoryRecord, Loaded, StoreError, VersionedSource, MAX_TRANSACTION_EDITS,
+    entry_key, new_generation, shard_of, shard_pk, ChangeNote, Edit, Head, HistoryRecord, Loaded,
+    StoreError, VersionedSource, MAX_TRANSACTION_EDITS,
 };
 use super::{Mapping, Method, ResourcePath, Scope, Stage};
 use crate::policy::{ApiArn, Effect};
@@ -395,24 +395,33 @@ impl DynamoStore {
         Ok((table.deletion_protection_enabled() == Some(true), sse, pitr))
     }
 
+    /// The SDK's TableExists waiter (the AWS CLI's `wait table-exists`): the first check is
+    /// at once, then every 20 s or more, up to five minutes.
     async fn wait_active(&self) -> Result<(), StoreError> {
-        for _ in 0..600 {
-            let out = self
-                .client
-                .describe_table()
-                .table_name(&*self.table)
-                .send()
-                .await
-                .map_err(self.fail("DescribeTable"))?;
-            if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        use aws_sdk_dynamodb::client::Waiters;
+        const MAX_WAIT: Duration = Duration::from_secs(300);
+        match self
+            .client
+            .wait_until_table_exists()
+            .table_name(&*self.table)
+            .wait(MAX_WAIT)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(
+                aws_sdk_dynamodb::waiters::table_exists::WaitUntilTableExistsError::ExceededMaxWait(
+                    _,
+                ),
+            ) => Err(StoreError::Timeout {
+                operation: "waiting for the table to be active",
+                millis: MAX_WAIT.as_millis() as u64,
+            }),
+            Err(e) => Err(StoreError::Service {
+                operation: "DescribeTable",
+                code: None,
+                message: crate::error_text::one_line(&e),
+            }),
         }
-        Err(StoreError::Timeout {
-            operation: "waiting for the table to be active",
-            millis: 60_000,
-        })
     }
 
     /// Deletes the table (tests and teardown).
@@ -450,7 +459,7 @@ impl DynamoStore {
             previous: None,
             shards: shards.clamp(1, 100),
             entries: 0,
-            updated_at: now_rfc3339(),
+            updated_at: crate::clock::rfc3339_now(),
             updated_by: actor.to_owned(),
         };
         self.put_if_absent(to_item(&meta).expect("serializable"))
@@ -773,7 +782,7 @@ impl DynamoStore {
             !edits.is_empty() && edits.len() <= MAX_TRANSACTION_EDITS,
             "1 to {MAX_TRANSACTION_EDITS} edits per transaction"
         );
-        let at = now_rfc3339();
+        let at = crate::clock::rfc3339_now();
         let new_version = read.version + 1;
         let mut items = Vec::with_capacity(edits.len() + 2);
         let mut delta: i64 = 0;
@@ -955,7 +964,7 @@ impl DynamoStore {
         actor: &str,
         progress: Progress<'_>,
     ) -> Result<String, StoreError> {
-        let at = now_rfc3339();
+        let at = crate::clock::rfc3339_now();
         let generation = new_generation(read.version + 1);
         let shards = read.shards.max(1);
         let requests: Vec<WriteRequest> = entries
@@ -984,7 +993,7 @@ impl DynamoStore {
         actor: &str,
         progress: Progress<'_>,
     ) -> Result<(), StoreError> {
-        let at = now_rfc3339();
+        let at = crate::clock::rfc3339_now();
         let shards = shards.max(1);
         let puts = diff
             .added
@@ -1041,7 +1050,7 @@ impl DynamoStore {
         entries: usize,
         note: &ChangeNote,
     ) -> Result<Head, StoreError> {
-        let at = now_rfc3339();
+        let at = crate::clock::rfc3339_now();
         let new_version = read.version + 1;
         let shards = read.shards.max(1);
         let flip = TransactWriteItem::builder()

@@ -24,11 +24,14 @@ pub mod snapshot;
 
 pub mod aws;
 pub mod cache;
+pub mod configured;
 pub mod dynamo;
 pub mod s3;
+pub mod source;
 pub mod store;
 
 pub use snapshot::{Explanation, Snapshot};
+pub use source::{Mappings, StaticMappings, Unavailable};
 
 /// The longest scope accepted: far beyond real scopes, short enough to bound what a mapping
 /// can make the authorizer hash and log.

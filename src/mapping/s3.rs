@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::aws::{service, AwsConfig};
 use super::file::{parse_document, Document};
-use super::store::{now_rfc3339, SnapshotSource, StoreError};
+use super::store::{SnapshotSource, StoreError};
 use super::Mapping;
 
 /// The default object key.
@@ -134,7 +134,7 @@ impl S3Snapshots {
     ) -> Result<Published, StoreError> {
         let body = serde_json::to_vec_pretty(&SnapshotDocument {
             version,
-            generated_at: now_rfc3339(),
+            generated_at: crate::clock::rfc3339_now(),
             mappings,
         })
         .expect("a snapshot is serializable");

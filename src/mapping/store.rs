@@ -288,46 +288,11 @@ pub fn new_generation(version: u64) -> String {
     let mut random = [0u8; 6];
     // A failing system random is not survivable anyway; fall back to the time.
     if aws_lc_rs::rand::fill(&mut random).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        random[..4].copy_from_slice(&nanos.to_be_bytes());
+        let millis = crate::clock::unix_millis() as u32;
+        random[..4].copy_from_slice(&millis.to_be_bytes());
     }
     let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
     format!("{version}-{hex}")
-}
-
-/// Now as RFC 3339 (UTC, seconds), from the system clock: for records, not decisions.
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    rfc3339(secs)
-}
-
-/// Seconds since the epoch as RFC 3339 (UTC).
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// The difference between two sets of entries, by target.
@@ -451,13 +416,6 @@ mod tests {
         let a = new_generation(5);
         assert!(a.starts_with("5-") && a.len() == 14, "{a}");
         assert_ne!(a, new_generation(5));
-    }
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 
     #[test]

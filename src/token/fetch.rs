@@ -1,6 +1,12 @@
-//! HTTP to the identity provider: one client, a timeout on every request, no redirects, and
-//! a cap on every response body so a hostile or broken endpoint cannot exhaust memory.
+//! What the token side asks of the network, as a trait ([`Fetch`]): GET a discovery or JWKS
+//! document, POST an introspection form. [`HttpFetcher`] is the production one: one client,
+//! a timeout on every request, no redirects, and a cap on every response body so a hostile
+//! or broken endpoint cannot exhaust memory. Tests give the key cache and the introspector a
+//! counted in-memory fake, so single flight, the cooldown and caching are checked by call
+//! counts, not by timing.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 /// A failed fetch. Carries the URL (never a token or a secret).
@@ -40,9 +46,29 @@ pub enum FetchError {
     },
 }
 
-/// The shared HTTP client for discovery, JWKS and introspection.
+/// A boxed future, so that [`Fetch`] can be a trait object: one allocation per network
+/// round trip, never on the warm path.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The identity provider's HTTP endpoints, as the key cache and the introspector use them.
+pub trait Fetch: Send + Sync + std::fmt::Debug + 'static {
+    /// GETs `url` and returns at most `max` bytes of a 200 answer.
+    fn get<'a>(&'a self, url: &'a str, max: usize) -> BoxFuture<'a, Result<Vec<u8>, FetchError>>;
+
+    /// POSTs `form` with HTTP Basic credentials (RFC 7662 2.1) and returns at most `max`
+    /// bytes of a 200 answer.
+    fn post_form<'a>(
+        &'a self,
+        url: &'a str,
+        credentials: (&'a str, &'a str),
+        form: &'a [(&'a str, &'a str)],
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<u8>, FetchError>>;
+}
+
+/// The production [`Fetch`]: one reqwest client for discovery, JWKS and introspection.
 #[derive(Debug, Clone)]
-pub(crate) struct Fetcher {
+pub struct HttpFetcher {
     client: reqwest::Client,
 }
 
@@ -51,8 +77,9 @@ pub(crate) const MAX_DOCUMENT: usize = 512 * 1024;
 /// Largest introspection answer accepted.
 pub(crate) const MAX_INTROSPECTION: usize = 64 * 1024;
 
-impl Fetcher {
-    pub(crate) fn new(timeout: Duration) -> Self {
+impl HttpFetcher {
+    /// A client whose every request (connect included) times out after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -62,30 +89,6 @@ impl Fetcher {
             .build()
             .expect("the HTTP client's settings are static and valid");
         Self { client }
-    }
-
-    /// GETs `url` and returns at most `max` bytes of a 200 answer.
-    pub(crate) async fn get(&self, url: &str, max: usize) -> Result<Vec<u8>, FetchError> {
-        let req = self.client.get(url).header("accept", "application/json");
-        self.read(url, req, max).await
-    }
-
-    /// POSTs a form with HTTP Basic credentials (RFC 7662 2.1).
-    pub(crate) async fn post_form(
-        &self,
-        url: &str,
-        user: &str,
-        password: &str,
-        form: &[(&str, &str)],
-        max: usize,
-    ) -> Result<Vec<u8>, FetchError> {
-        let req = self
-            .client
-            .post(url)
-            .basic_auth(user, Some(password))
-            .header("accept", "application/json")
-            .form(form);
-        self.read(url, req, max).await
     }
 
     async fn read(
@@ -121,6 +124,29 @@ impl Fetcher {
             body.extend_from_slice(&chunk);
         }
         Ok(body)
+    }
+}
+
+impl Fetch for HttpFetcher {
+    fn get<'a>(&'a self, url: &'a str, max: usize) -> BoxFuture<'a, Result<Vec<u8>, FetchError>> {
+        let req = self.client.get(url).header("accept", "application/json");
+        Box::pin(self.read(url, req, max))
+    }
+
+    fn post_form<'a>(
+        &'a self,
+        url: &'a str,
+        (user, password): (&'a str, &'a str),
+        form: &'a [(&'a str, &'a str)],
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<u8>, FetchError>> {
+        let req = self
+            .client
+            .post(url)
+            .basic_auth(user, Some(password))
+            .header("accept", "application/json")
+            .form(form);
+        Box::pin(self.read(url, req, max))
     }
 }
 

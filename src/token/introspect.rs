@@ -7,12 +7,12 @@
 
 use serde::Deserialize;
 
-use super::cache::TokenCache;
 use super::claims::{self, Claims};
 use super::fetch::MAX_INTROSPECTION;
 use super::verify::Verifier;
 use super::Rejection;
 use crate::config::{IntrospectMode, IntrospectionConfig};
+use crate::ttl_cache::TtlCache;
 
 /// An introspection answer, as cached.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ enum Answer {
 #[derive(Debug)]
 pub struct Introspector {
     config: IntrospectionConfig,
-    cache: TokenCache<Answer>,
+    cache: TtlCache<Answer>,
 }
 
 /// How long an inactive answer is remembered when the token's exp is unknown.
@@ -37,7 +37,7 @@ impl Introspector {
         let ttl = config.cache_ttl.as_secs();
         Self {
             config,
-            cache: TokenCache::new(10_000, ttl),
+            cache: TtlCache::new(10_000, ttl),
         }
     }
 
@@ -70,11 +70,10 @@ impl Introspector {
         }
         let url = self.endpoint(verifier).await?;
         let body = verifier
-            .fetcher
+            .fetch()
             .post_form(
                 &url,
-                &self.config.client_id,
-                &self.config.client_secret,
+                (&self.config.client_id, &self.config.client_secret),
                 &[("token", token), ("token_type_hint", "access_token")],
                 MAX_INTROSPECTION,
             )
@@ -135,5 +134,115 @@ impl Introspector {
                     .into(),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::config::{Config, IssuerConfig, JwksSource};
+    use crate::token::fake::FakeIdp;
+    use crate::token::fetch::Fetch;
+    use crate::token::jwks::KeyIo;
+
+    const ISS: &str = "https://idp.example.com";
+    const NOW: u64 = 1_800_000_000;
+
+    fn rig(cache_seconds: u64) -> (Arc<FakeIdp>, Verifier, Introspector) {
+        let idp = Arc::new(FakeIdp::new(json!({"keys": []})));
+        let config = Config::new(vec![IssuerConfig {
+            issuer: ISS.into(),
+            jwks: JwksSource::Url(format!("{ISS}/jwks")),
+        }]);
+        let io = KeyIo {
+            fetch: Arc::clone(&idp) as Arc<dyn Fetch>,
+            clock: Arc::new(ManualClock::new(NOW)) as Arc<dyn Clock>,
+            on_refetch: Arc::new(|_: &str, _: bool| {}),
+        };
+        let verifier = Verifier::with_io(&config, io).unwrap();
+        let introspector = Introspector::new(IntrospectionConfig {
+            mode: IntrospectMode::Opaque,
+            url: Some(format!("{ISS}/introspect")),
+            client_id: "rs".into(),
+            client_secret: "secret".into(),
+            cache_ttl: Duration::from_secs(cache_seconds),
+        });
+        (idp, verifier, introspector)
+    }
+
+    fn answer(idp: &FakeIdp, v: serde_json::Value) {
+        *idp.form_answer.lock().unwrap() = v.to_string().into_bytes();
+    }
+
+    #[tokio::test]
+    async fn answers_are_reused_for_the_ttl_and_never_past_exp() {
+        let (idp, v, i) = rig(30);
+        answer(
+            &idp,
+            json!({"active": true, "iss": ISS, "sub": "u", "scope": "email", "exp": NOW + 10}),
+        );
+        assert!(i.introspect(&v, "opaque-1", NOW).await.is_ok());
+        assert!(i.introspect(&v, "opaque-1", NOW + 9).await.is_ok());
+        assert_eq!(idp.posts(), 1, "the second answer came from the cache");
+        // Asked again at exp; the provider's answer (within the leeway) decides.
+        assert!(i.introspect(&v, "opaque-1", NOW + 10).await.is_ok());
+        assert_eq!(
+            idp.posts(),
+            2,
+            "exp ends the cached answer before the TTL does"
+        );
+
+        answer(
+            &idp,
+            json!({"active": true, "iss": ISS, "sub": "u", "exp": NOW + 3600}),
+        );
+        assert!(i.introspect(&v, "opaque-2", NOW).await.is_ok());
+        assert!(i.introspect(&v, "opaque-2", NOW + 29).await.is_ok());
+        assert_eq!(idp.posts(), 3);
+        assert!(i.introspect(&v, "opaque-2", NOW + 30).await.is_ok());
+        assert_eq!(idp.posts(), 4, "the TTL ends the cached answer");
+    }
+
+    #[tokio::test]
+    async fn inactive_answers_are_cached_and_failures_are_not() {
+        let (idp, v, i) = rig(30);
+        assert_eq!(
+            i.introspect(&v, "revoked", NOW).await.unwrap_err(),
+            Rejection::Inactive
+        );
+        assert_eq!(
+            i.introspect(&v, "revoked", NOW + 1).await.unwrap_err(),
+            Rejection::Inactive
+        );
+        assert_eq!(idp.posts(), 1);
+
+        idp.status.store(503, Ordering::SeqCst);
+        for _ in 0..2 {
+            assert!(matches!(
+                i.introspect(&v, "other", NOW).await,
+                Err(Rejection::Unavailable(_))
+            ));
+        }
+        assert_eq!(idp.posts(), 3, "a failure is asked again, never remembered");
+    }
+
+    #[tokio::test]
+    async fn a_zero_ttl_asks_every_time() {
+        let (idp, v, i) = rig(0);
+        answer(
+            &idp,
+            json!({"active": true, "iss": ISS, "sub": "u", "exp": NOW + 3600}),
+        );
+        for _ in 0..3 {
+            assert!(i.introspect(&v, "t", NOW).await.is_ok());
+        }
+        assert_eq!(idp.posts(), 3);
     }
 }

@@ -9,19 +9,22 @@
 use std::sync::Arc;
 
 use super::claims::{self, Claims, ClaimsSpec};
-use super::fetch::{FetchError, Fetcher};
-use super::jwks::KeyStore;
-use super::{jws, Alg, AlgSet, Rejection};
+use super::fetch::{Fetch, FetchError, HttpFetcher};
+use super::jwks::{KeyFileError, KeyIo, KeyStore};
+use super::{jws, Rejection};
+use crate::alg::{Alg, AlgSet};
+use crate::clock::SystemClock;
 use crate::config::{Config, ScopeClaim};
 
-/// A failure to set the verifier up (a JWKS file that cannot be read).
+/// A failure to set the verifier up (a JWKS file that cannot be used).
 #[derive(Debug, thiserror::Error)]
-#[error("keys for issuer {issuer}: {reason}")]
+#[error("keys for issuer {issuer}")]
 pub struct SetupError {
     /// The issuer.
     pub issuer: String,
     /// What went wrong.
-    pub reason: String,
+    #[source]
+    pub source: KeyFileError,
 }
 
 /// What the sans-IO core needs to go on.
@@ -56,18 +59,34 @@ pub struct Verifier {
     require_at_jwt: bool,
     scope_claim: ScopeClaim,
     wanted: Vec<String>,
-    pub(crate) fetcher: Fetcher,
+    fetch: Arc<dyn Fetch>,
 }
 
 impl Verifier {
-    /// Builds the verifier from the config. Reads JWKS files; fetches nothing (see
-    /// [`Verifier::hydrate`]).
+    /// Builds the verifier from the config, with HTTP to the identity provider and the
+    /// system clock. Reads JWKS files; fetches nothing (see [`Verifier::hydrate`]).
     ///
     /// # Errors
     /// [`SetupError`] when a JWKS file cannot be used.
     pub fn new(config: &Config) -> Result<Self, SetupError> {
+        Self::with_io(
+            config,
+            KeyIo {
+                fetch: Arc::new(HttpFetcher::new(config.http_timeout)),
+                clock: Arc::new(SystemClock),
+                on_refetch: Arc::new(|_: &str, _: bool| {}),
+            },
+        )
+    }
+
+    /// Builds the verifier with the given network, clock and refetch listener (shared by
+    /// every issuer's key cache and by introspection).
+    ///
+    /// # Errors
+    /// [`SetupError`] when a JWKS file cannot be used.
+    pub fn with_io(config: &Config, io: KeyIo) -> Result<Self, SetupError> {
         let allowed: AlgSet = config.algorithms.iter().copied().collect();
-        let fetcher = Fetcher::new(config.http_timeout);
+        let fetch = Arc::clone(&io.fetch);
         let stores = config
             .issuers
             .iter()
@@ -76,13 +95,13 @@ impl Verifier {
                     &i.issuer,
                     &i.jwks,
                     allowed,
-                    fetcher.clone(),
+                    io.clone(),
                     config.jwks_cooldown,
                 )
                 .map(Arc::new)
-                .map_err(|reason| SetupError {
+                .map_err(|source| SetupError {
                     issuer: i.issuer.clone(),
-                    reason,
+                    source,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -100,8 +119,13 @@ impl Verifier {
             require_at_jwt: config.require_at_jwt,
             scope_claim: config.scope_claim.clone(),
             wanted,
-            fetcher,
+            fetch,
         })
+    }
+
+    /// The network the key caches and introspection use.
+    pub(crate) fn fetch(&self) -> &dyn Fetch {
+        &*self.fetch
     }
 
     /// Fetches every issuer's keys: call at cold start so the first request does not pay

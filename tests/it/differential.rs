@@ -24,9 +24,10 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestRunner};
-use scopegate::authorizer::{AuthorizeError, Authorizer, StaticMappings};
+use scopegate::authorizer::{AuthorizeError, Authorizer};
 use scopegate::clock::ManualClock;
 use scopegate::config::{Config, IssuerConfig, JwksSource, ResponseMode};
+use scopegate::mapping::StaticMappings;
 use scopegate::mapping::{Mapping, Snapshot};
 use scopegate::token::mint::SigningKey;
 use scopegate::token::Alg;

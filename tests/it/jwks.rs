@@ -1,9 +1,15 @@
 //! The JWKS cache over a real loopback socket: hydration, the unknown-kid refetch (once,
-//! single-flight, rate limited), and keeping the old keys when a fetch fails.
+//! rate limited), and keeping the old keys when a fetch fails. Time is a manual clock: the
+//! cooldown passes when the test says so, not after a sleep. (Single flight is proven with
+//! call counts and a held fetch in src/token/jwks.rs.)
 
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use scopegate::clock::{Clock, ManualClock};
+use scopegate::token::fetch::HttpFetcher;
+use scopegate::token::jwks::KeyIo;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,6 +22,7 @@ use scopegate::token::{Alg, Rejection, Verifier};
 use serde_json::{json, Value};
 
 const ISS: &str = "https://idp.example.com";
+const NOW: u64 = 1_800_000_000;
 
 #[derive(Default)]
 struct Served {
@@ -26,8 +33,6 @@ struct Served {
 
 async fn jwks(State(s): State<Arc<Served>>) -> impl IntoResponse {
     s.hits.fetch_add(1, Ordering::SeqCst);
-    // Slow enough that concurrent requests overlap with the fetch in flight.
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let status = StatusCode::from_u16(s.status.load(Ordering::SeqCst)).unwrap();
     (status, s.jwks.lock().unwrap().to_string())
 }
@@ -41,12 +46,21 @@ async fn serve(served: Arc<Served>) -> String {
 }
 
 fn claims() -> Value {
-    let now = scopegate::clock::Clock::now(&scopegate::clock::SystemClock);
-    json!({"iss": ISS, "sub": "u", "scope": "email", "exp": now + 600, "iat": now})
+    json!({"iss": ISS, "sub": "u", "scope": "email", "exp": NOW + 600, "iat": NOW})
+}
+
+/// A verifier over real HTTP whose cooldown runs on `clock`.
+fn verifier(config: &Config, clock: &Arc<ManualClock>) -> Verifier {
+    let io = KeyIo {
+        fetch: Arc::new(HttpFetcher::new(config.http_timeout)),
+        clock: Arc::clone(clock) as Arc<dyn Clock>,
+        on_refetch: Arc::new(|_: &str, _: bool| {}),
+    };
+    Verifier::with_io(config, io).unwrap()
 }
 
 /// A JWKS endpoint publishing `key`, and a verifier trusting it with `cooldown`.
-async fn start(key: &SigningKey, cooldown: Duration) -> (Arc<Served>, Verifier) {
+async fn start(key: &SigningKey, cooldown: Duration) -> (Arc<Served>, Verifier, Arc<ManualClock>) {
     let served = Arc::new(Served::default());
     *served.jwks.lock().unwrap() = SigningKey::jwks(&[key]);
     served.status.store(200, Ordering::SeqCst);
@@ -56,23 +70,26 @@ async fn start(key: &SigningKey, cooldown: Duration) -> (Arc<Served>, Verifier) 
         jwks: JwksSource::Url(url),
     }]);
     config.jwks_cooldown = cooldown;
-    (served, Verifier::new(&config).unwrap())
+    let clock = Arc::new(ManualClock::new(NOW));
+    let v = verifier(&config, &clock);
+    (served, v, clock)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_kid_refetches_once_and_is_rate_limited() {
     let k1 = SigningKey::generate(Alg::ES256, "k1");
     let k2 = SigningKey::generate(Alg::ES256, "k2");
-    let (served, v) = start(&k1, Duration::from_secs(2)).await;
+    let (served, v, clock) = start(&k1, Duration::from_secs(30)).await;
     let v = Arc::new(v);
     assert!(v.hydrate().await.is_empty());
     assert_eq!(served.hits.load(Ordering::SeqCst), 1);
 
-    let now = scopegate::clock::Clock::now(&scopegate::clock::SystemClock);
+    let now = NOW;
     assert!(v.verify(&k1.sign(&claims()), now).await.is_ok());
     assert_eq!(served.hits.load(Ordering::SeqCst), 1, "known kid: no fetch");
 
-    // Twenty concurrent tokens with an unknown kid: one fetch between them.
+    // Twenty concurrent tokens with an unknown kid: one fetch between them (the fetch in
+    // flight, then the cooldown).
     let unknown = k2.sign(&claims());
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -84,7 +101,7 @@ async fn unknown_kid_refetches_once_and_is_rate_limited() {
     for t in tasks {
         assert!(matches!(t.await.unwrap(), Err(Rejection::UnknownKey)));
     }
-    assert_eq!(served.hits.load(Ordering::SeqCst), 2, "single flight");
+    assert_eq!(served.hits.load(Ordering::SeqCst), 2, "one refetch");
 
     // The provider now publishes k2, but the cooldown holds: no fetch, still refused.
     *served.jwks.lock().unwrap() = SigningKey::jwks(&[&k1, &k2]);
@@ -92,7 +109,7 @@ async fn unknown_kid_refetches_once_and_is_rate_limited() {
     assert_eq!(served.hits.load(Ordering::SeqCst), 2, "rate limited");
 
     // After the cooldown, the next unknown kid fetches again and k2 verifies.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(30);
     assert!(v.verify(&unknown, now).await.is_ok());
     assert_eq!(served.hits.load(Ordering::SeqCst), 3);
 }
@@ -100,11 +117,11 @@ async fn unknown_kid_refetches_once_and_is_rate_limited() {
 #[tokio::test]
 async fn a_failed_fetch_keeps_the_keys_held() {
     let k1 = SigningKey::generate(Alg::RS256, "k1");
-    let (served, v) = start(&k1, Duration::ZERO).await;
+    let (served, v, _clock) = start(&k1, Duration::ZERO).await;
     assert!(v.hydrate().await.is_empty());
 
     served.status.store(500, Ordering::SeqCst);
-    let now = scopegate::clock::Clock::now(&scopegate::clock::SystemClock);
+    let now = NOW;
     let stranger = SigningKey::generate(Alg::RS256, "k9").sign(&claims());
     assert!(v.verify(&stranger, now).await.is_err());
     assert_eq!(served.hits.load(Ordering::SeqCst), 2, "it did try");
@@ -130,9 +147,9 @@ async fn an_unreachable_provider_fails_closed() {
         issuer: ISS.into(),
         jwks: JwksSource::Url(format!("http://127.0.0.1:{port}/jwks")),
     }]);
-    let v = Verifier::new(&config).unwrap();
+    let v = verifier(&config, &Arc::new(ManualClock::new(NOW)));
     assert_eq!(v.hydrate().await.len(), 1);
-    let now = scopegate::clock::Clock::now(&scopegate::clock::SystemClock);
+    let now = NOW;
     let t = SigningKey::generate(Alg::RS256, "k1").sign(&claims());
     assert!(matches!(
         v.verify(&t, now).await,

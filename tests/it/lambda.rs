@@ -71,6 +71,8 @@ impl LambdaGuard {
                     emulator.report()
                 );
             }
+            // The poll interval of a readiness loop with a deadline: a child process offers
+            // nothing to wait on but its port.
             std::thread::sleep(Duration::from_millis(50));
         }
 
@@ -275,6 +277,7 @@ async fn a_bad_setting_fails_the_start_naming_it() {
             "the authorizer started with a bad setting\n{}",
             lambda.function.report()
         );
+        // The poll interval of a wait for the child's exit, with a deadline.
         std::thread::sleep(Duration::from_millis(50));
     }
     let report = lambda.function.report();

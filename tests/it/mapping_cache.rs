@@ -176,7 +176,7 @@ fn email_entry() -> scopegate::mapping::Mapping {
     serde_json::from_value(json!({"arn": SEED_API, "resource": "my-resource", "stage": "dev", "httpVerb": "GET", "scope": "email"})).unwrap()
 }
 
-use scopegate::authorizer::Mappings as _;
+use scopegate::mapping::Mappings as _;
 
 #[tokio::test]
 async fn cold_start_falls_back_to_s3_then_fails_closed_then_recovers() {
@@ -190,7 +190,7 @@ async fn cold_start_falls_back_to_s3_then_fails_closed_then_recovers() {
     // Both down: no snapshot, no Allow.
     rig.s3_proxy.pause();
     let cold = rig.cache().await;
-    let err = cold.current().await.unwrap_err();
+    let err = cold.current().await.unwrap_err().to_string();
     assert!(err.contains("DynamoDB") && err.contains("S3"), "{err}");
     assert_eq!(cold.status(), None);
     // Retried on the next call: DynamoDB back, served from it.
@@ -213,7 +213,7 @@ async fn a_corrupt_snapshot_is_refused_not_served() {
         .unwrap();
     rig.dynamo_proxy.pause();
     let cache = rig.cache().await;
-    let err = cache.current().await.unwrap_err();
+    let err = cache.current().await.unwrap_err().to_string();
     assert!(
         err.contains("corrupt snapshot") && err.contains("mappings[0]"),
         "{err}"

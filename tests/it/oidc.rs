@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use scopegate::authorizer::{AuthorizeError, Authorizer, StaticMappings};
+use scopegate::authorizer::{AuthorizeError, Authorizer};
 use scopegate::clock::SystemClock;
 use scopegate::config::{Config, IntrospectMode, IntrospectionConfig, IssuerConfig, JwksSource};
+use scopegate::mapping::StaticMappings;
 use scopegate::policy::{evaluate, Effect, Policy};
 use serde_json::{json, Value};
 

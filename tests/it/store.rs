@@ -85,6 +85,7 @@ pub async fn isolated_endpoint() -> (String, Option<ChildGuard>) {
             "serialized moto not ready\n{}",
             child.report()
         );
+        // The poll interval of a readiness loop with a deadline.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -4,12 +4,13 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use scopegate::admin::mappings::{self as ops, Admin, AdminError, Change, Filter, Output, Target};
 use scopegate::admin::migrate;
+use scopegate::clock::Stopwatch;
 use scopegate::mapping::aws::AwsOptions;
 use scopegate::mapping::file::{self, FileError};
 use scopegate::mapping::store::StoreError;
@@ -368,7 +369,7 @@ fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
 struct Progress {
     verb: &'static str,
     bar: Option<indicatif::ProgressBar>,
-    last: std::sync::Mutex<Option<Instant>>,
+    last: std::sync::Mutex<Option<Stopwatch>>,
 }
 
 impl Progress {
@@ -408,15 +409,14 @@ impl Progress {
             return;
         }
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let due = last.is_none_or(|t| now.duration_since(t) >= Self::EVERY);
+        let due = last.is_none_or(|t| t.elapsed() >= Self::EVERY);
         if due || done >= total && last.is_some() {
             eprintln!(
                 "scopegate: {} {done}/{total} ({}%)",
                 self.verb,
                 done * 100 / total
             );
-            *last = Some(now);
+            *last = Some(Stopwatch::start());
         }
     }
 }

@@ -108,6 +108,8 @@ impl AwsEmulator {
                         child.report()
                     );
                 }
+                // The poll interval of a readiness loop with a deadline: moto has no
+                // readiness signal but answering.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

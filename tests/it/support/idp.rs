@@ -142,6 +142,8 @@ impl IdpGuard {
                         && tokio::time::Instant::now() < deadline
                         && attempt < 50
                     {
+                        // A pause before binding the port again, not a wait on a condition:
+                        // the kernel frees it on its own time.
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }

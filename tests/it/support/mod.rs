@@ -169,7 +169,8 @@ impl ChildGuard {
             Some(status) => writeln!(out, "status: {status}").unwrap(),
             None => writeln!(out, "status: still running (pid {})", self.id()).unwrap(),
         }
-        // Give the pipe threads a moment to catch the last words of a child that just died.
+        // Only on the way to a panic message: give the pipe threads a moment to catch the last
+        // words of a child that just died. No test waits on it.
         thread::sleep(Duration::from_millis(50));
         write!(
             out,
@@ -197,6 +198,7 @@ impl ChildGuard {
             if self.try_wait().is_some() {
                 return;
             }
+            // The poll interval of a wait for exit after SIGTERM, with a deadline.
             thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();

@@ -17,9 +17,7 @@
 //! that does not go through a verified token and a policy built from the mappings.
 
 use std::borrow::Cow;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use aws_lambda_events::http;
 use serde::ser::SerializeMap;
@@ -28,16 +26,16 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, IntrospectMode, MappingsSource, ResponseMode};
-use crate::mapping::{file, Snapshot};
+use crate::config::{Config, IntrospectMode, ResponseMode};
+use crate::mapping::{file, Mappings, StaticMappings, Unavailable};
+use crate::metrics::Outcome;
 use crate::policy::{ApiKind, CompiledPolicy, Effect, MethodArn};
-use crate::token::cache::TokenCache;
 use crate::token::claims::Text;
+use crate::token::fetch::HttpFetcher;
 use crate::token::introspect::Introspector;
+use crate::token::jwks::KeyIo;
 use crate::token::{bearer, jws, Claims, Rejection, Verifier};
-
-/// The seed data, compiled in: the default mappings when no source is configured.
-pub const EMBEDDED_MAPPINGS: &[u8] = include_bytes!("../seed-data/mappings.json");
+use crate::ttl_cache::TtlCache;
 
 /// Why the authorizer did not answer with a policy.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +49,7 @@ pub enum AuthorizeError {
     BadEvent(String),
     /// No mapping snapshot could be had; fail closed.
     #[error("mappings unavailable: {0}")]
-    MappingsUnavailable(String),
+    MappingsUnavailable(#[from] Unavailable),
 }
 
 impl AuthorizeError {
@@ -84,52 +82,6 @@ pub enum InitError {
     /// The mappings file.
     #[error(transparent)]
     Mappings(#[from] file::FileError),
-}
-
-/// Where the authorizer gets the current mapping snapshot. The warm-container cache over
-/// DynamoDB and S3 implements it; so does [`StaticMappings`].
-pub trait Mappings: Send + Sync + 'static {
-    /// The snapshot to decide with now.
-    fn current(&self) -> impl Future<Output = Result<Arc<Snapshot>, String>> + Send;
-
-    /// Where the snapshot in use came from ("file", "dynamodb", "s3") and its version, for
-    /// the decision metrics; `None` before the first load.
-    fn status(&self) -> Option<(&'static str, u64)> {
-        None
-    }
-}
-
-/// A fixed snapshot: mappings from a file or the embedded seed data.
-#[derive(Debug, Clone)]
-pub struct StaticMappings(pub Arc<Snapshot>);
-
-impl StaticMappings {
-    /// Loads the file source the config names (default: the embedded seed data).
-    ///
-    /// # Errors
-    /// [`file::FileError`] naming the file, entry and field.
-    pub fn from_config(config: &Config) -> Result<Self, file::FileError> {
-        let doc = match &config.mappings {
-            MappingsSource::Embedded => {
-                file::parse_document(EMBEDDED_MAPPINGS, "embedded seed-data/mappings.json")?
-            }
-            MappingsSource::File(p) => file::load_document(p)?,
-        };
-        Ok(Self(Arc::new(Snapshot::new(
-            doc.version.unwrap_or(0),
-            doc.mappings,
-        ))))
-    }
-}
-
-impl Mappings for StaticMappings {
-    async fn current(&self) -> Result<Arc<Snapshot>, String> {
-        Ok(Arc::clone(&self.0))
-    }
-
-    fn status(&self) -> Option<(&'static str, u64)> {
-        Some(("file", self.0.version()))
-    }
 }
 
 /// Who the token names, with everything the response needs from it, built once per token.
@@ -183,7 +135,7 @@ pub struct Authorizer<M: Mappings = StaticMappings> {
     verifier: Verifier,
     introspector: Option<Introspector>,
     mappings: M,
-    principals: TokenCache<Principal>,
+    principals: TtlCache<Principal>,
     clock: Arc<dyn Clock>,
     token_header: http::HeaderName,
     response: ResponseMode,
@@ -390,6 +342,21 @@ impl<M: Mappings> Authorizer<M> {
     /// # Errors
     /// [`InitError`] for an unusable JWKS file.
     pub fn new(config: &Config, mappings: M, clock: Arc<dyn Clock>) -> Result<Self, InitError> {
+        let io = KeyIo {
+            fetch: Arc::new(HttpFetcher::new(config.http_timeout)),
+            clock,
+            on_refetch: Arc::new(crate::metrics::jwks_refetch),
+        };
+        Self::with_io(config, mappings, io)
+    }
+
+    /// [`Authorizer::new`] with the identity provider's network, the clock and the refetch
+    /// listener given: tests pass a counted fake network and a manual clock.
+    ///
+    /// # Errors
+    /// [`InitError`] for an unusable JWKS file.
+    pub fn with_io(config: &Config, mappings: M, io: KeyIo) -> Result<Self, InitError> {
+        let clock = Arc::clone(&io.clock);
         let introspector = config.introspection.clone().map(Introspector::new);
         // A cached principal must not outlive a cached introspection answer, or a revocation
         // would go unseen for the longer of the two.
@@ -400,10 +367,10 @@ impl<M: Mappings> Authorizer<M> {
         let token_header = http::HeaderName::from_bytes(config.token_header.as_bytes())
             .unwrap_or(http::header::AUTHORIZATION);
         Ok(Self {
-            verifier: Verifier::new(config)?,
+            verifier: Verifier::with_io(config, io)?,
             introspector,
             mappings,
-            principals: TokenCache::new(config.token_cache_entries, ttl),
+            principals: TtlCache::new(config.token_cache_entries, ttl),
             clock,
             token_header,
             response: config.response,
@@ -437,12 +404,14 @@ impl<M: Mappings> Authorizer<M> {
     /// # Errors
     /// [`AuthorizeError`]; `Unauthorized` for any token that is not valid.
     pub async fn handle(&self, event: &[u8]) -> Result<Response, AuthorizeError> {
-        let started = Instant::now();
+        let started = crate::clock::Stopwatch::start();
         let result = self.decide(event).await;
         let micros = started.elapsed().as_micros() as u64;
         let outcome = match &result {
-            Ok((_, effect)) => (*effect).into(),
-            Err(e) => e.into(),
+            Ok((_, Effect::Allow)) => Outcome::Allow,
+            Ok((_, Effect::Deny)) => Outcome::Deny,
+            Err(AuthorizeError::Unauthorized(_)) => Outcome::Unauthorized,
+            Err(_) => Outcome::Error,
         };
         crate::metrics::decision(outcome, micros, self.mappings.status());
         match &result {
@@ -702,6 +671,9 @@ pub fn error_json(e: &AuthorizeError) -> String {
 }
 
 #[cfg(test)]
+mod token_matrix;
+
+#[cfg(test)]
 mod tests {
     use std::io::Write;
 
@@ -718,9 +690,9 @@ mod tests {
     const ISS: &str = "https://idp.example.com";
     const NOW: u64 = 1_800_000_000;
     const ARN: &str = "arn:aws:execute-api:us-east-1:219852565112:rz8w6b1ik2/dev/GET/my-resource";
-    const TOKEN: &[u8] = include_bytes!("../tests/fixtures/events/token.json");
-    const REQUEST: &[u8] = include_bytes!("../tests/fixtures/events/request.json");
-    const HTTP_V2: &[u8] = include_bytes!("../tests/fixtures/events/http_api_v2.json");
+    const TOKEN: &[u8] = include_bytes!("../../tests/fixtures/events/token.json");
+    const REQUEST: &[u8] = include_bytes!("../../tests/fixtures/events/request.json");
+    const HTTP_V2: &[u8] = include_bytes!("../../tests/fixtures/events/http_api_v2.json");
 
     struct Fixture {
         key: SigningKey,

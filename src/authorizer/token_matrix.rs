@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::mint::SigningKey;
-use super::{Alg, Rejection, Verifier};
-use crate::authorizer::{AuthorizeError, Authorizer, StaticMappings};
+use super::{AuthorizeError, Authorizer};
+use crate::alg::Alg;
 use crate::clock::ManualClock;
 use crate::config::{Config, IssuerConfig, JwksSource};
+use crate::mapping::StaticMappings;
 use crate::policy::{evaluate, Effect, Policy};
+use crate::token::mint::SigningKey;
+use crate::token::{Rejection, Verifier};
 
 const ISS: &str = "https://idp.example.com";
 const NOW: u64 = 1_800_000_000;
@@ -163,7 +165,7 @@ fn time_claims() {
 
 fn rejection(v: &Verifier, token: &str) -> Rejection {
     match v.verify_sync(token, NOW) {
-        Err(super::verify::Pending::Rejected(r)) => r,
+        Err(crate::token::verify::Pending::Rejected(r)) => r,
         other => panic!("expected a rejection, got {other:?}"),
     }
 }
