@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use super::display_addr;
+use super::error::display_addr;
 use super::gateway::{GatewayOptions, CACHE_HEADER};
 use super::idp::{CLIENT_ID, CLIENT_SECRET, DISCOVERY_PATH, JWKS_PATH, TOKEN_PATH};
 
@@ -148,7 +148,7 @@ fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::Route;
+    use crate::local::gateway::Route;
 
     #[test]
     fn banner_has_urls_and_the_three_curl_cases() {

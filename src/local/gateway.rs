@@ -52,7 +52,7 @@ use regex::Regex;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 
-use super::{display_addr, LocalError};
+use super::error::{display_addr, LocalError};
 use crate::clock::{Clock, SystemClock};
 use crate::policy::{evaluate, glob_match, method_arn, Effect, Policy};
 use crate::ttl_cache::TtlCache;

@@ -49,7 +49,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use super::{display_addr, LocalError};
+use super::error::{display_addr, LocalError};
 use crate::clock::{Clock, SystemClock};
 
 /// Path of the OpenID Connect discovery document.

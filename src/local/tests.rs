@@ -11,9 +11,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::gateway::{CACHE_HEADER, DEFAULT_AUTHORIZER_TTL};
-use super::idp::{CLIENT_ID, CLIENT_SECRET, DEFAULT_AUDIENCE};
-use super::*;
+use super::error::*;
+use super::gateway;
+use super::gateway::*;
+use super::idp::*;
 
 const API: &str = "arn:aws:execute-api:us-east-1:123456789012:abc123";
 const EXPLICIT: &str = "User is not authorized to access this resource with an explicit deny";

@@ -20,9 +20,6 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-
-use super::store::StoreError;
 
 /// How to reach AWS: the AWS CLI's options. Everything unset falls back to the SDK's default
 /// chain (environment, profile, instance role), which is what the Lambda uses.
@@ -153,22 +150,6 @@ impl AwsConfig {
     pub fn region(&self) -> Option<String> {
         self.sdk.region().map(ToString::to_string)
     }
-
-    /// Who the credentials belong to: one STS GetCallerIdentity call.
-    ///
-    /// # Errors
-    /// [`StoreError::Service`] (for example, credentials that do not sign).
-    pub async fn caller_identity(&self) -> Result<CallerIdentity, StoreError> {
-        let out = aws_sdk_sts::Client::new(&self.sdk)
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(service("sts:GetCallerIdentity"))?;
-        Ok(CallerIdentity {
-            account: out.account.unwrap_or_default(),
-            arn: out.arn.unwrap_or_default(),
-        })
-    }
 }
 
 /// Refuses a profile that no shared config file defines (the SDK would only fail at the first
@@ -193,47 +174,4 @@ async fn check_profile(profile: &str) -> Result<(), AwsSetupError> {
         profile: profile.to_owned(),
         defined,
     })
-}
-
-/// An SDK error as one line: the service's error code, its message and the request id for a
-/// service error; the causes, each once, for anything else. Never the SDK's debug dump (it
-/// has the raw response), which goes to the debug log instead.
-pub(crate) fn describe<E, R>(e: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    tracing::debug!(error = ?e, "AWS SDK error");
-    match e {
-        SdkError::ServiceError(se) => {
-            let meta = se.err().meta();
-            let mut out = meta.code().unwrap_or("UnknownError").to_owned();
-            if let Some(m) = meta.message().filter(|m| !m.is_empty()) {
-                out.push_str(": ");
-                out.push_str(m);
-            }
-            if let Some(id) = meta.extra("aws_request_id") {
-                out.push_str(" (request id ");
-                out.push_str(id);
-                out.push(')');
-            }
-            out
-        }
-        SdkError::TimeoutError(_) => "no answer in time".to_owned(),
-        other => crate::error_text::one_line(other),
-    }
-}
-
-/// Maps an SDK error of `operation` to [`StoreError::Service`], keeping the service's error
-/// code for callers that tell some apart.
-pub(crate) fn service<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    move |e| StoreError::Service {
-        operation,
-        code: e.code().map(str::to_owned),
-        message: describe(&e),
-    }
 }

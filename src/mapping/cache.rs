@@ -25,9 +25,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
+use super::snapshot::Snapshot;
 use super::source::{Mappings, Unavailable};
 use super::store::{NoSnapshot, SnapshotSource, StoreError, VersionedSource};
-use super::Snapshot;
 use crate::clock::Clock;
 use crate::config::Config;
 
@@ -358,9 +358,9 @@ impl<D: VersionedSource, S: SnapshotSource> Mappings for MappingCache<D, S> {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::mapping::entry::Mapping;
     use crate::mapping::file::Document;
     use crate::mapping::store::{Head, Loaded};
-    use crate::mapping::Mapping;
     use crate::policy::Effect;
     use std::sync::atomic::AtomicBool;
     use std::sync::Mutex;

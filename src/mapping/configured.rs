@@ -8,9 +8,9 @@ use super::aws::{AwsConfig, AwsOptions};
 use super::cache::{CacheOptions, MappingCache};
 use super::dynamo::DynamoStore;
 use super::s3::S3Snapshots;
+use super::snapshot::Snapshot;
 use super::source::{Mappings, StaticMappings, Unavailable};
 use super::store::{NoSnapshot, StoreError};
-use super::Snapshot;
 use crate::clock::Clock;
 use crate::config::Config;
 

@@ -22,12 +22,13 @@ use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
-use super::aws::{service, AwsConfig};
+use super::aws::AwsConfig;
+use super::entry::{Mapping, Method, ResourcePath, Scope, Stage};
+use super::sdk::service;
 use super::store::{
     entry_key, new_generation, shard_of, shard_pk, ChangeNote, Edit, Head, HistoryRecord, Loaded,
     StoreError, VersionedSource, MAX_TRANSACTION_EDITS,
 };
-use super::{Mapping, Method, ResourcePath, Scope, Stage};
 use crate::policy::{ApiArn, Effect};
 
 type Item = HashMap<String, AttributeValue>;

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{Mapping, MappingError, RawMapping};
+use super::entry::{Mapping, MappingError, RawMapping};
 use crate::policy::Effect;
 
 /// A mapping file that cannot be used, naming the file (`origin`) and, for entry problems,
@@ -307,7 +307,7 @@ fn renumber(text: &str, indices: &[usize]) -> String {
 struct Target<'a> {
     api: &'a str,
     stage: &'a str,
-    method: super::Method,
+    method: super::entry::Method,
     resource: &'a str,
     scope: &'a str,
 }
@@ -327,7 +327,7 @@ impl<'a> Target<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::Snapshot;
+    use crate::mapping::snapshot::Snapshot;
     use crate::policy::{method_arn, MethodArn};
 
     const SEED: &[u8] = include_bytes!("../../seed-data/mappings.json");

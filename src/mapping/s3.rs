@@ -14,10 +14,11 @@ use aws_sdk_s3::types::{
 use aws_sdk_s3::Client;
 use serde::Serialize;
 
-use super::aws::{service, AwsConfig};
+use super::aws::AwsConfig;
+use super::entry::Mapping;
 use super::file::{parse_document, Document};
+use super::sdk::service;
 use super::store::{SnapshotSource, StoreError};
-use super::Mapping;
 
 /// The default object key.
 pub const DEFAULT_KEY: &str = "mappings/snapshot.json";

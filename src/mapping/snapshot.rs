@@ -11,7 +11,7 @@ use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::Mapping;
+use super::entry::Mapping;
 use crate::policy::{build, glob_match, ArnError, CompiledPolicy, Effect, MethodArn};
 
 /// How many compiled policies a snapshot keeps. When full, the cache is cleared rather than
@@ -387,7 +387,7 @@ impl Explanation<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::{Method, ResourcePath, Scope, Stage};
+    use crate::mapping::entry::{Method, ResourcePath, Scope, Stage};
     use crate::policy::{method_arn, ApiArn};
 
     const ORDERS: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";

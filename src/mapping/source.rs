@@ -8,8 +8,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::file::{load_document, parse_document, FileError};
+use super::snapshot::Snapshot;
 use super::store::StoreError;
-use super::Snapshot;
 use crate::config::{Config, MappingsSource};
 
 /// The seed data, compiled in: the default mappings when no source is configured.

@@ -35,8 +35,8 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+use super::entry::Mapping;
 use super::file::{Document, FileError};
-use super::Mapping;
 
 /// Partitions per generation for new tables (recorded in the version record, so it can
 /// change without breaking readers of older generations).

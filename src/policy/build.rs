@@ -13,8 +13,8 @@
 
 use std::collections::BTreeSet;
 
-use super::eval::wildcard_match;
-use super::{Effect, Policy, Statement};
+use super::document::{Effect, Policy, Statement};
+use super::glob::wildcard_match;
 
 /// Builds the policy for a set of grants: `(effect, resource pattern)` pairs, where a
 /// pattern is a methodArn with `*`/`?` wildcards. See the [module docs](self) for what is
@@ -88,7 +88,7 @@ fn compact(set: BTreeSet<String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::evaluate;
+    use crate::policy::eval::evaluate;
 
     const API: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
 

@@ -3,15 +3,13 @@
 //! This is the oracle the tests assert through: "this scope set may GET /dev/orders/7 and may
 //! not DELETE it", rather than the shape of the JSON.
 
-use super::{Effect, Policy};
-
-/// The one action a Lambda authorizer's policy governs.
-pub(crate) const INVOKE: &str = "execute-api:Invoke";
+use super::document::{Effect, Policy};
+use super::glob::glob_match;
 
 /// Decides `execute-api:Invoke` on `method_arn` the way IAM does: an explicit Deny on a
 /// matching resource wins; otherwise a matching Allow allows; otherwise the implicit deny.
 ///
-/// Every [`Statement`](super::Statement) is an `execute-api:Invoke` statement (statements
+/// Every [`Statement`](super::document::Statement) is an `execute-api:Invoke` statement (statements
 /// for other actions are dropped when a policy is parsed, see [`Policy`]), so only the
 /// resources are matched here, with [`glob_match`].
 pub fn evaluate(policy: &Policy, method_arn: &str) -> Effect {
@@ -36,96 +34,11 @@ pub fn evaluate(policy: &Policy, method_arn: &str) -> Effect {
     }
 }
 
-/// Whether an IAM `Action` element value covers `execute-api:Invoke` (`execute-api:Invoke`,
-/// `execute-api:*`, `*`, ...). Actions, unlike resources, are case-insensitive in IAM.
-pub(crate) fn action_matches(action: &str) -> bool {
-    glob_match(&action.to_ascii_lowercase(), "execute-api:invoke")
-}
-
-/// IAM's resource wildcard match: `*` matches any run of characters, including `/` and the
-/// empty run; `?` matches exactly one character; everything else matches itself,
-/// case-sensitively.
-///
-/// Iterative (the classic backtrack-to-last-star two-pointer walk): at worst
-/// O(pattern × text), never recursive, so a hostile pattern cannot blow the stack.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    // Policy resources share a long literal prefix (`arn:...:apiid/stage/`): compare it in
-    // one memcmp before the byte-by-byte walk, which then only sees the tail.
-    let literal = p
-        .iter()
-        .position(|&b| b == b'*' || b == b'?')
-        .unwrap_or(p.len());
-    if literal == p.len() {
-        return p == t;
-    }
-    t.starts_with(&p[..literal]) && wildcard_match(&p[literal..], &t[literal..], false)
-}
-
-/// The walk behind [`glob_match`], over UTF-8 bytes (`?` consumes one whole character).
-///
-/// With `text_is_pattern`, `text` is itself a pattern and the question is whether every
-/// string it matches is matched by `pattern`: then `?` in `pattern` may not stand for a `*`
-/// in `text` (one character cannot cover a run). `*` in `pattern` covers anything, and a
-/// literal in `pattern` only matches the same literal, never a wildcard in `text`.
-pub(crate) fn wildcard_match(p: &[u8], t: &[u8], text_is_pattern: bool) -> bool {
-    let (mut pi, mut ti) = (0, 0);
-    // After the last `*` seen: the pattern index after it, and the text index it is
-    // currently assumed to stop at.
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() {
-            match p[pi] {
-                b'*' => {
-                    pi += 1;
-                    star = Some((pi, ti));
-                    continue;
-                }
-                b'?' if !(text_is_pattern && t[ti] == b'*') => {
-                    pi += 1;
-                    ti += utf8_width(t[ti]);
-                    continue;
-                }
-                b'?' => {}
-                c if c == t[ti] => {
-                    pi += 1;
-                    ti += 1;
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        match star {
-            Some((after_star, stop)) => {
-                // Let the last `*` swallow one more character and retry from there.
-                let stop = stop + utf8_width(t[stop]);
-                star = Some((after_star, stop));
-                pi = after_star;
-                ti = stop;
-            }
-            None => return false,
-        }
-    }
-    p[pi..].iter().all(|&b| b == b'*')
-}
-
-/// The byte length of the UTF-8 character that starts with `lead`.
-fn utf8_width(lead: u8) -> usize {
-    match lead {
-        0x00..=0x7f => 1,
-        0xc0..=0xdf => 2,
-        0xe0..=0xef => 3,
-        0xf0..=0xff => 4,
-        // A continuation byte: not a character start; step one byte (never reached for
-        // valid UTF-8, which is all `&str` can hold).
-        _ => 1,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Statement;
+    use crate::policy::document::{action_matches, Statement};
+    use crate::policy::glob::wildcard_match;
 
     const API: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
 

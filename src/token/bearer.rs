@@ -4,7 +4,7 @@
 //! comparison. The scheme is case-insensitive (RFC 7235 2.1); exactly one space-free token
 //! must follow it.
 
-use super::Rejection;
+use super::rejection::Rejection;
 
 /// RFC 6750 2.1 `b64token`: `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`, then `=`
 /// padding (accepted anywhere here; a JWT's decoder is stricter). One table lookup a byte:

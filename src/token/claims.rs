@@ -22,7 +22,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Rejection;
+use super::rejection::Rejection;
 use crate::config::ScopeClaim;
 use crate::scope::{self, ScopeError, MAX_SCOPES};
 

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::claims::{self, Claims};
 use super::fetch::MAX_INTROSPECTION;
+use super::rejection::Rejection;
 use super::verify::Verifier;
-use super::Rejection;
 use crate::config::{IntrospectMode, IntrospectionConfig};
 use crate::ttl_cache::TtlCache;
 

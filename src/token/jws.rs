@@ -11,7 +11,8 @@ use base64::Engine;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::{Alg, AlgSet, Rejection};
+use super::rejection::Rejection;
+use crate::alg::{Alg, AlgSet};
 
 /// The three parts of a compact JWS, still encoded.
 #[derive(Debug, Clone, Copy)]

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 
-use super::{Alg, AlgSet};
+use crate::alg::{Alg, AlgSet};
 
 /// Why a JWK was not taken into the key set. Such keys are skipped with a log line; the rest
 /// of the set is still used.

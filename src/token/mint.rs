@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::Alg;
+use crate::alg::Alg;
 
 enum Inner {
     Rsa(RsaKeyPair),

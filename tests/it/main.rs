@@ -3,6 +3,7 @@
 
 mod support;
 
+mod architecture;
 mod differential;
 mod docs;
 mod faults;
