@@ -7,6 +7,9 @@
 //! of the API, not just the one that was called.
 //!
 //! # Layout
+//! The floor plan, with what each room may import, is docs/architecture.md (kept true by
+//! tests/it/architecture.rs).
+//!
 //! - [`config`]: every setting, read from the environment once and validated at start.
 //! - [`alg`]: the JWS algorithms scopegate verifies and allow-lists of them.
 //! - [`clock`]: the one source of "now", passed in so tests control time.
