@@ -9,9 +9,9 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use scopegate::authorizer::Authorizer;
-use scopegate::mapping::StaticMappings;
 use scopegate::clock::ManualClock;
 use scopegate::config::{Config, IssuerConfig, JwksSource, ResponseMode};
+use scopegate::mapping::StaticMappings;
 use scopegate::token::mint::SigningKey;
 use scopegate::token::Alg;
 use serde_json::Value;
