@@ -421,6 +421,8 @@ impl Admin {
                         wait_ms = wait.as_millis() as u64,
                         "the mappings changed meanwhile: retrying"
                     );
+                    // A backoff, not a wait on a condition: the other writer gives no signal
+                    // when it is done, so the jittered delay spreads the retries out.
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => break Err(e),
