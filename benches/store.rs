@@ -13,9 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use scopegate::mapping::aws::{AwsConfig, AwsOptions};
-use scopegate::mapping::dynamo::DynamoStore;
+use scopegate::mapping::store::aws::{AwsConfig, AwsOptions};
 use scopegate::mapping::store::ChangeNote;
+use scopegate::mapping::store::DynamoStore;
 use scopegate::mapping::{Mapping, Snapshot};
 
 const ENTRIES: usize = 10_000;

@@ -13,50 +13,400 @@ use std::time::Duration;
 
 use crate::alg::Alg;
 
-/// One setting the code reads: its name, default and meaning, for `--help`-style listings and
-/// for the test that keeps docs/configuration.md honest.
+/// One setting the code reads: its name, what values it takes (with its default and range)
+/// and what it does. This table drives the parser (numbers are read through their row, so
+/// a default or range is written once), [`Config::new`]'s defaults, and the test that
+/// compares docs/configuration.md with it row by row.
 #[derive(Debug, Clone, Copy)]
 pub struct Setting {
     /// The environment variable.
     pub name: &'static str,
-    /// The default, as a user would write it ("" when unset means off or required).
-    pub default: &'static str,
+    /// Its values: the default and the range.
+    pub kind: Kind,
     /// One line on what it does.
     pub doc: &'static str,
 }
 
-/// Every environment variable the authorizer reads.
+/// The values a setting takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Text: a word, a list, a URL, a name. Checked by its own parser.
+    Text {
+        /// The default as a user would write it; "" when unset means off or required.
+        default: &'static str,
+        /// The values it takes, as the documentation's range column says them.
+        values: &'static str,
+    },
+    /// A whole number in `min..=max`.
+    Number {
+        /// Used when unset.
+        default: u64,
+        /// The least value.
+        min: u64,
+        /// The greatest value.
+        max: u64,
+        /// Another setting the value may not be below (its name, and how the documentation
+        /// says it), checked after both are read.
+        floor: Option<(&'static str, &'static str)>,
+    },
+}
+
+impl Setting {
+    /// The default as a user would write it ("" for none).
+    pub fn default_text(&self) -> std::borrow::Cow<'static, str> {
+        match self.kind {
+            Kind::Text { default, .. } => default.into(),
+            Kind::Number { default, .. } => default.to_string().into(),
+        }
+    }
+
+    /// The range as docs/configuration.md writes it: `0 to 300`, `the TTL to 86400`, or the
+    /// text setting's values.
+    pub fn range_text(&self) -> std::borrow::Cow<'static, str> {
+        match self.kind {
+            Kind::Text { values, .. } => values.into(),
+            Kind::Number {
+                min, max, floor, ..
+            } => match floor {
+                Some((_, said)) => format!("{said} to {max}").into(),
+                None => format!("{min} to {max}").into(),
+            },
+        }
+    }
+
+    /// The default of a number setting.
+    ///
+    /// # Panics
+    /// On a text setting: a programming error, caught by the unit tests (and at compile
+    /// time where it is used in a const).
+    pub const fn number_default(&self) -> u64 {
+        match self.kind {
+            Kind::Number { default, .. } => default,
+            Kind::Text { .. } => panic!("not a number setting"),
+        }
+    }
+
+    /// The default of a text setting ("" for none).
+    ///
+    /// # Panics
+    /// On a number setting (a programming error).
+    pub const fn text_default(&self) -> &'static str {
+        match self.kind {
+            Kind::Text { default, .. } => default,
+            Kind::Number { .. } => panic!("not a text setting"),
+        }
+    }
+}
+
+/// `SCOPEGATE_ISSUER`: Trusted issuer(s), comma-separated; the token's iss must equal one. Required.
+pub const ISSUER: Setting = Setting {
+    name: "SCOPEGATE_ISSUER",
+    kind: Kind::Text {
+        default: "",
+        values: "https URLs, comma-separated (http only on loopback)",
+    },
+    doc: "Trusted issuer(s), comma-separated; the token's iss must equal one. Required.",
+};
+/// `SCOPEGATE_AUDIENCE`: When set, the token's aud must contain one of these (comma-separated).
+pub const AUDIENCE: Setting = Setting {
+    name: "SCOPEGATE_AUDIENCE",
+    kind: Kind::Text {
+        default: "",
+        values: "comma-separated",
+    },
+    doc: "When set, the token's aud must contain one of these (comma-separated).",
+};
+/// `SCOPEGATE_JWKS_URL`: JWKS URL(s), one per issuer in the same order; default: OIDC discovery of each issuer.
+pub const JWKS_URL: Setting = Setting {
+    name: "SCOPEGATE_JWKS_URL",
+    kind: Kind::Text {
+        default: "",
+        values: "https URLs, one per issuer, same order",
+    },
+    doc: "JWKS URL(s), one per issuer in the same order; default: OIDC discovery of each issuer.",
+};
+/// `SCOPEGATE_JWKS_FILE`: A local JWKS file trusted for every issuer (offline use); no fetches.
+pub const JWKS_FILE: Setting = Setting {
+    name: "SCOPEGATE_JWKS_FILE",
+    kind: Kind::Text {
+        default: "",
+        values: "a file path",
+    },
+    doc: "A local JWKS file trusted for every issuer (offline use); no fetches.",
+};
+/// `SCOPEGATE_ALGORITHMS`: Allowed JWS algorithms. HMAC and none are never allowed.
+pub const ALGORITHMS: Setting = Setting {
+    name: "SCOPEGATE_ALGORITHMS",
+    kind: Kind::Text {
+        default: "RS256,RS384,RS512,PS256,ES256,ES384,EdDSA",
+        values: "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA",
+    },
+    doc: "Allowed JWS algorithms. HMAC and none are never allowed.",
+};
+/// `SCOPEGATE_LEEWAY_SECONDS`: Clock skew allowed on exp, nbf and iat.
+pub const LEEWAY_SECONDS: Setting = Setting {
+    name: "SCOPEGATE_LEEWAY_SECONDS",
+    kind: Kind::Number {
+        default: 60,
+        min: 0,
+        max: 300,
+        floor: None,
+    },
+    doc: "Clock skew allowed on exp, nbf and iat.",
+};
+/// `SCOPEGATE_REQUIRE_TYP`: Set to at+jwt to require RFC 9068 access tokens (typ header).
+pub const REQUIRE_TYP: Setting = Setting {
+    name: "SCOPEGATE_REQUIRE_TYP",
+    kind: Kind::Text {
+        default: "",
+        values: "`at+jwt`",
+    },
+    doc: "Set to at+jwt to require RFC 9068 access tokens (typ header).",
+};
+/// `SCOPEGATE_SCOPE_CLAIM`: Claim holding the scopes; default scp (array or string), then scope.
+pub const SCOPE_CLAIM: Setting = Setting {
+    name: "SCOPEGATE_SCOPE_CLAIM",
+    kind: Kind::Text {
+        default: "",
+        values: "a claim name",
+    },
+    doc: "Claim holding the scopes; default scp (array or string), then scope.",
+};
+/// `SCOPEGATE_INTROSPECT`: RFC 7662 introspection: never, opaque (non-JWT tokens only) or always.
+pub const INTROSPECT: Setting = Setting {
+    name: "SCOPEGATE_INTROSPECT",
+    kind: Kind::Text {
+        default: "never",
+        values: "`never`, `opaque`, `always`",
+    },
+    doc: "RFC 7662 introspection: never, opaque (non-JWT tokens only) or always.",
+};
+/// `SCOPEGATE_INTROSPECTION_URL`: Introspection endpoint; default: introspection_endpoint from discovery.
+pub const INTROSPECTION_URL: Setting = Setting {
+    name: "SCOPEGATE_INTROSPECTION_URL",
+    kind: Kind::Text {
+        default: "",
+        values: "an https URL",
+    },
+    doc: "Introspection endpoint; default: introspection_endpoint from discovery.",
+};
+/// `SCOPEGATE_INTROSPECTION_CLIENT_ID`: Client id for introspection (HTTP Basic).
+pub const INTROSPECTION_CLIENT_ID: Setting = Setting {
+    name: "SCOPEGATE_INTROSPECTION_CLIENT_ID",
+    kind: Kind::Text {
+        default: "",
+        values: "",
+    },
+    doc: "Client id for introspection (HTTP Basic).",
+};
+/// `SCOPEGATE_INTROSPECTION_CLIENT_SECRET`: Client secret for introspection (HTTP Basic). Never logged.
+pub const INTROSPECTION_CLIENT_SECRET: Setting = Setting {
+    name: "SCOPEGATE_INTROSPECTION_CLIENT_SECRET",
+    kind: Kind::Text {
+        default: "",
+        values: "",
+    },
+    doc: "Client secret for introspection (HTTP Basic). Never logged.",
+};
+/// `SCOPEGATE_INTROSPECTION_CACHE_SECONDS`: How long an introspection answer is reused, at most until exp.
+pub const INTROSPECTION_CACHE_SECONDS: Setting = Setting {
+    name: "SCOPEGATE_INTROSPECTION_CACHE_SECONDS",
+    kind: Kind::Number {
+        default: 30,
+        min: 0,
+        max: 300,
+        floor: None,
+    },
+    doc: "How long an introspection answer is reused, at most until exp.",
+};
+/// `SCOPEGATE_TOKEN_CACHE_SECONDS`: How long a verified token is reused in a warm container, at most until exp (0 turns it off).
+pub const TOKEN_CACHE_SECONDS: Setting = Setting {
+    name: "SCOPEGATE_TOKEN_CACHE_SECONDS",
+    kind: Kind::Number { default: 300, min: 0, max: 3600, floor: None },
+    doc: "How long a verified token is reused in a warm container, at most until exp (0 turns it off).",
+};
+/// `SCOPEGATE_TOKEN_CACHE_ENTRIES`: Verified tokens kept per container.
+pub const TOKEN_CACHE_ENTRIES: Setting = Setting {
+    name: "SCOPEGATE_TOKEN_CACHE_ENTRIES",
+    kind: Kind::Number {
+        default: 10_000,
+        min: 1,
+        max: 1_000_000,
+        floor: None,
+    },
+    doc: "Verified tokens kept per container.",
+};
+/// `SCOPEGATE_MAX_TOKEN_BYTES`: Longest token accepted, checked before any decoding.
+pub const MAX_TOKEN_BYTES: Setting = Setting {
+    name: "SCOPEGATE_MAX_TOKEN_BYTES",
+    kind: Kind::Number {
+        default: 16_384,
+        min: 512,
+        max: 65_536,
+        floor: None,
+    },
+    doc: "Longest token accepted, checked before any decoding.",
+};
+/// `SCOPEGATE_HTTP_TIMEOUT_MS`: Timeout of every fetch to the identity provider.
+pub const HTTP_TIMEOUT_MS: Setting = Setting {
+    name: "SCOPEGATE_HTTP_TIMEOUT_MS",
+    kind: Kind::Number {
+        default: 2000,
+        min: 100,
+        max: 30_000,
+        floor: None,
+    },
+    doc: "Timeout of every fetch to the identity provider.",
+};
+/// `SCOPEGATE_JWKS_COOLDOWN_SECONDS`: Least time between two JWKS refetches caused by unknown kids.
+pub const JWKS_COOLDOWN_SECONDS: Setting = Setting {
+    name: "SCOPEGATE_JWKS_COOLDOWN_SECONDS",
+    kind: Kind::Number {
+        default: 30,
+        min: 0,
+        max: 3600,
+        floor: None,
+    },
+    doc: "Least time between two JWKS refetches caused by unknown kids.",
+};
+/// `SCOPEGATE_TOKEN_HEADER`: Header holding the bearer token in REQUEST and HTTP API events (case-insensitive).
+pub const TOKEN_HEADER: Setting = Setting {
+    name: "SCOPEGATE_TOKEN_HEADER",
+    kind: Kind::Text {
+        default: "Authorization",
+        values: "an HTTP header name",
+    },
+    doc: "Header holding the bearer token in REQUEST and HTTP API events (case-insensitive).",
+};
+/// `SCOPEGATE_RESPONSE`: HTTP API (payload 2.0) answer: iam (policy) or simple (isAuthorized).
+pub const RESPONSE: Setting = Setting {
+    name: "SCOPEGATE_RESPONSE",
+    kind: Kind::Text {
+        default: "iam",
+        values: "`iam`, `simple`",
+    },
+    doc: "HTTP API (payload 2.0) answer: iam (policy) or simple (isAuthorized).",
+};
+/// `SCOPEGATE_CONTEXT_CLAIMS`: Extra claims copied into the authorizer context (strings, numbers, booleans; arrays joined).
+pub const CONTEXT_CLAIMS: Setting = Setting {
+    name: "SCOPEGATE_CONTEXT_CLAIMS",
+    kind: Kind::Text { default: "", values: "comma-separated claim names" },
+    doc: "Extra claims copied into the authorizer context (strings, numbers, booleans; arrays joined).",
+};
+/// `SCOPEGATE_USAGE_KEY_CLAIM`: Claim returned as usageIdentifierKey (API Gateway usage plans).
+pub const USAGE_KEY_CLAIM: Setting = Setting {
+    name: "SCOPEGATE_USAGE_KEY_CLAIM",
+    kind: Kind::Text {
+        default: "",
+        values: "a claim name",
+    },
+    doc: "Claim returned as usageIdentifierKey (API Gateway usage plans).",
+};
+/// `SCOPEGATE_MAPPINGS_FILE`: Mappings file; default: the embedded seed-data/mappings.json.
+pub const MAPPINGS_FILE: Setting = Setting {
+    name: "SCOPEGATE_MAPPINGS_FILE",
+    kind: Kind::Text {
+        default: "",
+        values: "a file path",
+    },
+    doc: "Mappings file; default: the embedded seed-data/mappings.json.",
+};
+/// `SCOPEGATE_MAPPINGS_TABLE`: DynamoDB table holding the mappings; when set, the authorizer reads them from there (warm cache) instead of SCOPEGATE_MAPPINGS_FILE.
+pub const MAPPINGS_TABLE: Setting = Setting {
+    name: "SCOPEGATE_MAPPINGS_TABLE",
+    kind: Kind::Text { default: "", values: "a DynamoDB table name" },
+    doc: "DynamoDB table holding the mappings; when set, the authorizer reads them from there (warm cache) instead of SCOPEGATE_MAPPINGS_FILE.",
+};
+/// `SCOPEGATE_SNAPSHOT_BUCKET`: S3 bucket of the mappings snapshot, the fallback when DynamoDB fails; unset means no fallback.
+pub const SNAPSHOT_BUCKET: Setting = Setting {
+    name: "SCOPEGATE_SNAPSHOT_BUCKET",
+    kind: Kind::Text { default: "", values: "an S3 bucket name" },
+    doc: "S3 bucket of the mappings snapshot, the fallback when DynamoDB fails; unset means no fallback.",
+};
+/// `SCOPEGATE_SNAPSHOT_KEY`: Object key of the mappings snapshot in SCOPEGATE_SNAPSHOT_BUCKET.
+pub const SNAPSHOT_KEY: Setting = Setting {
+    name: "SCOPEGATE_SNAPSHOT_KEY",
+    kind: Kind::Text {
+        default: "mappings/snapshot.json",
+        values: "an S3 key, no leading `/`",
+    },
+    doc: "Object key of the mappings snapshot in SCOPEGATE_SNAPSHOT_BUCKET.",
+};
+/// `SCOPEGATE_MAPPING_TTL_SECONDS`: How long a warm container serves its mappings before checking the version.
+pub const MAPPING_TTL_SECONDS: Setting = Setting {
+    name: "SCOPEGATE_MAPPING_TTL_SECONDS",
+    kind: Kind::Number {
+        default: 60,
+        min: 1,
+        max: 3600,
+        floor: None,
+    },
+    doc: "How long a warm container serves its mappings before checking the version.",
+};
+/// `SCOPEGATE_MAPPING_MAX_STALE_SECONDS`: How long the last good mappings are served while DynamoDB fails, before the S3 snapshot.
+pub const MAPPING_MAX_STALE_SECONDS: Setting = Setting {
+    name: "SCOPEGATE_MAPPING_MAX_STALE_SECONDS",
+    kind: Kind::Number {
+        default: 3600,
+        min: 1,
+        max: 86_400,
+        floor: Some(("SCOPEGATE_MAPPING_TTL_SECONDS", "the TTL")),
+    },
+    doc: "How long the last good mappings are served while DynamoDB fails, before the S3 snapshot.",
+};
+/// `SCOPEGATE_POLICY_MAX_BYTES`: Policy size budget; a larger policy is logged as a warning.
+pub const POLICY_MAX_BYTES: Setting = Setting {
+    name: "SCOPEGATE_POLICY_MAX_BYTES",
+    kind: Kind::Number {
+        default: 10_240,
+        min: 1024,
+        max: 1_048_576,
+        floor: None,
+    },
+    doc: "Policy size budget; a larger policy is logged as a warning.",
+};
+/// `SCOPEGATE_LOG_LEVEL`: Log filter (tracing EnvFilter syntax).
+pub const LOG_LEVEL: Setting = Setting {
+    name: "SCOPEGATE_LOG_LEVEL",
+    kind: Kind::Text {
+        default: "info",
+        values: "tracing EnvFilter syntax",
+    },
+    doc: "Log filter (tracing EnvFilter syntax).",
+};
+
+/// Every environment variable the authorizer reads, in the documentation's order.
 pub const SETTINGS: &[Setting] = &[
-    Setting { name: "SCOPEGATE_ISSUER", default: "", doc: "Trusted issuer(s), comma-separated; the token's iss must equal one. Required." },
-    Setting { name: "SCOPEGATE_AUDIENCE", default: "", doc: "When set, the token's aud must contain one of these (comma-separated)." },
-    Setting { name: "SCOPEGATE_JWKS_URL", default: "", doc: "JWKS URL(s), one per issuer in the same order; default: OIDC discovery of each issuer." },
-    Setting { name: "SCOPEGATE_JWKS_FILE", default: "", doc: "A local JWKS file trusted for every issuer (offline use); no fetches." },
-    Setting { name: "SCOPEGATE_ALGORITHMS", default: "RS256,RS384,RS512,PS256,ES256,ES384,EdDSA", doc: "Allowed JWS algorithms. HMAC and none are never allowed." },
-    Setting { name: "SCOPEGATE_LEEWAY_SECONDS", default: "60", doc: "Clock skew allowed on exp, nbf and iat (0 to 300)." },
-    Setting { name: "SCOPEGATE_REQUIRE_TYP", default: "", doc: "Set to at+jwt to require RFC 9068 access tokens (typ header)." },
-    Setting { name: "SCOPEGATE_SCOPE_CLAIM", default: "", doc: "Claim holding the scopes; default scp (array or string), then scope." },
-    Setting { name: "SCOPEGATE_INTROSPECT", default: "never", doc: "RFC 7662 introspection: never, opaque (non-JWT tokens only) or always." },
-    Setting { name: "SCOPEGATE_INTROSPECTION_URL", default: "", doc: "Introspection endpoint; default: introspection_endpoint from discovery." },
-    Setting { name: "SCOPEGATE_INTROSPECTION_CLIENT_ID", default: "", doc: "Client id for introspection (HTTP Basic)." },
-    Setting { name: "SCOPEGATE_INTROSPECTION_CLIENT_SECRET", default: "", doc: "Client secret for introspection (HTTP Basic). Never logged." },
-    Setting { name: "SCOPEGATE_INTROSPECTION_CACHE_SECONDS", default: "30", doc: "How long an introspection answer is reused, at most until exp (0 to 300)." },
-    Setting { name: "SCOPEGATE_TOKEN_CACHE_SECONDS", default: "300", doc: "How long a verified token is reused in a warm container, at most until exp (0 turns it off; at most 3600)." },
-    Setting { name: "SCOPEGATE_TOKEN_CACHE_ENTRIES", default: "10000", doc: "Verified tokens kept per container (1 to 1000000)." },
-    Setting { name: "SCOPEGATE_MAX_TOKEN_BYTES", default: "16384", doc: "Longest token accepted, checked before any decoding (512 to 65536)." },
-    Setting { name: "SCOPEGATE_HTTP_TIMEOUT_MS", default: "2000", doc: "Timeout of every fetch to the identity provider (100 to 30000)." },
-    Setting { name: "SCOPEGATE_JWKS_COOLDOWN_SECONDS", default: "30", doc: "Least time between two JWKS refetches caused by unknown kids (0 to 3600)." },
-    Setting { name: "SCOPEGATE_TOKEN_HEADER", default: "Authorization", doc: "Header holding the bearer token in REQUEST and HTTP API events (case-insensitive)." },
-    Setting { name: "SCOPEGATE_RESPONSE", default: "iam", doc: "HTTP API (payload 2.0) answer: iam (policy) or simple (isAuthorized)." },
-    Setting { name: "SCOPEGATE_CONTEXT_CLAIMS", default: "", doc: "Extra claims copied into the authorizer context (strings, numbers, booleans; arrays joined)." },
-    Setting { name: "SCOPEGATE_USAGE_KEY_CLAIM", default: "", doc: "Claim returned as usageIdentifierKey (API Gateway usage plans)." },
-    Setting { name: "SCOPEGATE_MAPPINGS_FILE", default: "", doc: "Mappings file; default: the embedded seed-data/mappings.json." },
-    Setting { name: "SCOPEGATE_MAPPINGS_TABLE", default: "", doc: "DynamoDB table holding the mappings; when set, the authorizer reads them from there (warm cache) instead of SCOPEGATE_MAPPINGS_FILE." },
-    Setting { name: "SCOPEGATE_SNAPSHOT_BUCKET", default: "", doc: "S3 bucket of the mappings snapshot, the fallback when DynamoDB fails; unset means no fallback." },
-    Setting { name: "SCOPEGATE_SNAPSHOT_KEY", default: "mappings/snapshot.json", doc: "Object key of the mappings snapshot in SCOPEGATE_SNAPSHOT_BUCKET." },
-    Setting { name: "SCOPEGATE_MAPPING_TTL_SECONDS", default: "60", doc: "How long a warm container serves its mappings before checking the version (1 to 3600)." },
-    Setting { name: "SCOPEGATE_MAPPING_MAX_STALE_SECONDS", default: "3600", doc: "How long the last good mappings are served while DynamoDB fails, before the S3 snapshot (at least the TTL, at most 86400)." },
-    Setting { name: "SCOPEGATE_POLICY_MAX_BYTES", default: "10240", doc: "Policy size budget; a larger policy is logged as a warning (1024 to 1048576)." },
-    Setting { name: "SCOPEGATE_LOG_LEVEL", default: "info", doc: "Log filter (tracing EnvFilter syntax)." },
+    ISSUER,
+    AUDIENCE,
+    JWKS_URL,
+    JWKS_FILE,
+    ALGORITHMS,
+    LEEWAY_SECONDS,
+    REQUIRE_TYP,
+    SCOPE_CLAIM,
+    INTROSPECT,
+    INTROSPECTION_URL,
+    INTROSPECTION_CLIENT_ID,
+    INTROSPECTION_CLIENT_SECRET,
+    INTROSPECTION_CACHE_SECONDS,
+    TOKEN_CACHE_SECONDS,
+    TOKEN_CACHE_ENTRIES,
+    MAX_TOKEN_BYTES,
+    HTTP_TIMEOUT_MS,
+    JWKS_COOLDOWN_SECONDS,
+    TOKEN_HEADER,
+    RESPONSE,
+    CONTEXT_CLAIMS,
+    USAGE_KEY_CLAIM,
+    MAPPINGS_FILE,
+    MAPPINGS_TABLE,
+    SNAPSHOT_BUCKET,
+    SNAPSHOT_KEY,
+    MAPPING_TTL_SECONDS,
+    MAPPING_MAX_STALE_SECONDS,
+    POLICY_MAX_BYTES,
+    LOG_LEVEL,
 ];
 
 /// A setting with a bad value. Names the setting and the value, so the operator can fix it
@@ -236,26 +586,26 @@ impl Config {
             issuers,
             audiences: Vec::new(),
             algorithms: Alg::DEFAULT_ALLOWED.to_vec(),
-            leeway: 60,
+            leeway: LEEWAY_SECONDS.number_default(),
             require_at_jwt: false,
             scope_claim: ScopeClaim::Standard,
             introspection: None,
-            token_cache_ttl: Duration::from_secs(300),
-            token_cache_entries: 10_000,
-            max_token_bytes: 16 * 1024,
-            http_timeout: Duration::from_millis(2000),
-            jwks_cooldown: Duration::from_secs(30),
-            token_header: "Authorization".to_owned(),
+            token_cache_ttl: Duration::from_secs(TOKEN_CACHE_SECONDS.number_default()),
+            token_cache_entries: TOKEN_CACHE_ENTRIES.number_default() as usize,
+            max_token_bytes: MAX_TOKEN_BYTES.number_default() as usize,
+            http_timeout: Duration::from_millis(HTTP_TIMEOUT_MS.number_default()),
+            jwks_cooldown: Duration::from_secs(JWKS_COOLDOWN_SECONDS.number_default()),
+            token_header: TOKEN_HEADER.text_default().to_owned(),
             response: ResponseMode::Iam,
             context_claims: Vec::new(),
             usage_key_claim: None,
             mappings: MappingsSource::Embedded,
-            policy_max_bytes: 10 * 1024,
+            policy_max_bytes: POLICY_MAX_BYTES.number_default() as usize,
             mappings_table: None,
             snapshot_bucket: None,
-            snapshot_key: "mappings/snapshot.json".to_owned(),
-            mapping_ttl: Duration::from_secs(60),
-            mapping_max_stale: Duration::from_secs(3600),
+            snapshot_key: SNAPSHOT_KEY.text_default().to_owned(),
+            mapping_ttl: Duration::from_secs(MAPPING_TTL_SECONDS.number_default()),
+            mapping_max_stale: Duration::from_secs(MAPPING_MAX_STALE_SECONDS.number_default()),
         }
     }
 
@@ -279,31 +629,31 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
 
-        let issuers = list(get("SCOPEGATE_ISSUER").as_deref());
+        let issuers = list(get(ISSUER.name).as_deref());
         if issuers.is_empty() {
             return Err(ConfigError::Missing {
-                name: "SCOPEGATE_ISSUER",
+                name: ISSUER.name,
                 hint: "the identity provider's issuer URL, exactly as in its tokens' iss claim",
             });
         }
         for iss in &issuers {
-            check_url("SCOPEGATE_ISSUER", iss)?;
+            check_url(ISSUER.name, iss)?;
         }
-        let jwks_urls = list(get("SCOPEGATE_JWKS_URL").as_deref());
+        let jwks_urls = list(get(JWKS_URL.name).as_deref());
         for url in &jwks_urls {
-            check_url("SCOPEGATE_JWKS_URL", url)?;
+            check_url(JWKS_URL.name, url)?;
         }
-        let jwks_file = get("SCOPEGATE_JWKS_FILE").map(PathBuf::from);
+        let jwks_file = get(JWKS_FILE.name).map(PathBuf::from);
         if jwks_file.is_some() && !jwks_urls.is_empty() {
             return Err(invalid(
-                "SCOPEGATE_JWKS_FILE",
+                JWKS_FILE.name,
                 &jwks_file.unwrap_or_default().display().to_string(),
                 "set either SCOPEGATE_JWKS_FILE or SCOPEGATE_JWKS_URL, not both",
             ));
         }
         if !jwks_urls.is_empty() && jwks_urls.len() != issuers.len() {
             return Err(invalid(
-                "SCOPEGATE_JWKS_URL",
+                JWKS_URL.name,
                 &jwks_urls.join(","),
                 format!(
                     "give one JWKS URL per issuer ({} issuers, {} URLs), or none to use discovery",
@@ -326,74 +676,48 @@ impl Config {
             .collect();
 
         let mut cfg = Config::new(issuers);
-        cfg.audiences = list(get("SCOPEGATE_AUDIENCE").as_deref());
-        if let Some(v) = get("SCOPEGATE_ALGORITHMS") {
+        cfg.audiences = list(get(AUDIENCE.name).as_deref());
+        if let Some(v) = get(ALGORITHMS.name) {
             cfg.algorithms = parse_algorithms(&v)?;
         }
-        cfg.leeway = number(&get, "SCOPEGATE_LEEWAY_SECONDS", 60, 0, 300)?;
-        if let Some(v) = get("SCOPEGATE_REQUIRE_TYP") {
+        cfg.leeway = number(&get, &LEEWAY_SECONDS)?;
+        if let Some(v) = get(REQUIRE_TYP.name) {
             match v.to_ascii_lowercase().as_str() {
                 "at+jwt" | "application/at+jwt" => cfg.require_at_jwt = true,
-                _ => {
-                    return Err(invalid(
-                        "SCOPEGATE_REQUIRE_TYP",
-                        &v,
-                        "the only value is at+jwt",
-                    ))
-                }
+                _ => return Err(invalid(REQUIRE_TYP.name, &v, "the only value is at+jwt")),
             }
         }
-        if let Some(v) = get("SCOPEGATE_SCOPE_CLAIM") {
+        if let Some(v) = get(SCOPE_CLAIM.name) {
             cfg.scope_claim = ScopeClaim::Named(v);
         }
         cfg.introspection = introspection(&get)?;
-        cfg.token_cache_ttl =
-            Duration::from_secs(number(&get, "SCOPEGATE_TOKEN_CACHE_SECONDS", 300, 0, 3600)?);
-        cfg.token_cache_entries =
-            number(&get, "SCOPEGATE_TOKEN_CACHE_ENTRIES", 10_000, 1, 1_000_000)? as usize;
-        cfg.max_token_bytes =
-            number(&get, "SCOPEGATE_MAX_TOKEN_BYTES", 16_384, 512, 65_536)? as usize;
-        cfg.http_timeout = Duration::from_millis(number(
-            &get,
-            "SCOPEGATE_HTTP_TIMEOUT_MS",
-            2000,
-            100,
-            30_000,
-        )?);
-        cfg.jwks_cooldown = Duration::from_secs(number(
-            &get,
-            "SCOPEGATE_JWKS_COOLDOWN_SECONDS",
-            30,
-            0,
-            3600,
-        )?);
-        if let Some(v) = get("SCOPEGATE_TOKEN_HEADER") {
+        cfg.token_cache_ttl = Duration::from_secs(number(&get, &TOKEN_CACHE_SECONDS)?);
+        cfg.token_cache_entries = number(&get, &TOKEN_CACHE_ENTRIES)? as usize;
+        cfg.max_token_bytes = number(&get, &MAX_TOKEN_BYTES)? as usize;
+        cfg.http_timeout = Duration::from_millis(number(&get, &HTTP_TIMEOUT_MS)?);
+        cfg.jwks_cooldown = Duration::from_secs(number(&get, &JWKS_COOLDOWN_SECONDS)?);
+        if let Some(v) = get(TOKEN_HEADER.name) {
             if !v
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
-                return Err(invalid(
-                    "SCOPEGATE_TOKEN_HEADER",
-                    &v,
-                    "not an HTTP header name",
-                ));
+                return Err(invalid(TOKEN_HEADER.name, &v, "not an HTTP header name"));
             }
             cfg.token_header = v;
         }
-        if let Some(v) = get("SCOPEGATE_RESPONSE") {
+        if let Some(v) = get(RESPONSE.name) {
             cfg.response = match v.to_ascii_lowercase().as_str() {
                 "iam" => ResponseMode::Iam,
                 "simple" => ResponseMode::Simple,
-                _ => return Err(invalid("SCOPEGATE_RESPONSE", &v, "expected iam or simple")),
+                _ => return Err(invalid(RESPONSE.name, &v, "expected iam or simple")),
             };
         }
-        cfg.context_claims = list(get("SCOPEGATE_CONTEXT_CLAIMS").as_deref());
-        cfg.usage_key_claim = get("SCOPEGATE_USAGE_KEY_CLAIM");
-        if let Some(v) = get("SCOPEGATE_MAPPINGS_FILE") {
+        cfg.context_claims = list(get(CONTEXT_CLAIMS.name).as_deref());
+        cfg.usage_key_claim = get(USAGE_KEY_CLAIM.name);
+        if let Some(v) = get(MAPPINGS_FILE.name) {
             cfg.mappings = MappingsSource::File(PathBuf::from(v));
         }
-        cfg.policy_max_bytes =
-            number(&get, "SCOPEGATE_POLICY_MAX_BYTES", 10_240, 1024, 1_048_576)? as usize;
+        cfg.policy_max_bytes = number(&get, &POLICY_MAX_BYTES)? as usize;
         mapping_store(&get, &mut cfg)?;
         Ok(cfg)
     }
@@ -403,45 +727,45 @@ fn mapping_store(
     get: &impl Fn(&str) -> Option<String>,
     cfg: &mut Config,
 ) -> Result<(), ConfigError> {
-    if let Some(t) = get("SCOPEGATE_MAPPINGS_TABLE") {
+    if let Some(t) = get(MAPPINGS_TABLE.name) {
         let ok = (3..=255).contains(&t.len())
             && t.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         if !ok {
             return Err(invalid(
-                "SCOPEGATE_MAPPINGS_TABLE",
+                MAPPINGS_TABLE.name,
                 &t,
                 "a DynamoDB table name is 3 to 255 of A-Z a-z 0-9 _ - .",
             ));
         }
         cfg.mappings_table = Some(t);
     }
-    if let Some(b) = get("SCOPEGATE_SNAPSHOT_BUCKET") {
+    if let Some(b) = get(SNAPSHOT_BUCKET.name) {
         let ok = (3..=63).contains(&b.len())
             && b.bytes()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
             && b.as_bytes()[0].is_ascii_alphanumeric()
             && b.as_bytes()[b.len() - 1].is_ascii_alphanumeric();
         if !ok {
-            return Err(invalid("SCOPEGATE_SNAPSHOT_BUCKET", &b, "an S3 bucket name is 3 to 63 of a-z 0-9 - ., starting and ending with a letter or digit"));
+            return Err(invalid(SNAPSHOT_BUCKET.name, &b, "an S3 bucket name is 3 to 63 of a-z 0-9 - ., starting and ending with a letter or digit"));
         }
         cfg.snapshot_bucket = Some(b);
     }
-    if let Some(k) = get("SCOPEGATE_SNAPSHOT_KEY") {
+    if let Some(k) = get(SNAPSHOT_KEY.name) {
         if k.len() > 1024 || k.starts_with('/') {
             return Err(invalid(
-                "SCOPEGATE_SNAPSHOT_KEY",
+                SNAPSHOT_KEY.name,
                 &k,
                 "an S3 key of at most 1024 bytes, without a leading /",
             ));
         }
         cfg.snapshot_key = k;
     }
-    let ttl = number(get, "SCOPEGATE_MAPPING_TTL_SECONDS", 60, 1, 3600)?;
-    let max_stale = number(get, "SCOPEGATE_MAPPING_MAX_STALE_SECONDS", 3600, 0, 86_400)?;
+    let ttl = number(get, &MAPPING_TTL_SECONDS)?;
+    let max_stale = number(get, &MAPPING_MAX_STALE_SECONDS)?;
     if max_stale < ttl {
         return Err(invalid(
-            "SCOPEGATE_MAPPING_MAX_STALE_SECONDS",
+            MAPPING_MAX_STALE_SECONDS.name,
             &max_stale.to_string(),
             format!("must be at least SCOPEGATE_MAPPING_TTL_SECONDS ({ttl})"),
         ));
@@ -454,7 +778,7 @@ fn mapping_store(
 fn introspection(
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<IntrospectionConfig>, ConfigError> {
-    let mode = match get("SCOPEGATE_INTROSPECT") {
+    let mode = match get(INTROSPECT.name) {
         None => return Ok(None),
         Some(v) => match v.to_ascii_lowercase().as_str() {
             "never" => return Ok(None),
@@ -462,38 +786,31 @@ fn introspection(
             "always" => IntrospectMode::Always,
             _ => {
                 return Err(invalid(
-                    "SCOPEGATE_INTROSPECT",
+                    INTROSPECT.name,
                     &v,
                     "expected never, opaque or always",
                 ))
             }
         },
     };
-    let url = get("SCOPEGATE_INTROSPECTION_URL");
+    let url = get(INTROSPECTION_URL.name);
     if let Some(u) = &url {
-        check_url("SCOPEGATE_INTROSPECTION_URL", u)?;
+        check_url(INTROSPECTION_URL.name, u)?;
     }
-    let client_id = get("SCOPEGATE_INTROSPECTION_CLIENT_ID").ok_or(ConfigError::Missing {
-        name: "SCOPEGATE_INTROSPECTION_CLIENT_ID",
+    let client_id = get(INTROSPECTION_CLIENT_ID.name).ok_or(ConfigError::Missing {
+        name: INTROSPECTION_CLIENT_ID.name,
         hint: "introspection needs client credentials (RFC 7662 section 2.1)",
     })?;
-    let client_secret =
-        get("SCOPEGATE_INTROSPECTION_CLIENT_SECRET").ok_or(ConfigError::Missing {
-            name: "SCOPEGATE_INTROSPECTION_CLIENT_SECRET",
-            hint: "introspection needs client credentials (RFC 7662 section 2.1)",
-        })?;
+    let client_secret = get(INTROSPECTION_CLIENT_SECRET.name).ok_or(ConfigError::Missing {
+        name: INTROSPECTION_CLIENT_SECRET.name,
+        hint: "introspection needs client credentials (RFC 7662 section 2.1)",
+    })?;
     Ok(Some(IntrospectionConfig {
         mode,
         url,
         client_id,
         client_secret,
-        cache_ttl: Duration::from_secs(number(
-            get,
-            "SCOPEGATE_INTROSPECTION_CACHE_SECONDS",
-            30,
-            0,
-            300,
-        )?),
+        cache_ttl: Duration::from_secs(number(get, &INTROSPECTION_CACHE_SECONDS)?),
     }))
 }
 
@@ -508,13 +825,16 @@ fn list(v: Option<&str>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-fn number(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<u64, ConfigError> {
+/// Reads a number setting through its row of [`SETTINGS`]: its default when unset, else a
+/// whole number within its range.
+fn number(get: &impl Fn(&str) -> Option<String>, setting: &Setting) -> Result<u64, ConfigError> {
+    let Kind::Number {
+        default, min, max, ..
+    } = setting.kind
+    else {
+        unreachable!("{} is not a number setting", setting.name)
+    };
+    let name = setting.name;
     let Some(v) = get(name) else {
         return Ok(default);
     };
@@ -558,14 +878,14 @@ fn parse_algorithms(v: &str) -> Result<Vec<Alg>, ConfigError> {
             } else {
                 format!("unknown algorithm {name:?}; known: RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA")
             };
-            invalid("SCOPEGATE_ALGORITHMS", v, reason)
+            invalid(ALGORITHMS.name, v, reason)
         })?;
         if !out.contains(&alg) {
             out.push(alg);
         }
     }
     if out.is_empty() {
-        return Err(invalid("SCOPEGATE_ALGORITHMS", v, "no algorithm given"));
+        return Err(invalid(ALGORITHMS.name, v, "no algorithm given"));
     }
     Ok(out)
 }
@@ -581,6 +901,37 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_table_holds_the_defaults_config_new_uses() {
+        // Text defaults the parser turns into types: the table's text must parse to them.
+        assert_eq!(
+            parse_algorithms(ALGORITHMS.text_default()).unwrap(),
+            Alg::DEFAULT_ALLOWED.to_vec()
+        );
+        let c = cfg(&[(ISSUER.name, "https://a")]).unwrap();
+        assert!(c.introspection.is_none() && INTROSPECT.text_default() == "never");
+        assert_eq!(c.response, ResponseMode::Iam);
+        assert_eq!(RESPONSE.text_default(), "iam");
+        // Every number's default is within its own range, and names are unique.
+        let mut names = std::collections::BTreeSet::new();
+        for s in SETTINGS {
+            assert!(names.insert(s.name), "{} twice", s.name);
+            if let Kind::Number {
+                default,
+                min,
+                max,
+                floor,
+            } = s.kind
+            {
+                assert!((min..=max).contains(&default), "{}", s.name);
+                if let Some((other, _)) = floor {
+                    let other = SETTINGS.iter().find(|o| o.name == other).unwrap();
+                    assert!(other.number_default() <= default, "{}", s.name);
+                }
+            }
+        }
     }
 
     #[test]

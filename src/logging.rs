@@ -5,13 +5,15 @@
 
 use tracing_subscriber::EnvFilter;
 
+use crate::config::LOG_LEVEL;
+
 /// Installs the JSON subscriber on stderr (stdout is for answers in `scopegate invoke`).
 /// `SCOPEGATE_LOG_LEVEL` (EnvFilter syntax) sets the level; default `info`.
 pub fn init() {
-    let filter = std::env::var("SCOPEGATE_LOG_LEVEL")
+    let filter = std::env::var(LOG_LEVEL.name)
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .unwrap_or_else(|| EnvFilter::new(LOG_LEVEL.text_default()));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scopegate::mapping::{dynamo, file, Mapping, Snapshot};
+use scopegate::mapping::store::decode_entry;
+use scopegate::mapping::{file, Mapping, Snapshot};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(doc) = file::parse_document(data, "fuzz") {
@@ -24,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<Mapping>(data);
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
         if let Ok(item) = serde_dynamo::aws_sdk_dynamodb_1::to_item(value) {
-            if let Ok(m) = dynamo::decode_entry(item, "g1", 8) {
+            if let Ok(m) = decode_entry(item, "g1", 8) {
                 let _ = m.resource_arn();
             }
         }

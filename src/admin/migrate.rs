@@ -8,9 +8,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::mappings::{Admin, AdminError, Changed};
-use crate::mapping::dynamo::MigrationRecord;
+use super::commands::{Admin, Changed};
+use super::error::AdminError;
 use crate::mapping::file::{self, FileError};
+use crate::mapping::store::MigrationRecord;
 use crate::mapping::store::DEFAULT_SHARDS;
 use crate::mapping::Mapping;
 

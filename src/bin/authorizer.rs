@@ -8,8 +8,8 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use scopegate::authorizer::Authorizer;
 use scopegate::clock::SystemClock;
 use scopegate::config::Config;
-use scopegate::mapping::aws::AwsOptions;
 use scopegate::mapping::configured::ConfiguredMappings;
+use scopegate::mapping::store::aws::AwsOptions;
 use serde_json::value::RawValue;
 use tracing::Instrument;
 

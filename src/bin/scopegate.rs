@@ -11,8 +11,8 @@ use scopegate::admin;
 use scopegate::authorizer::Authorizer;
 use scopegate::clock::SystemClock;
 use scopegate::config::Config;
-use scopegate::mapping::aws::AwsOptions;
 use scopegate::mapping::configured::ConfiguredMappings;
+use scopegate::mapping::store::aws::AwsOptions;
 use std::sync::Arc;
 
 #[path = "scopegate/store_cli.rs"]
@@ -136,8 +136,8 @@ fn main() -> ExitCode {
 
 /// The exit code of a failure: its [`ErrorKind`], else 5.
 fn exit_code(e: &anyhow::Error) -> u8 {
-    use scopegate::admin::mappings::{AdminError, ErrorKind};
     use scopegate::admin::migrate::MigrationError;
+    use scopegate::admin::{AdminError, ErrorKind};
     use scopegate::mapping::file::FileError;
     use scopegate::mapping::store::StoreError;
     for cause in e.chain() {

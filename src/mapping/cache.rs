@@ -29,7 +29,7 @@ use super::snapshot::Snapshot;
 use super::source::{Mappings, Unavailable};
 use super::store::{NoSnapshot, SnapshotSource, StoreError, VersionedSource};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{self, Config};
 
 /// Where the snapshot being served came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +67,8 @@ pub struct CacheOptions {
 impl Default for CacheOptions {
     fn default() -> Self {
         CacheOptions {
-            ttl: 60,
-            max_stale: 3600,
+            ttl: config::MAPPING_TTL_SECONDS.number_default(),
+            max_stale: config::MAPPING_MAX_STALE_SECONDS.number_default(),
             check_timeout: Duration::from_secs(3),
             load_timeout: Duration::from_secs(20),
         }
@@ -402,11 +402,12 @@ mod tests {
         }
         fn fail(&self) -> Result<(), StoreError> {
             if self.down.load(Ordering::SeqCst) {
-                return Err(StoreError::Service {
-                    operation: "GetItem",
-                    code: None,
-                    message: "connection refused".into(),
-                });
+                return Err(StoreError::service(
+                    "GetItem",
+                    crate::mapping::store::Fault::Unreachable(Box::new(std::io::Error::from(
+                        std::io::ErrorKind::ConnectionRefused,
+                    ))),
+                ));
             }
             Ok(())
         }

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use super::aws::{AwsConfig, AwsOptions};
 use super::cache::{CacheOptions, MappingCache};
-use super::dynamo::DynamoStore;
-use super::s3::S3Snapshots;
 use super::snapshot::Snapshot;
 use super::source::{Mappings, StaticMappings, Unavailable};
+use super::store::aws::{AwsConfig, AwsOptions};
+use super::store::DynamoStore;
+use super::store::S3Snapshots;
 use super::store::{NoSnapshot, StoreError};
 use crate::clock::Clock;
 use crate::config::Config;

@@ -8,20 +8,15 @@
 //! `{"arn":"...","resource":"my-resource","stage":"dev","httpVerb":"GET","scope":"email"}`.
 //!
 //! Sources: [`file`](mod@file) (JSON files, `seed-data/`, the S3 snapshot document),
-//! [`dynamo`] (the DynamoDB store, the source of truth at run time; layout in [`store`]),
-//! [`s3`] (the snapshot, the fallback); [`cache`] is the authorizer's warm-container cache
-//! over the last two.
+//! [`store`] (DynamoDB, the source of truth at run time, and the S3 snapshot, the fallback);
+//! [`cache`] is the authorizer's warm-container cache over the last two.
 
 pub mod file;
 pub mod snapshot;
 
-pub mod aws;
 pub mod cache;
 pub mod configured;
-pub mod dynamo;
 pub mod entry;
-pub mod s3;
-mod sdk;
 pub mod source;
 pub mod store;
 

@@ -125,6 +125,22 @@ pub fn parse(payload: &[u8], spec: ClaimsSpec<'_>) -> Result<Claims, Rejection> 
     Ok(claims)
 }
 
+/// The scopes of a compact JWT read without verifying its signature, by exactly the rules
+/// of a verified token's ([`parse`]). Only for `scopegate mappings explain --token`, an
+/// operator's look at a token they already hold: the authorizer never calls it.
+///
+/// # Errors
+/// [`Rejection`] when it is not a JWS in compact form or its payload does not parse.
+pub fn unverified_scopes(jwt: &str, scope_claim: &ScopeClaim) -> Result<Vec<Box<str>>, Rejection> {
+    let parts = super::jws::split(jwt)?;
+    let payload = super::jws::payload(parts.payload)?;
+    let spec = ClaimsSpec {
+        scope_claim,
+        wanted: &[],
+    };
+    Ok(parse(&payload, spec)?.scopes)
+}
+
 struct ClaimsVisitor<'a> {
     spec: ClaimsSpec<'a>,
     scope_error: &'a Cell<Option<ScopeError>>,

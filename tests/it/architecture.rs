@@ -16,7 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("error_text", &[]),
     ("scope", &[]),
     ("ttl_cache", &[]),
-    ("logging", &[]),
+    ("logging", &["config"]),
     ("metrics", &["clock"]),
     ("config", &["alg"]),
     ("policy", &[]),

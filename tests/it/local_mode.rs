@@ -25,7 +25,7 @@ impl Local {
         api: Option<&str>,
         stage: Option<&str>,
         ttl: u32,
-        table: Option<(String, scopegate::mapping::aws::AwsOptions)>,
+        table: Option<(String, scopegate::mapping::store::aws::AwsOptions)>,
     ) -> Local {
         let (table, aws) = match table {
             Some((t, a)) => (Some(t), a),

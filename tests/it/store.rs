@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use scopegate::admin::mappings::{Admin, AdminError, Filter, Target};
 use scopegate::admin::migrate;
-use scopegate::mapping::aws::AwsOptions;
+use scopegate::admin::{Admin, AdminError, Filter, Target};
 use scopegate::mapping::file;
-use scopegate::mapping::s3::Published;
+use scopegate::mapping::store::aws::AwsOptions;
+use scopegate::mapping::store::Published;
 use scopegate::mapping::store::{ChangeNote, Edit, StoreError};
 use scopegate::mapping::Mapping;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
-use scopegate::admin::mappings::Target;
+use scopegate::admin::Target;
 
 use super::{aws, emulator, entry, isolated_endpoint, Fixture, API};
 use crate::support::emulator::{unique_name, ACCESS_KEY, REGION, SECRET_KEY};
@@ -107,8 +107,8 @@ fn entry_flags<'a>(scope: &'a str, resource: &'a str) -> [&'a str; 10] {
 }
 
 /// A store test's table, opened on `endpoint` as the test's own operator.
-async fn admin_at(endpoint: &str, table: &str) -> scopegate::admin::mappings::Admin {
-    scopegate::admin::mappings::Admin::open(&Target {
+async fn admin_at(endpoint: &str, table: &str) -> scopegate::admin::Admin {
+    scopegate::admin::Admin::open(&Target {
         aws: aws(endpoint),
         table: table.to_owned(),
         ..Target::default()
@@ -717,7 +717,7 @@ fn exit_codes_are_the_same_in_help_and_docs() {
         .collect();
     assert_eq!(in_help, [0, 1, 2, 3, 4, 5], "{help}");
     assert_eq!(in_docs, in_help);
-    use scopegate::admin::mappings::ErrorKind;
+    use scopegate::admin::ErrorKind;
     let kinds = [
         ErrorKind::Cancelled,
         ErrorKind::Usage,

@@ -438,7 +438,7 @@ fn the_table_and_bucket_are_durable_encrypted_and_private() {
         at(table, &["SSESpecification", "SSEEnabled"]).as_bool(),
         Some(true)
     );
-    // The key schema the code reads and writes (src/mapping/store.rs).
+    // The key schema the code reads and writes (src/mapping/store/layout.rs).
     let schema: Vec<(String, String)> = at(table, &["KeySchema"])
         .as_sequence()
         .unwrap()

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use scopegate::admin::mappings::{self as ops, Admin, AdminError, Change, Filter, Output, Target};
 use scopegate::admin::migrate;
+use scopegate::admin::{self as ops, Admin, AdminError, Change, Filter, Output, Target};
 use scopegate::clock::Stopwatch;
-use scopegate::mapping::aws::AwsOptions;
 use scopegate::mapping::file::{self, FileError};
+use scopegate::mapping::store::aws::AwsOptions;
 use scopegate::mapping::store::StoreError;
 use scopegate::mapping::Mapping;
 use serde::Serialize;
@@ -104,7 +104,7 @@ impl StoreArgs {
     /// The line of [`open_for_change`](Self::open_for_change); returns the account, when
     /// STS could tell it.
     async fn announce(&self, admin: &Admin) -> Option<String> {
-        let region = admin.region.clone().unwrap_or_default();
+        let region = admin.region().unwrap_or_default();
         match admin.identity().await {
             Ok(id) => {
                 eprintln!(
@@ -476,7 +476,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             let admin = store.open().await?;
             let account = store.announce(&admin).await;
             if !admin.store.exists().await? {
-                let region = admin.region.clone().unwrap_or_default();
+                let region = admin.region().unwrap_or_default();
                 let account = account.unwrap_or_else(|| "an unknown account".to_owned());
                 eprintln!(
                     "scopegate: will create table {} in {region}/{account} (on-demand, deletion protection, SSE with the AWS managed key, point-in-time recovery)",
@@ -650,16 +650,22 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 .unwrap_or_default();
             match (store.output(), published) {
                 (Output::Json, p) => println!("{}", serde_json::to_string(&p)?),
-                (Output::Text, scopegate::mapping::s3::Published::Written { version }) => {
+                (Output::Text, scopegate::mapping::store::Published::Written { version }) => {
                     println!("written\t{version}\t{location}")
                 }
-                (Output::Text, scopegate::mapping::s3::Published::AlreadyCurrent { version }) => {
+                (
+                    Output::Text,
+                    scopegate::mapping::store::Published::AlreadyCurrent { version },
+                ) => {
                     println!("already_current\t{version}\t{location}")
                 }
-                (Output::Table, scopegate::mapping::s3::Published::Written { version }) => {
+                (Output::Table, scopegate::mapping::store::Published::Written { version }) => {
                     println!("published version {version} to {location}")
                 }
-                (Output::Table, scopegate::mapping::s3::Published::AlreadyCurrent { version }) => {
+                (
+                    Output::Table,
+                    scopegate::mapping::store::Published::AlreadyCurrent { version },
+                ) => {
                     println!("{location} already holds version {version}")
                 }
             }
@@ -833,7 +839,7 @@ pub async fn locate(e: &mut anyhow::Error, target: &Target) {
     let Ok(admin) = Admin::open(target).await else {
         return;
     };
-    let region = admin.region.clone().unwrap_or_else(|| "?".to_owned());
+    let region = admin.region().unwrap_or_else(|| "?".to_owned());
     let account = match admin.identity().await {
         Ok(id) => id.account,
         Err(_) => "an unknown account".to_owned(),

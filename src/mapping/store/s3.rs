@@ -1,5 +1,5 @@
-//! The S3 snapshot (one of the two modules that use the AWS SDK): one JSON document
-//! `{"version": N, "generated_at": "...", "mappings": [...]}` (the [`file`](super::file)
+//! The S3 snapshot: one JSON document
+//! `{"version": N, "generated_at": "...", "mappings": [...]}` (the [`file`](crate::mapping::file)
 //! snapshot form), written by `scopegate publish` and after admin changes, read by the
 //! authorizer only when DynamoDB fails.
 //!
@@ -15,29 +15,15 @@ use aws_sdk_s3::Client;
 use serde::Serialize;
 
 use super::aws::AwsConfig;
-use super::entry::Mapping;
-use super::file::{parse_document, Document};
+use super::error::{Fault, StoreError};
+use super::records::Published;
 use super::sdk::service;
-use super::store::{SnapshotSource, StoreError};
+use super::seams::{SnapshotPublisher, SnapshotSource};
+use crate::mapping::entry::Mapping;
+use crate::mapping::file::{parse_document, Document};
 
-/// The default object key.
-pub const DEFAULT_KEY: &str = "mappings/snapshot.json";
-
-/// What [`S3Snapshots::publish`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Published {
-    /// The snapshot was written.
-    Written {
-        /// The version written.
-        version: u64,
-    },
-    /// The bucket already had this version.
-    AlreadyCurrent {
-        /// The version.
-        version: u64,
-    },
-}
+/// The default object key: `SCOPEGATE_SNAPSHOT_KEY`'s.
+pub const DEFAULT_KEY: &str = crate::config::SNAPSHOT_KEY.text_default();
 
 /// The snapshot document as written.
 #[derive(Serialize)]
@@ -88,11 +74,11 @@ impl S3Snapshots {
             Err(e) => return Err(service("GetObject")(e)),
         };
         let etag = out.e_tag.clone();
-        let bytes = out.body.collect().await.map_err(|e| StoreError::Service {
-            operation: "GetObject",
-            code: None,
-            message: e.to_string(),
-        })?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::service("GetObject", Fault::Unreachable(Box::new(e))))?;
         Ok(Some((bytes.into_bytes().to_vec(), etag)))
     }
 
@@ -187,11 +173,10 @@ impl S3Snapshots {
                 Err(e) => return Err(service("PutObject")(e)),
             }
         }
-        Err(StoreError::Service {
-            operation: "PutObject",
-            code: None,
-            message: "the snapshot kept changing while publishing (5 attempts)".into(),
-        })
+        Err(StoreError::service(
+            "PutObject",
+            Fault::GaveUp("the snapshot kept changing while publishing (5 attempts)"),
+        ))
     }
 
     /// Overwrites the object with raw bytes (fault tests: a corrupt snapshot).
@@ -280,5 +265,11 @@ impl S3Snapshots {
 impl SnapshotSource for S3Snapshots {
     async fn fetch(&self) -> Result<Document, StoreError> {
         self.read().await
+    }
+}
+
+impl SnapshotPublisher for S3Snapshots {
+    async fn publish(&self, version: u64, entries: &[Mapping]) -> Result<Published, StoreError> {
+        S3Snapshots::publish(self, version, entries).await
     }
 }

@@ -1,0 +1,96 @@
+//! What an admin command can fail with, and what kind of failure that is: the CLI's exit
+//! code.
+
+use crate::mapping::file::FileError;
+use crate::mapping::store::StoreError;
+use crate::policy::ArnError;
+
+/// A command that cannot be carried out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The store or the bucket refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A mapping file or entry that does not validate.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// A methodArn that does not parse.
+    #[error("--method-arn: {0}")]
+    Arn(#[from] ArnError),
+    /// A bad combination of options.
+    #[error("{0}")]
+    Usage(String),
+    /// The change lost every race it ran, within the [`RetryPolicy`](super::retry::RetryPolicy)'s bounds.
+    #[error("the mappings kept changing under this change: gave up after {attempts} attempts in {seconds:.1} s; nothing of it was written")]
+    Busy {
+        /// Attempts made.
+        attempts: u32,
+        /// Seconds since the first conflict.
+        seconds: f64,
+    },
+    /// The diff the operator confirmed is no longer what the change would do.
+    #[error("the mappings changed since the plan you confirmed (now version {version}): nothing was written; run the command again to see the new plan")]
+    PlanChanged {
+        /// The version now.
+        version: u64,
+    },
+    /// The operator said no at the prompt.
+    #[error("cancelled: nothing was written")]
+    Cancelled,
+}
+
+/// What kind of failure an error is: what the CLI's exit code says (see
+/// [`exit_code`](ErrorKind::exit_code)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The command line or the AWS configuration (profile, region) is wrong: exit 2.
+    Usage,
+    /// A concurrent change that retrying cannot resolve: exit 3.
+    Conflict,
+    /// The input (a mapping file, an entry, an ARN) does not validate: exit 4.
+    Invalid,
+    /// AWS or the service failed, or the table is missing: exit 5.
+    Service,
+    /// The operator declined at the prompt: exit 1, nothing done.
+    Cancelled,
+}
+
+impl ErrorKind {
+    /// The CLI's exit code (documented in `scopegate --help` and docs/mappings.md).
+    pub const fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Cancelled => 1,
+            ErrorKind::Usage => 2,
+            ErrorKind::Conflict => 3,
+            ErrorKind::Invalid => 4,
+            ErrorKind::Service => 5,
+        }
+    }
+
+    /// The kind of a store error.
+    pub fn of_store(e: &StoreError) -> ErrorKind {
+        match e {
+            StoreError::Conflict { .. }
+            | StoreError::Exists { .. }
+            | StoreError::NotFound { .. }
+            | StoreError::SnapshotNewer { .. } => ErrorKind::Conflict,
+            StoreError::Invalid(_) => ErrorKind::Invalid,
+            StoreError::Setup(_) | StoreError::NoBucket => ErrorKind::Usage,
+            _ => ErrorKind::Service,
+        }
+    }
+}
+
+impl AdminError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AdminError::Store(e) => ErrorKind::of_store(e),
+            AdminError::File(_) | AdminError::Arn(_) => ErrorKind::Invalid,
+            AdminError::Usage(_) => ErrorKind::Usage,
+            AdminError::Busy { .. } | AdminError::PlanChanged { .. } => ErrorKind::Conflict,
+            AdminError::Cancelled => ErrorKind::Cancelled,
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `scopegate mappings explain`: which entries decide a request for a set of scopes, which
+//! they overrule, and which scopes map to nothing.
+
+use serde::Serialize;
+
+use super::error::AdminError;
+use crate::config::ScopeClaim;
+use crate::mapping::{Mapping, Snapshot};
+use crate::policy::Effect;
+use crate::token::claims::unverified_scopes;
+
+/// The answer of `explain`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainReport {
+    /// The snapshot version explained against.
+    pub version: u64,
+    /// The request.
+    pub method_arn: String,
+    /// The scopes considered.
+    pub scopes: Vec<String>,
+    /// Allow or Deny, as API Gateway would answer under the token's whole policy.
+    pub decision: Effect,
+    /// The entries that decided (matching Denies for a Deny, matching Allows for an Allow;
+    /// none for the implicit deny).
+    pub deciding: Vec<Mapping>,
+    /// Matching Allows overruled by a Deny.
+    pub overruled: Vec<Mapping>,
+    /// Scopes no entry names.
+    pub unknown_scopes: Vec<String>,
+    /// Statements in the token's policy.
+    pub policy_grants: usize,
+    /// Size of the token's policy, in bytes.
+    pub policy_bytes: usize,
+}
+
+/// Explains the decision for `scopes` on `method_arn` under `snapshot`.
+///
+/// # Errors
+/// [`AdminError::Arn`] for a methodArn that does not parse.
+pub fn explain(
+    snapshot: &Snapshot,
+    scopes: &[String],
+    method_arn: &str,
+) -> Result<ExplainReport, AdminError> {
+    let e = snapshot.explain(scopes.iter().map(String::as_str), method_arn)?;
+    let overruled = if e.effect == Effect::Deny && !e.denied_by.is_empty() {
+        e.allowed_by.iter().map(|m| (*m).clone()).collect()
+    } else {
+        Vec::new()
+    };
+    Ok(ExplainReport {
+        version: snapshot.version(),
+        method_arn: method_arn.to_owned(),
+        scopes: scopes.to_vec(),
+        decision: e.effect,
+        deciding: e.deciding().iter().map(|m| (*m).clone()).collect(),
+        overruled,
+        unknown_scopes: e.unknown_scopes.clone(),
+        policy_grants: e.policy.grants,
+        policy_bytes: e.policy.json.get().len(),
+    })
+}
+
+/// The scopes of a JWT, read from its payload without verifying it (`explain` is an
+/// operator's tool for a token they already hold; the authorizer always verifies), by the
+/// same reader and the same RFC 6749 rules as a verified token's: `scp` (array or string),
+/// else `scope`.
+///
+/// # Errors
+/// [`AdminError::Usage`] when it is not a JWT, or one without scopes.
+pub fn token_scopes(jwt: &str) -> Result<Vec<String>, AdminError> {
+    let jwt = jwt.trim();
+    let jwt = jwt.strip_prefix("Bearer ").unwrap_or(jwt);
+    let scopes = unverified_scopes(jwt, &ScopeClaim::Standard)
+        .map_err(|e| AdminError::Usage(format!("--token: {e}")))?;
+    if scopes.is_empty() {
+        return Err(AdminError::Usage(
+            "--token: the token has no scp or scope claim".into(),
+        ));
+    }
+    Ok(scopes.into_iter().map(String::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const API: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+
+    fn m(scope: &str, method: &str, resource: &str, effect: &str) -> Mapping {
+        serde_json::from_str(&format!(
+            r#"{{"api":"{API}","stage":"dev","method":"{method}","resource":"{resource}","scope":"{scope}","effect":"{effect}"}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn explain_names_the_deciding_entries() {
+        let s = Snapshot::new(
+            7,
+            vec![
+                m("w", "*", "orders/*", "Allow"),
+                m("w", "DELETE", "orders/*", "Deny"),
+                m("r", "GET", "orders", "Allow"),
+            ],
+        );
+        let arn = format!("{API}/dev/DELETE/orders/1");
+        let r = explain(&s, &["w".into(), "x".into()], &arn).unwrap();
+        assert_eq!(r.decision, Effect::Deny);
+        assert_eq!(r.deciding, vec![m("w", "DELETE", "orders/*", "Deny")]);
+        assert_eq!(r.overruled, vec![m("w", "*", "orders/*", "Allow")]);
+        assert_eq!(r.unknown_scopes, vec!["x".to_owned()]);
+        let r = explain(&s, &["r".into()], &format!("{API}/dev/GET/orders")).unwrap();
+        assert_eq!(r.decision, Effect::Allow);
+        let r = explain(&s, &["r".into()], &format!("{API}/dev/GET/other")).unwrap();
+        assert!(r.deciding.is_empty());
+        assert!(matches!(
+            explain(&s, &[], "nonsense"),
+            Err(AdminError::Arn(_))
+        ));
+    }
+
+    #[test]
+    fn token_scopes_reads_scp_or_scope() {
+        use base64::Engine as _;
+        let enc = |v: serde_json::Value| {
+            format!(
+                "e30.{}.sig",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+            )
+        };
+        assert_eq!(
+            token_scopes(&enc(serde_json::json!({"scope": "a b"}))).unwrap(),
+            ["a", "b"]
+        );
+        assert_eq!(
+            token_scopes(&enc(serde_json::json!({"scp": ["c"]}))).unwrap(),
+            ["c"]
+        );
+        assert!(token_scopes("nope").is_err());
+        assert!(token_scopes(&enc(serde_json::json!({"sub": "x"}))).is_err());
+        // The verified reader's rules: a tab is not a scope separator (RFC 6749 3.3).
+        assert!(token_scopes(&enc(serde_json::json!({"scope": "a\tb"}))).is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! The difference between two sets of entries, by target: what an import or a merge plans,
+//! what the operator confirms, and what the history records.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::layout::entry_key;
+use super::records::{Edit, MAX_HISTORY_CHANGES};
+use crate::mapping::entry::Mapping;
+
+/// The difference between two sets of entries, by target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Diff {
+    /// Entries only in the new set.
+    pub added: Vec<Mapping>,
+    /// Entries only in the old set.
+    pub removed: Vec<Mapping>,
+    /// Targets whose effect changes: (old, new).
+    pub changed: Vec<(Mapping, Mapping)>,
+    /// Entries in both, unchanged.
+    pub unchanged: usize,
+}
+
+impl Diff {
+    /// `old` -> `new`, matched by [`entry_key`].
+    pub fn between(old: &[Mapping], new: &[Mapping]) -> Diff {
+        let old_by_key: HashMap<String, &Mapping> = old.iter().map(|m| (entry_key(m), m)).collect();
+        let mut seen = HashSet::with_capacity(new.len());
+        let mut diff = Diff::default();
+        for m in new {
+            let key = entry_key(m);
+            match old_by_key.get(&key) {
+                Some(o) if *o == m => diff.unchanged += 1,
+                Some(o) => diff.changed.push(((*o).clone(), m.clone())),
+                None => diff.added.push(m.clone()),
+            }
+            seen.insert(key);
+        }
+        for m in old {
+            if !seen.contains(&entry_key(m)) {
+                diff.removed.push(m.clone());
+            }
+        }
+        diff
+    }
+
+    /// Whether both make the same changes (the count of entries left alone may differ: an
+    /// entry someone else added meanwhile does not change a merge's plan).
+    pub fn same_changes(&self, other: &Diff) -> bool {
+        self.added == other.added && self.removed == other.removed && self.changed == other.changed
+    }
+
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+
+    /// The edits that apply it to the old set (a changed effect is a remove and an add).
+    pub fn edits(&self) -> Vec<Edit> {
+        let mut out =
+            Vec::with_capacity(self.added.len() + self.removed.len() + 2 * self.changed.len());
+        out.extend(self.removed.iter().cloned().map(Edit::Remove));
+        for (old, new) in &self.changed {
+            out.push(Edit::Remove(old.clone()));
+            out.push(Edit::Add(new.clone()));
+        }
+        out.extend(self.added.iter().cloned().map(Edit::Add));
+        out
+    }
+
+    /// Number of edits ([`edits`](Diff::edits)) it takes.
+    pub fn edit_count(&self) -> usize {
+        self.added.len() + self.removed.len() + 2 * self.changed.len()
+    }
+
+    /// `+3 -1 ~2 (=10 unchanged)`.
+    pub fn summary(&self) -> String {
+        format!(
+            "+{} -{} ~{} (={} unchanged)",
+            self.added.len(),
+            self.removed.len(),
+            self.changed.len(),
+            self.unchanged
+        )
+    }
+
+    /// Changed entries as text, for the history (at most [`MAX_HISTORY_CHANGES`]).
+    pub fn lines(&self) -> Vec<String> {
+        self.edits()
+            .iter()
+            .take(MAX_HISTORY_CHANGES)
+            .map(ToString::to_string)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::store::testing::m;
+
+    #[test]
+    fn diffs_by_target() {
+        let old = vec![
+            m("a", "x", "Allow"),
+            m("b", "y", "Allow"),
+            m("c", "z", "Allow"),
+        ];
+        let new = vec![
+            m("a", "x", "Allow"),
+            m("b", "y", "Deny"),
+            m("d", "w", "Allow"),
+        ];
+        let d = Diff::between(&old, &new);
+        assert_eq!(d.added, vec![m("d", "w", "Allow")]);
+        assert_eq!(d.removed, vec![m("c", "z", "Allow")]);
+        assert_eq!(d.changed.len(), 1);
+        assert_eq!(d.unchanged, 1);
+        assert_eq!(d.edit_count(), 4);
+        assert_eq!(d.edits().len(), 4);
+        assert_eq!(d.summary(), "+1 -1 ~1 (=1 unchanged)");
+        assert!(Diff::between(&old, &old).is_empty());
+        let mut more = new.clone();
+        more.push(m("e", "v", "Allow"));
+        let grown = Diff::between(&[old.clone(), vec![m("e", "v", "Allow")]].concat(), &more);
+        assert!(
+            grown.same_changes(&d) && grown != d,
+            "only the unchanged count differs"
+        );
+    }
+}

@@ -1,0 +1,296 @@
+//! Where the mappings live in the DynamoDB table, and how items are encoded: the key
+//! scheme, the shards, generation ids, and the item structs serde_dynamo reads and writes.
+//! Every item read is validated (its fields, and that its key is the one its fields give):
+//! a corrupt item fails the whole load, because skipping it could drop a Deny.
+//!
+//! # Table layout (DynamoDB, one table, string keys `pk` / `sk`)
+//!
+//! ```text
+//! pk = META                 sk = VERSION        version, generation, previous, shards, entries, updated_at, updated_by
+//! pk = G#<gen>#S#<shard>    sk = <entry key>    api, stage, method, resource, scope, effect, updated_at, updated_by
+//! pk = HISTORY              sk = <version:020>  version, at, actor, action, summary, changes[]
+//! pk = MIGRATION            sk = <id>           applied_at, actor, checksum, description
+//! ```
+//!
+//! - The version record names the current generation. A reader reads it, then only that
+//!   generation's items: an import writes a whole new generation (in batches, invisible to
+//!   readers) and switches to it with one conditional write of the version record, so a reader
+//!   sees the old set or the new one, never a mix, however large the import.
+//! - A generation is spread over `shards` partitions by a stable hash of the entry key
+//!   (FNV-1a), so a cold load is `shards` parallel, paginated Queries of exactly the current
+//!   set. A Scan with a filter would read (and bill) every generation, the history and the
+//!   migration records, and could not be parallelised without reading all of it; a partition
+//!   per scope would need the list of scopes before the first read. Sharding also spreads an
+//!   import's writes over several partitions.
+//! - The entry key is `<scope> <api> <stage> <METHOD> /<resource>`: one item per target
+//!   (an Allow and a Deny of the same target are refused as a conflict anyway); a space
+//!   cannot occur in any field, so keys never collide. It starts with the scope, so a shard's
+//!   items are read grouped by scope.
+//! - The previous generation is kept until the next switch, so that a reader that started on it
+//!   finishes; a reader re-reads the version record after its Queries and retries when its
+//!   generation is neither current nor previous (it may have been deleted under it).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1::from_item;
+
+use super::error::StoreError;
+use super::records::{Head, HistoryRecord, MigrationRecord};
+use crate::mapping::entry::{Mapping, Method, ResourcePath, Scope, Stage};
+use crate::policy::{ApiArn, Effect};
+
+/// Partitions per generation for new tables (recorded in the version record, so it can
+/// change without breaking readers of older generations).
+pub const DEFAULT_SHARDS: u32 = 8;
+
+/// The most entry changes one admin edit writes in a single transaction (DynamoDB allows 100
+/// items per transaction; the version record and the history record take two). Larger
+/// changes go through a new generation.
+pub const MAX_TRANSACTION_EDITS: usize = 98;
+
+/// The item key of an entry within its generation (see the [module docs](self)).
+pub fn entry_key(m: &Mapping) -> String {
+    format!(
+        "{} {} {} {} /{}",
+        m.scope, m.api, m.stage, m.method, m.resource
+    )
+}
+
+/// The shard of an entry key: FNV-1a, stable across versions and platforms.
+pub fn shard_of(key: &str, shards: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(shards.max(1))) as u32
+}
+
+/// The partition key of a generation's shard.
+pub fn shard_pk(generation: &str, shard: u32) -> String {
+    format!("G#{generation}#S#{shard:03}")
+}
+
+/// A fresh generation id for the change that makes `version`: the version, for reading, and
+/// random bits, so that two imports racing for the same version never share a generation.
+pub fn new_generation(version: u64) -> String {
+    let mut random = [0u8; 6];
+    // A failing system random is not survivable anyway; fall back to the time.
+    if aws_lc_rs::rand::fill(&mut random).is_err() {
+        let millis = crate::clock::unix_millis() as u32;
+        random[..4].copy_from_slice(&millis.to_be_bytes());
+    }
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{version}-{hex}")
+}
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(super) fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(super) fn key(pk: &str, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+pub(super) const META_PK: &str = "META";
+pub(super) const META_SK: &str = "VERSION";
+pub(super) const HISTORY_PK: &str = "HISTORY";
+pub(super) const MIGRATION_PK: &str = "MIGRATION";
+
+/// The version record as stored.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct MetaItem {
+    pub(super) pk: String,
+    pub(super) sk: String,
+    pub(super) version: u64,
+    pub(super) generation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) previous: Option<String>,
+    pub(super) shards: u32,
+    pub(super) entries: u64,
+    pub(super) updated_at: String,
+    pub(super) updated_by: String,
+}
+
+impl From<MetaItem> for Head {
+    fn from(m: MetaItem) -> Head {
+        Head {
+            version: m.version,
+            generation: m.generation,
+            previous: m.previous,
+            shards: m.shards,
+            entries: m.entries,
+            updated_at: m.updated_at,
+            updated_by: m.updated_by,
+        }
+    }
+}
+
+/// A mapping entry as stored: the canonical fields, typed so that reading validates them,
+/// plus keys and audit fields.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct EntryItem {
+    pub(super) pk: String,
+    pub(super) sk: String,
+    pub(super) api: ApiArn,
+    pub(super) stage: Stage,
+    pub(super) method: Method,
+    pub(super) resource: ResourcePath,
+    pub(super) scope: Scope,
+    pub(super) effect: Effect,
+    pub(super) updated_at: String,
+    pub(super) updated_by: String,
+}
+
+impl EntryItem {
+    pub(super) fn new(m: &Mapping, generation: &str, shards: u32, at: &str, by: &str) -> EntryItem {
+        let sk = entry_key(m);
+        EntryItem {
+            pk: shard_pk(generation, shard_of(&sk, shards)),
+            sk,
+            api: m.api.clone(),
+            stage: m.stage.clone(),
+            method: m.method,
+            resource: m.resource.clone(),
+            scope: m.scope.clone(),
+            effect: m.effect,
+            updated_at: at.to_owned(),
+            updated_by: by.to_owned(),
+        }
+    }
+
+    pub(super) fn into_mapping(self) -> Mapping {
+        Mapping {
+            api: self.api,
+            stage: self.stage,
+            method: self.method,
+            resource: self.resource,
+            scope: self.scope,
+            effect: self.effect,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct HistoryItem {
+    pub(super) pk: String,
+    pub(super) sk: String,
+    #[serde(flatten)]
+    pub(super) record: HistoryRecord,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct MigrationItem {
+    pub(super) pk: String,
+    pub(super) sk: String,
+    #[serde(flatten)]
+    pub(super) record: MigrationRecord,
+}
+
+pub(super) fn item_name(item: &Item) -> String {
+    let get = |k: &str| match item.get(k) {
+        Some(AttributeValue::S(v)) => v.as_str(),
+        _ => "?",
+    };
+    format!("item pk={:?} sk={:?}", get("pk"), get("sk"))
+}
+
+pub(super) fn corrupt(item: &Item, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what: item_name(item),
+        reason: reason.to_string(),
+    }
+}
+
+/// Decodes one entry item as the cold load does (see [`parse_entry`]): public for the
+/// `mapping` fuzz target, which feeds it arbitrary items.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming the item and what is wrong with it.
+pub fn decode_entry(
+    item: HashMap<String, AttributeValue>,
+    generation: &str,
+    shards: u32,
+) -> Result<Mapping, StoreError> {
+    parse_entry(item, generation, shards)
+}
+
+/// Parses one entry item, checking that its key is the one its fields give (an item whose
+/// fields were edited by hand into another entry's key is refused).
+pub(super) fn parse_entry(
+    item: Item,
+    generation: &str,
+    shards: u32,
+) -> Result<Mapping, StoreError> {
+    let name = item_name(&item);
+    let bad = |reason: String| StoreError::Corrupt {
+        what: name.clone(),
+        reason,
+    };
+    let parsed: EntryItem = from_item(item).map_err(|e| bad(e.to_string()))?;
+    let expected_sk = entry_key(&parsed.clone_mapping());
+    if parsed.sk != expected_sk {
+        return Err(bad(format!(
+            "its key does not match its fields (expected sk {expected_sk:?})"
+        )));
+    }
+    let expected_pk = shard_pk(generation, shard_of(&expected_sk, shards));
+    if parsed.pk != expected_pk {
+        return Err(bad(format!(
+            "it is in the wrong partition (expected {expected_pk:?})"
+        )));
+    }
+    Ok(parsed.into_mapping())
+}
+
+impl EntryItem {
+    pub(super) fn clone_mapping(&self) -> Mapping {
+        Mapping {
+            api: self.api.clone(),
+            stage: self.stage.clone(),
+            method: self.method,
+            resource: self.resource.clone(),
+            scope: self.scope.clone(),
+            effect: self.effect,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::store::testing::m;
+
+    #[test]
+    fn entry_keys_are_unambiguous_and_shards_stable() {
+        let a = m("a#b", "c", "Allow");
+        assert_eq!(
+            entry_key(&a),
+            "a#b arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5 dev GET /c"
+        );
+        assert_ne!(entry_key(&m("a", "b#c", "Allow")), entry_key(&a));
+        assert_eq!(entry_key(&m("s", "/", "Allow")).chars().last(), Some('/'));
+        // Pinned: a reader and a writer built from different versions must agree.
+        assert_eq!(shard_of("", 8), (0xcbf2_9ce4_8422_2325u64 % 8) as u32);
+        assert_eq!(shard_of("abc", 1), 0);
+        let spread: std::collections::HashSet<u32> =
+            (0..200).map(|i| shard_of(&format!("k{i}"), 8)).collect();
+        assert_eq!(spread.len(), 8);
+        assert_eq!(shard_pk("7-ab", 3), "G#7-ab#S#003");
+    }
+
+    #[test]
+    fn generations_are_unique() {
+        let a = new_generation(5);
+        assert!(a.starts_with("5-") && a.len() == 14, "{a}");
+        assert_ne!(a, new_generation(5));
+    }
+}

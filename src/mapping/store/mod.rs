@@ -1,0 +1,42 @@
+//! The mapping store: DynamoDB as the source of truth, S3 as the snapshot the authorizer
+//! falls back on, and the seams their consumers are generic over.
+//!
+//! Only this folder uses the AWS SDK. Rooms, from the table up:
+//! - [`aws`]: the SDK configuration both binaries build their clients from;
+//! - [`layout`]: the table's key scheme and item codecs;
+//! - [`dynamo`], [`read`], [`write`]: the DynamoDB adapter, its table lifecycle, its reads
+//!   and its conditional writes;
+//! - [`s3`]: the snapshot;
+//! - [`records`], [`diff`], [`error`]: the SDK-free types the rest of the crate sees;
+//! - [`seams`]: the traits the warm cache and the admin commands take, so both are tested in
+//!   memory and the emulator tests check only the adapters.
+
+pub mod aws;
+pub mod diff;
+pub mod dynamo;
+pub mod error;
+pub mod layout;
+#[cfg(test)]
+pub(crate) mod memory;
+pub mod read;
+pub mod records;
+pub mod s3;
+mod sdk;
+pub mod seams;
+#[cfg(test)]
+pub(crate) mod testing;
+pub mod write;
+
+pub use diff::Diff;
+pub use dynamo::DynamoStore;
+pub use error::{Fault, StoreError};
+pub use layout::{
+    decode_entry, entry_key, new_generation, shard_of, shard_pk, DEFAULT_SHARDS,
+    MAX_TRANSACTION_EDITS,
+};
+pub use records::{
+    ChangeNote, Edit, Head, HistoryRecord, Loaded, MigrationRecord, Progress, Published,
+    MAX_HISTORY_CHANGES,
+};
+pub use s3::S3Snapshots;
+pub use seams::{MappingWriter, NoSnapshot, SnapshotPublisher, SnapshotSource, VersionedSource};

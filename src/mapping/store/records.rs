@@ -1,0 +1,131 @@
+//! The store's records as the rest of the crate sees them, free of the AWS SDK: the version
+//! record ([`Head`]), a loaded generation ([`Loaded`]), edits, history and migration records,
+//! and what a publish did.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mapping::entry::Mapping;
+
+/// The version record: which version and generation is current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// Bumped by every change.
+    pub version: u64,
+    /// The generation holding the current entries.
+    pub generation: String,
+    /// The generation before it, kept until the next switch; `None` at first.
+    pub previous: Option<String>,
+    /// Partitions of the current generation.
+    pub shards: u32,
+    /// Number of entries in the current generation.
+    pub entries: u64,
+    /// When the last change was made (RFC 3339).
+    pub updated_at: String,
+    /// Who made it.
+    pub updated_by: String,
+}
+
+/// A generation read whole, with the version record it was read under.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The version record the entries belong to.
+    pub head: Head,
+    /// The entries.
+    pub entries: Vec<Mapping>,
+}
+
+/// One change to the current generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    /// Adds an entry; refused if its target (everything but the effect) is already there.
+    Add(Mapping),
+    /// Removes the entry with this target; refused if it is not there.
+    Remove(Mapping),
+}
+
+impl Edit {
+    /// The entry it adds or removes.
+    pub fn mapping(&self) -> &Mapping {
+        match self {
+            Edit::Add(m) | Edit::Remove(m) => m,
+        }
+    }
+}
+
+impl fmt::Display for Edit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Edit::Add(m) => write!(f, "+ {m}"),
+            Edit::Remove(m) => write!(f, "- {m}"),
+        }
+    }
+}
+
+/// What a change records in the history, besides its version and time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeNote {
+    /// Who: `--actor`, else `$USER`, else the caller identity.
+    pub actor: String,
+    /// What kind: `add`, `remove`, `import`, `seed`, `migrate`.
+    pub action: String,
+    /// One line on what changed.
+    pub summary: String,
+    /// The changed entries as text (`+ ...`, `- ...`), at most [`MAX_HISTORY_CHANGES`].
+    pub changes: Vec<String>,
+}
+
+/// How many changed entries a history record lists (a DynamoDB item is at most 400 KB); the
+/// summary always has the counts.
+pub const MAX_HISTORY_CHANGES: usize = 100;
+
+/// One history record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRecord {
+    /// The version the change made.
+    pub version: u64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// What kind of change.
+    pub action: String,
+    /// One line on what changed.
+    pub summary: String,
+    /// Changed entries as text (possibly truncated; see the summary for counts).
+    #[serde(default)]
+    pub changes: Vec<String>,
+}
+
+/// A recorded migration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MigrationRecord {
+    /// The migration id (its file name without `.json`).
+    pub id: String,
+    /// When it was applied.
+    pub applied_at: String,
+    /// Who applied it.
+    pub actor: String,
+    /// A checksum of the migration file, to notice edits after the fact.
+    pub checksum: String,
+}
+
+/// A progress callback of a bulk write: `(entries written, total)`.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
+
+/// What [`S3Snapshots::publish`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Published {
+    /// The snapshot was written.
+    Written {
+        /// The version written.
+        version: u64,
+    },
+    /// The bucket already had this version.
+    AlreadyCurrent {
+        /// The version.
+        version: u64,
+    },
+}
