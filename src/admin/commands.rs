@@ -199,7 +199,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
     }
 
     /// Adds entries. An identical entry already mapped is no change; another effect for a
-    /// mapped target is refused (remove it first). Retries conflicts (see [`RetryPolicy`]).
+    /// mapped target is refused (remove it first). Retries conflicts (see `RetryPolicy`).
     ///
     /// # Errors
     /// [`AdminError`]; [`StoreError::Exists`]; [`AdminError::Busy`].
@@ -219,7 +219,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
             .await
     }
 
-    /// Imports `entries` (validated already, as [`file::parse_document`] does): merged into
+    /// Imports `entries` (validated already, as `file::parse_document` does): merged into
     /// the current set (same targets replaced), or with `replace` instead of it. Small
     /// changes go through one transaction, large ones through a new generation; either way
     /// the switch is atomic. With `dry_run`, only the diff. Retries conflicts.

@@ -21,7 +21,7 @@ pub enum AdminError {
     /// A bad combination of options.
     #[error("{0}")]
     Usage(String),
-    /// The change lost every race it ran, within the [`RetryPolicy`](super::retry::RetryPolicy)'s bounds.
+    /// The change lost every race it ran, within the `RetryPolicy`'s bounds.
     #[error("the mappings kept changing under this change: gave up after {attempts} attempts in {seconds:.1} s; nothing of it was written")]
     Busy {
         /// Attempts made.

@@ -1,25 +1,28 @@
 //! The `scopegate` CLI's commands, as library functions over opened resources, so the binary
 //! only parses flags and maps results to exit codes.
 //!
-//! - [`commands`]: the mapping commands over the store and the snapshot ([`Admin`]);
+//! - `commands`: the mapping commands over the store and the snapshot ([`Admin`]);
 //! - [`explain`] and [`validate`]: the answers that need no store;
-//! - [`render`]: every answer as a table, JSON or text lines;
-//! - [`error`]: what fails, and the exit code it gives;
-//! - [`retry`]: how a change retries after losing a race;
+//! - `render`: every answer as a table, JSON or text lines;
+//! - `error`: what fails, and the exit code it gives;
+//! - `retry`: how a change retries after losing a race;
 //! - [`migrate`], [`invoke`], [`local`]: the table's migrations, replayed events, local mode.
 
-pub mod commands;
-pub mod error;
-pub mod explain;
+pub(crate) mod commands;
+pub(crate) mod error;
+pub(crate) mod explain;
 pub mod invoke;
 pub mod local;
 pub mod migrate;
-pub mod render;
-pub mod retry;
-pub mod validate;
+pub(crate) mod render;
+pub(crate) mod retry;
+pub(crate) mod validate;
 
 pub use commands::{default_actor, Admin, Change, Changed, Filter, Target};
 pub use error::{AdminError, ErrorKind};
 pub use explain::{explain, token_scopes, ExplainReport};
-pub use render::{count, render_changed, render_explain, render_history, render_mappings, Output};
+pub use render::{
+    count, render_changed, render_explain, render_history, render_invalid_json, render_mappings,
+    render_migrated, render_published, render_same, render_valid, Output, Rendered,
+};
 pub use validate::{validate, validate_entries, ValidateReport};

@@ -4,8 +4,15 @@
 
 use std::fmt::Write as _;
 
+use std::path::Path;
+
+use serde::Serialize;
+
 use super::commands::Changed;
 use super::explain::ExplainReport;
+use super::migrate::MigrateReport;
+use super::validate::ValidateReport;
+use crate::mapping::file::{FileError, Problem};
 use crate::mapping::store::{HistoryRecord, Published};
 use crate::mapping::Mapping;
 
@@ -48,6 +55,150 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         line(&mut out, &mut r.iter().map(String::as_str));
     }
     out
+}
+
+/// An answer split by stream: what a script reads (standard output), and notes for the
+/// person at the terminal (standard error).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// For standard output.
+    pub out: String,
+    /// For standard error.
+    pub err: String,
+}
+
+/// What `migrate` did: `created table`, one line per migration applied, warnings for
+/// migration files changed since they were applied.
+pub fn render_migrated(r: &MigrateReport, table: &str, output: Output) -> String {
+    let mut out = String::new();
+    match output {
+        Output::Json => return json(r),
+        Output::Text => {
+            for id in &r.applied {
+                let _ = writeln!(out, "applied\t{id}");
+            }
+            for id in &r.already {
+                let _ = writeln!(out, "already\t{id}");
+            }
+        }
+        Output::Table => {
+            if r.created {
+                let _ = writeln!(out, "created table {table}");
+            }
+            for id in &r.applied {
+                let _ = writeln!(out, "applied {id}");
+            }
+            for id in &r.changed_since {
+                let _ = writeln!(
+                    out,
+                    "warning: {id} was applied, and its file has changed since (not re-run)"
+                );
+            }
+            if r.applied.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "nothing to do: {} already applied",
+                    count(r.already.len(), "migration", "migrations")
+                );
+            }
+        }
+    }
+    out
+}
+
+/// What `publish` did, at `location` (`s3://bucket/key`).
+pub fn render_published(p: Published, location: &str, output: Output) -> String {
+    match (output, p) {
+        (Output::Json, p) => json_line(&p),
+        (Output::Text, Published::Written { version }) => {
+            format!("written\t{version}\t{location}\n")
+        }
+        (Output::Text, Published::AlreadyCurrent { version }) => {
+            format!("already_current\t{version}\t{location}\n")
+        }
+        (Output::Table, Published::Written { version }) => {
+            format!("published version {version} to {location}\n")
+        }
+        (Output::Table, Published::AlreadyCurrent { version }) => {
+            format!("{location} already holds version {version}\n")
+        }
+    }
+}
+
+/// What `validate` prints with `--output json`, for a valid file and for one that is not.
+#[derive(Serialize)]
+struct Validation<'a> {
+    file: String,
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<&'a ValidateReport>,
+    problems: &'a [Problem],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// A file that validates: the counts, and the policy-size warnings (on standard error for
+/// people, as lines for scripts).
+pub fn render_valid(r: &ValidateReport, output: Output) -> Rendered {
+    let mut out = Rendered::default();
+    match output {
+        Output::Json => {
+            out.out = json(&Validation {
+                file: r.file.clone(),
+                valid: true,
+                report: Some(r),
+                problems: &[],
+                error: None,
+            });
+        }
+        Output::Text => {
+            for w in &r.warnings {
+                let _ = writeln!(out.out, "warning\t{w}");
+            }
+            let _ = writeln!(out.out, "valid\t{}\t{}\t{}", r.file, r.entries, r.scopes);
+        }
+        Output::Table => {
+            for w in &r.warnings {
+                let _ = writeln!(out.err, "warning: {}: {w}", r.file);
+            }
+            let _ = writeln!(
+                out.out,
+                "{}: {}, {}: valid",
+                r.file,
+                count(r.entries, "entry", "entries"),
+                count(r.scopes, "scope", "scopes")
+            );
+        }
+    }
+    out
+}
+
+/// A file that does not validate, as JSON: every problem (the error itself is printed by
+/// the CLI's error path in every format).
+pub fn render_invalid_json(path: &Path, e: &FileError) -> String {
+    let problems = e.problems();
+    json(&Validation {
+        file: path.display().to_string(),
+        valid: false,
+        report: None,
+        problems,
+        error: problems.is_empty().then(|| e.to_string()),
+    })
+}
+
+/// `diff` when the file and the table agree, for people (scripts read the exit code).
+pub fn render_same(file: &Path, table: &str, version: u64) -> String {
+    format!("{} matches {table} (version {version})\n", file.display())
+}
+
+/// Pretty JSON and a newline.
+fn json(v: &impl Serialize) -> String {
+    serde_json::to_string_pretty(v).expect("reports serialize") + "\n"
+}
+
+/// One-line JSON and a newline.
+fn json_line(v: &impl Serialize) -> String {
+    serde_json::to_string(v).expect("reports serialize") + "\n"
 }
 
 /// `1 entry`, `2 entries`.
@@ -306,6 +457,51 @@ mod tests {
             text.starts_with("Deny") && text.contains("decided by: w: Deny"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn publish_migrate_and_validate_answers_per_format() {
+        let p = Published::Written { version: 4 };
+        assert_eq!(
+            render_published(p, "s3://b/k", Output::Text),
+            "written\t4\ts3://b/k\n"
+        );
+        assert_eq!(
+            render_published(p, "s3://b/k", Output::Table),
+            "published version 4 to s3://b/k\n"
+        );
+        let j: serde_json::Value =
+            serde_json::from_str(&render_published(p, "s3://b/k", Output::Json)).unwrap();
+        assert_eq!(j["written"]["version"], 4);
+        let r = MigrateReport {
+            created: true,
+            applied: vec!["0001-seed".into()],
+            already: vec![],
+            changed_since: vec![],
+        };
+        assert_eq!(
+            render_migrated(&r, "t", Output::Table),
+            "created table t\napplied 0001-seed\n"
+        );
+        assert_eq!(
+            render_migrated(&r, "t", Output::Text),
+            "applied\t0001-seed\n"
+        );
+        let v = ValidateReport {
+            file: "f.json".into(),
+            entries: 1,
+            scopes: 1,
+            warnings: vec!["big".into()],
+        };
+        let people = render_valid(&v, Output::Table);
+        assert_eq!(people.out, "f.json: 1 entry, 1 scope: valid\n");
+        assert_eq!(
+            people.err, "warning: f.json: big\n",
+            "warnings to stderr for people"
+        );
+        let scripts = render_valid(&v, Output::Text);
+        assert_eq!(scripts.out, "warning\tbig\nvalid\tf.json\t1\t1\n");
+        assert!(scripts.err.is_empty());
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub struct ValidateReport {
 /// an API's scopes together (the worst token), on each stage the file names.
 ///
 /// # Errors
-/// [`FileError`] naming the file, the entry and the field.
+/// `FileError` naming the file, the entry and the field.
 pub fn validate(path: &Path, budget: usize) -> Result<ValidateReport, AdminError> {
     let doc = file::load_document(path)?;
     Ok(validate_entries(

@@ -145,7 +145,7 @@ impl DevIdp {
         })
     }
 
-    /// Sets the `aud` of issued tokens. Defaults to [`DEFAULT_AUDIENCE`].
+    /// Sets the `aud` of issued tokens. Defaults to `DEFAULT_AUDIENCE`.
     pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = audience.into();
         self
@@ -162,7 +162,7 @@ impl DevIdp {
         self
     }
 
-    /// Sets the lifetime of issued tokens, in seconds. Defaults to [`DEFAULT_TOKEN_LIFETIME`].
+    /// Sets the lifetime of issued tokens, in seconds. Defaults to `DEFAULT_TOKEN_LIFETIME`.
     pub fn with_token_lifetime(mut self, seconds: u64) -> Self {
         self.lifetime = seconds;
         self
@@ -211,7 +211,7 @@ impl DevIdp {
         &self.kid
     }
 
-    /// The public JWKS, as served at [`JWKS_PATH`].
+    /// The public JWKS, as served at `JWKS_PATH`.
     pub fn jwks(&self) -> &JwkSet {
         &self.jwks
     }

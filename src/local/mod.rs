@@ -1,7 +1,7 @@
 //! Local mode: API Gateway in front of the authorizer, with a dev identity provider; no AWS
 //! and no Docker. This is the library half of `scopegate local` and `scopegate token`.
 //!
-//! - [`idp`]: [`DevIdp`], a dev OAuth 2.0 / OpenID Connect provider on loopback (discovery,
+//! - `idp`: [`DevIdp`], a dev OAuth 2.0 / OpenID Connect provider on loopback (discovery,
 //!   JWKS, a `client_credentials` token endpoint) signing with a key made at start. The
 //!   authorizer trusts it the way it trusts Okta: through discovery and the JWKS, with no
 //!   shortcut, so local mode exercises the real verification path.
@@ -17,9 +17,9 @@
 //! the binary), so tests bind `127.0.0.1:0` and stop them at will.
 
 mod banner;
-pub mod error;
+pub(crate) mod error;
 pub mod gateway;
-pub mod idp;
+pub(crate) mod idp;
 #[cfg(test)]
 mod tests;
 

@@ -12,12 +12,12 @@
 //! [`cache`] is the authorizer's warm-container cache over the last two.
 
 pub mod file;
-pub mod snapshot;
+pub(crate) mod snapshot;
 
 pub mod cache;
 pub mod configured;
-pub mod entry;
-pub mod source;
+pub(crate) mod entry;
+pub(crate) mod source;
 pub mod store;
 
 pub use entry::{

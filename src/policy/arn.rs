@@ -71,9 +71,9 @@ pub const ANY_METHOD: &str = "ANY";
 /// Which kind of API sent the ARN: it decides which method segments are possible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiKind {
-    /// A REST API's methodArn: one of [`REQUEST_METHODS`].
+    /// A REST API's methodArn: one of `REQUEST_METHODS`.
     Rest,
-    /// An HTTP API's routeArn: one of [`REQUEST_METHODS`], or [`ANY_METHOD`].
+    /// An HTTP API's routeArn: one of `REQUEST_METHODS`, or `ANY_METHOD`.
     Http,
 }
 
@@ -249,7 +249,7 @@ impl<'de> Deserialize<'de> for ApiArn {
 /// `""`; an ARN that ends at the method segment is read the same way.
 ///
 /// The stage and the method are checked against API Gateway's grammar
-/// ([`valid_request_stage`], [`REQUEST_METHODS`]): the stage is written into policies (for
+/// (`valid_request_stage`, `REQUEST_METHODS`): the stage is written into policies (for
 /// entries on every stage), and a method outside the set would be matched by nothing but
 /// wildcards. A request ARN that API Gateway could not have sent is refused, never decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use super::document::{Effect, Policy, Statement};
 use super::glob::wildcard_match;
 
 /// Builds the policy for a set of grants: `(effect, resource pattern)` pairs, where a
-/// pattern is a methodArn with `*`/`?` wildcards. See the [module docs](self) for what is
+/// pattern is a methodArn with `*`/`?` wildcards. See the module docs for what is
 /// merged and dropped. The number of grants that survive is
 /// [`Policy::grant_count`].
 pub fn build<I, S>(grants: I) -> Policy

@@ -1,6 +1,6 @@
-//! IAM policies for API Gateway: execute-api ARNs ([`arn`]), the builder that turns a
-//! token's grants into one compact policy ([`build`](mod@build)), and the evaluator that
-//! answers what API Gateway would answer for a request under a policy ([`eval`]), which the
+//! IAM policies for API Gateway: execute-api ARNs (`arn`), the builder that turns a
+//! token's grants into one compact policy (`build`), and the evaluator that
+//! answers what API Gateway would answer for a request under a policy (`eval`), which the
 //! tests use as their oracle.
 //!
 //! ```
@@ -16,12 +16,12 @@
 //! assert_eq!(evaluate(&policy, &format!("{api}/dev/DELETE/orders/7")), Effect::Deny);
 //! ```
 
-pub mod arn;
-pub mod build;
-pub mod compiled;
-pub mod document;
-pub mod eval;
-pub mod glob;
+pub(crate) mod arn;
+pub(crate) mod build;
+pub(crate) mod compiled;
+pub(crate) mod document;
+pub(crate) mod eval;
+pub(crate) mod glob;
 
 #[cfg(test)]
 mod tests;

@@ -39,7 +39,7 @@ fn all_b64token(s: &[u8]) -> bool {
     blocks.remainder().iter().all(|&b| is_b64token(b))
 }
 
-/// Returns the token in `value` ("Bearer <token>").
+/// Returns the token in `value` (`Bearer <token>`).
 ///
 /// # Errors
 /// [`Rejection::TooLarge`] over `max_bytes`, [`Rejection::Missing`] for an empty value,

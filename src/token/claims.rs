@@ -11,7 +11,7 @@
 //!   any other whitespace or control character refuses the token ([`crate::scope`]).
 //! - An empty `sub`, `client_id`, `azp` or `cid` names nobody and counts as absent.
 //!
-//! This parse runs only after the signature has verified (see [`super::verify`]); what runs
+//! This parse runs only after the signature has verified (see `super::verify`); what runs
 //! before it is [`issuer`], which reads `iss` and skips the rest.
 
 use std::borrow::Cow;

@@ -68,7 +68,7 @@ impl Verifier {
     /// system clock. Reads JWKS files; fetches nothing (see [`Verifier::hydrate`]).
     ///
     /// # Errors
-    /// [`SetupError`] when a JWKS file cannot be used.
+    /// `SetupError` when a JWKS file cannot be used.
     pub fn new(config: &Config) -> Result<Self, SetupError> {
         Self::with_io(
             config,
@@ -84,7 +84,7 @@ impl Verifier {
     /// every issuer's key cache and by introspection).
     ///
     /// # Errors
-    /// [`SetupError`] when a JWKS file cannot be used.
+    /// `SetupError` when a JWKS file cannot be used.
     pub fn with_io(config: &Config, io: KeyIo) -> Result<Self, SetupError> {
         let allowed: AlgSet = config.algorithms.iter().copied().collect();
         let fetch = Arc::clone(&io.fetch);
@@ -193,7 +193,7 @@ impl Verifier {
     /// The sans-IO core: verifies with the keys held now.
     ///
     /// # Errors
-    /// [`Pending::Rejected`], or [`Pending::UnknownKey`] when a refetch might help.
+    /// `Pending::Rejected`, or `Pending::UnknownKey` when a refetch might help.
     pub fn verify_sync(&self, token: &str, now: u64) -> Result<Claims, Pending> {
         // Before the signature: only linear work, and only what picking the key needs (the
         // shape, the header, `iss`). Claims are parsed once the signature holds, so a forged

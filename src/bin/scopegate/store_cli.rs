@@ -11,11 +11,10 @@ use clap::{Args, Subcommand, ValueEnum};
 use scopegate::admin::migrate;
 use scopegate::admin::{self as ops, Admin, AdminError, Change, Filter, Output, Target};
 use scopegate::clock::Stopwatch;
-use scopegate::mapping::file::{self, FileError};
+use scopegate::mapping::file;
 use scopegate::mapping::store::aws::AwsOptions;
 use scopegate::mapping::store::StoreError;
 use scopegate::mapping::Mapping;
-use serde::Serialize;
 
 /// Exit codes of `scopegate` (documented in `--help` and docs/mappings.md).
 pub mod exit {
@@ -425,19 +424,6 @@ fn print(s: &str) {
     print!("{s}");
 }
 
-/// What `validate` prints with `--output json` (and `import`, for a file that does not
-/// validate).
-#[derive(Serialize)]
-struct Validation<'a> {
-    file: String,
-    valid: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    report: Option<&'a ops::ValidateReport>,
-    problems: &'a [file::Problem],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
 /// Loads a mapping file for `validate`, `import` or `diff`. With `--output json`, a file that
 /// does not validate is also printed as JSON (every problem) before the error is returned.
 fn load_file(path: &Path, output: Output) -> anyhow::Result<file::Document> {
@@ -445,24 +431,11 @@ fn load_file(path: &Path, output: Output) -> anyhow::Result<file::Document> {
         Ok(doc) => Ok(doc),
         Err(e) => {
             if output == Output::Json {
-                print_invalid(path, &e)?;
+                print(&ops::render_invalid_json(path, &e));
             }
             Err(e.into())
         }
     }
-}
-
-fn print_invalid(path: &Path, e: &FileError) -> anyhow::Result<()> {
-    let problems = e.problems();
-    let v = Validation {
-        file: path.display().to_string(),
-        valid: false,
-        report: None,
-        problems,
-        error: problems.is_empty().then(|| e.to_string()),
-    };
-    println!("{}", serde_json::to_string_pretty(&v)?);
-    Ok(())
 }
 
 /// Runs a store command; `Ok` holds the exit code (0, or 1 for "not found" and "differs").
@@ -487,36 +460,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 }
             }
             let report = migrate::migrate(&admin, &migrations).await?;
-            match store.output() {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-                Output::Text => {
-                    for id in &report.applied {
-                        println!("applied\t{id}");
-                    }
-                    for id in &report.already {
-                        println!("already\t{id}");
-                    }
-                }
-                Output::Table => {
-                    if report.created {
-                        println!("created table {}", store.table);
-                    }
-                    for id in &report.applied {
-                        println!("applied {id}");
-                    }
-                    for id in &report.changed_since {
-                        println!(
-                            "warning: {id} was applied, and its file has changed since (not re-run)"
-                        );
-                    }
-                    if report.applied.is_empty() {
-                        println!(
-                            "nothing to do: {} already applied",
-                            ops::count(report.already.len(), "migration", "migrations")
-                        );
-                    }
-                }
-            }
+            print(&ops::render_migrated(&report, &store.table, store.output()));
             Ok(exit::OK)
         }
         StoreCommand::Seed {
@@ -606,12 +550,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 .import("diff", doc.mappings, true, true, &|_, _| {})
                 .await?;
             if store.output() == Output::Table && plan.diff.is_empty() {
-                println!(
-                    "{} matches {} (version {})",
-                    file.display(),
-                    store.table,
-                    plan.from_version
-                );
+                print(&ops::render_same(&file, &store.table, plan.from_version));
             } else {
                 print(&ops::render_changed(&plan, store.output()));
             }
@@ -648,27 +587,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 .as_ref()
                 .map(|s| s.location())
                 .unwrap_or_default();
-            match (store.output(), published) {
-                (Output::Json, p) => println!("{}", serde_json::to_string(&p)?),
-                (Output::Text, scopegate::mapping::store::Published::Written { version }) => {
-                    println!("written\t{version}\t{location}")
-                }
-                (
-                    Output::Text,
-                    scopegate::mapping::store::Published::AlreadyCurrent { version },
-                ) => {
-                    println!("already_current\t{version}\t{location}")
-                }
-                (Output::Table, scopegate::mapping::store::Published::Written { version }) => {
-                    println!("published version {version} to {location}")
-                }
-                (
-                    Output::Table,
-                    scopegate::mapping::store::Published::AlreadyCurrent { version },
-                ) => {
-                    println!("{location} already holds version {version}")
-                }
-            }
+            print(&ops::render_published(published, &location, store.output()));
             Ok(exit::OK)
         }
         StoreCommand::Validate {
@@ -679,38 +598,9 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             let output: Output = output.into();
             let doc = load_file(&file, output)?;
             let report = ops::validate_entries(&file.display().to_string(), doc.mappings, budget);
-            match output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&Validation {
-                        file: report.file.clone(),
-                        valid: true,
-                        report: Some(&report),
-                        problems: &[],
-                        error: None,
-                    })?
-                ),
-                Output::Text => {
-                    for w in &report.warnings {
-                        println!("warning\t{w}");
-                    }
-                    println!(
-                        "valid\t{}\t{}\t{}",
-                        report.file, report.entries, report.scopes
-                    );
-                }
-                Output::Table => {
-                    for w in &report.warnings {
-                        eprintln!("warning: {}: {w}", report.file);
-                    }
-                    println!(
-                        "{}: {}, {}: valid",
-                        report.file,
-                        ops::count(report.entries, "entry", "entries"),
-                        ops::count(report.scopes, "scope", "scopes")
-                    );
-                }
-            }
+            let rendered = ops::render_valid(&report, output);
+            eprint!("{}", rendered.err);
+            print(&rendered.out);
             Ok(exit::OK)
         }
         StoreCommand::History { store, limit } => {

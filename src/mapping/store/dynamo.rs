@@ -222,10 +222,12 @@ impl DynamoStore {
         }
     }
 
-    /// Deletes the table (tests and teardown).
+    /// Deletes the table, turning its deletion protection off first: for test teardown only,
+    /// so it exists only with the `test-util` feature.
     ///
     /// # Errors
     /// [`StoreError::Service`].
+    #[cfg(any(test, feature = "test-util"))]
     pub async fn delete_table(&self) -> Result<(), StoreError> {
         self.client
             .update_table()

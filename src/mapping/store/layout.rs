@@ -50,7 +50,7 @@ pub const DEFAULT_SHARDS: u32 = 8;
 /// changes go through a new generation.
 pub const MAX_TRANSACTION_EDITS: usize = 98;
 
-/// The item key of an entry within its generation (see the [module docs](self)).
+/// The item key of an entry within its generation (see the module docs: the table layout).
 pub fn entry_key(m: &Mapping) -> String {
     format!(
         "{} {} {} {} /{}",
@@ -210,7 +210,7 @@ pub(super) fn corrupt(item: &Item, reason: impl std::fmt::Display) -> StoreError
     }
 }
 
-/// Decodes one entry item as the cold load does (see [`parse_entry`]): public for the
+/// Decodes one entry item as the cold load does (see `parse_entry`): public for the
 /// `mapping` fuzz target, which feeds it arbitrary items.
 ///
 /// # Errors

@@ -3,29 +3,29 @@
 //!
 //! Only this folder uses the AWS SDK. Rooms, from the table up:
 //! - [`aws`]: the SDK configuration both binaries build their clients from;
-//! - [`layout`]: the table's key scheme and item codecs;
-//! - [`dynamo`], [`read`], [`write`]: the DynamoDB adapter, its table lifecycle, its reads
+//! - `layout`: the table's key scheme and item codecs;
+//! - `dynamo`, `read`, `write`: the DynamoDB adapter, its table lifecycle, its reads
 //!   and its conditional writes;
-//! - [`s3`]: the snapshot;
-//! - [`records`], [`diff`], [`error`]: the SDK-free types the rest of the crate sees;
-//! - [`seams`]: the traits the warm cache and the admin commands take, so both are tested in
+//! - `s3`: the snapshot;
+//! - `records`, `diff`, `error`: the SDK-free types the rest of the crate sees;
+//! - `seams`: the traits the warm cache and the admin commands take, so both are tested in
 //!   memory and the emulator tests check only the adapters.
 
 pub mod aws;
-pub mod diff;
-pub mod dynamo;
-pub mod error;
-pub mod layout;
+pub(crate) mod diff;
+pub(crate) mod dynamo;
+pub(crate) mod error;
+pub(crate) mod layout;
 #[cfg(test)]
 pub(crate) mod memory;
-pub mod read;
-pub mod records;
-pub mod s3;
+pub(crate) mod read;
+pub(crate) mod records;
+pub(crate) mod s3;
 mod sdk;
-pub mod seams;
+pub(crate) mod seams;
 #[cfg(test)]
 pub(crate) mod testing;
-pub mod write;
+pub(crate) mod write;
 
 pub use diff::Diff;
 pub use dynamo::DynamoStore;

@@ -114,7 +114,7 @@ pub struct MigrationRecord {
 /// A progress callback of a bulk write: `(entries written, total)`.
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
 
-/// What [`S3Snapshots::publish`] did.
+/// What `S3Snapshots::publish` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Published {

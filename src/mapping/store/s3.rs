@@ -8,9 +8,7 @@
 //! got in between. Reading validates the whole document; a corrupt snapshot is refused.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier,
-};
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use aws_sdk_s3::Client;
 use serde::Serialize;
 
@@ -21,9 +19,6 @@ use super::sdk::service;
 use super::seams::{SnapshotPublisher, SnapshotSource};
 use crate::mapping::entry::Mapping;
 use crate::mapping::file::{parse_document, Document};
-
-/// The default object key: `SCOPEGATE_SNAPSHOT_KEY`'s.
-pub const DEFAULT_KEY: &str = crate::config::SNAPSHOT_KEY.text_default();
 
 /// The snapshot document as written.
 #[derive(Serialize)]
@@ -179,8 +174,9 @@ impl S3Snapshots {
         ))
     }
 
-    /// Overwrites the object with raw bytes (fault tests: a corrupt snapshot).
-    #[doc(hidden)]
+    /// Overwrites the object with raw bytes (fault tests: a corrupt snapshot). Only with
+    /// the `test-util` feature.
+    #[cfg(any(test, feature = "test-util"))]
     pub async fn put_raw(&self, bytes: Vec<u8>) -> Result<(), StoreError> {
         self.client
             .put_object()
@@ -220,11 +216,14 @@ impl S3Snapshots {
         }
     }
 
-    /// Deletes every object and the bucket (test teardown).
+    /// Deletes every object and the bucket (test teardown). Only with the `test-util`
+    /// feature.
     ///
     /// # Errors
     /// [`StoreError::Service`].
+    #[cfg(any(test, feature = "test-util"))]
     pub async fn delete_bucket(&self) -> Result<(), StoreError> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
         let listed = self
             .client
             .list_objects_v2()

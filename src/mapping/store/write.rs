@@ -572,8 +572,9 @@ impl DynamoStore {
         }
     }
 
-    /// Writes a raw item (for fault tests: a corrupt entry). Not for normal use.
-    #[doc(hidden)]
+    /// Writes a raw item (for fault tests: a corrupt entry). Only with the `test-util`
+    /// feature.
+    #[cfg(any(test, feature = "test-util"))]
     pub async fn put_raw_entry(
         &self,
         generation: &str,
