@@ -622,14 +622,7 @@ impl Filter {
 mod tests {
     use super::*;
 
-    const API: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
-
-    fn m(scope: &str, method: &str, resource: &str, effect: &str) -> Mapping {
-        serde_json::from_str(&format!(
-            r#"{{"api":"{API}","stage":"dev","method":"{method}","resource":"{resource}","scope":"{scope}","effect":"{effect}"}}"#
-        ))
-        .unwrap()
-    }
+    use crate::mapping::testing::entry as m;
 
     #[test]
     fn filters() {
@@ -677,6 +670,15 @@ mod tests {
             .unwrap()
             .down
             .store(down, Ordering::SeqCst);
+    }
+
+    /// Another writer commits before each of the next `max_attempts` commits.
+    fn lose_every_race(a: &MemAdmin) {
+        for i in 0..a.retry.max_attempts {
+            a.store.interfere(move |s| {
+                s.commit_other(Edit::Add(m(&format!("o{i}"), "GET", "x", "Allow")))
+            });
+        }
     }
 
     fn many(n: usize, scope: &str) -> Vec<Mapping> {
@@ -765,11 +767,7 @@ mod tests {
     async fn losing_every_race_gives_up_within_the_bound_and_writes_nothing() {
         let a = admin(&[]);
         let max = a.retry.max_attempts;
-        for i in 0..max {
-            a.store.interfere(move |s| {
-                s.commit_other(Edit::Add(m(&format!("o{i}"), "GET", "x", "Allow")))
-            });
-        }
+        lose_every_race(&a);
         let e = a
             .add(vec![m("mine", "GET", "x", "Allow")])
             .await
@@ -817,11 +815,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_large_import_that_gives_up_deletes_the_generation_it_wrote() {
         let a = admin(&many(3, "old"));
-        for i in 0..a.retry.max_attempts {
-            a.store.interfere(move |s| {
-                s.commit_other(Edit::Add(m(&format!("o{i}"), "GET", "x", "Allow")))
-            });
-        }
+        lose_every_race(&a);
         let e = a
             .import("import", many(200, "new"), true, false, &|_, _| {})
             .await

@@ -85,14 +85,7 @@ pub fn token_scopes(jwt: &str) -> Result<Vec<String>, AdminError> {
 mod tests {
     use super::*;
 
-    const API: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
-
-    fn m(scope: &str, method: &str, resource: &str, effect: &str) -> Mapping {
-        serde_json::from_str(&format!(
-            r#"{{"api":"{API}","stage":"dev","method":"{method}","resource":"{resource}","scope":"{scope}","effect":"{effect}"}}"#
-        ))
-        .unwrap()
-    }
+    use crate::mapping::testing::{entry as m, API};
 
     #[test]
     fn explain_names_the_deciding_entries() {

@@ -432,14 +432,7 @@ pub fn render_explain(r: &ExplainReport, output: Output) -> String {
 mod tests {
     use super::*;
 
-    const API: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
-
-    fn m(scope: &str, method: &str, resource: &str, effect: &str) -> Mapping {
-        serde_json::from_str(&format!(
-            r#"{{"api":"{API}","stage":"dev","method":"{method}","resource":"{resource}","scope":"{scope}","effect":"{effect}"}}"#
-        ))
-        .unwrap()
-    }
+    use crate::mapping::testing::{entry as m, API};
 
     #[test]
     fn explanations_name_the_deciding_entries() {

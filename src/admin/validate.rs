@@ -95,14 +95,7 @@ pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> V
 mod tests {
     use super::*;
 
-    const API: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
-
-    fn m(scope: &str, method: &str, resource: &str, effect: &str) -> Mapping {
-        serde_json::from_str(&format!(
-            r#"{{"api":"{API}","stage":"dev","method":"{method}","resource":"{resource}","scope":"{scope}","effect":"{effect}"}}"#
-        ))
-        .unwrap()
-    }
+    use crate::mapping::testing::entry as m;
 
     #[test]
     fn validate_warns_over_the_budget() {

@@ -19,6 +19,8 @@ pub mod configured;
 pub(crate) mod entry;
 pub(crate) mod source;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use entry::{
     Mapping, MappingError, Method, ResourcePath, Scope, Stage, MAX_RESOURCE_LEN, MAX_SCOPE_LEN,

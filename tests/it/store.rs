@@ -12,7 +12,7 @@ use scopegate::admin::{Admin, AdminError, Filter, Target};
 use scopegate::mapping::file;
 use scopegate::mapping::store::aws::AwsOptions;
 use scopegate::mapping::store::Published;
-use scopegate::mapping::store::{ChangeNote, Edit, StoreError};
+use scopegate::mapping::store::{ChangeNote, Edit, MappingWriter as _, StoreError};
 use scopegate::mapping::Mapping;
 
 use crate::support::emulator::{

@@ -44,11 +44,15 @@ impl DynamoStore {
         Ok(meta.into())
     }
 
+    /// Every item of partition `pk` (or the first `limit`), oldest sort key first when
+    /// `forward`; with `keys_only`, only `pk` and `sk` (to delete them). Counts the items
+    /// into `read` as pages arrive.
     pub(super) async fn query_all(
         &self,
-        pk: String,
+        pk: &str,
         limit: Option<i32>,
         forward: bool,
+        keys_only: bool,
         read: Option<&AtomicUsize>,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
@@ -59,7 +63,8 @@ impl DynamoStore {
                 .query()
                 .table_name(&*self.table)
                 .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":pk", s(pk))
+                .set_projection_expression(keys_only.then(|| "pk, sk".to_owned()))
                 .consistent_read(true)
                 .scan_index_forward(forward)
                 .set_limit(limit)
@@ -111,7 +116,7 @@ impl DynamoStore {
             let this = self.clone();
             let pk = shard_pk(generation, shard);
             let read = Arc::clone(&read);
-            tasks.spawn(async move { this.query_all(pk, None, true, Some(&read)).await });
+            tasks.spawn(async move { this.query_all(&pk, None, true, false, Some(&read)).await });
         }
         let expected = usize::try_from(expected).unwrap_or(usize::MAX);
         let mut items = Vec::new();
@@ -203,7 +208,7 @@ impl DynamoStore {
     pub async fn history(&self, limit: usize) -> Result<Vec<HistoryRecord>, StoreError> {
         let limit = i32::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000);
         let items = self
-            .query_all(HISTORY_PK.to_owned(), Some(limit), false, None)
+            .query_all(HISTORY_PK, Some(limit), false, false, None)
             .await?;
         items
             .into_iter()
@@ -222,7 +227,7 @@ impl DynamoStore {
     /// [`StoreError::Corrupt`]; [`StoreError::Service`].
     pub async fn migrations(&self) -> Result<Vec<MigrationRecord>, StoreError> {
         let items = self
-            .query_all(MIGRATION_PK.to_owned(), None, true, None)
+            .query_all(MIGRATION_PK, None, true, false, None)
             .await?;
         items
             .into_iter()

@@ -1,11 +1,9 @@
 //! Helpers for the store's unit tests.
 
 use crate::mapping::entry::Mapping;
+use crate::mapping::testing::entry;
 
-/// An entry of the test API's `dev` stage: `GET /<resource>` for `scope`.
+/// `GET /<resource>` for `scope`, on the test API's `dev` stage.
 pub(crate) fn m(scope: &str, resource: &str, effect: &str) -> Mapping {
-    serde_json::from_str(&format!(
-        r#"{{"api":"arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5","stage":"dev","method":"GET","resource":"{resource}","scope":"{scope}","effect":"{effect}"}}"#
-    ))
-    .expect("a valid test entry")
+    entry(scope, "GET", resource, effect)
 }

@@ -120,100 +120,6 @@ impl DynamoStore {
             .build()
     }
 
-    /// Applies up to [`MAX_TRANSACTION_EDITS`] edits to the current generation, bumps the
-    /// version and records the history, in one transaction conditional on `read` still being
-    /// the version record. Returns the new version record.
-    ///
-    /// # Errors
-    /// [`StoreError::Conflict`] when the version moved; [`StoreError::Exists`] /
-    /// [`StoreError::NotFound`] for an edit that does not apply; [`StoreError::Service`].
-    ///
-    /// # Panics
-    /// With more than [`MAX_TRANSACTION_EDITS`] edits (use
-    /// [`replace_all`](Self::replace_all)).
-    pub async fn apply(
-        &self,
-        read: &Head,
-        edits: &[Edit],
-        note: &ChangeNote,
-    ) -> Result<Head, StoreError> {
-        assert!(
-            !edits.is_empty() && edits.len() <= MAX_TRANSACTION_EDITS,
-            "1 to {MAX_TRANSACTION_EDITS} edits per transaction"
-        );
-        let at = crate::clock::rfc3339_now();
-        let new_version = read.version + 1;
-        let mut items = Vec::with_capacity(edits.len() + 2);
-        let mut delta: i64 = 0;
-        for edit in edits {
-            let item = EntryItem::new(
-                edit.mapping(),
-                &read.generation,
-                read.shards,
-                &at,
-                &note.actor,
-            );
-            let op = match edit {
-                Edit::Add(_) => {
-                    delta += 1;
-                    self.put_new_in_transaction(&item)
-                }
-                Edit::Remove(_) => {
-                    delta -= 1;
-                    TransactWriteItem::builder()
-                        .delete(
-                            Delete::builder()
-                                .table_name(&*self.table)
-                                .set_key(Some(key(&item.pk, &item.sk)))
-                                .condition_expression("attribute_exists(pk)")
-                                .build()
-                                .expect("table and key set"),
-                        )
-                        .build()
-                }
-            };
-            items.push(op);
-        }
-        let entries = (read.entries as i64 + delta).max(0) as u64;
-        items.push(
-            TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(&*self.table)
-                        .set_key(Some(key(META_PK, META_SK)))
-                        .update_expression("SET version = :new, entries = :entries, updated_at = :at, updated_by = :by")
-                        .condition_expression("version = :read AND generation = :gen")
-                        .expression_attribute_values(":new", n(new_version))
-                        .expression_attribute_values(":read", n(read.version))
-                        .expression_attribute_values(":gen", s(&read.generation))
-                        .expression_attribute_values(":entries", n(entries))
-                        .expression_attribute_values(":at", s(&at))
-                        .expression_attribute_values(":by", s(&note.actor))
-                        .build()
-                        .expect("table, key and expression set"),
-                )
-                .build(),
-        );
-        items.push(self.history_put(new_version, &at, note));
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .client_request_token(request_token())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Head {
-                version: new_version,
-                entries,
-                updated_at: at,
-                updated_by: note.actor.clone(),
-                ..read.clone()
-            }),
-            Err(e) => Err(self.transaction_error(e, read, Some(edits)).await),
-        }
-    }
-
     /// Maps a cancelled transaction to the reason: the version record's condition first
     /// (everything else was judged against a stale read), then the first failing edit.
     async fn transaction_error<R>(
@@ -305,72 +211,6 @@ impl DynamoStore {
         }
     }
 
-    /// Writes `entries` as a new generation for the version after `read` (batches of 25,
-    /// `write_concurrency` at a time), invisible to readers until
-    /// [`switch_generation`](Self::switch_generation). Returns its id. On failure, what was
-    /// written is deleted.
-    ///
-    /// # Errors
-    /// [`StoreError::Service`].
-    pub async fn write_generation(
-        &self,
-        read: &Head,
-        entries: &[Mapping],
-        actor: &str,
-        progress: Progress<'_>,
-    ) -> Result<String, StoreError> {
-        let at = crate::clock::rfc3339_now();
-        let generation = new_generation(read.version + 1);
-        let shards = read.shards.max(1);
-        let requests: Vec<WriteRequest> = entries
-            .iter()
-            .map(|m| self.put_request(m, &generation, shards, &at, actor))
-            .collect();
-        if let Err(e) = self.batch_write(requests, progress).await {
-            self.delete_generation_best_effort(&generation, shards)
-                .await;
-            return Err(e);
-        }
-        Ok(generation)
-    }
-
-    /// Brings a generation written by [`write_generation`](Self::write_generation) (and not
-    /// switched to) from the set it holds to another, by `diff` between the two: what a
-    /// retried import does after losing a race, instead of writing every entry again.
-    ///
-    /// # Errors
-    /// [`StoreError::Service`].
-    pub async fn patch_generation(
-        &self,
-        generation: &str,
-        shards: u32,
-        diff: &Diff,
-        actor: &str,
-        progress: Progress<'_>,
-    ) -> Result<(), StoreError> {
-        let at = crate::clock::rfc3339_now();
-        let shards = shards.max(1);
-        let puts = diff
-            .added
-            .iter()
-            .chain(diff.changed.iter().map(|(_, new)| new))
-            .map(|m| self.put_request(m, generation, shards, &at, actor));
-        let deletes = diff.removed.iter().map(|m| {
-            let sk = entry_key(m);
-            let pk = shard_pk(generation, shard_of(&sk, shards));
-            WriteRequest::builder()
-                .delete_request(
-                    DeleteRequest::builder()
-                        .set_key(Some(key(&pk, &sk)))
-                        .build()
-                        .expect("key set"),
-                )
-                .build()
-        });
-        self.batch_write(puts.chain(deletes).collect(), progress)
-            .await
-    }
-
     fn put_request(
         &self,
         m: &Mapping,
@@ -388,74 +228,6 @@ impl DynamoStore {
                     .expect("item set"),
             )
             .build()
-    }
-
-    /// Makes `generation` (of `entries` entries, written for `read.version + 1` with
-    /// `read.shards`) current, in one transaction conditional on `read` still being the
-    /// version record, with the history record. Then deletes the generation before `read`'s
-    /// (readers may still be on `read`'s). On failure nothing changed and `generation` is
-    /// left for the caller to patch and retry, or delete.
-    ///
-    /// # Errors
-    /// [`StoreError::Conflict`]; [`StoreError::Service`].
-    pub async fn switch_generation(
-        &self,
-        read: &Head,
-        generation: &str,
-        entries: usize,
-        note: &ChangeNote,
-    ) -> Result<Head, StoreError> {
-        let at = crate::clock::rfc3339_now();
-        let new_version = read.version + 1;
-        let shards = read.shards.max(1);
-        let flip = TransactWriteItem::builder()
-            .update(
-                Update::builder()
-                    .table_name(&*self.table)
-                    .set_key(Some(key(META_PK, META_SK)))
-                    .update_expression(
-                        "SET version = :new, generation = :gen, previous = :prev, shards = :shards, \
-                         entries = :entries, updated_at = :at, updated_by = :by",
-                    )
-                    .condition_expression("version = :read AND generation = :readgen")
-                    .expression_attribute_values(":new", n(new_version))
-                    .expression_attribute_values(":gen", s(generation))
-                    .expression_attribute_values(":prev", s(&read.generation))
-                    .expression_attribute_values(":shards", n(u64::from(shards)))
-                    .expression_attribute_values(":entries", n(entries as u64))
-                    .expression_attribute_values(":at", s(&at))
-                    .expression_attribute_values(":by", s(&note.actor))
-                    .expression_attribute_values(":read", n(read.version))
-                    .expression_attribute_values(":readgen", s(&read.generation))
-                    .build()
-                    .expect("table, key and expression set"),
-            )
-            .build();
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(flip)
-            .transact_items(self.history_put(new_version, &at, note))
-            .client_request_token(request_token())
-            .send()
-            .await;
-        if let Err(e) = result {
-            return Err(self.transaction_error(e, read, None).await);
-        }
-        if let Some(old) = &read.previous {
-            // Shards of old generations are not recorded; they were written with the
-            // shard count current at the time, which only ever comes from the version record.
-            self.delete_generation_best_effort(old, read.shards).await;
-        }
-        Ok(Head {
-            version: new_version,
-            generation: generation.to_owned(),
-            previous: Some(read.generation.clone()),
-            shards,
-            entries: entries as u64,
-            updated_at: at,
-            updated_by: note.actor.clone(),
-        })
     }
 
     async fn batch_write(
@@ -517,61 +289,6 @@ impl DynamoStore {
         ))
     }
 
-    /// Deletes every item of a generation; failures are logged, not returned (an orphaned
-    /// generation costs storage, never correctness: readers only follow the version record).
-    pub async fn delete_generation_best_effort(&self, generation: &str, shards: u32) {
-        for shard in 0..shards {
-            let pk = shard_pk(generation, shard);
-            let items = match self.query_keys(&pk).await {
-                Ok(items) => items,
-                Err(e) => {
-                    tracing::warn!(%generation, error = %e, "could not list an old generation to delete it");
-                    return;
-                }
-            };
-            let requests = items
-                .into_iter()
-                .map(|k| {
-                    WriteRequest::builder()
-                        .delete_request(
-                            DeleteRequest::builder()
-                                .set_key(Some(k))
-                                .build()
-                                .expect("key set"),
-                        )
-                        .build()
-                })
-                .collect();
-            if let Err(e) = self.batch_write(requests, &|_, _| {}).await {
-                tracing::warn!(%generation, error = %e, "could not delete an old generation");
-                return;
-            }
-        }
-    }
-
-    async fn query_keys(&self, pk: &str) -> Result<Vec<Item>, StoreError> {
-        let mut keys = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&*self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk))
-                .projection_expression("pk, sk")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(self.fail("Query"))?;
-            keys.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(keys),
-            }
-        }
-    }
-
     /// Writes a raw item (for fault tests: a corrupt entry). Only with the `test-util`
     /// feature.
     #[cfg(any(test, feature = "test-util"))]
@@ -614,15 +331,107 @@ impl MappingWriter for DynamoStore {
         DynamoStore::history(self, limit).await
     }
 
+    /// Applies up to [`MAX_TRANSACTION_EDITS`] edits to the current generation, bumps the
+    /// version and records the history, in one transaction conditional on `read` still being
+    /// the version record. Returns the new version record.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the version moved; [`StoreError::Exists`] /
+    /// [`StoreError::NotFound`] for an edit that does not apply; [`StoreError::Service`].
+    ///
+    /// # Panics
+    /// With more than [`MAX_TRANSACTION_EDITS`] edits (use
+    /// [`replace_all`](Self::replace_all)).
     async fn apply(
         &self,
         read: &Head,
         edits: &[Edit],
         note: &ChangeNote,
     ) -> Result<Head, StoreError> {
-        DynamoStore::apply(self, read, edits, note).await
+        assert!(
+            !edits.is_empty() && edits.len() <= MAX_TRANSACTION_EDITS,
+            "1 to {MAX_TRANSACTION_EDITS} edits per transaction"
+        );
+        let at = crate::clock::rfc3339_now();
+        let new_version = read.version + 1;
+        let mut items = Vec::with_capacity(edits.len() + 2);
+        let mut delta: i64 = 0;
+        for edit in edits {
+            let item = EntryItem::new(
+                edit.mapping(),
+                &read.generation,
+                read.shards,
+                &at,
+                &note.actor,
+            );
+            let op = match edit {
+                Edit::Add(_) => {
+                    delta += 1;
+                    self.put_new_in_transaction(&item)
+                }
+                Edit::Remove(_) => {
+                    delta -= 1;
+                    TransactWriteItem::builder()
+                        .delete(
+                            Delete::builder()
+                                .table_name(&*self.table)
+                                .set_key(Some(key(&item.pk, &item.sk)))
+                                .condition_expression("attribute_exists(pk)")
+                                .build()
+                                .expect("table and key set"),
+                        )
+                        .build()
+                }
+            };
+            items.push(op);
+        }
+        let entries = (read.entries as i64 + delta).max(0) as u64;
+        items.push(
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&*self.table)
+                        .set_key(Some(key(META_PK, META_SK)))
+                        .update_expression("SET version = :new, entries = :entries, updated_at = :at, updated_by = :by")
+                        .condition_expression("version = :read AND generation = :gen")
+                        .expression_attribute_values(":new", n(new_version))
+                        .expression_attribute_values(":read", n(read.version))
+                        .expression_attribute_values(":gen", s(&read.generation))
+                        .expression_attribute_values(":entries", n(entries))
+                        .expression_attribute_values(":at", s(&at))
+                        .expression_attribute_values(":by", s(&note.actor))
+                        .build()
+                        .expect("table, key and expression set"),
+                )
+                .build(),
+        );
+        items.push(self.history_put(new_version, &at, note));
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(request_token())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Head {
+                version: new_version,
+                entries,
+                updated_at: at,
+                updated_by: note.actor.clone(),
+                ..read.clone()
+            }),
+            Err(e) => Err(self.transaction_error(e, read, Some(edits)).await),
+        }
     }
 
+    /// Writes `entries` as a new generation for the version after `read` (batches of 25,
+    /// `write_concurrency` at a time), invisible to readers until
+    /// [`switch_generation`](Self::switch_generation). Returns its id. On failure, what was
+    /// written is deleted.
+    ///
+    /// # Errors
+    /// [`StoreError::Service`].
     async fn write_generation(
         &self,
         read: &Head,
@@ -630,9 +439,27 @@ impl MappingWriter for DynamoStore {
         actor: &str,
         progress: Progress<'_>,
     ) -> Result<String, StoreError> {
-        DynamoStore::write_generation(self, read, entries, actor, progress).await
+        let at = crate::clock::rfc3339_now();
+        let generation = new_generation(read.version + 1);
+        let shards = read.shards.max(1);
+        let requests: Vec<WriteRequest> = entries
+            .iter()
+            .map(|m| self.put_request(m, &generation, shards, &at, actor))
+            .collect();
+        if let Err(e) = self.batch_write(requests, progress).await {
+            self.delete_generation_best_effort(&generation, shards)
+                .await;
+            return Err(e);
+        }
+        Ok(generation)
     }
 
+    /// Brings a generation written by [`write_generation`](Self::write_generation) (and not
+    /// switched to) from the set it holds to another, by `diff` between the two: what a
+    /// retried import does after losing a race, instead of writing every entry again.
+    ///
+    /// # Errors
+    /// [`StoreError::Service`].
     async fn patch_generation(
         &self,
         generation: &str,
@@ -641,9 +468,37 @@ impl MappingWriter for DynamoStore {
         actor: &str,
         progress: Progress<'_>,
     ) -> Result<(), StoreError> {
-        DynamoStore::patch_generation(self, generation, shards, diff, actor, progress).await
+        let at = crate::clock::rfc3339_now();
+        let shards = shards.max(1);
+        let puts = diff
+            .added
+            .iter()
+            .chain(diff.changed.iter().map(|(_, new)| new))
+            .map(|m| self.put_request(m, generation, shards, &at, actor));
+        let deletes = diff.removed.iter().map(|m| {
+            let sk = entry_key(m);
+            let pk = shard_pk(generation, shard_of(&sk, shards));
+            WriteRequest::builder()
+                .delete_request(
+                    DeleteRequest::builder()
+                        .set_key(Some(key(&pk, &sk)))
+                        .build()
+                        .expect("key set"),
+                )
+                .build()
+        });
+        self.batch_write(puts.chain(deletes).collect(), progress)
+            .await
     }
 
+    /// Makes `generation` (of `entries` entries, written for `read.version + 1` with
+    /// `read.shards`) current, in one transaction conditional on `read` still being the
+    /// version record, with the history record. Then deletes the generation before `read`'s
+    /// (readers may still be on `read`'s). On failure nothing changed and `generation` is
+    /// left for the caller to patch and retry, or delete.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`]; [`StoreError::Service`].
     async fn switch_generation(
         &self,
         read: &Head,
@@ -651,10 +506,88 @@ impl MappingWriter for DynamoStore {
         entries: usize,
         note: &ChangeNote,
     ) -> Result<Head, StoreError> {
-        DynamoStore::switch_generation(self, read, generation, entries, note).await
+        let at = crate::clock::rfc3339_now();
+        let new_version = read.version + 1;
+        let shards = read.shards.max(1);
+        let flip = TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&*self.table)
+                    .set_key(Some(key(META_PK, META_SK)))
+                    .update_expression(
+                        "SET version = :new, generation = :gen, previous = :prev, shards = :shards, \
+                         entries = :entries, updated_at = :at, updated_by = :by",
+                    )
+                    .condition_expression("version = :read AND generation = :readgen")
+                    .expression_attribute_values(":new", n(new_version))
+                    .expression_attribute_values(":gen", s(generation))
+                    .expression_attribute_values(":prev", s(&read.generation))
+                    .expression_attribute_values(":shards", n(u64::from(shards)))
+                    .expression_attribute_values(":entries", n(entries as u64))
+                    .expression_attribute_values(":at", s(&at))
+                    .expression_attribute_values(":by", s(&note.actor))
+                    .expression_attribute_values(":read", n(read.version))
+                    .expression_attribute_values(":readgen", s(&read.generation))
+                    .build()
+                    .expect("table, key and expression set"),
+            )
+            .build();
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(flip)
+            .transact_items(self.history_put(new_version, &at, note))
+            .client_request_token(request_token())
+            .send()
+            .await;
+        if let Err(e) = result {
+            return Err(self.transaction_error(e, read, None).await);
+        }
+        if let Some(old) = &read.previous {
+            // Shards of old generations are not recorded; they were written with the
+            // shard count current at the time, which only ever comes from the version record.
+            self.delete_generation_best_effort(old, read.shards).await;
+        }
+        Ok(Head {
+            version: new_version,
+            generation: generation.to_owned(),
+            previous: Some(read.generation.clone()),
+            shards,
+            entries: entries as u64,
+            updated_at: at,
+            updated_by: note.actor.clone(),
+        })
     }
 
+    /// Deletes every item of a generation; failures are logged, not returned (an orphaned
+    /// generation costs storage, never correctness: readers only follow the version record).
     async fn delete_generation_best_effort(&self, generation: &str, shards: u32) {
-        DynamoStore::delete_generation_best_effort(self, generation, shards).await;
+        for shard in 0..shards {
+            let pk = shard_pk(generation, shard);
+            let items = match self.query_all(&pk, None, true, true, None).await {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(%generation, error = %e, "could not list an old generation to delete it");
+                    return;
+                }
+            };
+            let requests = items
+                .into_iter()
+                .map(|k| {
+                    WriteRequest::builder()
+                        .delete_request(
+                            DeleteRequest::builder()
+                                .set_key(Some(k))
+                                .build()
+                                .expect("key set"),
+                        )
+                        .build()
+                })
+                .collect();
+            if let Err(e) = self.batch_write(requests, &|_, _| {}).await {
+                tracing::warn!(%generation, error = %e, "could not delete an old generation");
+                return;
+            }
+        }
     }
 }
