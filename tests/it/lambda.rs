@@ -214,9 +214,35 @@ async fn the_lambda_answers_token_request_and_http_api_events() {
         serde_json::json!({"errorType": "Unauthorized", "errorMessage": "Unauthorized"})
     );
 
+    // A fault: an event API Gateway could not have sent (no methodArn) is an error, not a 401.
+    let out = lambda.invoke(r#"{"type":"TOKEN","authorizationToken":"Bearer a.b.c"}"#);
+    assert!(
+        !out.status.success(),
+        "a broken event must not get an answer"
+    );
+
     // The logs: JSON lines, one decision per invocation with the Lambda request id, no token.
     lambda.function.stop(Duration::from_secs(3));
     let log = lambda.function.report();
+    // A 401 is an ordinary answer: logged at INFO with its reason, never at ERROR (the
+    // runtime's own ERROR echo of it is filtered out), so error alarms see only faults.
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(r#""level":"ERROR""#))
+        .collect();
+    assert!(
+        !errors.is_empty() && errors.iter().all(|l| !l.contains("Unauthorized")),
+        "ERROR lines must be the fault's alone:\n{}",
+        errors.join("\n")
+    );
+    let refusals = log
+        .lines()
+        .filter(|l| l.contains(r#""decision":"Unauthorized""#) && l.contains(r#""level":"INFO""#))
+        .count();
+    assert_eq!(
+        refusals, 2,
+        "each 401 logged once at INFO with its reason:\n{log}"
+    );
     let decisions: Vec<Value> = log
         .lines()
         .filter(|l| l.contains(r#""message":"decision""#))
@@ -224,7 +250,7 @@ async fn the_lambda_answers_token_request_and_http_api_events() {
             serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
         })
         .collect();
-    assert_eq!(decisions.len(), 6, "{log}");
+    assert_eq!(decisions.len(), 7, "{log}");
     for d in &decisions {
         let id = d["span"]["request_id"].as_str().unwrap_or_default();
         assert_eq!(id.len(), 36, "a request id on every decision: {d}");
@@ -238,7 +264,7 @@ async fn the_lambda_answers_token_request_and_http_api_events() {
     }
 
     // The metrics: EMF lines on stdout, one per decision (when the entry point installs
-    // scopegate::metrics), counting 3 Allow, 1 Deny, 2 Unauthorized.
+    // scopegate::metrics), counting 3 Allow, 1 Deny, 2 Unauthorized, 1 Error.
     let emf: Vec<Value> = log
         .lines()
         .filter(|l| l.starts_with('{') && l.contains(r#""_aws""#) && l.contains(r#""Latency""#))
@@ -256,7 +282,7 @@ async fn the_lambda_answers_token_request_and_http_api_events() {
         ];
         assert_eq!(
             counts,
-            [3, 1, 2, 0],
+            [3, 1, 2, 1],
             "Allow, Deny, Unauthorized, Error in\n{emf:#?}"
         );
         assert_eq!(emf[0]["FunctionName"], FUNCTION);
