@@ -59,9 +59,11 @@ use crate::ttl_cache::TtlCache;
 
 /// The default token source header, as in the seed.
 pub const DEFAULT_TOKEN_HEADER: &str = "Authorization";
-/// The seed's token validation regex: a JWT after `Bearer `.
+/// The token validation regex, as template.yaml's `TokenValidationRegex` defaults to: a JWS
+/// in compact form after the `Bearer` scheme in any case (RFC 7235 2.1 makes the scheme
+/// case-insensitive; the seed's `^(Bearer )...` turned `bearer` away).
 pub const DEFAULT_TOKEN_REGEX: &str =
-    r"^(Bearer )[a-zA-Z0-9\-_]+?\.[a-zA-Z0-9\-_]+?\.([a-zA-Z0-9\-_]+)$";
+    r"^[Bb][Ee][Aa][Rr][Ee][Rr] +[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$";
 /// API Gateway's default authorizer TTL, in seconds.
 pub const DEFAULT_AUTHORIZER_TTL: u32 = 300;
 /// API Gateway's largest authorizer TTL, in seconds.

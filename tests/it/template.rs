@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use scopegate::config::SETTINGS;
 use scopegate::local::gateway::{DEFAULT_AUTHORIZER_TTL, DEFAULT_TOKEN_REGEX, MAX_AUTHORIZER_TTL};
 use serde_yaml::value::{Tag, TaggedValue};
-use serde_yaml::{Mapping, Value};
+use serde_yaml::Value;
 
 use crate::support::repo_root;
 
@@ -209,21 +209,6 @@ fn environment_variables_are_settings_the_code_reads() {
     );
 }
 
-/// The keys API Gateway (through SAM) takes in an authorizer's Identity block, by payload type.
-fn identity_keys(payload: &str) -> &'static [&'static str] {
-    match payload {
-        "TOKEN" => &["Header", "ValidationExpression", "ReauthorizeEvery"],
-        "REQUEST" => &[
-            "Headers",
-            "QueryStrings",
-            "StageVariables",
-            "Context",
-            "ReauthorizeEvery",
-        ],
-        other => panic!("FunctionPayloadType {other:?}: expected TOKEN or REQUEST"),
-    }
-}
-
 /// A TTL from a literal or a `!Ref` to a Number parameter, checked against API Gateway's
 /// range; returns the default.
 fn checked_ttl(t: &Value, v: &Value, what: &str) -> u64 {
@@ -260,76 +245,99 @@ fn checked_ttl(t: &Value, v: &Value, what: &str) -> u64 {
     }
 }
 
-#[test]
-fn the_authorizer_is_a_token_authorizer_with_a_valid_identity() {
-    let t = template();
-    let apis = resources_of_type(&t, "AWS::Serverless::Api");
-    assert_eq!(apis.len(), 1);
-    let (api_name, api) = apis[0];
-    let auth = at(api, &["Properties", "Auth"]);
-    let authorizers = at(auth, &["Authorizers"])
-        .as_mapping()
-        .expect("Authorizers is a mapping");
-    assert!(!authorizers.is_empty());
-    let default = at(auth, &["DefaultAuthorizer"])
+/// `!If [condition, then, else]`: (condition, then, else).
+fn as_if(v: &Value) -> Option<(&str, &Value, &Value)> {
+    match v {
+        Value::Tagged(t) if t.tag == Tag::new("If") => {
+            let s = t.value.as_sequence()?;
+            Some((s.first()?.as_str()?, s.get(1)?, s.get(2)?))
+        }
+        _ => None,
+    }
+}
+
+/// The regex a parameter defaults to.
+fn parameter_default<'a>(t: &'a Value, name: &str) -> &'a str {
+    at(t, &["Parameters", name, "Default"])
         .as_str()
-        .expect("a DefaultAuthorizer");
-    assert!(
-        authorizers.contains_key(default),
-        "DefaultAuthorizer {default} is not defined"
+        .unwrap_or_else(|| panic!("parameter {name} needs a string Default"))
+}
+
+#[test]
+fn the_authorizer_is_a_token_authorizer_with_a_typed_ttl_and_a_token_regex() {
+    let t = template();
+    let authorizers = resources_of_type(&t, "AWS::ApiGateway::Authorizer");
+    assert_eq!(authorizers.len(), 1, "the example API's authorizer");
+    let (name, a) = authorizers[0];
+    let p = at(a, &["Properties"]);
+    assert_eq!(at(p, &["Type"]).as_str(), Some("TOKEN"));
+    assert_eq!(
+        at(p, &["IdentitySource"]).as_str(),
+        Some("method.request.header.Authorization")
+    );
+    // A typed property (an integer), never a string inside an API definition: CloudFormation
+    // passes parameters as strings, and SAM's Auth block wrote "60" into the OpenAPI body.
+    let ttl = checked_ttl(
+        &t,
+        at(p, &["AuthorizerResultTtlInSeconds"]),
+        &format!("{name}.AuthorizerResultTtlInSeconds"),
+    );
+    assert_eq!(
+        ttl,
+        u64::from(DEFAULT_AUTHORIZER_TTL),
+        "the documented default TTL"
+    );
+    let mut refs = Vec::new();
+    references(at(p, &["AuthorizerUri"]), &mut refs);
+    refs.retain(|r| !r.starts_with("AWS::"));
+    assert_eq!(
+        refs,
+        ["AuthorizerFunction"],
+        "{name} invokes the authorizer function"
     );
 
-    for (name, a) in authorizers {
-        let what = format!(
-            "{api_name}.Auth.Authorizers.{}",
-            name.as_str().unwrap_or("?")
-        );
-        let payload = at(a, &["FunctionPayloadType"]).as_str().unwrap_or("TOKEN");
-        let identity = at(a, &["Identity"]);
-        let allowed = identity_keys(payload);
-        for k in keys(identity) {
-            assert!(
-                allowed.contains(&k.as_str()),
-                "{what}.Identity.{k} is not a {payload} authorizer key (allowed: {allowed:?})"
-            );
-        }
-        let ttl = checked_ttl(
-            &t,
-            at(identity, &["ReauthorizeEvery"]),
-            &format!("{what}.Identity.ReauthorizeEvery"),
-        );
-        assert_eq!(
-            ttl,
-            u64::from(DEFAULT_AUTHORIZER_TTL),
-            "{what}: the documented default TTL"
-        );
-        if payload == "TOKEN" {
-            assert_eq!(at(identity, &["Header"]).as_str(), Some("Authorization"));
-            let expr = at(identity, &["ValidationExpression"])
-                .as_str()
-                .expect("a ValidationExpression");
-            assert_eq!(
-                expr, DEFAULT_TOKEN_REGEX,
-                "the same token check as `scopegate local`"
-            );
-            let re = regex::Regex::new(expr)
-                .unwrap_or_else(|e| panic!("{what}: ValidationExpression: {e}"));
-            assert!(re.is_match("Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"));
-            assert!(!re.is_match("Bearer ThisIsNotAJWT"));
-            assert!(
-                !re.is_match("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"),
-                "Bearer is required"
-            );
-        }
-        let arn = at(a, &["FunctionArn"]);
-        let mut refs = Vec::new();
-        references(arn, &mut refs);
-        assert_eq!(
-            refs,
-            ["AuthorizerFunction"],
-            "{what}.FunctionArn is the authorizer function"
+    // The token check: a parameter, skipped when empty.
+    let (cond, then, otherwise) =
+        as_if(at(p, &["IdentityValidationExpression"])).expect("!If [HasTokenRegex, ...]");
+    assert_eq!(cond, "HasTokenRegex");
+    assert_eq!(as_ref(then), Some("TokenValidationRegex"));
+    assert_eq!(as_ref(otherwise), Some("AWS::NoValue"));
+    let expr = parameter_default(&t, "TokenValidationRegex");
+    assert_eq!(
+        expr, DEFAULT_TOKEN_REGEX,
+        "the same token check as `scopegate local`"
+    );
+    let re = regex::Regex::new(expr).unwrap_or_else(|e| panic!("TokenValidationRegex: {e}"));
+    let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        assert!(
+            re.is_match(&format!("{scheme} {jwt}")),
+            "{scheme}: the scheme is case-insensitive (RFC 7235 2.1)"
         );
     }
+    assert!(
+        !re.is_match("Bearer ThisIsNotAJWT"),
+        "the seed's second curl case"
+    );
+    assert!(!re.is_match(jwt), "Bearer is required");
+    assert!(!re.is_match(&format!("Basic {jwt}")));
+    assert!(!re.is_match(&format!("Bearer {jwt} extra")));
+
+    // The regex the parameter's description gives for opaque tokens (introspection).
+    let description = at(&t, &["Parameters", "TokenValidationRegex", "Description"])
+        .as_str()
+        .unwrap();
+    let opaque = description
+        .split('"')
+        .find(|s| s.starts_with('^'))
+        .expect("the description quotes the opaque-token regex");
+    let re = regex::Regex::new(opaque).unwrap_or_else(|e| panic!("opaque regex: {e}"));
+    assert!(
+        re.is_match("bearer 2YotnFZFEjr1zCsicMWpAA"),
+        "RFC 6749's opaque example"
+    );
+    assert!(re.is_match(&format!("Bearer {jwt}")), "JWTs still pass");
+    assert!(!re.is_match("Bearer two words"));
 }
 
 #[test]
@@ -375,6 +383,16 @@ fn the_authorizer_role_is_least_privilege() {
             .as_sequence()
             .expect("statements")
         {
+            // X-Ray, only with tracing on: its actions take no resource but "*".
+            if let Some((cond, st, otherwise)) = as_if(st) {
+                assert_eq!(cond, "TracingActive");
+                assert_eq!(as_ref(otherwise), Some("AWS::NoValue"));
+                assert_eq!(
+                    strings(at(st, &["Action"])),
+                    ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+                );
+                continue;
+            }
             assert_eq!(at(st, &["Effect"]).as_str(), Some("Allow"));
             let actions = strings(at(st, &["Action"]));
             for a in &actions {
@@ -490,26 +508,193 @@ fn the_table_and_bucket_are_durable_encrypted_and_private() {
 }
 
 #[test]
-fn the_example_resource_is_a_mock_behind_the_authorizer() {
+fn the_example_api_is_optional_and_its_method_is_a_mock_behind_the_authorizer() {
     let t = template();
-    let (_, api) = resources_of_type(&t, "AWS::Serverless::Api")[0];
-    // Set, or SAM adds a stage named "Stage" beside StageName.
-    assert!(at(api, &["Properties", "OpenApiVersion"])
-        .as_str()
-        .is_some_and(|v| v.starts_with('3')));
-    let paths = at(api, &["Properties", "DefinitionBody", "paths"]);
-    let get = at(paths, &["/my-resource", "get"]);
+    let resources = at(&t, &["Resources"]).as_mapping().unwrap();
+    let example: Vec<&str> = resources
+        .iter()
+        .filter(|(_, r)| {
+            r.get("Type")
+                .and_then(Value::as_str)
+                .is_some_and(|k| k.starts_with("AWS::ApiGateway::"))
+        })
+        .map(|(k, _)| k.as_str().unwrap())
+        .collect();
+    assert!(example.len() >= 6, "{example:?}");
+    for name in example.iter().copied().chain(["ExampleInvokePermission"]) {
+        let cond = resource(&t, name).get("Condition").and_then(Value::as_str);
+        assert!(
+            matches!(cond, Some("CreateExampleApi" | "ExampleAccessLogs")),
+            "{name} must be behind the CreateExampleApi condition"
+        );
+    }
+    let p = at(&t, &["Parameters", "CreateExampleApi"]);
+    assert_eq!(p.get("Default").and_then(Value::as_str), Some("true"));
+    assert!(resources_of_type(&t, "AWS::Serverless::Api").is_empty());
+
+    let (_, method) = resources_of_type(&t, "AWS::ApiGateway::Method")[0];
+    let m = at(method, &["Properties"]);
+    assert_eq!(at(m, &["AuthorizationType"]).as_str(), Some("CUSTOM"));
+    assert_eq!(as_ref(at(m, &["AuthorizerId"])), Some("ExampleAuthorizer"));
+    assert_eq!(at(m, &["Integration", "Type"]).as_str(), Some("MOCK"));
+
+    // The stage: access logs (with retention) and tracing, as parameters.
+    let stage = at(resource(&t, "ExampleStage"), &["Properties"]);
+    let (cond, logs, _) = as_if(at(stage, &["AccessLogSetting"])).expect("!If access logs");
+    assert_eq!(cond, "ExampleAccessLogs");
+    let mut refs = Vec::new();
+    references(at(logs, &["DestinationArn"]), &mut refs);
+    let log_group = resource(&t, &refs[0]);
     assert_eq!(
-        at(get, &["x-amazon-apigateway-integration", "type"]).as_str(),
-        Some("mock")
+        as_ref(at(log_group, &["Properties", "RetentionInDays"])),
+        Some("LogRetentionDays")
     );
-    let outputs: Mapping = at(&t, &["Outputs"]).as_mapping().unwrap().clone();
+    assert_eq!(
+        as_if(at(stage, &["TracingEnabled"])).map(|i| i.0),
+        Some("TracingActive")
+    );
+
+    // API Gateway may invoke the function for this API's authorizer only.
+    let perm = at(resource(&t, "ExampleInvokePermission"), &["Properties"]);
+    assert_eq!(
+        at(perm, &["Principal"]).as_str(),
+        Some("apigateway.amazonaws.com")
+    );
+    let source = strings(at(perm, &["SourceArn"])).concat();
+    assert!(
+        source.ends_with("${ExampleApi}/authorizers/${ExampleAuthorizer}"),
+        "{source}"
+    );
+}
+
+/// Whether a name property writes a name (a literal or a `!Sub`), rather than pointing at
+/// another resource with `!Ref` or `!GetAtt` (a permission's `FunctionName`).
+fn names_something(v: Option<&Value>) -> bool {
+    v.is_some_and(|v| {
+        matches!(v, Value::String(_)) || matches!(v, Value::Tagged(t) if t.tag == Tag::new("Sub"))
+    })
+}
+
+#[test]
+fn the_core_is_reusable_exports_what_other_stacks_need_and_names_nothing_fixed() {
+    let t = template();
+    // Physical names CloudFormation can generate: fixed ones cap the stack name's length
+    // and collide between two stacks in one account.
+    for (name, r) in at(&t, &["Resources"]).as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        let props = r.get("Properties").unwrap_or(&Value::Null);
+        for fixed in [
+            "FunctionName",
+            "TableName",
+            "BucketName",
+            "LogGroupName",
+            "RoleName",
+            "AlarmName",
+        ] {
+            assert!(
+                !names_something(props.get(fixed)),
+                "{name}.{fixed} is fixed: let CloudFormation name it"
+            );
+        }
+    }
+    let outputs = at(&t, &["Outputs"]);
     for name in [
-        "ApiUrl",
+        "AuthorizerFunctionArn",
         "MappingsTableName",
         "SnapshotBucketName",
-        "AuthorizerFunctionArn",
     ] {
-        assert!(outputs.contains_key(name), "output {name}");
+        let export = at(outputs, &[name, "Export", "Name"]);
+        let mut refs = Vec::new();
+        references(export, &mut refs);
+        assert_eq!(
+            refs,
+            ["AWS::StackName"],
+            "{name} is exported under the stack's name"
+        );
+    }
+    let mut refs = Vec::new();
+    references(at(outputs, &["AuthorizerFunctionArn", "Value"]), &mut refs);
+    assert_eq!(refs, ["AuthorizerFunction"]);
+    for name in ["ApiUrl", "ApiArn"] {
+        assert_eq!(
+            at(outputs, &[name, "Condition"]).as_str(),
+            Some("CreateExampleApi"),
+            "{name} exists only with the example API"
+        );
+    }
+    let (_, f) = resources_of_type(&t, "AWS::Serverless::Function")[0];
+    assert_eq!(as_ref(at(f, &["Properties", "Tracing"])), Some("Tracing"));
+}
+
+#[test]
+fn alarms_watch_faults_throttles_duration_fallback_and_key_fetches() {
+    let t = template();
+    let alarms = resources_of_type(&t, "AWS::CloudWatch::Alarm");
+    assert!(alarms.len() >= 3, "at least three alarms: {}", alarms.len());
+    // The metrics the code emits (src/metrics.rs); a typo would make an alarm that never fires.
+    let emitted = [
+        "Allow",
+        "Deny",
+        "Unauthorized",
+        "Error",
+        "Latency",
+        "MappingLoads",
+        "MappingVersion",
+        "MappingRefreshFailures",
+        "JwksRefetches",
+        "JwksRefetchFailures",
+    ];
+    let mut watched = BTreeSet::new();
+    for (name, a) in &alarms {
+        let p = at(a, &["Properties"]);
+        let ns = at(p, &["Namespace"]).as_str().unwrap();
+        let metric = at(p, &["MetricName"]).as_str().unwrap();
+        match ns {
+            "scopegate" => {
+                assert_eq!(ns, scopegate::metrics::NAMESPACE);
+                assert!(
+                    emitted.contains(&metric),
+                    "{name}: scopegate does not emit {metric}"
+                );
+            }
+            "AWS/Lambda" => {}
+            other => panic!("{name}: namespace {other}"),
+        }
+        assert_ne!(
+            (ns, metric),
+            ("AWS/Lambda", "Errors"),
+            "{name}: every 401 is a Lambda error; alarm on scopegate's Error instead"
+        );
+        let dims = at(p, &["Dimensions"]).as_sequence().unwrap();
+        assert_eq!(
+            dims.len(),
+            1,
+            "{name}: the EMF lines carry FunctionName alone"
+        );
+        assert_eq!(at(&dims[0], &["Name"]).as_str(), Some("FunctionName"));
+        assert_eq!(as_ref(at(&dims[0], &["Value"])), Some("AuthorizerFunction"));
+        let (cond, _, _) = as_if(at(p, &["AlarmActions"])).expect("!If [HasAlarmTopic, ...]");
+        assert_eq!(cond, "HasAlarmTopic", "{name} notifies the optional topic");
+        watched.insert(metric.to_owned());
+    }
+    for metric in [
+        "Error",
+        "Throttles",
+        "Duration",
+        "MappingRefreshFailures",
+        "JwksRefetchFailures",
+    ] {
+        assert!(
+            watched.contains(metric),
+            "no alarm on {metric}: {watched:?}"
+        );
+    }
+    // Each alarm is explained where its description points.
+    let doc = std::fs::read_to_string(repo_root().join("docs/observability.md")).unwrap();
+    for (name, _) in &alarms {
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "docs/observability.md does not explain {name}"
+        );
     }
 }
