@@ -212,5 +212,36 @@ fn bench_policy(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_warm, bench_policy);
+/// The warm path as the Lambda runs it: with the JSON decision line and the EMF line written
+/// (to a sink), which the `warm` group leaves out. Registered last: it installs the process's
+/// metrics writer and a logging subscriber for good.
+fn bench_logged(c: &mut Criterion) {
+    let rsa = SigningKey::generate(Alg::RS256, "rsa");
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(SigningKey::jwks(&[&rsa]).to_string().as_bytes())
+        .unwrap();
+    scopegate::metrics::install(scopegate::metrics::Metrics::to_writer(
+        "bench",
+        std::io::sink(),
+    ));
+    let _logs = tracing::subscriber::set_default(scopegate::logging::json_subscriber(
+        tracing_subscriber::EnvFilter::new("info"),
+        std::io::sink,
+    ));
+    let mut g = c.benchmark_group("lambda");
+    let uncached = authorizer(file.path(), 0);
+    let ev = event(&token(&rsa));
+    assert!(ready(uncached.handle_json(&ev)).is_ok());
+    g.bench_function("unseen_RS256_logged", |b| {
+        b.iter(|| ready(uncached.handle_json(&ev)).unwrap())
+    });
+    let cached = authorizer(file.path(), 300);
+    assert!(ready(cached.handle_json(&ev)).is_ok());
+    g.bench_function("repeated_logged", |b| {
+        b.iter(|| ready(cached.handle_json(&ev)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_warm, bench_policy, bench_logged);
 criterion_main!(benches);

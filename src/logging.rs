@@ -18,17 +18,23 @@ pub fn init() {
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new(LOG_LEVEL.text_default()));
+    let _ = json_subscriber(filter, std::io::stderr).try_init();
+}
+
+/// The Lambda's subscriber, writing to `writer`: what [`init`] installs on stderr, and what
+/// the benchmarks measure the per-event cost of logging with.
+pub fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync
+where
+    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let json = fmt::layer()
         .json()
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_filter(NoUnauthorizedEcho::new());
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(json)
-        .try_init();
+    tracing_subscriber::registry().with(filter).with(json)
 }
 
 /// Drops one line: lambda_runtime's ERROR echo of a handler error when that error is the
