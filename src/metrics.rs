@@ -197,6 +197,12 @@ impl Metrics {
         );
     }
 
+    /// A token was refused because the identity provider could not be asked (introspection
+    /// or key fetch failed): the authorizer failed closed on a dependency.
+    pub fn idp_unavailable(&self) {
+        self.emit(&[("IdpUnavailable", Value::from(1), "Count")], Map::new());
+    }
+
     /// An issuer's JWKS was fetched again because a token named an unknown key (`ok`: the
     /// fetch succeeded). Not counted: the fetch at cold start.
     pub fn jwks_refetch(&self, issuer: &str, ok: bool) {
@@ -284,6 +290,13 @@ pub fn mapping_loaded(source: &str, version: u64) {
 pub fn mapping_refresh_failed(source: &str) {
     if let Some(m) = INSTALLED.get() {
         m.mapping_refresh_failed(source);
+    }
+}
+
+/// [`Metrics::idp_unavailable`] on the installed writer; nothing when none is installed.
+pub fn idp_unavailable() {
+    if let Some(m) = INSTALLED.get() {
+        m.idp_unavailable();
     }
 }
 
@@ -387,6 +400,7 @@ mod tests {
         m.mapping_loaded("dynamodb", 3);
         m.mapping_refresh_failed("dynamodb");
         m.jwks_refetch("https://idp.example.com", false);
+        m.idp_unavailable();
         let docs = lines(&buf);
         docs.iter().for_each(assert_valid_emf);
         assert_eq!(
@@ -405,6 +419,7 @@ mod tests {
             (Some(1), Some(1))
         );
         assert_eq!(docs[2]["Issuer"], "https://idp.example.com");
+        assert_eq!(docs[3]["IdpUnavailable"], 1);
     }
 
     #[test]

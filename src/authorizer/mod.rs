@@ -422,6 +422,12 @@ impl<M: Mappings> Authorizer<M> {
                 latency_us = micros,
                 "decision"
             ),
+            // A 401 because the identity provider could not be asked is a fault of a
+            // dependency, not a bad token: WARN, and its own metric (an alarm watches it).
+            Err(AuthorizeError::Unauthorized(reason @ Rejection::Unavailable(_))) => {
+                crate::metrics::idp_unavailable();
+                tracing::warn!(decision = "Unauthorized", %reason, latency_us = micros, "decision")
+            }
             Err(AuthorizeError::Unauthorized(reason)) => {
                 tracing::info!(decision = "Unauthorized", %reason, latency_us = micros, "decision")
             }

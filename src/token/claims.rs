@@ -131,7 +131,10 @@ pub fn parse(payload: &[u8], spec: ClaimsSpec<'_>) -> Result<Claims, Rejection> 
 ///
 /// # Errors
 /// [`Rejection`] when it is not a JWS in compact form or its payload does not parse.
-pub fn unverified_scopes(jwt: &str, scope_claim: &ScopeClaim) -> Result<Vec<Box<str>>, Rejection> {
+pub(crate) fn unverified_scopes(
+    jwt: &str,
+    scope_claim: &ScopeClaim,
+) -> Result<Vec<Box<str>>, Rejection> {
     let parts = super::jws::split(jwt)?;
     let payload = super::jws::payload(parts.payload)?;
     let spec = ClaimsSpec {

@@ -261,6 +261,38 @@ async fn seed_export_import_replace_export_round_trips() {
 }
 
 #[tokio::test]
+async fn a_small_import_that_flips_an_effect_writes_it_in_one_transaction() {
+    // Small enough for one transaction; the changed target must be one write of its item
+    // (DynamoDB refuses a transaction that names an item twice, as a remove and an add would).
+    let fx = Fixture::new().await;
+    let read = entry("orders:read", "GET", "orders/*", "Allow");
+    let keep = entry("orders:write", "POST", "orders", "Allow");
+    fx.admin
+        .add(vec![read.clone(), keep.clone()])
+        .await
+        .unwrap();
+    let flipped = entry("orders:read", "GET", "orders/*", "Deny");
+    let changed = fx
+        .admin
+        .import("import", vec![flipped.clone()], false, false, &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(changed.diff.changed, vec![(read.clone(), flipped.clone())]);
+    assert_eq!(fx.admin.get(&read).await.unwrap(), Some(flipped.clone()));
+    let (head, all) = fx.admin.list(&Filter::default()).await.unwrap();
+    assert_eq!((head.entries, all.len()), (2, 2), "{all:?}");
+    let history = fx.admin.history(1).await.unwrap();
+    assert!(
+        history[0]
+            .changes
+            .iter()
+            .any(|c| c.starts_with("~ ") && c.contains("(was Allow)")),
+        "{history:?}"
+    );
+    fx.cleanup().await;
+}
+
+#[tokio::test]
 async fn add_get_remove_list_and_history() {
     let fx = Fixture::new().await;
     let alice = fx.operator("alice", false).await;

@@ -643,6 +643,7 @@ fn alarms_watch_faults_throttles_duration_fallback_and_key_fetches() {
         "MappingRefreshFailures",
         "JwksRefetches",
         "JwksRefetchFailures",
+        "IdpUnavailable",
     ];
     let mut watched = BTreeSet::new();
     for (name, a) in &alarms {
@@ -683,6 +684,7 @@ fn alarms_watch_faults_throttles_duration_fallback_and_key_fetches() {
         "Duration",
         "MappingRefreshFailures",
         "JwksRefetchFailures",
+        "IdpUnavailable",
     ] {
         assert!(
             watched.contains(metric),

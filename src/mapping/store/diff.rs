@@ -56,22 +56,22 @@ impl Diff {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
     }
 
-    /// The edits that apply it to the old set (a changed effect is a remove and an add).
+    /// The edits that apply it to the old set, one per target (a changed effect is one
+    /// [`Edit::Change`], so no transaction touches an item twice).
     pub fn edits(&self) -> Vec<Edit> {
-        let mut out =
-            Vec::with_capacity(self.added.len() + self.removed.len() + 2 * self.changed.len());
+        let mut out = Vec::with_capacity(self.edit_count());
         out.extend(self.removed.iter().cloned().map(Edit::Remove));
-        for (old, new) in &self.changed {
-            out.push(Edit::Remove(old.clone()));
-            out.push(Edit::Add(new.clone()));
-        }
+        out.extend(self.changed.iter().map(|(old, new)| Edit::Change {
+            old: old.clone(),
+            new: new.clone(),
+        }));
         out.extend(self.added.iter().cloned().map(Edit::Add));
         out
     }
 
-    /// Number of edits ([`edits`](Diff::edits)) it takes.
+    /// Number of edits ([`edits`](Diff::edits)) it takes: one per target.
     pub fn edit_count(&self) -> usize {
-        self.added.len() + self.removed.len() + 2 * self.changed.len()
+        self.added.len() + self.removed.len() + self.changed.len()
     }
 
     /// `+3 -1 ~2 (=10 unchanged)`.
@@ -117,8 +117,18 @@ mod tests {
         assert_eq!(d.removed, vec![m("c", "z", "Allow")]);
         assert_eq!(d.changed.len(), 1);
         assert_eq!(d.unchanged, 1);
-        assert_eq!(d.edit_count(), 4);
-        assert_eq!(d.edits().len(), 4);
+        // One edit per target: a changed effect is one write of its item, never a remove and
+        // an add of the same item (DynamoDB refuses a transaction that touches one item twice).
+        assert_eq!(d.edit_count(), 3);
+        let edits = d.edits();
+        assert_eq!(edits.len(), 3);
+        let keys: std::collections::BTreeSet<String> =
+            edits.iter().map(|e| entry_key(e.mapping())).collect();
+        assert_eq!(keys.len(), 3, "no item twice: {edits:?}");
+        assert!(edits.contains(&Edit::Change {
+            old: m("b", "y", "Allow"),
+            new: m("b", "y", "Deny")
+        }));
         assert_eq!(d.summary(), "+1 -1 ~1 (=1 unchanged)");
         assert!(Diff::between(&old, &old).is_empty());
         let mut more = new.clone();

@@ -36,7 +36,7 @@ impl State {
             .expect("current");
         let m = edit.mapping().clone();
         match edit {
-            Edit::Add(_) => generation.insert(entry_key(&m), m),
+            Edit::Add(_) | Edit::Change { .. } => generation.insert(entry_key(&m), m),
             Edit::Remove(_) => generation.remove(&entry_key(&m)),
         };
         self.head.entries = generation.len() as u64;
@@ -177,10 +177,24 @@ impl MappingWriter for MemoryStore {
         self.commit(|s| {
             s.check(read)?;
             let current = s.generations.get_mut(&s.head.generation).expect("current");
-            // All or nothing, as a transaction.
+            // All or nothing, as a transaction; and like DynamoDB, no item twice in one.
             let mut next = current.clone();
+            let mut touched = std::collections::BTreeSet::new();
             for edit in edits {
                 let key = entry_key(edit.mapping());
+                if !touched.insert(key.clone()) {
+                    return Err(StoreError::service(
+                        "TransactWriteItems",
+                        Fault::Answered {
+                            code: "ValidationException".into(),
+                            message: Some(
+                                "Transaction request cannot include multiple operations on one item"
+                                    .into(),
+                            ),
+                            request_id: None,
+                        },
+                    ));
+                }
                 match edit {
                     Edit::Add(m) if next.contains_key(&key) => {
                         return Err(StoreError::Exists {
@@ -192,6 +206,14 @@ impl MappingWriter for MemoryStore {
                         Some(next.remove(&key).ok_or_else(|| StoreError::NotFound {
                             entry: m.to_string(),
                         })?)
+                    }
+                    Edit::Change { old, new } => {
+                        if next.get(&key) != Some(old) {
+                            return Err(StoreError::NotFound {
+                                entry: old.to_string(),
+                            });
+                        }
+                        next.insert(key, new.clone())
                     }
                 };
             }

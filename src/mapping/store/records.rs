@@ -43,13 +43,22 @@ pub enum Edit {
     Add(Mapping),
     /// Removes the entry with this target; refused if it is not there.
     Remove(Mapping),
+    /// Changes the effect of a mapped target: one write of the item, refused unless it holds
+    /// `old`. (Not a remove and an add: DynamoDB refuses a transaction that touches one item
+    /// twice, and both would be the same item.)
+    Change {
+        /// The entry as stored.
+        old: Mapping,
+        /// The same target with its new effect.
+        new: Mapping,
+    },
 }
 
 impl Edit {
-    /// The entry it adds or removes.
+    /// The entry it adds, removes or changes to.
     pub fn mapping(&self) -> &Mapping {
         match self {
-            Edit::Add(m) | Edit::Remove(m) => m,
+            Edit::Add(m) | Edit::Remove(m) | Edit::Change { new: m, .. } => m,
         }
     }
 }
@@ -59,6 +68,7 @@ impl fmt::Display for Edit {
         match self {
             Edit::Add(m) => write!(f, "+ {m}"),
             Edit::Remove(m) => write!(f, "- {m}"),
+            Edit::Change { old, new } => write!(f, "~ {new} (was {})", old.effect.as_str()),
         }
     }
 }

@@ -170,7 +170,7 @@ impl DynamoStore {
                         Edit::Add(m) => StoreError::Exists {
                             entry: m.to_string(),
                         },
-                        Edit::Remove(m) => StoreError::NotFound {
+                        Edit::Remove(m) | Edit::Change { old: m, .. } => StoreError::NotFound {
                             entry: m.to_string(),
                         },
                     };
@@ -382,6 +382,18 @@ impl MappingWriter for DynamoStore {
                         )
                         .build()
                 }
+                // One put over the same item, only if it still holds the old effect.
+                Edit::Change { old, .. } => TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&*self.table)
+                            .set_item(Some(to_item(&item).expect("serializable")))
+                            .condition_expression("attribute_exists(pk) AND effect = :old")
+                            .expression_attribute_values(":old", s(old.effect.as_str()))
+                            .build()
+                            .expect("table and item set"),
+                    )
+                    .build(),
             };
             items.push(op);
         }
