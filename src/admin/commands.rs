@@ -215,6 +215,14 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
     /// # Errors
     /// [`AdminError`]; [`StoreError::NotFound`]; [`AdminError::Busy`].
     pub async fn remove(&self, targets: Vec<Mapping>) -> Result<Changed, AdminError> {
+        // One delete per item: a target given twice would name an item twice in one
+        // transaction, which DynamoDB refuses.
+        let mut seen = BTreeSet::new();
+        if let Some(twice) = targets.iter().find(|t| !seen.insert(entry_key(t))) {
+            return Err(AdminError::Usage(format!(
+                "{twice}: this target is given twice"
+            )));
+        }
         self.change("remove", Change::Remove(targets), None, &|_, _| {})
             .await
     }
@@ -482,6 +490,13 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
             });
         }
         if diff.is_empty() {
+            // Someone else made this change meanwhile: a generation an earlier attempt wrote
+            // will never be switched to.
+            if let Some((generation, shards, _)) = written.take() {
+                self.store
+                    .delete_generation_best_effort(&generation, shards)
+                    .await;
+            }
             return Ok(self.unchanged(&head, diff));
         }
         let summary = format!(
@@ -810,6 +825,49 @@ mod tests {
         assert!(now.iter().any(|e| e.scope.as_str() == "other"));
         // Only the current generation and the one before it are left.
         assert_eq!(a.store.state(|s| s.generations.len()), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_large_import_someone_else_made_meanwhile_leaves_no_generation_behind() {
+        let a = admin(&many(3, "old"));
+        let import = many(MAX_TRANSACTION_EDITS + 20, "new");
+        let theirs = import.clone();
+        a.store.interfere(move |s| {
+            for m in theirs {
+                s.commit_other(Edit::Add(m));
+            }
+        });
+        let c = a
+            .import("import", import, false, false, &|_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.attempts, c.version, c.from_version),
+            (2, c.from_version, c.from_version)
+        );
+        assert!(c.diff.is_empty(), "nothing left to do");
+        assert_eq!(a.store.calls("delete_generation"), 1);
+        assert_eq!(
+            a.store.state(|s| s.generations.len()),
+            1,
+            "only the current one"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_given_twice_is_refused_before_anything_is_read() {
+        let a = admin(&[m("a", "GET", "x", "Allow")]);
+        let e = a
+            .remove(vec![
+                m("a", "GET", "x", "Allow"),
+                m("a", "GET", "x", "Deny"),
+            ])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AdminError::Usage(_)), "{e}");
+        assert_eq!(e.kind().exit_code(), 2);
+        assert_eq!(a.store.calls("apply"), 0);
+        assert_eq!(a.store.state(|s| s.current().len()), 1);
     }
 
     #[tokio::test(start_paused = true)]
