@@ -106,10 +106,7 @@ impl Metrics {
     /// Lines into a shared buffer (tests).
     pub fn buffer(function: &str) -> (Metrics, Arc<Mutex<Vec<u8>>>) {
         let buf = Arc::new(Mutex::new(Vec::new()));
-        let metrics = Metrics::new(
-            function.to_owned(),
-            Box::new(SharedBuffer(Arc::clone(&buf))),
-        );
+        let metrics = Metrics::to_writer(function, SharedBuffer(Arc::clone(&buf)));
         (metrics, buf)
     }
 

@@ -126,16 +126,15 @@ impl Admin {
         let aws = AwsConfig::load(&target.aws)
             .await
             .map_err(StoreError::from)?;
-        Ok(Admin {
-            store: DynamoStore::new(&aws, &target.table),
-            snapshots: target
+        Ok(Admin::with_store(
+            DynamoStore::new(&aws, &target.table),
+            target
                 .bucket
                 .as_deref()
                 .map(|b| S3Snapshots::new(&aws, b, &target.key)),
-            actor: target.actor.clone(),
-            publish: target.publish,
-            retry: RetryPolicy::default(),
-        })
+            &target.actor,
+            target.publish,
+        ))
     }
 
     /// The resolved region (to name where the table is, to create a bucket in).

@@ -191,13 +191,13 @@ pub fn render_same(file: &Path, table: &str, version: u64) -> String {
     format!("{} matches {table} (version {version})\n", file.display())
 }
 
-/// Pretty JSON and a newline.
-fn json(v: &impl Serialize) -> String {
+/// Pretty JSON and a newline: every `--output json` answer.
+fn json<T: Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string_pretty(v).expect("reports serialize") + "\n"
 }
 
 /// One-line JSON and a newline.
-fn json_line(v: &impl Serialize) -> String {
+fn json_line<T: Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).expect("reports serialize") + "\n"
 }
 
@@ -239,7 +239,7 @@ fn text_entry(out: &mut String, prefix: Option<&str>, m: &Mapping) {
 /// array (the canonical form), or tab-separated lines.
 pub fn render_mappings(entries: &[Mapping], output: Output, version: Option<u64>) -> String {
     match output {
-        Output::Json => serde_json::to_string_pretty(entries).expect("serializable") + "\n",
+        Output::Json => json(entries),
         Output::Text => {
             let mut out = String::new();
             for m in entries {
@@ -270,7 +270,7 @@ pub fn render_mappings(entries: &[Mapping], output: Output, version: Option<u64>
 pub fn render_changed(c: &Changed, output: Output) -> String {
     let mut out = String::new();
     match output {
-        Output::Json => return serde_json::to_string_pretty(c).expect("serializable") + "\n",
+        Output::Json => return json(c),
         Output::Text => {
             let mut line = |op: &str, m: &Mapping| text_entry(&mut out, Some(op), m);
             for m in &c.diff.added {
@@ -341,7 +341,7 @@ pub fn render_changed(c: &Changed, output: Output) -> String {
 /// History records as a table, JSON or tab-separated lines.
 pub fn render_history(records: &[HistoryRecord], output: Output) -> String {
     match output {
-        Output::Json => serde_json::to_string_pretty(records).expect("serializable") + "\n",
+        Output::Json => json(records),
         Output::Text => {
             let mut out = String::new();
             for r in records {
@@ -380,7 +380,7 @@ pub fn render_history(records: &[HistoryRecord], output: Output) -> String {
 pub fn render_explain(r: &ExplainReport, output: Output) -> String {
     let mut out = String::new();
     match output {
-        Output::Json => return serde_json::to_string_pretty(r).expect("serializable") + "\n",
+        Output::Json => return json(r),
         Output::Text => {
             let decision = r.decision.to_string();
             text_line(&mut out, &["decision", &decision, &r.method_arn]);

@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::store::{aws, entry, seed_dir, Fixture, API};
+use crate::store::{aws, entry, entry_flags, seed_dir, Fixture, API};
 use crate::support::emulator::{ACCESS_KEY, REGION, SECRET_KEY};
 
 /// A TCP proxy that can freeze: while paused it accepts and reads but forwards nothing, so
@@ -394,18 +394,7 @@ async fn the_cli_changes_what_scopegate_invoke_answers() {
     let answer = scopegate(&["invoke"], Some(event(&t, &arn)));
     assert_eq!(decision(answer.as_bytes(), &arn), Effect::Deny);
 
-    let entry_args = [
-        "--api",
-        API,
-        "--stage",
-        "dev",
-        "--method",
-        "GET",
-        "--resource",
-        "reports",
-        "--scope",
-        "reports:read",
-    ];
+    let entry_args = entry_flags("reports:read", "reports");
     let out = scopegate(&[&["mappings", "add"][..], &entry_args].concat(), None);
     assert!(
         out.contains("version 0 -> 1") && out.contains("snapshot published (version 1)"),

@@ -161,6 +161,22 @@ impl Fixture {
 
 pub const API: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
 
+/// The flags of one GET entry on stage dev of [`API`]: `--api .. --scope SCOPE`.
+pub fn entry_flags<'a>(scope: &'a str, resource: &'a str) -> [&'a str; 10] {
+    [
+        "--api",
+        API,
+        "--stage",
+        "dev",
+        "--method",
+        "GET",
+        "--resource",
+        resource,
+        "--scope",
+        scope,
+    ]
+}
+
 pub fn entry(scope: &str, method: &str, resource: &str, effect: &str) -> Mapping {
     serde_json::from_str(&format!(
         r#"{{"api":"{API}","stage":"dev","method":"{method}","resource":"{resource}","scope":"{scope}","effect":"{effect}"}}"#

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use scopegate::admin::Target;
 
-use super::{aws, emulator, entry, isolated_endpoint, Fixture, API};
+use super::{aws, emulator, entry, entry_flags, isolated_endpoint, Fixture, API};
 use crate::support::emulator::{unique_name, ACCESS_KEY, REGION, SECRET_KEY};
 
 /// `scopegate ARGS` with a clean AWS environment: no profile files, no instance metadata,
@@ -88,22 +88,6 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
-}
-
-/// The flags of one GET entry on stage dev of [`API`]: `--api .. --scope SCOPE`.
-fn entry_flags<'a>(scope: &'a str, resource: &'a str) -> [&'a str; 10] {
-    [
-        "--api",
-        API,
-        "--stage",
-        "dev",
-        "--method",
-        "GET",
-        "--resource",
-        resource,
-        "--scope",
-        scope,
-    ]
 }
 
 /// A store test's table, opened on `endpoint` as the test's own operator.

@@ -46,7 +46,7 @@ pub struct StoreArgs {
     #[arg(
         long,
         env = "SCOPEGATE_SNAPSHOT_KEY",
-        default_value = "mappings/snapshot.json"
+        default_value = scopegate::config::SNAPSHOT_KEY.text_default()
     )]
     key: String,
     /// Output format: table (for people), json, or text (tab-separated, no header).
@@ -257,7 +257,11 @@ pub enum StoreCommand {
         /// The file.
         file: PathBuf,
         /// Policy size budget in bytes.
-        #[arg(long, env = "SCOPEGATE_POLICY_MAX_BYTES", default_value_t = 10_240)]
+        #[arg(
+            long,
+            env = "SCOPEGATE_POLICY_MAX_BYTES",
+            default_value_t = scopegate::config::POLICY_MAX_BYTES.number_default() as usize
+        )]
         budget: usize,
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputArg::Table)]

@@ -278,6 +278,8 @@ impl DynamoStore {
             {
                 Some(rest) if !rest.is_empty() => {
                     batch = rest;
+                    // DynamoDB's advice for unprocessed items: back off, then send them again.
+                    // A throttle gives no signal of its end to wait on.
                     tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
                 }
                 _ => return Ok(n),
