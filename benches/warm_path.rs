@@ -225,7 +225,7 @@ fn bench_logged(c: &mut Criterion) {
         std::io::sink(),
     ));
     let _logs = tracing::subscriber::set_default(scopegate::logging::json_subscriber(
-        tracing_subscriber::EnvFilter::new("info"),
+        "info".parse().unwrap(),
         std::io::sink,
     ));
     let mut g = c.benchmark_group("lambda");

@@ -365,14 +365,14 @@ pub const POLICY_MAX_BYTES: Setting = Setting {
     },
     doc: "Policy size budget; a larger policy is logged as a warning.",
 };
-/// `SCOPEGATE_LOG_LEVEL`: Log filter (tracing EnvFilter syntax).
+/// `SCOPEGATE_LOG_LEVEL`: Log filter: a level, or `target=level` directives.
 pub const LOG_LEVEL: Setting = Setting {
     name: "SCOPEGATE_LOG_LEVEL",
     kind: Kind::Text {
         default: "info",
-        values: "tracing EnvFilter syntax",
+        values: "target=level directives",
     },
-    doc: "Log filter (tracing EnvFilter syntax).",
+    doc: "Log filter: a level, or target=level directives.",
 };
 
 /// Every environment variable the authorizer reads, in the documentation's order.

@@ -5,6 +5,7 @@
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, Filter, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{fmt, EnvFilter, Layer as _};
@@ -12,18 +13,40 @@ use tracing_subscriber::{fmt, EnvFilter, Layer as _};
 use crate::config::LOG_LEVEL;
 
 /// Installs the JSON subscriber on stderr (stdout is for answers in `scopegate invoke`).
-/// `SCOPEGATE_LOG_LEVEL` (EnvFilter syntax) sets the level; default `info`.
+/// `SCOPEGATE_LOG_LEVEL` sets the level; default `info`.
+///
+/// The filter is a list of `target=level` directives ([`Targets`]), not an `EnvFilter`:
+/// EnvFilter's span and field matching link a regex engine into the Lambda (about 250 KiB),
+/// and the authorizer has no use for them. A value that does not parse falls back to the
+/// default and says so.
 pub fn init() {
-    let filter = std::env::var(LOG_LEVEL.name)
-        .ok()
-        .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(LOG_LEVEL.text_default()));
+    let value = std::env::var(LOG_LEVEL.name).ok();
+    let (filter, refused) = lambda_filter(value.as_deref());
     let _ = json_subscriber(filter, std::io::stderr).try_init();
+    if let Some(value) = refused {
+        tracing::warn!(
+            setting = LOG_LEVEL.name,
+            value,
+            "not a log filter; using the default"
+        );
+    }
+}
+
+/// The Lambda's log filter from `SCOPEGATE_LOG_LEVEL`, and the value if it was refused.
+fn lambda_filter(value: Option<&str>) -> (Targets, Option<&str>) {
+    let default = || LOG_LEVEL.text_default().parse().unwrap_or_default();
+    match value {
+        None => (default(), None),
+        Some(v) => match v.parse::<Targets>() {
+            Ok(filter) => (filter, None),
+            Err(_) => (default(), Some(v)),
+        },
+    }
 }
 
 /// The Lambda's subscriber, writing to `writer`: what [`init`] installs on stderr, and what
 /// the benchmarks measure the per-event cost of logging with.
-pub fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync
+pub fn json_subscriber<W>(filter: Targets, writer: W) -> impl Subscriber + Send + Sync
 where
     W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -172,5 +195,25 @@ mod tests {
         );
         assert!(lines[0].contains("MappingsUnavailable"), "{text}");
         assert!(lines[1].contains("panicked"), "{text}");
+    }
+
+    #[test]
+    fn the_lambda_filter_reads_levels_and_targets_and_refuses_the_rest() {
+        let (filter, refused) = lambda_filter(Some("warn,scopegate::token=debug"));
+        assert_eq!(refused, None);
+        assert!(filter.would_enable("scopegate::token::jwks", &Level::DEBUG));
+        assert!(!filter.would_enable("scopegate::authorizer", &Level::INFO));
+        assert!(filter.would_enable("scopegate::authorizer", &Level::WARN));
+
+        let (filter, refused) = lambda_filter(None);
+        assert_eq!(refused, None);
+        assert!(filter.would_enable("scopegate::authorizer", &Level::INFO));
+        assert!(!filter.would_enable("scopegate::authorizer", &Level::DEBUG));
+
+        // EnvFilter's span syntax is not a target list: the default, and the value named.
+        let (filter, refused) = lambda_filter(Some("[span{f=1}]=debug"));
+        assert_eq!(refused, Some("[span{f=1}]=debug"));
+        assert!(filter.would_enable("scopegate::authorizer", &Level::INFO));
+        assert!(!filter.would_enable("scopegate::authorizer", &Level::DEBUG));
     }
 }
