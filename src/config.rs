@@ -317,11 +317,11 @@ pub const MAPPINGS_TABLE: Setting = Setting {
     kind: Kind::Text { default: "", values: "a DynamoDB table name" },
     doc: "DynamoDB table holding the mappings; when set, the authorizer reads them from there (warm cache) instead of SCOPEGATE_MAPPINGS_FILE.",
 };
-/// `SCOPEGATE_SNAPSHOT_BUCKET`: S3 bucket of the mappings snapshot, the fallback when DynamoDB fails; unset means no fallback.
+/// `SCOPEGATE_SNAPSHOT_BUCKET`: S3 bucket of the mappings snapshot: the fallback when DynamoDB fails, and what loads read when the version record names its digest; unset means no fallback.
 pub const SNAPSHOT_BUCKET: Setting = Setting {
     name: "SCOPEGATE_SNAPSHOT_BUCKET",
     kind: Kind::Text { default: "", values: "an S3 bucket name" },
-    doc: "S3 bucket of the mappings snapshot, the fallback when DynamoDB fails; unset means no fallback.",
+    doc: "S3 bucket of the mappings snapshot: the fallback when DynamoDB fails, and what loads read when the version record names its digest; unset means no fallback.",
 };
 /// `SCOPEGATE_SNAPSHOT_KEY`: Object key of the mappings snapshot in SCOPEGATE_SNAPSHOT_BUCKET.
 pub const SNAPSHOT_KEY: Setting = Setting {

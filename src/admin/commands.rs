@@ -185,16 +185,25 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
         Some(self.publish_now().await.map_err(|e| e.to_string()))
     }
 
-    /// Writes the current set to the S3 snapshot (never over a newer one).
+    /// Writes the current set to the S3 snapshot (never over a newer one), then names its
+    /// digest in the version record, so that cold starts read that one object instead of the
+    /// generation's pages. When the version moved on meanwhile, the digest is not recorded:
+    /// the object is already older than the set.
     ///
     /// # Errors
-    /// [`StoreError::NoBucket`] without a bucket; as [`S3Snapshots::publish`].
+    /// [`StoreError::NoBucket`] without a bucket; as [`S3Snapshots::publish`]; as
+    /// [`MappingWriter::record_snapshot`].
     pub async fn publish_now(&self) -> Result<Published, AdminError> {
         let snapshots = self.snapshots.as_ref().ok_or(StoreError::NoBucket)?;
         let loaded = self.store.load_current_with(&|_, _| {}).await?;
-        Ok(snapshots
+        let published = snapshots
             .publish(loaded.head.version, &loaded.entries)
-            .await?)
+            .await?;
+        if loaded.head.snapshot.as_ref() != Some(&published.digest()) {
+            let recorded = self.store.record_snapshot(&published.digest()).await?;
+            tracing::debug!(recorded, "snapshot digest");
+        }
+        Ok(published)
     }
 
     /// Adds entries. An identical entry already mapped is no change; another effect for a
@@ -948,6 +957,35 @@ mod tests {
         bucket_down(&a, false);
         a.publish_now().await.unwrap();
         assert_eq!(published(&a), vec![(1, 1)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_publish_names_its_digest_in_the_version_record_of_that_version_only() {
+        let a = admin(&[]);
+        let c = a.add(vec![m("a", "GET", "x", "Allow")]).await.unwrap();
+        let published = c.published.expect("published").unwrap();
+        let head = a.store.state(|s| s.head.clone());
+        assert_eq!(head.version, 1);
+        assert_eq!(head.vouched_snapshot(), Some(&published.digest()));
+
+        // The next change does not publish: the record still names version 1's object,
+        // which no longer vouches for anything.
+        let a = Admin {
+            publish: false,
+            ..a
+        };
+        a.add(vec![m("b", "GET", "x", "Allow")]).await.unwrap();
+        let head = a.store.state(|s| s.head.clone());
+        assert_eq!(head.version, 2);
+        assert_eq!(head.snapshot.as_ref().map(|s| s.version), Some(1));
+        assert_eq!(head.vouched_snapshot(), None);
+
+        // A publish that loses the version to another change on the way records nothing.
+        a.store.interfere(|s| s.head.version += 1);
+        a.publish_now().await.unwrap();
+        let head = a.store.state(|s| s.head.clone());
+        assert_eq!(head.version, 3);
+        assert_eq!(head.vouched_snapshot(), None);
     }
 
     #[tokio::test(start_paused = true)]

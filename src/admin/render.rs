@@ -110,16 +110,16 @@ pub fn render_migrated(r: &MigrateReport, table: &str, output: Output) -> String
 pub fn render_published(p: Published, location: &str, output: Output) -> String {
     match (output, p) {
         (Output::Json, p) => json_line(&p),
-        (Output::Text, Published::Written { version }) => {
+        (Output::Text, Published::Written { version, .. }) => {
             format!("written\t{version}\t{location}\n")
         }
-        (Output::Text, Published::AlreadyCurrent { version }) => {
+        (Output::Text, Published::AlreadyCurrent { version, .. }) => {
             format!("already_current\t{version}\t{location}\n")
         }
-        (Output::Table, Published::Written { version }) => {
+        (Output::Table, Published::Written { version, .. }) => {
             format!("published version {version} to {location}\n")
         }
-        (Output::Table, Published::AlreadyCurrent { version }) => {
+        (Output::Table, Published::AlreadyCurrent { version, .. }) => {
             format!("{location} already holds version {version}\n")
         }
     }
@@ -321,10 +321,10 @@ pub fn render_changed(c: &Changed, output: Output) -> String {
     };
     let _ = writeln!(out, "{what}");
     match &c.published {
-        Some(Ok(Published::Written { version })) => {
+        Some(Ok(Published::Written { version, .. })) => {
             let _ = writeln!(out, "snapshot published (version {version})");
         }
-        Some(Ok(Published::AlreadyCurrent { version })) => {
+        Some(Ok(Published::AlreadyCurrent { version, .. })) => {
             let _ = writeln!(out, "snapshot already at version {version}");
         }
         Some(Err(e)) => {
@@ -454,18 +454,22 @@ mod tests {
 
     #[test]
     fn publish_migrate_and_validate_answers_per_format() {
-        let p = Published::Written { version: 4 };
+        let p = Published::Written {
+            version: 4,
+            sha256: "ab".repeat(32),
+        };
         assert_eq!(
-            render_published(p, "s3://b/k", Output::Text),
+            render_published(p.clone(), "s3://b/k", Output::Text),
             "written\t4\ts3://b/k\n"
         );
         assert_eq!(
-            render_published(p, "s3://b/k", Output::Table),
+            render_published(p.clone(), "s3://b/k", Output::Table),
             "published version 4 to s3://b/k\n"
         );
         let j: serde_json::Value =
             serde_json::from_str(&render_published(p, "s3://b/k", Output::Json)).unwrap();
         assert_eq!(j["written"]["version"], 4);
+        assert_eq!(j["written"]["sha256"], "ab".repeat(32));
         let r = MigrateReport {
             created: true,
             applied: vec!["0001-seed".into()],

@@ -2,11 +2,15 @@
 //! mappings live in DynamoDB.
 //!
 //! ```text
-//! cold (no snapshot)     load DynamoDB -> else S3 snapshot -> else fail closed (Err), retry next call
+//! cold (no snapshot)     read the version record (one GetItem), then load that version:
+//!                          the S3 object, when the record names its SHA-256 for this version
+//!                          (one GetObject, bytes checked), else the generation (Queries)
+//!                        DynamoDB down -> S3 snapshot (unverified fallback)
+//!                          -> else fail closed (Err), retry next call
 //! warm, before the TTL   serve the snapshot (no IO)
 //! warm, TTL passed       this call reads the version record (one GetItem); others keep serving
 //!                          same version -> serve, next check in one TTL
-//!                          new version  -> load it, swap, serve it
+//!                          new version  -> load it (as at a cold start), swap, serve it
 //!                          DynamoDB down -> serve the last good snapshot while it was confirmed
 //!                                           less than MAX_STALE ago; then the S3 snapshot;
 //!                                           then fail closed
@@ -27,7 +31,7 @@ use arc_swap::ArcSwapOption;
 
 use super::snapshot::Snapshot;
 use super::source::{Mappings, Unavailable};
-use super::store::{NoSnapshot, SnapshotSource, StoreError, VersionedSource};
+use super::store::{Head, NoSnapshot, SnapshotSource, StoreError, VersionedSource};
 use crate::clock::Clock;
 use crate::config::{self, Config};
 
@@ -82,6 +86,24 @@ impl CacheOptions {
             ttl: config.mapping_ttl.as_secs(),
             max_stale: config.mapping_max_stale.as_secs(),
             ..CacheOptions::default()
+        }
+    }
+}
+
+/// How the version DynamoDB names was loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The S3 object the version record vouches for.
+    Snapshot,
+    /// The generation's items.
+    Generation,
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::Snapshot => "snapshot",
+            Via::Generation => "generation",
         }
     }
 }
@@ -223,6 +245,37 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
         })
     }
 
+    /// Loads the version `head` names. From the S3 object when the version record vouches
+    /// for it (one GetObject, its bytes checked against the recorded SHA-256): at 10 000
+    /// entries that is one request instead of a Query per page and shard. From the
+    /// generation otherwise, and whenever the object is missing, other or corrupt.
+    async fn load_version(&self, head: &Head, now: u64) -> Result<(Current, Via), StoreError> {
+        if let Some(digest) = head.vouched_snapshot() {
+            let fetched = bounded(
+                self.options.load_timeout,
+                "loading the S3 snapshot the version record names",
+                self.fallback.fetch_verified(digest),
+            )
+            .await;
+            match fetched {
+                Ok(doc) => {
+                    let current = Current {
+                        snapshot: Arc::new(Snapshot::new(head.version, doc.mappings)),
+                        source: Source::Dynamo,
+                        generation: Some(head.generation.clone()),
+                        confirmed_at: now,
+                    };
+                    return Ok((current, Via::Snapshot));
+                }
+                Err(StoreError::NoBucket) => {}
+                Err(e) => {
+                    tracing::warn!(version = head.version, reason = %e, "not loading the snapshot the version record names; reading the generation");
+                }
+            }
+        }
+        Ok((self.load_dynamo(now).await?, Via::Generation))
+    }
+
     async fn load_s3(&self, now: u64) -> Result<Current, StoreError> {
         let doc = bounded(
             self.options.load_timeout,
@@ -239,10 +292,21 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
     }
 
     async fn load_cold(&self, now: u64) -> Result<Arc<Snapshot>, Unavailable> {
-        let dynamo_error = match self.load_dynamo(now).await {
-            Ok(cur) => {
+        let head = bounded(
+            self.options.check_timeout,
+            "checking the mappings version",
+            self.dynamo.head(),
+        )
+        .await;
+        let loaded = match head {
+            Ok(head) => self.load_version(&head, now).await,
+            Err(e) => Err(e),
+        };
+        let dynamo_error = match loaded {
+            Ok((cur, via)) => {
                 tracing::info!(
                     source = "dynamodb",
+                    via = via.as_str(),
                     version = cur.snapshot.version(),
                     entries = cur.snapshot.len(),
                     reason = "cold start",
@@ -310,9 +374,9 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
                 } else {
                     "DynamoDB is back; replacing the S3 snapshot".to_owned()
                 };
-                match self.load_dynamo(now).await {
-                    Ok(new) => {
-                        tracing::info!(source = "dynamodb", version = new.snapshot.version(), entries = new.snapshot.len(), %reason, "mappings loaded");
+                match self.load_version(&head, now).await {
+                    Ok((new, via)) => {
+                        tracing::info!(source = "dynamodb", via = via.as_str(), version = new.snapshot.version(), entries = new.snapshot.len(), %reason, "mappings loaded");
                         return Ok(self.install(new, now));
                     }
                     Err(e) => e,
@@ -360,7 +424,7 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::mapping::entry::Mapping;
     use crate::mapping::file::Document;
-    use crate::mapping::store::{Head, Loaded};
+    use crate::mapping::store::{Loaded, SnapshotDigest};
     use crate::policy::Effect;
     use std::sync::atomic::AtomicBool;
     use std::sync::Mutex;
@@ -383,12 +447,22 @@ mod tests {
             entries: 1,
             updated_at: String::new(),
             updated_by: String::new(),
+            snapshot: None,
+        }
+    }
+
+    /// The digest the fake S3 checks: of the entries as JSON.
+    fn digest(version: u64, mappings: &[Mapping]) -> SnapshotDigest {
+        SnapshotDigest {
+            version,
+            sha256: crate::mapping::store::s3::sha256_hex(&serde_json::to_vec(mappings).unwrap()),
         }
     }
 
     #[derive(Default)]
     struct FakeDynamo {
         state: Mutex<(u64, Vec<Mapping>)>,
+        snapshot: Mutex<Option<SnapshotDigest>>,
         down: AtomicBool,
         hang: AtomicBool,
         heads: AtomicU64,
@@ -420,7 +494,10 @@ mod tests {
                 self.gate.notified().await;
             }
             self.fail()?;
-            Ok(head(self.state.lock().unwrap().0))
+            Ok(Head {
+                snapshot: self.snapshot.lock().unwrap().clone(),
+                ..head(self.state.lock().unwrap().0)
+            })
         }
         async fn load(&self) -> Result<Loaded, StoreError> {
             self.loads.fetch_add(1, Ordering::SeqCst);
@@ -437,6 +514,7 @@ mod tests {
     struct FakeS3 {
         doc: Mutex<Option<Document>>,
         fetches: AtomicU64,
+        verified: AtomicU64,
     }
 
     impl SnapshotSource for Arc<FakeS3> {
@@ -449,6 +527,25 @@ mod tests {
                 .ok_or(StoreError::NoSnapshot {
                     location: "s3://b/k".into(),
                 })
+        }
+
+        async fn fetch_verified(&self, want: &SnapshotDigest) -> Result<Document, StoreError> {
+            self.verified.fetch_add(1, Ordering::SeqCst);
+            let doc = self
+                .doc
+                .lock()
+                .unwrap()
+                .clone()
+                .ok_or(StoreError::NoSnapshot {
+                    location: "s3://b/k".into(),
+                })?;
+            if digest(doc.version.unwrap_or(0), &doc.mappings) != *want {
+                return Err(StoreError::Corrupt {
+                    what: "snapshot s3://b/k".into(),
+                    reason: "its SHA-256 is not the one the version record names".into(),
+                });
+            }
+            Ok(doc)
         }
     }
 
@@ -501,13 +598,14 @@ mod tests {
         assert_eq!(s.version(), 3);
         assert!(allows(&s, "a"));
         assert_eq!(r.cache.status(), Some((Source::Dynamo, 3)));
+        assert_eq!(r.d.heads.load(Ordering::SeqCst), 1, "the cold start's read");
         for _ in 0..10 {
             r.clock.advance(5);
             r.cache.current().await.unwrap();
         }
         assert_eq!(
             r.d.heads.load(Ordering::SeqCst),
-            0,
+            1,
             "no check before the TTL"
         );
         assert_eq!(r.d.loads.load(Ordering::SeqCst), 1);
@@ -525,7 +623,7 @@ mod tests {
                 r.d.heads.load(Ordering::SeqCst),
                 r.d.loads.load(Ordering::SeqCst)
             ),
-            (1, 1)
+            (2, 1)
         );
         r.d.set(4, vec![entry("a", "Deny")]);
         r.clock.advance(30);
@@ -543,7 +641,7 @@ mod tests {
                 r.d.heads.load(Ordering::SeqCst),
                 r.d.loads.load(Ordering::SeqCst)
             ),
-            (2, 2)
+            (3, 2)
         );
     }
 
@@ -564,7 +662,7 @@ mod tests {
         );
         assert!(r.cache.current().await.is_err());
         assert_eq!(
-            r.d.loads.load(Ordering::SeqCst),
+            r.d.heads.load(Ordering::SeqCst),
             2,
             "retried on the next call"
         );
@@ -629,13 +727,13 @@ mod tests {
         r.d.hang.store(true, Ordering::SeqCst);
         let c = Arc::clone(&r.cache);
         let refresher = tokio::spawn(async move { c.current().await });
-        while r.d.heads.load(Ordering::SeqCst) == 0 {
+        while r.d.heads.load(Ordering::SeqCst) < 2 {
             tokio::task::yield_now().await;
         }
         for _ in 0..20 {
             assert_eq!(r.cache.current().await.unwrap().version(), 3);
         }
-        assert_eq!(r.d.heads.load(Ordering::SeqCst), 1, "one check in flight");
+        assert_eq!(r.d.heads.load(Ordering::SeqCst), 2, "one check in flight");
         r.d.hang.store(false, Ordering::SeqCst);
         r.d.gate.notify_waiters();
         refresher.await.unwrap().unwrap();
@@ -651,5 +749,60 @@ mod tests {
         let started = crate::clock::Stopwatch::start();
         assert_eq!(r.cache.current().await.unwrap().version(), 3);
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_cold_start_reads_the_snapshot_the_version_record_vouches_for() {
+        let r = rig();
+        let set = vec![entry("a", "Allow")];
+        r.d.set(5, set.clone());
+        *r.s.doc.lock().unwrap() = doc(5, set.clone());
+        *r.d.snapshot.lock().unwrap() = Some(digest(5, &set));
+        let s = r.cache.current().await.unwrap();
+        assert_eq!(s.version(), 5);
+        assert!(allows(&s, "a"));
+        assert_eq!(r.d.heads.load(Ordering::SeqCst), 1);
+        assert_eq!(r.s.verified.load(Ordering::SeqCst), 1);
+        assert_eq!(r.d.loads.load(Ordering::SeqCst), 0, "no generation read");
+        assert_eq!(r.cache.status(), Some((Source::Dynamo, 5)));
+
+        // A later version, vouched for too: the warm reload takes the same road.
+        let set = vec![entry("a", "Deny")];
+        r.d.set(6, set.clone());
+        *r.s.doc.lock().unwrap() = doc(6, set.clone());
+        *r.d.snapshot.lock().unwrap() = Some(digest(6, &set));
+        r.clock.advance(61);
+        let s = r.cache.current().await.unwrap();
+        assert_eq!(s.version(), 6);
+        assert!(!allows(&s, "a"));
+        assert_eq!(r.d.loads.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_unlike_its_digest_or_of_an_older_version_is_not_used() {
+        // The bucket holds more than the version record vouches for (written by someone
+        // else): the generation is read, and the extra grant never counts.
+        let r = rig();
+        let set = vec![entry("a", "Allow")];
+        r.d.set(5, set.clone());
+        *r.s.doc.lock().unwrap() = doc(5, vec![entry("a", "Allow"), entry("b", "Allow")]);
+        *r.d.snapshot.lock().unwrap() = Some(digest(5, &set));
+        let s = r.cache.current().await.unwrap();
+        assert_eq!(s.version(), 5);
+        assert!(allows(&s, "a"));
+        assert!(!allows(&s, "b"), "the tampered snapshot was used");
+        assert_eq!(r.s.verified.load(Ordering::SeqCst), 1);
+        assert_eq!(r.d.loads.load(Ordering::SeqCst), 1);
+
+        // The digest names version 5 and DynamoDB is at 6: the object is not even fetched.
+        let r = rig();
+        r.d.set(6, vec![entry("a", "Deny")]);
+        *r.s.doc.lock().unwrap() = doc(5, set.clone());
+        *r.d.snapshot.lock().unwrap() = Some(digest(5, &set));
+        let s = r.cache.current().await.unwrap();
+        assert_eq!(s.version(), 6);
+        assert!(!allows(&s, "a"));
+        assert_eq!(r.s.verified.load(Ordering::SeqCst), 0);
+        assert_eq!(r.d.loads.load(Ordering::SeqCst), 1);
     }
 }

@@ -200,6 +200,71 @@ async fn cold_start_falls_back_to_s3_then_fails_closed_then_recovers() {
     rig.fx.cleanup().await;
 }
 
+/// A raw entry item in shard 0 of the current generation.
+async fn put_item(rig: &Rig, generation: &str, sk: &str, scope: &str, effect: &str) {
+    rig.fx
+        .admin
+        .store
+        .put_raw_entry(
+            generation,
+            0,
+            sk,
+            &[
+                ("api", SEED_API),
+                ("stage", "dev"),
+                ("method", "GET"),
+                ("resource", "my-resource"),
+                ("scope", scope),
+                ("effect", effect),
+                ("updated_at", "now"),
+                ("updated_by", "x"),
+            ],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_cold_start_reads_the_snapshot_the_version_record_names_and_checks_its_bytes() {
+    let rig = Rig::new().await;
+    let head = rig.fx.admin.store.read_head().await.unwrap();
+    let digest = head
+        .vouched_snapshot()
+        .expect("the publish named its digest");
+    assert_eq!(digest.version, 1);
+
+    // The generation now holds a broken item, so a load from it fails: serving version 1
+    // from DynamoDB's word proves the one object was read instead.
+    put_item(&rig, &head.generation, "zz broken", "zz", "Dney").await;
+    let cache = rig.cache().await;
+    assert!(email_allowed(&cache.current().await.unwrap()));
+    assert_eq!(cache.status(), Some((Source::Dynamo, 1)));
+    rig.fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_snapshot_unlike_the_digest_the_version_record_names_is_not_read() {
+    let rig = Rig::new().await;
+    // Someone who can write the bucket, not the table, adds a grant under the same version.
+    let forged = format!(
+        r#"{{"version": 1, "mappings": [{}, {}]}}"#,
+        serde_json::to_string(&email_entry()).unwrap(),
+        json!({"api": SEED_API, "stage": "dev", "method": "GET", "resource": "my-resource", "scope": "forged", "effect": "Allow"})
+    );
+    let snapshots = rig.fx.admin.snapshots.as_ref().unwrap();
+    snapshots.put_raw(forged.into_bytes()).await.unwrap();
+    let cache = rig.cache().await;
+    let s = cache.current().await.unwrap();
+    assert!(email_allowed(&s));
+    assert_ne!(
+        s.policy_for(["forged"], SEED_API, "dev").evaluate(SEED_GET),
+        Effect::Allow,
+        "the forged grant counted"
+    );
+    assert_eq!(cache.status(), Some((Source::Dynamo, 1)));
+    rig.fx.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_corrupt_snapshot_is_refused_not_served() {
     let rig = Rig::new().await;

@@ -668,13 +668,23 @@ async fn publish_is_conditional_and_follows_changes() {
     let err = snapshots.read().await.unwrap_err();
     assert!(matches!(err, StoreError::NoSnapshot { .. }), "{err}");
     migrate::seed(&fx.admin, &seed_dir(), false).await.unwrap();
+    let Published::Written { version: 1, sha256 } = fx.admin.publish_now().await.unwrap() else {
+        panic!("version 1 written");
+    };
     assert_eq!(
         fx.admin.publish_now().await.unwrap(),
-        Published::Written { version: 1 }
+        Published::AlreadyCurrent {
+            version: 1,
+            sha256: sha256.clone()
+        }
     );
+    // The version record names the object, and its digest is the object's.
+    let head = fx.admin.store.read_head().await.unwrap();
+    let named = head.vouched_snapshot().expect("the digest is recorded");
+    assert_eq!((named.version, &named.sha256), (1, &sha256));
     assert_eq!(
-        fx.admin.publish_now().await.unwrap(),
-        Published::AlreadyCurrent { version: 1 }
+        snapshots.read_verified(named).await.unwrap().version,
+        Some(1)
     );
     let doc = snapshots.read().await.unwrap();
     assert_eq!(doc.version, Some(1));
@@ -690,11 +700,26 @@ async fn publish_is_conditional_and_follows_changes() {
         .add(vec![entry("new", "GET", "new", "Allow")])
         .await
         .unwrap();
-    assert_eq!(
-        changed.published,
-        Some(Ok(Published::Written { version: 2 }))
+    assert!(
+        matches!(
+            changed.published,
+            Some(Ok(Published::Written { version: 2, .. }))
+        ),
+        "{:?}",
+        changed.published
     );
     assert_eq!(snapshots.read().await.unwrap().version, Some(2));
+    // An object that says version 2 but holds other entries (as after the table was made
+    // again and counted from 1) is not "already current": it is replaced.
+    snapshots
+        .put_raw(br#"{"version": 2, "mappings": []}"#.to_vec())
+        .await
+        .unwrap();
+    assert!(matches!(
+        fx.admin.publish_now().await.unwrap(),
+        Published::Written { version: 2, .. }
+    ));
+    assert!(!snapshots.read().await.unwrap().mappings.is_empty());
     // An older version never overwrites a newer one.
     let err = snapshots.publish(1, &[]).await.unwrap_err();
     assert!(

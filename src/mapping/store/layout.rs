@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::from_item;
 
 use super::error::StoreError;
-use super::records::{Head, HistoryRecord, MigrationRecord};
+use super::records::{Head, HistoryRecord, MigrationRecord, SnapshotDigest};
 use crate::mapping::entry::{Mapping, Method, ResourcePath, Scope, Stage};
 use crate::policy::{ApiArn, Effect};
 
@@ -118,6 +118,12 @@ pub(super) struct MetaItem {
     pub(super) entries: u64,
     pub(super) updated_at: String,
     pub(super) updated_by: String,
+    /// The version of the S3 snapshot whose digest follows (see [`Head::snapshot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) snapshot_version: Option<u64>,
+    /// SHA-256 of that snapshot's bytes, lowercase hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) snapshot_sha256: Option<String>,
 }
 
 impl From<MetaItem> for Head {
@@ -130,6 +136,10 @@ impl From<MetaItem> for Head {
             entries: m.entries,
             updated_at: m.updated_at,
             updated_by: m.updated_by,
+            snapshot: m
+                .snapshot_version
+                .zip(m.snapshot_sha256)
+                .map(|(version, sha256)| SnapshotDigest { version, sha256 }),
         }
     }
 }

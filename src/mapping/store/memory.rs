@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use super::diff::Diff;
 use super::error::{Fault, StoreError};
 use super::layout::{entry_key, new_generation};
-use super::records::{ChangeNote, Edit, Head, HistoryRecord, Loaded, Progress, Published};
+use super::records::{
+    ChangeNote, Edit, Head, HistoryRecord, Loaded, Progress, Published, SnapshotDigest,
+};
 use super::seams::{MappingWriter, SnapshotPublisher};
 use crate::mapping::entry::Mapping;
 
@@ -102,6 +104,7 @@ impl MemoryStore {
                     entries: set.len() as u64,
                     updated_at: String::new(),
                     updated_by: String::new(),
+                    snapshot: None,
                 },
                 generations: HashMap::from([(generation, set)]),
                 history: Vec::new(),
@@ -290,6 +293,17 @@ impl MappingWriter for MemoryStore {
         })
     }
 
+    async fn record_snapshot(&self, digest: &SnapshotDigest) -> Result<bool, StoreError> {
+        self.count("record_snapshot");
+        Ok(self.commit(|state| {
+            if state.head.version != digest.version {
+                return false;
+            }
+            state.head.snapshot = Some(digest.clone());
+            true
+        }))
+    }
+
     async fn delete_generation_best_effort(&self, generation: &str, _shards: u32) {
         self.count("delete_generation");
         self.state.lock().unwrap().generations.remove(generation);
@@ -319,6 +333,10 @@ impl SnapshotPublisher for MemorySnapshots {
             .lock()
             .unwrap()
             .push((version, entries.len()));
-        Ok(Published::Written { version })
+        let body = serde_json::to_vec(entries).expect("entries serialize");
+        Ok(Published::Written {
+            version,
+            sha256: super::s3::sha256_hex(&body),
+        })
     }
 }

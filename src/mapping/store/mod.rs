@@ -36,7 +36,7 @@ pub use layout::{
 };
 pub use records::{
     ChangeNote, Edit, Head, HistoryRecord, Loaded, MigrationRecord, Progress, Published,
-    MAX_HISTORY_CHANGES,
+    SnapshotDigest, MAX_HISTORY_CHANGES,
 };
 pub use s3::S3Snapshots;
 pub use seams::{MappingWriter, NoSnapshot, SnapshotPublisher, SnapshotSource, VersionedSource};

@@ -25,6 +25,31 @@ pub struct Head {
     pub updated_at: String,
     /// Who made it.
     pub updated_by: String,
+    /// The S3 snapshot last published, as its publisher recorded it. It names the current
+    /// set only while its version is [`version`](Self::version): see
+    /// [`vouched_snapshot`](Self::vouched_snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotDigest>,
+}
+
+impl Head {
+    /// The snapshot digest when it is of the current version: then, and only then, a reader
+    /// may load the S3 object instead of the generation, after checking the object's bytes
+    /// against it. DynamoDB stays the source of truth; the object is a copy it vouches for,
+    /// so whoever can write the bucket cannot choose what a cold start decides from.
+    pub fn vouched_snapshot(&self) -> Option<&SnapshotDigest> {
+        self.snapshot.as_ref().filter(|s| s.version == self.version)
+    }
+}
+
+/// What the version record says of the S3 snapshot: its version and the SHA-256 of its
+/// bytes. Written by the publisher after the object, only while that version is current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotDigest {
+    /// The version the snapshot holds.
+    pub version: u64,
+    /// SHA-256 of the object's bytes, lowercase hex.
+    pub sha256: String,
 }
 
 /// A generation read whole, with the version record it was read under.
@@ -125,17 +150,33 @@ pub struct MigrationRecord {
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
 
 /// What `S3Snapshots::publish` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Published {
     /// The snapshot was written.
     Written {
         /// The version written.
         version: u64,
+        /// SHA-256 of the object written, lowercase hex.
+        sha256: String,
     },
-    /// The bucket already had this version.
+    /// The bucket already had this version, with the same entries.
     AlreadyCurrent {
         /// The version.
         version: u64,
+        /// SHA-256 of the object there, lowercase hex.
+        sha256: String,
     },
+}
+
+impl Published {
+    /// The digest the version record is to name.
+    pub fn digest(&self) -> SnapshotDigest {
+        let (Published::Written { version, sha256 }
+        | Published::AlreadyCurrent { version, sha256 }) = self;
+        SnapshotDigest {
+            version: *version,
+            sha256: sha256.clone(),
+        }
+    }
 }

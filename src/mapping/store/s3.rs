@@ -6,6 +6,11 @@
 //! Publishing never rolls the snapshot back: it reads the object's version and ETag and puts
 //! conditionally on that ETag (or on there being no object), retrying when another publisher
 //! got in between. Reading validates the whole document; a corrupt snapshot is refused.
+//!
+//! A publish returns the SHA-256 of the object, which the admin then records in the version
+//! record ([`crate::mapping::store::SnapshotDigest`]). A cold start that finds the digest of
+//! the current version there reads this one object instead of the generation's pages, and
+//! only if its bytes have that digest ([`S3Snapshots::read_verified`]).
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
@@ -14,7 +19,7 @@ use serde::Serialize;
 
 use super::aws::AwsConfig;
 use super::error::{Fault, StoreError};
-use super::records::Published;
+use super::records::{Published, SnapshotDigest};
 use super::sdk::service;
 use super::seams::{SnapshotPublisher, SnapshotSource};
 use crate::mapping::entry::Mapping;
@@ -89,6 +94,37 @@ impl S3Snapshots {
         self.parse(&bytes)
     }
 
+    /// Reads the snapshot `digest` names: refused as [`StoreError::Corrupt`] unless its bytes
+    /// have that SHA-256 and it holds that version.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSnapshot`]; [`StoreError::Corrupt`]; [`StoreError::Service`].
+    pub async fn read_verified(&self, digest: &SnapshotDigest) -> Result<Document, StoreError> {
+        let (bytes, _) = self.get().await?.ok_or_else(|| StoreError::NoSnapshot {
+            location: self.location(),
+        })?;
+        if sha256_hex(&bytes) != digest.sha256 {
+            return Err(StoreError::Corrupt {
+                what: format!("snapshot {}", self.location()),
+                reason: format!(
+                    "its SHA-256 is not the one the version record names for version {}",
+                    digest.version
+                ),
+            });
+        }
+        let doc = self.parse(&bytes)?;
+        if doc.version != Some(digest.version) {
+            return Err(StoreError::Corrupt {
+                what: format!("snapshot {}", self.location()),
+                reason: format!(
+                    "it holds version {:?}, not version {}",
+                    doc.version, digest.version
+                ),
+            });
+        }
+        Ok(doc)
+    }
+
     fn parse(&self, bytes: &[u8]) -> Result<Document, StoreError> {
         let location = self.location();
         let doc = parse_document(bytes, &location).map_err(|e| StoreError::Corrupt {
@@ -104,8 +140,10 @@ impl S3Snapshots {
         Ok(doc)
     }
 
-    /// Writes `mappings` as snapshot `version`, unless the bucket holds that version or a
-    /// newer one. Conditional on the ETag read, retried when another publisher wins a race.
+    /// Writes `mappings` as snapshot `version`, unless the bucket holds a newer version, or
+    /// this version with the same entries. Conditional on the ETag read, retried when another
+    /// publisher wins a race. An object of this version with other entries (a table made
+    /// again from scratch counts its versions again) is replaced.
     ///
     /// # Errors
     /// [`StoreError::SnapshotNewer`]; [`StoreError::Service`].
@@ -114,7 +152,8 @@ impl S3Snapshots {
         version: u64,
         mappings: &[Mapping],
     ) -> Result<Published, StoreError> {
-        let body = serde_json::to_vec_pretty(&SnapshotDocument {
+        // Compact: a cold start downloads and parses it.
+        let body = serde_json::to_vec(&SnapshotDocument {
             version,
             generated_at: crate::clock::rfc3339_now(),
             mappings,
@@ -135,8 +174,17 @@ impl S3Snapshots {
                                     theirs,
                                 });
                             }
+                            if theirs == version && same_entries(&doc.mappings, mappings) {
+                                return Ok(Published::AlreadyCurrent {
+                                    version,
+                                    sha256: sha256_hex(bytes),
+                                });
+                            }
                             if theirs == version {
-                                return Ok(Published::AlreadyCurrent { version });
+                                tracing::warn!(
+                                    version,
+                                    "the snapshot of this version holds other entries; replacing it"
+                                );
                             }
                         }
                         Err(e) => tracing::warn!(error = %e, "replacing a corrupt snapshot"),
@@ -156,7 +204,12 @@ impl S3Snapshots {
                 None => put.if_none_match("*"),
             };
             match put.send().await {
-                Ok(_) => return Ok(Published::Written { version }),
+                Ok(_) => {
+                    return Ok(Published::Written {
+                        version,
+                        sha256: sha256_hex(&body),
+                    })
+                }
                 Err(e)
                     if matches!(
                         e.raw_response().map(|r| r.status().as_u16()),
@@ -265,6 +318,35 @@ impl SnapshotSource for S3Snapshots {
     async fn fetch(&self) -> Result<Document, StoreError> {
         self.read().await
     }
+
+    async fn fetch_verified(&self, digest: &SnapshotDigest) -> Result<Document, StoreError> {
+        self.read_verified(digest).await
+    }
+}
+
+/// SHA-256 of `bytes`, lowercase hex: the digest a snapshot is named by.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    digest
+        .as_ref()
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
+/// Whether two lists hold the same entries, in any order.
+fn same_entries(a: &[Mapping], b: &[Mapping]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut a: Vec<&Mapping> = a.iter().collect();
+    let mut b: Vec<&Mapping> = b.iter().collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
 }
 
 impl SnapshotPublisher for S3Snapshots {

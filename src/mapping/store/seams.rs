@@ -7,7 +7,9 @@ use std::future::Future;
 
 use super::diff::Diff;
 use super::error::StoreError;
-use super::records::{ChangeNote, Edit, Head, HistoryRecord, Loaded, Progress, Published};
+use super::records::{
+    ChangeNote, Edit, Head, HistoryRecord, Loaded, Progress, Published, SnapshotDigest,
+};
 use crate::mapping::entry::Mapping;
 use crate::mapping::file::Document;
 
@@ -23,6 +25,14 @@ pub trait VersionedSource: Send + Sync + 'static {
 pub trait SnapshotSource: Send + Sync + 'static {
     /// The published snapshot document (with its version), validated.
     fn fetch(&self) -> impl Future<Output = Result<Document, StoreError>> + Send;
+
+    /// The snapshot the version record vouches for: validated, and refused
+    /// ([`StoreError::Corrupt`]) unless its bytes have `digest`'s SHA-256 and it holds
+    /// `digest`'s version.
+    fn fetch_verified(
+        &self,
+        digest: &SnapshotDigest,
+    ) -> impl Future<Output = Result<Document, StoreError>> + Send;
 }
 
 /// No fallback: for deployments without a snapshot bucket.
@@ -31,6 +41,10 @@ pub struct NoSnapshot;
 
 impl SnapshotSource for NoSnapshot {
     async fn fetch(&self) -> Result<Document, StoreError> {
+        Err(StoreError::NoBucket)
+    }
+
+    async fn fetch_verified(&self, _: &SnapshotDigest) -> Result<Document, StoreError> {
         Err(StoreError::NoBucket)
     }
 }
@@ -99,6 +113,13 @@ pub trait MappingWriter: Send + Sync {
         entries: usize,
         note: &ChangeNote,
     ) -> impl Future<Output = Result<Head, StoreError>> + Send;
+
+    /// Names the S3 snapshot `digest` describes in the version record, only if its version
+    /// is still current; `Ok(false)` when it is not (a newer change was made meanwhile).
+    fn record_snapshot(
+        &self,
+        digest: &SnapshotDigest,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Deletes a generation nobody reads; failures are logged, not returned.
     fn delete_generation_best_effort(

@@ -19,7 +19,9 @@ use super::layout::{
     entry_key, key, n, new_generation, s, shard_of, shard_pk, EntryItem, HistoryItem, Item,
     MetaItem, MigrationItem, HISTORY_PK, MAX_TRANSACTION_EDITS, META_PK, META_SK, MIGRATION_PK,
 };
-use super::records::{ChangeNote, Edit, Head, HistoryRecord, Loaded, MigrationRecord, Progress};
+use super::records::{
+    ChangeNote, Edit, Head, HistoryRecord, Loaded, MigrationRecord, Progress, SnapshotDigest,
+};
 use super::seams::MappingWriter;
 use crate::mapping::entry::Mapping;
 
@@ -46,6 +48,8 @@ impl DynamoStore {
             entries: 0,
             updated_at: crate::clock::rfc3339_now(),
             updated_by: actor.to_owned(),
+            snapshot_version: None,
+            snapshot_sha256: None,
         };
         self.put_if_absent(to_item(&meta).expect("serializable"))
             .await
@@ -570,7 +574,36 @@ impl MappingWriter for DynamoStore {
             entries: entries as u64,
             updated_at: at,
             updated_by: note.actor.clone(),
+            snapshot: read.snapshot.clone(),
         })
+    }
+
+    /// Names `digest` in the version record, only while its version is current: one
+    /// UpdateItem conditional on the version. The attributes stay through later changes
+    /// (which update the record, not replace it); a reader trusts them only while the
+    /// versions agree ([`Head::vouched_snapshot`]).
+    async fn record_snapshot(&self, digest: &SnapshotDigest) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&*self.table)
+            .set_key(Some(key(META_PK, META_SK)))
+            .update_expression("SET snapshot_version = :v, snapshot_sha256 = :d")
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", n(digest.version))
+            .expression_attribute_values(":d", s(&digest.sha256))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.fail("UpdateItem")(e)),
+        }
     }
 
     /// Deletes every item of a generation; failures are logged, not returned (an orphaned
