@@ -335,10 +335,12 @@ impl FromStr for Stage {
 /// - `*` matches any run of characters, `/` included (`orders/*` covers `orders/7/items`);
 ///   `?` matches one character.
 /// - A trailing slash is removed (`orders/` is `orders`). A request made with a trailing
-///   slash (`GET /dev/orders/`) has a methodArn ending in `orders/`, which an Allow for
-///   `orders` does not cover: such a request is refused (fail closed), add `orders/*` or
-///   `orders*` to allow it. A Deny for `orders` is widened to cover `orders/` too, so that
-///   a trailing slash cannot slip past it.
+///   slash (`GET /dev/orders/`) has a methodArn ending in `orders/`, and API Gateway serves
+///   it from the `orders` resource. So an entry for `orders` is written for both `orders`
+///   and `orders/`: an Allow lets the request through as the route it reaches (the seed's
+///   own first request is `GET /dev/my-resource/?myParam=myValue`), and a Deny cannot be
+///   slipped past with a slash. The root stays the root (`.../GET/`), and a pattern ending
+///   in `*` already covers the slash.
 /// - `{id}` path parameters are refused: API Gateway puts the actual request path in the
 ///   methodArn, not the resource template, so `orders/{id}` would never match; write
 ///   `orders/*`.
@@ -452,8 +454,8 @@ impl Mapping {
     ///   method and covers an `ANY` route, so a Deny on every method must cover it as well;
     /// - a Deny on one method also denies the `ANY` method segment: an HTTP API `ANY`
     ///   route's request may be that method, and the routeArn does not say;
-    /// - a Deny on a path without a trailing wildcard also denies the path with a trailing
-    ///   slash (see [`ResourcePath`]).
+    /// - an entry on a path without a trailing wildcard also covers the path with a
+    ///   trailing slash, Allow and Deny alike (see [`ResourcePath`]).
     pub fn policy_resources(&self, request_stage: &str) -> Vec<String> {
         let stage = if self.stage.is_any() {
             request_stage
@@ -486,8 +488,7 @@ impl Mapping {
         } else {
             &one
         };
-        let slash_too =
-            self.effect == Effect::Deny && !self.resource.is_root() && !resource.ends_with('*');
+        let slash_too = !self.resource.is_root() && !resource.ends_with('*');
         let mut out = Vec::with_capacity(methods.len() * if slash_too { 2 } else { 1 });
         for method in methods {
             let arn = crate::policy::method_arn(self.api.as_str(), stage, method, resource);
@@ -766,7 +767,10 @@ mod tests {
         assert_eq!(m.resource_arn(), format!("{API}/dev/GET/my-resource"));
         assert_eq!(
             m.policy_resources("dev"),
-            [format!("{API}/dev/GET/my-resource")]
+            [
+                format!("{API}/dev/GET/my-resource/"),
+                format!("{API}/dev/GET/my-resource")
+            ]
         );
         let root = mapping("*", "GET", "/", Effect::Allow);
         assert_eq!(root.resource_arn(), format!("{API}/*/GET/"));
@@ -793,6 +797,28 @@ mod tests {
         // The looser listing form would have allowed both.
         let loose = build([(Effect::Allow, any.resource_arn())]);
         assert_eq!(evaluate(&loose, &at("dev/GET/admin/orders")), Effect::Allow);
+    }
+
+    #[test]
+    fn an_allow_covers_the_trailing_slash_and_the_root_stays_the_root() {
+        use crate::policy::{build, evaluate};
+        // The seed: GET my-resource for `email`, and its first request has a slash.
+        let seed = mapping("dev", "GET", "my-resource", Effect::Allow);
+        let root = mapping("dev", "GET", "/", Effect::Allow);
+        let p = build(
+            [&seed, &root]
+                .iter()
+                .flat_map(|m| m.policy_resources("dev").into_iter().map(|r| (m.effect, r))),
+        );
+        let at = |rest: &str| format!("{API}/dev/{rest}");
+        assert_eq!(evaluate(&p, &at("GET/my-resource")), Effect::Allow);
+        assert_eq!(evaluate(&p, &at("GET/my-resource/")), Effect::Allow);
+        assert_eq!(evaluate(&p, &at("GET/")), Effect::Allow);
+        // Only one slash, at the end: not a path below, not an empty segment.
+        assert_eq!(evaluate(&p, &at("GET/my-resource/x")), Effect::Deny);
+        assert_eq!(evaluate(&p, &at("GET/my-resource//")), Effect::Deny);
+        assert_eq!(evaluate(&p, &at("GET//")), Effect::Deny);
+        assert_eq!(evaluate(&p, &at("POST/my-resource/")), Effect::Deny);
     }
 
     #[test]

@@ -90,12 +90,20 @@ impl Policy {
     }
 
     /// The number of Allow resource patterns: what the token was granted, for logs and
-    /// metrics.
+    /// metrics. A pattern's trailing-slash twin (`.../orders/` beside `.../orders`, which
+    /// API Gateway serves from the same resource) is not counted again.
     pub fn grant_count(&self) -> usize {
         self.statements
             .iter()
             .filter(|s| s.effect == Effect::Allow)
-            .map(|s| s.resources.len())
+            .map(|s| {
+                let all: std::collections::HashSet<&str> =
+                    s.resources.iter().map(String::as_str).collect();
+                s.resources
+                    .iter()
+                    .filter(|r| !r.strip_suffix('/').is_some_and(|base| all.contains(base)))
+                    .count()
+            })
             .sum()
     }
 }

@@ -4,7 +4,7 @@
 //! Two independent pieces judge it, both in tests/it/model.rs and sharing no code with src/:
 //! - [`meaning`], a naive reading of docs/mappings.md: an entry applies when its scope is
 //!   held, its API and stage name the request's (stage `*`: any), its method is the
-//!   request's (`*`/`ANY`: any), and its resource pattern matches the request path; a Deny
+//!   request's (`*`/`ANY`: any), and its resource pattern matches the request path; an entry
 //!   whose pattern does not end in `*` also covers the pattern followed by a slash. A request
 //!   is allowed when some Allow applies and no Deny does.
 //! - [`iam_allows`], a small IAM evaluator (dynamic programming over the pattern, not the

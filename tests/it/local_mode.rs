@@ -113,6 +113,16 @@ async fn the_seeds_curl_session() {
         .await;
     assert_eq!((status, cache.as_str()), (200, "miss"), "{body}");
     assert!(body.contains("Hello from API Gateway!"), "{body}");
+    // The seed's own first request, trailing slash and all: API Gateway serves it from the
+    // my-resource resource, and the cached policy covers it.
+    let (status, cache, body) = local
+        .call(
+            "GET",
+            "/dev/my-resource/?myParam=myValue",
+            Some(&format!("Bearer {email}")),
+        )
+        .await;
+    assert_eq!((status, cache.as_str()), (200, "hit"), "{body}");
 
     let profile = local.token("profile").await;
     let (status, _, body) = local

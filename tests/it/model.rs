@@ -84,11 +84,9 @@ pub fn meaning(entries: &[Mapping], scopes: &[&str], req: &Req) -> bool {
     };
     let matches = |m: &Mapping| {
         let r = m.resource.as_str();
+        // API Gateway serves `orders/` from the `orders` resource: an entry covers both.
         wildcard(r, &req.path)
-            || (m.effect == Effect::Deny
-                && !r.is_empty()
-                && !r.ends_with('*')
-                && wildcard(&format!("{r}/"), &req.path))
+            || (!r.is_empty() && !r.ends_with('*') && wildcard(&format!("{r}/"), &req.path))
     };
     let hit = |effect| {
         entries
