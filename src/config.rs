@@ -86,6 +86,15 @@ impl Setting {
         }
     }
 
+    /// A number setting's value in the environment (its default when unset), checked
+    /// against its range: for the CLI, which shares a few of the authorizer's settings.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the setting and the value.
+    pub fn number_from_env(&self) -> Result<u64, ConfigError> {
+        number(&|name| std::env::var(name).ok(), self)
+    }
+
     /// The default of a text setting ("" for none).
     ///
     /// # Panics

@@ -11,6 +11,7 @@
 pub(crate) mod commands;
 pub(crate) mod error;
 pub(crate) mod explain;
+pub mod flush;
 pub mod invoke;
 pub mod local;
 pub mod migrate;
@@ -22,7 +23,8 @@ pub use commands::{default_actor, Admin, Change, Changed, Filter, Target};
 pub use error::{AdminError, ErrorKind};
 pub use explain::{explain, token_scopes, ExplainReport};
 pub use render::{
-    count, render_changed, render_explain, render_history, render_invalid_json, render_mappings,
-    render_migrated, render_published, render_same, render_valid, Output, Rendered,
+    count, render_changed, render_explain, render_flushed, render_history, render_invalid_json,
+    render_mappings, render_migrated, render_published, render_same, render_valid, Output,
+    Rendered,
 };
 pub use validate::{validate, validate_entries, ValidateReport};

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::commands::Changed;
 use super::explain::ExplainReport;
+use super::flush::Flushed;
 use super::migrate::MigrateReport;
 use super::validate::ValidateReport;
 use crate::mapping::file::{FileError, Problem};
@@ -121,6 +122,39 @@ pub fn render_published(p: Published, location: &str, output: Output) -> String 
         }
         (Output::Table, Published::AlreadyCurrent { version, .. }) => {
             format!("{location} already holds version {version}\n")
+        }
+    }
+}
+
+/// What `flush-cache` did, one row per stage: `flushed` (or in a dry run `would_flush`) or
+/// `failed` with the reason.
+pub fn render_flushed(rows: &[Flushed], dry_run: bool, output: Output) -> String {
+    let done = if dry_run { "would_flush" } else { "flushed" };
+    match output {
+        Output::Json => json_line(&rows),
+        Output::Text => rows
+            .iter()
+            .map(|r| match &r.error {
+                None => format!("{done}\t{}\t{}\n", r.api, r.stage),
+                Some(e) => format!("failed\t{}\t{}\t{e}\n", r.api, r.stage),
+            })
+            .collect(),
+        Output::Table => {
+            let mut out: String = rows
+                .iter()
+                .map(|r| match &r.error {
+                    None if dry_run => format!("would flush {} stage {}\n", r.api, r.stage),
+                    None => format!(
+                        "flushed the authorizer cache of {} stage {}\n",
+                        r.api, r.stage
+                    ),
+                    Some(e) => format!("could not flush {} stage {}: {e}\n", r.api, r.stage),
+                })
+                .collect();
+            if rows.is_empty() {
+                out.push_str("no stages to flush\n");
+            }
+            out
         }
     }
 }

@@ -145,7 +145,10 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             a.kind()
         } else if let Some(s) = cause.downcast_ref::<StoreError>() {
             ErrorKind::of_store(s)
-        } else if cause.is::<FileError>() || cause.is::<MigrationError>() {
+        } else if cause.is::<FileError>()
+            || cause.is::<MigrationError>()
+            || cause.is::<scopegate::mapping::MappingError>()
+        {
             ErrorKind::Invalid
         } else {
             continue;

@@ -7,6 +7,7 @@ mod architecture;
 mod differential;
 mod docs;
 mod faults;
+mod flush;
 mod invoke;
 mod jwks;
 mod lambda;

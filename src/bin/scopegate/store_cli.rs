@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use scopegate::admin::flush::{self, CacheFlusher, Flushed, StageTarget};
 use scopegate::admin::migrate;
 use scopegate::admin::{self as ops, Admin, AdminError, Change, Filter, Output, Target};
 use scopegate::clock::Stopwatch;
 use scopegate::mapping::file;
-use scopegate::mapping::store::aws::AwsOptions;
-use scopegate::mapping::store::StoreError;
+use scopegate::mapping::store::aws::{AwsConfig, AwsOptions};
+use scopegate::mapping::store::{Diff, StoreError};
 use scopegate::mapping::Mapping;
 
 /// Exit codes of `scopegate` (documented in `--help` and docs/mappings.md).
@@ -58,6 +59,25 @@ pub struct StoreArgs {
     /// Do not publish the S3 snapshot after a change.
     #[arg(long)]
     no_publish: bool,
+    /// After a change that takes a grant away (an Allow removed, a Deny added, an Allow
+    /// turned into a Deny), flush API Gateway's authorizer cache of the stages it names (a
+    /// stage `*`: every stage of the API): at once, and again after
+    /// SCOPEGATE_MAPPING_TTL_SECONDS (default 60), when every warm container has the change,
+    /// so that no cached policy outlives it. With --dry-run, lists the stages. A failure is
+    /// reported; the change stands.
+    #[arg(long, env = "SCOPEGATE_FLUSH_AUTHORIZER_CACHE")]
+    flush_authorizer_cache: bool,
+}
+
+/// The AWS CLI's connection options, for a command without a table.
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// AWS profile.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Endpoint URL (an emulator); also AWS_ENDPOINT_URL.
+    #[arg(long)]
+    endpoint_url: Option<String>,
 }
 
 /// `--output`.
@@ -86,6 +106,48 @@ impl StoreArgs {
         self.output.into()
     }
 
+    /// With `--flush-authorizer-cache`, flushes (or with `dry_run` lists) the stages whose
+    /// grants `diff` takes away, and says so on stderr. A failure is a warning: the change
+    /// is made, and `scopegate flush-cache` can be run again.
+    ///
+    /// Twice: a request that arrives just after the first flush may reach a warm container
+    /// that has not yet checked the mappings version, and its answer, with the old grant,
+    /// would be cached again for the whole TTL. After SCOPEGATE_MAPPING_TTL_SECONDS every
+    /// container has the new version, and the second flush drops what was cached meanwhile.
+    async fn flush_after(&self, diff: &Diff, dry_run: bool) {
+        if !self.flush_authorizer_cache {
+            return;
+        }
+        let targets = flush::stages_to_flush(diff);
+        if targets.is_empty() {
+            return;
+        }
+        let flusher = match AwsConfig::load(&self.target().aws).await {
+            Ok(aws) => CacheFlusher::new(aws),
+            Err(e) => {
+                eprintln!("scopegate: warning: could not flush the authorizer caches: {e}; the change stands (run `scopegate flush-cache`)");
+                return;
+            }
+        };
+        report_flushed(&flusher.flush_all(&targets, dry_run).await, dry_run);
+        if dry_run {
+            return;
+        }
+        let ttl = &scopegate::config::MAPPING_TTL_SECONDS;
+        let wait = ttl.number_from_env().unwrap_or_else(|e| {
+            eprintln!("scopegate: warning: {e}; waiting the default");
+            ttl.number_default()
+        });
+        eprintln!(
+            "scopegate: flushing again in {wait} s, when every warm container has the change ({}); Ctrl-C skips it",
+            ttl.name
+        );
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        report_flushed(&flusher.flush_all(&targets, false).await, false);
+    }
+}
+
+impl StoreArgs {
     /// Opens the store; makes no request.
     async fn open(&self) -> Result<Admin, AdminError> {
         Admin::open(&self.target()).await
@@ -263,6 +325,25 @@ pub enum StoreCommand {
             default_value_t = scopegate::config::POLICY_MAX_BYTES.number_default() as usize
         )]
         budget: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputArg::Table)]
+        output: OutputArg,
+    },
+    /// Flush API Gateway's authorizer cache of a stage (FlushStageAuthorizersCache), so that
+    /// every token's next request is decided again from the current mappings. Stage `*`:
+    /// every stage of the API (GetStages). REST APIs only.
+    FlushCache {
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// The API: arn:aws:execute-api:REGION:ACCOUNT:APIID (asked in its region).
+        #[arg(long)]
+        api: String,
+        /// The stage, or * for every stage.
+        #[arg(long)]
+        stage: String,
+        /// List the stages, flush nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputArg::Table)]
         output: OutputArg,
@@ -489,6 +570,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 .import("seed", entries, replace, false, &|_, _| {})
                 .await?;
             print(&ops::render_changed(&changed, store.output()));
+            store.flush_after(&changed.diff, false).await;
             Ok(exit::OK)
         }
         StoreCommand::Import {
@@ -505,6 +587,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                     .import("import", doc.mappings, replace, true, &|_, _| {})
                     .await?;
                 print(&ops::render_changed(&plan, store.output()));
+                store.flush_after(&plan.diff, true).await;
                 return Ok(if plan.diff.is_empty() {
                     exit::OK
                 } else {
@@ -545,6 +628,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                     .await?
             };
             print(&ops::render_changed(&changed, store.output()));
+            store.flush_after(&changed.diff, false).await;
             Ok(exit::OK)
         }
         StoreCommand::Diff { store, file } => {
@@ -643,6 +727,32 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         StoreCommand::Mappings { command } => mappings(command).await,
+        StoreCommand::FlushCache {
+            aws,
+            api,
+            stage,
+            dry_run,
+            output,
+        } => {
+            let target = StageTarget::parse(&api, &stage)?;
+            let aws = AwsConfig::load(&AwsOptions {
+                profile: aws.profile,
+                endpoint_url: aws.endpoint_url,
+                // Each API is asked in its own region; this one only satisfies the loader.
+                region: Some(target.api.region().to_owned()),
+                ..AwsOptions::for_cli()
+            })
+            .await?;
+            let flushed = CacheFlusher::new(aws)
+                .flush_all(&[target].into(), dry_run)
+                .await;
+            print(&ops::render_flushed(&flushed, dry_run, output.into()));
+            let failed = flushed.iter().filter(|f| f.error.is_some()).count();
+            if failed > 0 {
+                anyhow::bail!("could not flush the authorizer cache of {failed} stage(s)");
+            }
+            Ok(exit::OK)
+        }
     }
 }
 
@@ -651,19 +761,17 @@ async fn mappings(command: MappingsCommand) -> anyhow::Result<u8> {
         MappingsCommand::Add { store, entry } => {
             let m = entry.mapping()?;
             let admin = store.open_for_change().await?;
-            print(&ops::render_changed(
-                &admin.add(vec![m]).await?,
-                store.output(),
-            ));
+            let changed = admin.add(vec![m]).await?;
+            print(&ops::render_changed(&changed, store.output()));
+            store.flush_after(&changed.diff, false).await;
         }
         MappingsCommand::Remove { store, entry, yes } => {
             let m = entry.mapping()?;
             confirm(&format!("remove {m}?"), yes)?;
             let admin = store.open_for_change().await?;
-            print(&ops::render_changed(
-                &admin.remove(vec![m]).await?,
-                store.output(),
-            ));
+            let changed = admin.remove(vec![m]).await?;
+            print(&ops::render_changed(&changed, store.output()));
+            store.flush_after(&changed.diff, false).await;
         }
         MappingsCommand::List {
             store,
@@ -706,7 +814,7 @@ impl StoreCommand {
             | StoreCommand::Publish { store }
             | StoreCommand::History { store, .. }
             | StoreCommand::Explain { store, .. } => Some(store),
-            StoreCommand::Validate { .. } => None,
+            StoreCommand::Validate { .. } | StoreCommand::FlushCache { .. } => None,
             StoreCommand::Mappings { command } => Some(match command {
                 MappingsCommand::Add { store, .. }
                 | MappingsCommand::Remove { store, .. }
@@ -739,4 +847,24 @@ pub async fn locate(e: &mut anyhow::Error, target: &Target) {
         Err(_) => "an unknown account".to_owned(),
     };
     *slot = Some(format!("{region}/{account}"));
+}
+
+/// One stderr line per stage flushed (or in a dry run, to flush), and a warning per failure.
+fn report_flushed(flushed: &[Flushed], dry_run: bool) {
+    for f in flushed {
+        match &f.error {
+                None if dry_run => eprintln!(
+                    "scopegate: would flush the authorizer cache of {} stage {}",
+                    f.api, f.stage
+                ),
+                None => eprintln!(
+                    "scopegate: flushed the authorizer cache of {} stage {}",
+                    f.api, f.stage
+                ),
+                Some(e) => eprintln!(
+                    "scopegate: warning: could not flush the authorizer cache of {} stage {}: {e}; the change stands (run `scopegate flush-cache`)",
+                    f.api, f.stage
+                ),
+            }
+    }
 }

@@ -21,7 +21,7 @@ pub(crate) mod memory;
 pub(crate) mod read;
 pub(crate) mod records;
 pub(crate) mod s3;
-mod sdk;
+pub(crate) mod sdk;
 pub(crate) mod seams;
 #[cfg(test)]
 pub(crate) mod testing;
