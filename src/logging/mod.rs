@@ -12,6 +12,10 @@ use tracing_subscriber::{fmt, EnvFilter, Layer as _};
 
 use crate::config::LOG_LEVEL;
 
+mod json_line;
+
+use json_line::JsonLine;
+
 /// Installs the JSON subscriber on stderr (stdout is for answers in `scopegate invoke`).
 /// `SCOPEGATE_LOG_LEVEL` sets the level; default `info`.
 ///
@@ -51,10 +55,8 @@ where
     W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     let json = fmt::layer()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
+        .event_format(JsonLine)
+        .fmt_fields(fmt::format::JsonFields::new())
         .with_writer(writer)
         .with_filter(NoUnauthorizedEcho::new());
     tracing_subscriber::registry().with(filter).with(json)
