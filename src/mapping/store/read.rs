@@ -55,6 +55,22 @@ impl DynamoStore {
         keys_only: bool,
         read: Option<&AtomicUsize>,
     ) -> Result<Vec<Item>, StoreError> {
+        self.query_each(pk, limit, forward, keys_only, read, Ok)
+            .await
+    }
+
+    /// [`query_all`](Self::query_all), turning each item into a `T` as its page arrives, so
+    /// that no more than a page of raw items (at most 1 MB) is held at a time: a cold start
+    /// of 10 000 entries then holds the entries, not the entries and all their items.
+    pub(super) async fn query_each<T>(
+        &self,
+        pk: &str,
+        limit: Option<i32>,
+        forward: bool,
+        keys_only: bool,
+        read: Option<&AtomicUsize>,
+        mut each: impl FnMut(Item) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -76,7 +92,9 @@ impl DynamoStore {
             if let Some(read) = read {
                 read.fetch_add(page.len(), Ordering::Relaxed);
             }
-            items.extend(page);
+            for item in page {
+                items.push(each(item)?);
+            }
             if limit.is_some_and(|l| items.len() >= l as usize) {
                 break;
             }
@@ -116,10 +134,16 @@ impl DynamoStore {
             let this = self.clone();
             let pk = shard_pk(generation, shard);
             let read = Arc::clone(&read);
-            tasks.spawn(async move { this.query_all(&pk, None, true, false, Some(&read)).await });
+            let generation = generation.to_owned();
+            tasks.spawn(async move {
+                this.query_each(&pk, None, true, false, Some(&read), |item| {
+                    parse_entry(item, &generation, shards)
+                })
+                .await
+            });
         }
         let expected = usize::try_from(expected).unwrap_or(usize::MAX);
-        let mut items = Vec::new();
+        let mut entries = Vec::new();
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             let joined = tokio::select! {
@@ -131,11 +155,7 @@ impl DynamoStore {
             };
             let Some(joined) = joined else { break };
             let part = joined.map_err(|e| StoreError::service("Query", Fault::Task(e)))??;
-            items.extend(part);
-        }
-        let mut entries = Vec::with_capacity(items.len());
-        for item in items {
-            entries.push(parse_entry(item, generation, shards)?);
+            entries.extend(part);
         }
         // Shards come back in any order; a stable order makes exports and diffs repeatable.
         entries.sort();
