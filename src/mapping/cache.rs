@@ -5,7 +5,8 @@
 //! cold (no snapshot)     read the version record (one GetItem), then load that version:
 //!                          the S3 object, when the record names its SHA-256 for this version
 //!                          (one GetObject, bytes checked), else the generation (Queries)
-//!                        DynamoDB down -> S3 snapshot (unverified fallback)
+//!                        DynamoDB fails -> the S3 snapshot: only the object the version
+//!                          record names, when it was read; as it is, when DynamoDB is down
 //!                          -> else fail closed (Err), retry next call
 //! warm, before the TTL   serve the snapshot (no IO)
 //! warm, TTL passed       this call reads the version record (one GetItem); others keep serving
@@ -31,7 +32,7 @@ use arc_swap::ArcSwapOption;
 
 use super::snapshot::Snapshot;
 use super::source::{Mappings, Unavailable};
-use super::store::{Head, NoSnapshot, SnapshotSource, StoreError, VersionedSource};
+use super::store::{Head, NoSnapshot, SnapshotDigest, SnapshotSource, StoreError, VersionedSource};
 use crate::clock::Clock;
 use crate::config::{self, Config};
 
@@ -276,13 +277,24 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
         Ok((self.load_dynamo(now).await?, Via::Generation))
     }
 
-    async fn load_s3(&self, now: u64) -> Result<Current, StoreError> {
-        let doc = bounded(
-            self.options.load_timeout,
-            "loading the S3 snapshot",
-            self.fallback.fetch(),
-        )
-        .await?;
+    /// The fallback: the S3 object, when DynamoDB could not give the current set. When the
+    /// version record was read and names a snapshot digest (of any version), only an object
+    /// with that digest is taken: the record says what the object should be, so anything
+    /// else in the bucket (written by someone who can write it but not the table) is refused
+    /// and the cache fails closed. Without a record (DynamoDB down) the object is taken as
+    /// it is: it is then the only source.
+    async fn load_s3(
+        &self,
+        now: u64,
+        named: Option<&SnapshotDigest>,
+    ) -> Result<Current, StoreError> {
+        let fetch = async {
+            match named {
+                Some(digest) => self.fallback.fetch_verified(digest).await,
+                None => self.fallback.fetch().await,
+            }
+        };
+        let doc = bounded(self.options.load_timeout, "loading the S3 snapshot", fetch).await?;
         Ok(Current {
             snapshot: Arc::new(Snapshot::new(doc.version.unwrap_or(0), doc.mappings)),
             source: Source::S3,
@@ -298,9 +310,9 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
             self.dynamo.head(),
         )
         .await;
-        let loaded = match head {
-            Ok(head) => self.load_version(&head, now).await,
-            Err(e) => Err(e),
+        let (named, loaded) = match head {
+            Ok(head) => (head.snapshot.clone(), self.load_version(&head, now).await),
+            Err(e) => (None, Err(e)),
         };
         let dynamo_error = match loaded {
             Ok((cur, via)) => {
@@ -317,7 +329,7 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
             Err(e) => e,
         };
         crate::metrics::mapping_refresh_failed(Source::Dynamo.as_str());
-        match self.load_s3(now).await {
+        match self.load_s3(now, named.as_ref()).await {
             Ok(cur) => {
                 tracing::warn!(source = "s3", version = cur.snapshot.version(), entries = cur.snapshot.len(), reason = %format!("DynamoDB failed at cold start: {dynamo_error}"), "mappings loaded from the fallback");
                 Ok(self.install(cur, now))
@@ -345,6 +357,7 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
             self.dynamo.head(),
         )
         .await;
+        let mut named = None;
         let error = match head {
             Ok(head)
                 if cur.source == Source::Dynamo
@@ -374,6 +387,7 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
                 } else {
                     "DynamoDB is back; replacing the S3 snapshot".to_owned()
                 };
+                named = head.snapshot.clone();
                 match self.load_version(&head, now).await {
                     Ok((new, via)) => {
                         tracing::info!(source = "dynamodb", via = via.as_str(), version = new.snapshot.version(), entries = new.snapshot.len(), %reason, "mappings loaded");
@@ -393,7 +407,7 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
                 .store(now.saturating_add(self.options.ttl), Ordering::Release);
             return Ok(Arc::clone(&cur.snapshot));
         }
-        match self.load_s3(now).await {
+        match self.load_s3(now, named.as_ref()).await {
             Ok(new) => {
                 tracing::warn!(source = "s3", version = new.snapshot.version(), entries = new.snapshot.len(), reason = %format!("DynamoDB failed ({error}) and the last good snapshot was confirmed {stale_for} s ago"), "mappings loaded from the fallback");
                 Ok(self.install(new, now))
@@ -467,6 +481,8 @@ mod tests {
         hang: AtomicBool,
         heads: AtomicU64,
         loads: AtomicU64,
+        /// The version record answers, the generation does not.
+        loads_fail: AtomicBool,
         gate: tokio::sync::Notify,
     }
 
@@ -502,6 +518,12 @@ mod tests {
         async fn load(&self) -> Result<Loaded, StoreError> {
             self.loads.fetch_add(1, Ordering::SeqCst);
             self.fail()?;
+            if self.loads_fail.load(Ordering::SeqCst) {
+                return Err(StoreError::service(
+                    "Query",
+                    crate::mapping::store::Fault::TimedOut,
+                ));
+            }
             let (v, e) = self.state.lock().unwrap().clone();
             Ok(Loaded {
                 head: head(v),
@@ -804,5 +826,38 @@ mod tests {
         assert!(!allows(&s, "a"));
         assert_eq!(r.s.verified.load(Ordering::SeqCst), 0);
         assert_eq!(r.d.loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_fallback_takes_only_the_object_a_readable_version_record_names() {
+        // The record (version 5) names version 4's object; the generation cannot be read.
+        let old = vec![entry("a", "Allow")];
+        let rig_with = |object: Vec<Mapping>| {
+            let r = rig();
+            r.d.set(5, vec![entry("a", "Deny")]);
+            *r.d.snapshot.lock().unwrap() = Some(digest(4, &old));
+            r.d.loads_fail.store(true, Ordering::SeqCst);
+            *r.s.doc.lock().unwrap() = doc(4, object);
+            r
+        };
+        // The object it names: served, stale, from S3.
+        let r = rig_with(old.clone());
+        let s = r.cache.current().await.unwrap();
+        assert_eq!(r.cache.status(), Some((Source::S3, 4)));
+        assert!(allows(&s, "a"));
+        assert_eq!(r.s.fetches.load(Ordering::SeqCst), 0, "never unverified");
+
+        // Another object under the same version: refused, failing closed.
+        let r = rig_with(vec![entry("a", "Allow"), entry("b", "Allow")]);
+        let err = r.cache.current().await.unwrap_err().to_string();
+        assert!(err.contains("SHA-256"), "{err}");
+        assert_eq!(r.cache.status(), None);
+
+        // DynamoDB wholly down: no record to check against, the object is the only source.
+        let r = rig_with(vec![entry("a", "Allow"), entry("b", "Allow")]);
+        r.d.down.store(true, Ordering::SeqCst);
+        let s = r.cache.current().await.unwrap();
+        assert!(allows(&s, "b"));
+        assert_eq!(r.s.fetches.load(Ordering::SeqCst), 1);
     }
 }
