@@ -5,6 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use scopegate::mapping::store::decode_entry;
 use scopegate::mapping::{file, Mapping, Snapshot};
+use scopegate::policy::ApiKind;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(doc) = file::parse_document(data, "fuzz") {
@@ -12,8 +13,10 @@ fuzz_target!(|data: &[u8]| {
             let json = serde_json::to_string(m).expect("an entry serializes");
             let back: Mapping = serde_json::from_str(&json).expect("an entry reads back");
             assert_eq!(&back, m);
-            for r in m.policy_resources("dev") {
-                assert!(r.starts_with(m.api.as_str()));
+            for kind in [ApiKind::Rest, ApiKind::Http] {
+                for r in m.policy_resources("dev", kind) {
+                    assert!(r.starts_with(m.api.as_str()));
+                }
             }
         }
         let snapshot = Snapshot::new(doc.version.unwrap_or(0), doc.mappings);

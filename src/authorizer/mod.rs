@@ -469,10 +469,11 @@ impl<M: Mappings> Authorizer<M> {
             .current()
             .await
             .map_err(AuthorizeError::MappingsUnavailable)?;
-        let policy = snapshot.policy_for(
+        let policy = snapshot.policy_for_kind(
             principal.scopes.iter().map(|s| &**s),
             arn.api(),
             arn.stage(),
+            req.kind,
         );
         if policy.json.get().len() > self.policy_max_bytes {
             tracing::warn!(

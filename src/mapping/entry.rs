@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::policy::{ApiArn, ArnError, Effect};
+use crate::policy::{ApiArn, ApiKind, ArnError, Effect};
 
 /// The longest scope accepted: far beyond real scopes, short enough to bound what a mapping
 /// can make the authorizer hash and log.
@@ -335,12 +335,13 @@ impl FromStr for Stage {
 /// - `*` matches any run of characters, `/` included (`orders/*` covers `orders/7/items`);
 ///   `?` matches one character.
 /// - A trailing slash is removed (`orders/` is `orders`). A request made with a trailing
-///   slash (`GET /dev/orders/`) has a methodArn ending in `orders/`, and API Gateway serves
+///   slash (`GET /dev/orders/`) has a methodArn ending in `orders/`, and a REST API serves
 ///   it from the `orders` resource. So an entry for `orders` is written for both `orders`
 ///   and `orders/`: an Allow lets the request through as the route it reaches (the seed's
 ///   own first request is `GET /dev/my-resource/?myParam=myValue`), and a Deny cannot be
-///   slipped past with a slash. The root stays the root (`.../GET/`), and a pattern ending
-///   in `*` already covers the slash.
+///   slipped past with a slash. An HTTP API routes `orders/` apart, so there only the Deny
+///   is widened. The root stays the root (`.../GET/`), and a pattern ending in `*` already
+///   covers the slash.
 /// - `{id}` path parameters are refused: API Gateway puts the actual request path in the
 ///   methodArn, not the resource template, so `orders/{id}` would never match; write
 ///   `orders/*`.
@@ -455,8 +456,11 @@ impl Mapping {
     /// - a Deny on one method also denies the `ANY` method segment: an HTTP API `ANY`
     ///   route's request may be that method, and the routeArn does not say;
     /// - an entry on a path without a trailing wildcard also covers the path with a
-    ///   trailing slash, Allow and Deny alike (see [`ResourcePath`]).
-    pub fn policy_resources(&self, request_stage: &str) -> Vec<String> {
+    ///   trailing slash (see [`ResourcePath`]): a Deny always; an Allow only for a REST API
+    ///   (`kind`), which serves `orders/` from the `orders` resource. An HTTP API routes
+    ///   `orders/` on its own (to a `{proxy+}` route or `$default`), so granting it there
+    ///   could reach another route: not granted (fail closed).
+    pub fn policy_resources(&self, request_stage: &str, kind: ApiKind) -> Vec<String> {
         let stage = if self.stage.is_any() {
             request_stage
         } else {
@@ -488,7 +492,9 @@ impl Mapping {
         } else {
             &one
         };
-        let slash_too = !self.resource.is_root() && !resource.ends_with('*');
+        let slash_too = !self.resource.is_root()
+            && !resource.ends_with('*')
+            && (self.effect == Effect::Deny || kind == ApiKind::Rest);
         let mut out = Vec::with_capacity(methods.len() * if slash_too { 2 } else { 1 });
         for method in methods {
             let arn = crate::policy::method_arn(self.api.as_str(), stage, method, resource);
@@ -766,7 +772,7 @@ mod tests {
         let m = mapping("dev", "get", "/my-resource", Effect::Allow);
         assert_eq!(m.resource_arn(), format!("{API}/dev/GET/my-resource"));
         assert_eq!(
-            m.policy_resources("dev"),
+            m.policy_resources("dev", ApiKind::Rest),
             [
                 format!("{API}/dev/GET/my-resource/"),
                 format!("{API}/dev/GET/my-resource")
@@ -774,10 +780,16 @@ mod tests {
         );
         let root = mapping("*", "GET", "/", Effect::Allow);
         assert_eq!(root.resource_arn(), format!("{API}/*/GET/"));
-        assert_eq!(root.policy_resources("prod"), [format!("{API}/prod/GET/")]);
+        assert_eq!(
+            root.policy_resources("prod", ApiKind::Rest),
+            [format!("{API}/prod/GET/")]
+        );
         let any = mapping("dev", "ANY", "*", Effect::Allow);
         assert_eq!(any.resource_arn(), format!("{API}/dev/*/*"));
-        assert_eq!(any.policy_resources("dev"), [format!("{API}/dev/*/*")]);
+        assert_eq!(
+            any.policy_resources("dev", ApiKind::Rest),
+            [format!("{API}/dev/*/*")]
+        );
     }
 
     #[test]
@@ -785,7 +797,7 @@ mod tests {
         use crate::policy::{build, evaluate};
         let any = mapping("*", "*", "orders", Effect::Allow);
         let p = build(
-            any.policy_resources("dev")
+            any.policy_resources("dev", ApiKind::Rest)
                 .into_iter()
                 .map(|r| (Effect::Allow, r)),
         );
@@ -805,11 +817,11 @@ mod tests {
         // The seed: GET my-resource for `email`, and its first request has a slash.
         let seed = mapping("dev", "GET", "my-resource", Effect::Allow);
         let root = mapping("dev", "GET", "/", Effect::Allow);
-        let p = build(
-            [&seed, &root]
-                .iter()
-                .flat_map(|m| m.policy_resources("dev").into_iter().map(|r| (m.effect, r))),
-        );
+        let p = build([&seed, &root].iter().flat_map(|m| {
+            m.policy_resources("dev", ApiKind::Rest)
+                .into_iter()
+                .map(|r| (m.effect, r))
+        }));
         let at = |rest: &str| format!("{API}/dev/{rest}");
         assert_eq!(evaluate(&p, &at("GET/my-resource")), Effect::Allow);
         assert_eq!(evaluate(&p, &at("GET/my-resource/")), Effect::Allow);
@@ -822,15 +834,37 @@ mod tests {
     }
 
     #[test]
+    fn on_an_http_api_only_a_deny_covers_the_trailing_slash() {
+        use crate::policy::{build, evaluate};
+        let allow = mapping("dev", "GET", "orders", Effect::Allow);
+        let deny = mapping("dev", "DELETE", "orders", Effect::Deny);
+        let all = mapping("dev", "*", "*", Effect::Allow);
+        let policy = |ms: &[&Mapping]| {
+            build(ms.iter().flat_map(|m| {
+                m.policy_resources("dev", ApiKind::Http)
+                    .into_iter()
+                    .map(|r| (m.effect, r))
+            }))
+        };
+        let p = policy(&[&allow]);
+        let at = |rest: &str| format!("{API}/dev/{rest}");
+        assert_eq!(evaluate(&p, &at("GET/orders")), Effect::Allow);
+        assert_eq!(evaluate(&p, &at("GET/orders/")), Effect::Deny);
+        let p = policy(&[&all, &deny]);
+        assert_eq!(evaluate(&p, &at("DELETE/orders/")), Effect::Deny);
+        assert_eq!(evaluate(&p, &at("ANY/orders/")), Effect::Deny);
+    }
+
+    #[test]
     fn deny_covers_the_trailing_slash() {
         use crate::policy::{build, evaluate};
         let allow = mapping("dev", "*", "*", Effect::Allow);
         let deny = mapping("dev", "DELETE", "orders", Effect::Deny);
-        let p = build(
-            [&allow, &deny]
-                .iter()
-                .flat_map(|m| m.policy_resources("dev").into_iter().map(|r| (m.effect, r))),
-        );
+        let p = build([&allow, &deny].iter().flat_map(|m| {
+            m.policy_resources("dev", ApiKind::Rest)
+                .into_iter()
+                .map(|r| (m.effect, r))
+        }));
         assert_eq!(
             evaluate(&p, &format!("{API}/dev/DELETE/orders")),
             Effect::Deny

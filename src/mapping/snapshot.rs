@@ -12,7 +12,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::entry::Mapping;
-use crate::policy::{build, glob_match, ArnError, CompiledPolicy, Effect, MethodArn};
+use crate::policy::{build, glob_match, ApiKind, ArnError, CompiledPolicy, Effect, MethodArn};
 
 /// How many compiled policies a snapshot keeps. When full, the cache is cleared rather than
 /// evicted entry by entry: simple, no bookkeeping on hits, and a warm container rarely sees
@@ -42,6 +42,7 @@ struct CachedPolicy {
     scope_ids: Box<[u32]>,
     api: Box<str>,
     stage: Box<str>,
+    kind: ApiKind,
     policy: Arc<CompiledPolicy>,
 }
 
@@ -115,13 +116,14 @@ impl ScopeIds {
     }
 }
 
-fn cache_key(scope_ids: &[u32], api: &str, stage: &str) -> u64 {
+fn cache_key(scope_ids: &[u32], api: &str, stage: &str, kind: ApiKind) -> u64 {
     // Not an attack surface (ids of known scopes, and the API Gateway-built ARN), so the
     // fast hasher; a full key comparison confirms every hit anyway.
     let mut h = foldhash::fast::FixedState::default().build_hasher();
     scope_ids.hash(&mut h);
     api.hash(&mut h);
     stage.hash(&mut h);
+    matches!(kind, ApiKind::Http).hash(&mut h);
     h.finish()
 }
 
@@ -225,6 +227,22 @@ impl Snapshot {
     where
         I: IntoIterator<Item = &'s str>,
     {
+        self.policy_for_kind(scopes, api, stage, ApiKind::Rest)
+    }
+
+    /// [`policy_for`](Self::policy_for) for a request from an API of `kind`: the two differ
+    /// only in the trailing-slash twin of an Allow, which a REST API's policy has and an
+    /// HTTP API's does not ([`Mapping::policy_resources`]).
+    pub fn policy_for_kind<'s, I>(
+        &self,
+        scopes: I,
+        api: &str,
+        stage: &str,
+        kind: ApiKind,
+    ) -> Arc<CompiledPolicy>
+    where
+        I: IntoIterator<Item = &'s str>,
+    {
         let mut ids = ScopeIds::new();
         for scope in scopes {
             if let Some(&id) = self.scope_ids.get(scope) {
@@ -235,15 +253,19 @@ impl Snapshot {
         if ids.is_empty() {
             return Arc::clone(&self.deny_all);
         }
-        let key = cache_key(ids, api, stage);
+        let key = cache_key(ids, api, stage, kind);
         if let Some(hit) = self.lock_cache().get(&key) {
-            if &*hit.scope_ids == ids && &*hit.api == api && &*hit.stage == stage {
+            if &*hit.scope_ids == ids
+                && &*hit.api == api
+                && &*hit.stage == stage
+                && hit.kind == kind
+            {
                 return Arc::clone(&hit.policy);
             }
         }
         // Built outside the lock: two racing misses both build, and the second insert wins;
         // cheaper than making every other request wait for a build.
-        let policy = Arc::new(self.compile(ids, api, stage));
+        let policy = Arc::new(self.compile(ids, api, stage, kind));
         let mut cache = self.lock_cache();
         if cache.len() >= POLICY_CACHE_CAPACITY {
             cache.clear();
@@ -254,6 +276,7 @@ impl Snapshot {
                 scope_ids: ids.into(),
                 api: api.into(),
                 stage: stage.into(),
+                kind,
                 policy: Arc::clone(&policy),
             },
         );
@@ -289,7 +312,7 @@ impl Snapshot {
         );
         let (mut allowed_by, mut denied_by) = (Vec::new(), Vec::new());
         for m in self.applicable(&known, api, stage) {
-            if m.policy_resources(stage)
+            if m.policy_resources(stage, ApiKind::Rest)
                 .iter()
                 .any(|r| glob_match(r, method_arn))
             {
@@ -329,9 +352,9 @@ impl Snapshot {
         })
     }
 
-    fn compile(&self, scope_ids: &[u32], api: &str, stage: &str) -> CompiledPolicy {
+    fn compile(&self, scope_ids: &[u32], api: &str, stage: &str, kind: ApiKind) -> CompiledPolicy {
         let grants = self.applicable(scope_ids, api, stage).flat_map(|m| {
-            m.policy_resources(stage)
+            m.policy_resources(stage, kind)
                 .into_iter()
                 .map(move |r| (m.effect, r))
         });

@@ -29,6 +29,7 @@ use scopegate::clock::ManualClock;
 use scopegate::config::{Config, IssuerConfig, JwksSource, ResponseMode};
 use scopegate::mapping::StaticMappings;
 use scopegate::mapping::{Mapping, Snapshot};
+use scopegate::policy::ApiKind;
 use scopegate::token::mint::SigningKey;
 use scopegate::token::Alg;
 use serde_json::{json, Value};
@@ -239,7 +240,13 @@ fn snapshot_policies_mean_what_the_mappings_mean() {
             let snapshot = Snapshot::new(1, c.entries.clone());
             for scopes in &c.scope_sets {
                 for req in c.requests.iter().filter(|r| r.valid()) {
-                    let policy = snapshot.policy_for(scopes.iter().copied(), req.api, req.stage);
+                    let kind = if req.http {
+                        ApiKind::Http
+                    } else {
+                        ApiKind::Rest
+                    };
+                    let policy =
+                        snapshot.policy_for_kind(scopes.iter().copied(), req.api, req.stage, kind);
                     let doc: Value = serde_json::from_str(policy.json.get()).unwrap();
                     let arn = req.arn();
                     prop_assert_eq!(

@@ -84,9 +84,13 @@ pub fn meaning(entries: &[Mapping], scopes: &[&str], req: &Req) -> bool {
     };
     let matches = |m: &Mapping| {
         let r = m.resource.as_str();
-        // API Gateway serves `orders/` from the `orders` resource: an entry covers both.
+        // A REST API serves `orders/` from the `orders` resource: an entry covers both. An
+        // HTTP API routes `orders/` apart, so there only a Deny does (fail closed).
         wildcard(r, &req.path)
-            || (!r.is_empty() && !r.ends_with('*') && wildcard(&format!("{r}/"), &req.path))
+            || (!r.is_empty()
+                && !r.ends_with('*')
+                && (m.effect == Effect::Deny || !req.http)
+                && wildcard(&format!("{r}/"), &req.path))
     };
     let hit = |effect| {
         entries
