@@ -252,8 +252,10 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
     /// generation otherwise, and whenever the object is missing, other or corrupt.
     async fn load_version(&self, head: &Head, now: u64) -> Result<(Current, Via), StoreError> {
         if let Some(digest) = head.vouched_snapshot() {
+            // The check's timeout, not the load's: a slow or oversized object must leave the
+            // generation load its time within the function's timeout.
             let fetched = bounded(
-                self.options.load_timeout,
+                self.options.check_timeout,
                 "loading the S3 snapshot the version record names",
                 self.fallback.fetch_verified(digest),
             )

@@ -228,7 +228,7 @@ async fn a_change_that_takes_a_grant_away_flushes_its_stages_and_one_that_adds_d
     assert_eq!(rec.seen(), [flush_path("dev"), flush_path("dev")]);
     let err = text(&out.stderr);
     assert!(
-        err.contains("flushed the authorizer cache") && err.contains("flushing again in 1 s"),
+        err.contains("flushed the authorizer cache") && err.contains("flushing again in 6 s"),
         "{err}"
     );
 

@@ -65,7 +65,12 @@ pub struct StoreArgs {
     /// SCOPEGATE_MAPPING_TTL_SECONDS (default 60), when every warm container has the change,
     /// so that no cached policy outlives it. With --dry-run, lists the stages. A failure is
     /// reported; the change stands.
-    #[arg(long, env = "SCOPEGATE_FLUSH_AUTHORIZER_CACHE")]
+    #[arg(
+        long,
+        env = "SCOPEGATE_FLUSH_AUTHORIZER_CACHE",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     flush_authorizer_cache: bool,
 }
 
@@ -134,10 +139,11 @@ impl StoreArgs {
             return;
         }
         let ttl = &scopegate::config::MAPPING_TTL_SECONDS;
+        // The TTL, plus time for a container's version check and reload to finish.
         let wait = ttl.number_from_env().unwrap_or_else(|e| {
             eprintln!("scopegate: warning: {e}; waiting the default");
             ttl.number_default()
-        });
+        }) + RELOAD_MARGIN_SECONDS;
         eprintln!(
             "scopegate: flushing again in {wait} s, when every warm container has the change ({}); Ctrl-C skips it",
             ttl.name
@@ -848,6 +854,10 @@ pub async fn locate(e: &mut anyhow::Error, target: &Target) {
     };
     *slot = Some(format!("{region}/{account}"));
 }
+
+/// What the second flush waits beyond SCOPEGATE_MAPPING_TTL_SECONDS: the authorizer's version
+/// check (3 s) and a reload of the set.
+const RELOAD_MARGIN_SECONDS: u64 = 5;
 
 /// One stderr line per stage flushed (or in a dry run, to flush), and a warning per failure.
 fn report_flushed(flushed: &[Flushed], dry_run: bool) {

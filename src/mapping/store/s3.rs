@@ -25,6 +25,10 @@ use super::seams::{SnapshotPublisher, SnapshotSource};
 use crate::mapping::entry::Mapping;
 use crate::mapping::file::{parse_document, Document};
 
+/// The largest snapshot object read: 64 MiB, about 300 000 entries written compact, far
+/// above what a policy size budget lets a token use.
+pub const MAX_SNAPSHOT_BYTES: u64 = 64 << 20;
+
 /// The snapshot document as written.
 #[derive(Serialize)]
 struct SnapshotDocument<'a> {
@@ -59,7 +63,9 @@ impl S3Snapshots {
         format!("s3://{}/{}", self.bucket, self.key)
     }
 
-    /// The current object's bytes and ETag, `None` when there is none.
+    /// The current object's bytes and ETag, `None` when there is none. An object over
+    /// [`MAX_SNAPSHOT_BYTES`] is refused before its body is read: whoever can write the
+    /// bucket must not be able to exhaust a cold start's memory.
     async fn get(&self) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
         let out = match self
             .client
@@ -73,6 +79,18 @@ impl S3Snapshots {
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
             Err(e) => return Err(service("GetObject")(e)),
         };
+        if out
+            .content_length
+            .is_some_and(|n| u64::try_from(n).map_or(true, |n| n > MAX_SNAPSHOT_BYTES))
+        {
+            return Err(StoreError::Corrupt {
+                what: format!("snapshot {}", self.location()),
+                reason: format!(
+                    "it is {} bytes, over the {MAX_SNAPSHOT_BYTES} a snapshot may have",
+                    out.content_length.unwrap_or_default()
+                ),
+            });
+        }
         let etag = out.e_tag.clone();
         let bytes = out
             .body
