@@ -6,7 +6,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use scopegate::mapping::{Mapping, Snapshot};
-use scopegate::policy::Effect;
+use scopegate::policy::{ApiKind, Effect};
 
 #[path = "../../tests/it/model.rs"]
 #[allow(dead_code)]
@@ -113,7 +113,12 @@ fuzz_target!(|input: Input| {
         if !req.valid() {
             continue;
         }
-        let policy = snapshot.policy_for(scopes.iter().copied(), req.api, req.stage);
+        let kind = if req.http {
+            ApiKind::Http
+        } else {
+            ApiKind::Rest
+        };
+        let policy = snapshot.policy_for_kind(scopes.iter().copied(), req.api, req.stage, kind);
         let doc: serde_json::Value = serde_json::from_str(policy.json.get()).unwrap();
         let arn = req.arn();
         let want = meaning(&entries, &scopes, &req);
