@@ -862,19 +862,13 @@ const RELOAD_MARGIN_SECONDS: u64 = 5;
 /// One stderr line per stage flushed (or in a dry run, to flush), and a warning per failure.
 fn report_flushed(flushed: &[Flushed], dry_run: bool) {
     for f in flushed {
+        let at = format!("the authorizer cache of {} stage {}", f.api, f.stage);
         match &f.error {
-                None if dry_run => eprintln!(
-                    "scopegate: would flush the authorizer cache of {} stage {}",
-                    f.api, f.stage
-                ),
-                None => eprintln!(
-                    "scopegate: flushed the authorizer cache of {} stage {}",
-                    f.api, f.stage
-                ),
-                Some(e) => eprintln!(
-                    "scopegate: warning: could not flush the authorizer cache of {} stage {}: {e}; the change stands (run `scopegate flush-cache`)",
-                    f.api, f.stage
-                ),
-            }
+            None if dry_run => eprintln!("scopegate: would flush {at}"),
+            None => eprintln!("scopegate: flushed {at}"),
+            Some(e) => eprintln!(
+                "scopegate: warning: could not flush {at}: {e}; the change stands (run `scopegate flush-cache`)"
+            ),
+        }
     }
 }
