@@ -149,9 +149,9 @@ mod tests {
 
     use super::*;
 
-    /// A writer the test reads back (also json_line's tests).
+    /// A writer the test reads back.
     #[derive(Clone, Default)]
-    pub(super) struct Captured(pub(super) Arc<Mutex<Vec<u8>>>);
+    struct Captured(Arc<Mutex<Vec<u8>>>);
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
