@@ -622,7 +622,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
 /// Which entries `list` shows.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    /// Only this scope.
+    /// Only entries that require this scope (alone or with others).
     pub scope: Option<String>,
     /// Only this API (ARN or API id).
     pub api: Option<String>,
@@ -632,7 +632,9 @@ pub struct Filter {
 
 impl Filter {
     fn matches(&self, m: &Mapping) -> bool {
-        self.scope.as_deref().is_none_or(|s| m.scope.as_str() == s)
+        self.scope
+            .as_deref()
+            .is_none_or(|s| m.scopes.scopes().iter().any(|x| x.as_str() == s))
             && self
                 .api
                 .as_deref()
@@ -800,7 +802,10 @@ mod tests {
             other => panic!("expected Busy, got {other}"),
         }
         let now = a.store.state(|s| s.current());
-        assert!(!now.iter().any(|e| e.scope.as_str() == "mine"), "{now:?}");
+        assert!(
+            !now.iter().any(|e| e.scopes.to_string() == "mine"),
+            "{now:?}"
+        );
         assert_eq!(
             now.len() as u32,
             max,
@@ -830,7 +835,7 @@ mod tests {
             3 + 1 + import.len(),
             "merged over the other's change"
         );
-        assert!(now.iter().any(|e| e.scope.as_str() == "other"));
+        assert!(now.iter().any(|e| e.scopes.to_string() == "other"));
         // Only the current generation and the one before it are left.
         assert_eq!(a.store.state(|s| s.generations.len()), 2);
     }

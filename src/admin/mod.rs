@@ -6,7 +6,8 @@
 //! - `render`: every answer as a table, JSON or text lines;
 //! - `error`: what fails, and the exit code it gives;
 //! - `retry`: how a change retries after losing a race;
-//! - [`migrate`], [`invoke`], [`local`]: the table's migrations, replayed events, local mode.
+//! - [`migrate`], [`invoke`], [`local`]: the table's migrations, replayed events, local mode;
+//! - [`openapi`]: the OAuth scopes each operation of an OpenAPI document requires.
 
 pub(crate) mod commands;
 pub(crate) mod error;
@@ -15,6 +16,7 @@ pub mod flush;
 pub mod invoke;
 pub mod local;
 pub mod migrate;
+pub mod openapi;
 pub(crate) mod render;
 pub(crate) mod retry;
 pub(crate) mod validate;

@@ -243,7 +243,7 @@ pub fn count(n: usize, one: &str, many: &str) -> String {
 /// An entry's fields in table and text order: scope, effect, method, stage, resource, API.
 fn entry_fields(m: &Mapping) -> [String; 6] {
     [
-        m.scope.to_string(),
+        m.scopes.to_string(),
         m.effect.to_string(),
         m.method.to_string(),
         m.stage.to_string(),

@@ -42,18 +42,26 @@ pub fn validate(path: &Path, budget: usize) -> Result<ValidateReport, AdminError
 pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> ValidateReport {
     use std::collections::BTreeMap;
     let n = entries.len();
-    // API -> (stages named, scopes naming it).
-    let mut apis: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    // API -> (stages named, the scope sets its entries require).
+    type Sets = BTreeSet<Vec<String>>;
+    let mut apis: BTreeMap<String, (BTreeSet<String>, Sets)> = BTreeMap::new();
     for m in &entries {
-        let (stages, scopes) = apis.entry(m.api.as_str().to_owned()).or_default();
+        let (stages, sets) = apis.entry(m.api.as_str().to_owned()).or_default();
         if !m.stage.is_any() {
             stages.insert(m.stage.as_str().to_owned());
         }
-        scopes.insert(m.scope.as_str().to_owned());
+        sets.insert(
+            m.scopes
+                .scopes()
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+        );
     }
     let snapshot = Snapshot::new(0, entries);
     let mut warnings = Vec::new();
-    for (api, (stages, scopes)) in &apis {
+    for (api, (stages, sets)) in &apis {
+        let scopes: BTreeSet<&str> = sets.iter().flatten().map(String::as_str).collect();
         let stages: Vec<&str> = if stages.is_empty() {
             // Only `*` entries: any stage name gives the same policy.
             vec!["any-stage"]
@@ -62,6 +70,12 @@ pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> V
         };
         for stage in stages {
             let mut check = |set: Vec<&str>, label: String| {
+                for i in snapshot.inseparable(set.iter().copied(), api, stage) {
+                    warnings.push(format!(
+                        "{label} on {api} stage {stage}: the Deny that keeps {} from being allowed through {}'s * also denies some of its requests (e.g. /{}): IAM's * matches /, so these two routes cannot be told apart; those requests are denied",
+                        i.denied, i.granted, i.example
+                    ));
+                }
                 let p = snapshot.policy_for(set, api, stage);
                 let bytes = p.json.get().len();
                 if bytes > budget {
@@ -71,12 +85,17 @@ pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> V
                     ));
                 }
             };
-            for scope in scopes {
-                check(vec![scope.as_str()], format!("scope {scope}"));
+            for set in sets {
+                let label = match set.len() {
+                    0 => "any token".to_owned(),
+                    1 => format!("scope {}", set[0]),
+                    _ => format!("scopes {}", set.join(" ")),
+                };
+                check(set.iter().map(String::as_str).collect(), label);
             }
             if scopes.len() > 1 {
                 check(
-                    scopes.iter().map(String::as_str).collect(),
+                    scopes.iter().copied().collect(),
                     format!("all {} scopes together", scopes.len()),
                 );
             }

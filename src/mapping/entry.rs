@@ -6,123 +6,13 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::policy::{ApiArn, ApiKind, ArnError, Effect};
-
-/// The longest scope accepted: far beyond real scopes, short enough to bound what a mapping
-/// can make the authorizer hash and log.
-pub const MAX_SCOPE_LEN: usize = 256;
+pub use super::invalid::MappingError;
+pub use super::requirement::{Requirement, Scope, MAX_SCOPE_LEN};
+use crate::policy::{ApiArn, ApiKind, Effect};
 /// The longest stage name API Gateway allows.
 pub const MAX_STAGE_LEN: usize = 128;
 /// The longest resource path accepted.
 pub const MAX_RESOURCE_LEN: usize = 1024;
-
-/// A mapping entry, or one of its fields, that cannot be used; every variant names the field
-/// and carries the offending value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum MappingError {
-    /// A required field is absent.
-    #[error("field {field:?} is missing")]
-    Missing {
-        /// The field, in the canonical form's spelling (or both spellings).
-        field: &'static str,
-    },
-    /// The same field is given in both forms (`api` and `arn`, `method` and `httpVerb`).
-    #[error("fields {first:?} and {second:?} say the same thing; give one")]
-    Both {
-        /// The canonical spelling.
-        first: &'static str,
-        /// The blog post's spelling.
-        second: &'static str,
-    },
-    /// The API ARN is not an execute-api API ARN.
-    #[error("field \"api\": {0}")]
-    Api(#[source] ArnError),
-    /// The stage is not an API Gateway stage name.
-    #[error("field \"stage\": invalid stage {value:?}: expected 1 to 128 of A-Z a-z 0-9 _ -, \"$default\" or \"*\"")]
-    Stage {
-        /// The value given.
-        value: String,
-    },
-    /// The method is not an HTTP method API Gateway routes.
-    #[error("field \"method\": invalid method {value:?}: expected GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, ANY or *")]
-    Method {
-        /// The value given.
-        value: String,
-    },
-    /// The resource path cannot be matched against request paths.
-    #[error("field \"resource\": invalid resource {value:?}: {reason}")]
-    Resource {
-        /// The value given.
-        value: String,
-        /// Why it is refused.
-        reason: &'static str,
-    },
-    /// The scope cannot occur in a token.
-    #[error("field \"scope\": invalid scope {value:?}: {reason}")]
-    Scope {
-        /// The value given.
-        value: String,
-        /// Why it is refused.
-        reason: &'static str,
-    },
-    /// The effect is neither Allow nor Deny.
-    #[error("field \"effect\": invalid effect {value:?}: expected \"Allow\" or \"Deny\"")]
-    Effect {
-        /// The value given.
-        value: String,
-    },
-}
-
-impl MappingError {
-    /// The field at fault (the canonical spelling).
-    pub fn field(&self) -> Option<&'static str> {
-        Some(match self {
-            MappingError::Missing { field } => field,
-            MappingError::Both { first, .. } => first,
-            MappingError::Api(_) => "api",
-            MappingError::Stage { .. } => "stage",
-            MappingError::Method { .. } => "method",
-            MappingError::Resource { .. } => "resource",
-            MappingError::Scope { .. } => "scope",
-            MappingError::Effect { .. } => "effect",
-        })
-    }
-
-    /// The value at fault, as given.
-    pub fn value(&self) -> Option<&str> {
-        match self {
-            MappingError::Missing { .. } | MappingError::Both { .. } => None,
-            MappingError::Api(e) => Some(&e.input),
-            MappingError::Stage { value }
-            | MappingError::Method { value }
-            | MappingError::Resource { value, .. }
-            | MappingError::Scope { value, .. }
-            | MappingError::Effect { value } => Some(value),
-        }
-    }
-
-    /// What is wrong, without the field and the value.
-    pub fn reason(&self) -> String {
-        match self {
-            MappingError::Missing { .. } => "missing".to_owned(),
-            MappingError::Both { second, .. } => {
-                format!("given together with {second:?}, which says the same thing; give one")
-            }
-            MappingError::Api(e) => e.problem.to_string(),
-            MappingError::Stage { .. } => {
-                "expected 1 to 128 of A-Z a-z 0-9 _ -, \"$default\" or \"*\"".to_owned()
-            }
-            MappingError::Method { .. } => {
-                "expected GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, ANY or *".to_owned()
-            }
-            MappingError::Resource { reason, .. } | MappingError::Scope { reason, .. } => {
-                (*reason).to_owned()
-            }
-            MappingError::Effect { .. } => "expected \"Allow\" or \"Deny\"".to_owned(),
-        }
-    }
-}
 
 /// The HTTP method an entry covers; `Any` stands for API Gateway's `ANY` method (every
 /// method).
@@ -220,62 +110,6 @@ serde_as_str!(Scope);
 serde_as_str!(Stage);
 serde_as_str!(ResourcePath);
 
-/// An OAuth scope as it appears in a token's `scp` or `scope` claim: an RFC 6749 3.3
-/// scope-token (printable ASCII but space, `"` and `\`; see [`crate::scope`]) of at most
-/// [`MAX_SCOPE_LEN`] characters. A token can carry no other scope, so an entry naming one
-/// could never apply: it is refused rather than kept as dead weight.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Scope(String);
-
-impl Scope {
-    /// Validates a scope.
-    pub fn new(s: &str) -> Result<Scope, MappingError> {
-        let bad = |reason| MappingError::Scope {
-            value: s.to_owned(),
-            reason,
-        };
-        if s.is_empty() {
-            return Err(bad("it is empty"));
-        }
-        if s.chars().count() > MAX_SCOPE_LEN {
-            return Err(bad("it is longer than 256 characters"));
-        }
-        if s.chars().any(char::is_whitespace) {
-            return Err(bad(
-                "it contains whitespace, which separates scopes in a token",
-            ));
-        }
-        if s.chars().any(char::is_control) {
-            return Err(bad("it contains control characters"));
-        }
-        if crate::scope::check_token(s).is_err() {
-            return Err(bad(
-                "RFC 6749 3.3 allows only printable ASCII but space, '\"' and '\\' in a scope",
-            ));
-        }
-        Ok(Scope(s.to_owned()))
-    }
-
-    /// The scope text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for Scope {
-    type Err = MappingError;
-
-    fn from_str(s: &str) -> Result<Scope, MappingError> {
-        Scope::new(s)
-    }
-}
-
 /// An API Gateway stage name (`dev`), HTTP APIs' `$default`, or `*` for every stage.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Stage(String);
@@ -342,9 +176,13 @@ impl FromStr for Stage {
 ///   slipped past with a slash. An HTTP API routes `orders/` apart, so there only the Deny
 ///   is widened. The root stays the root (`.../GET/`), and a pattern ending in `*` already
 ///   covers the slash.
-/// - `{id}` path parameters are refused: API Gateway puts the actual request path in the
-///   methodArn, not the resource template, so `orders/{id}` would never match; write
-///   `orders/*`.
+/// - A route template, as API Gateway and OpenAPI write one: `{id}` matches exactly one path
+///   segment, and `{proxy+}` (last segment only) one or more. A request belongs to the most
+///   specific route that matches it, as API Gateway routes it: literal segments before
+///   `{param}`, `{param}` before `{proxy+}`, left to right. In the policy a template is
+///   written with `*` (IAM has no one-segment wildcard), and the routes that `*` also covers
+///   but the token is not granted are denied beside it: see [`crate::mapping::route`].
+/// - Templates and `*`/`?` do not mix in one path: a path is either a route or a glob.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResourcePath(String);
 
@@ -361,17 +199,47 @@ impl ResourcePath {
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("it contains whitespace or control characters"));
         }
-        if s.contains(['{', '}']) {
-            return Err(bad(
-                "path parameters like {id} are templates, and the policy is matched against \
-                 the request path: use * instead (orders/* rather than orders/{id})",
-            ));
-        }
         if s.contains("//") {
             return Err(bad("it has an empty path segment (//)"));
         }
         let path = s.strip_prefix('/').unwrap_or(s);
         let path = path.strip_suffix('/').unwrap_or(path);
+        if path.contains(['{', '}']) {
+            let segments: Vec<&str> = path.split('/').collect();
+            for (i, seg) in segments.iter().enumerate() {
+                if !seg.contains(['{', '}']) {
+                    continue;
+                }
+                let name = seg
+                    .strip_prefix('{')
+                    .and_then(|x| x.strip_suffix('}'))
+                    .ok_or(())
+                    .map_err(|()| {
+                        bad("a path parameter must be a whole segment: {name} or {name+}")
+                    })?;
+                let (name, greedy) = match name.strip_suffix('+') {
+                    Some(n) => (n, true),
+                    None => (name, false),
+                };
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+                {
+                    return Err(bad(
+                        "a path parameter's name is letters, digits, _ - and . ({id}, {proxy+})",
+                    ));
+                }
+                if greedy && i + 1 != segments.len() {
+                    return Err(bad("a greedy parameter {name+} must be the last segment"));
+                }
+            }
+            if path.contains(['*', '?']) {
+                return Err(bad(
+                    "a path is a route template ({id}, {proxy+}) or a glob (*, ?), not both",
+                ));
+            }
+        }
         Ok(ResourcePath(path.to_owned()))
     }
 
@@ -390,9 +258,38 @@ impl ResourcePath {
         self.0.is_empty()
     }
 
-    /// Whether the path has wildcards (`*` or `?`).
+    /// Whether the path has wildcards (`*` or `?`): a glob, with IAM's meaning, rather than
+    /// a route.
     pub fn has_wildcards(&self) -> bool {
         self.0.contains(['*', '?'])
+    }
+
+    /// Whether the path is a route: literal segments and `{param}`/`{proxy+}` templates, no
+    /// glob. Routes take part in most-specific matching and in exactness.
+    pub fn is_route(&self) -> bool {
+        !self.has_wildcards()
+    }
+
+    /// Whether the path has `{param}` or `{proxy+}` segments.
+    pub fn has_params(&self) -> bool {
+        self.0.contains('{')
+    }
+
+    /// The path as an IAM resource pattern: a glob as written, and each template segment
+    /// as `*` (`orders/{id}` is `orders/*`). Wider than the route where a template is, since
+    /// `*` also matches `/`: [`crate::mapping::route`] denies what it over-covers.
+    pub fn policy_pattern(&self) -> std::borrow::Cow<'_, str> {
+        if !self.has_params() {
+            return std::borrow::Cow::Borrowed(&self.0);
+        }
+        let mut out = String::with_capacity(self.0.len());
+        for (i, seg) in self.0.split('/').enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            out.push_str(if seg.starts_with('{') { "*" } else { seg });
+        }
+        std::borrow::Cow::Owned(out)
     }
 }
 
@@ -410,9 +307,9 @@ impl FromStr for ResourcePath {
     }
 }
 
-/// One permissions-mapping entry: `scope` grants (or, with `effect: Deny`, refuses) `method`
-/// on `resource` of `api` in `stage`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// One permissions-mapping entry: a token meeting `scopes` is granted (or, with `effect:
+/// Deny`, refused) `method` on `resource` of `api` in `stage`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(try_from = "RawMapping")]
 pub struct Mapping {
     /// The API, `arn:aws:execute-api:REGION:ACCOUNT:APIID`.
@@ -423,8 +320,9 @@ pub struct Mapping {
     pub method: Method,
     /// The resource path pattern.
     pub resource: ResourcePath,
-    /// The scope a token must carry for this entry to apply.
-    pub scope: Scope,
+    /// What a token must carry for this entry to apply: one scope, all of several, or (only
+    /// when written so) none beyond a verified token.
+    pub scopes: Requirement,
     /// Allow (the default when a document omits it) or Deny.
     pub effect: Effect,
 }
@@ -466,7 +364,8 @@ impl Mapping {
         } else {
             self.stage.as_str()
         };
-        let resource = self.resource.as_str();
+        let pattern = self.resource.policy_pattern();
+        let resource = &*pattern;
         const EVERY: [&str; 8] = {
             let m = crate::policy::arn::REQUEST_METHODS;
             [
@@ -518,14 +417,39 @@ impl Mapping {
             && self.stage == other.stage
             && self.method == other.method
             && self.resource == other.resource
-            && self.scope == other.scope
+            && self.scopes == other.scopes
     }
 }
 
 impl fmt::Display for Mapping {
     /// `email: Allow GET arn:.../dev/GET/my-resource`, for listings and logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} {}", self.scope, self.effect, self.resource_arn())
+        write!(
+            f,
+            "{}: {} {}",
+            self.scopes,
+            self.effect,
+            self.resource_arn()
+        )
+    }
+}
+
+impl Serialize for Mapping {
+    /// The canonical form: `"scope"` for one scope (as the seed writes it), `"scopes"` for
+    /// all of several or for none (`[]`, any verified token).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Mapping", 6)?;
+        s.serialize_field("api", &self.api)?;
+        s.serialize_field("stage", &self.stage)?;
+        s.serialize_field("method", &self.method)?;
+        s.serialize_field("resource", &self.resource)?;
+        match self.scopes.single() {
+            Some(one) => s.serialize_field("scope", one)?,
+            None => s.serialize_field("scopes", self.scopes.scopes())?,
+        }
+        s.serialize_field("effect", &self.effect)?;
+        s.end()
     }
 }
 
@@ -543,6 +467,7 @@ pub(crate) struct RawMapping {
     http_verb: Option<String>,
     resource: Option<String>,
     scope: Option<String>,
+    scopes: Option<Vec<String>>,
     effect: Option<String>,
 }
 
@@ -580,7 +505,25 @@ impl TryFrom<RawMapping> for Mapping {
             &raw.resource
                 .ok_or(MappingError::Missing { field: "resource" })?,
         )?;
-        let scope = Scope::new(&raw.scope.ok_or(MappingError::Missing { field: "scope" })?)?;
+        let scopes = match (raw.scope, raw.scopes) {
+            (Some(_), Some(_)) => {
+                return Err(MappingError::Both {
+                    first: "scope",
+                    second: "scopes",
+                })
+            }
+            (Some(one), None) => Requirement::one(Scope::new(&one)?),
+            (None, Some(all)) => Requirement::all_of(
+                all.iter()
+                    .map(|s| Scope::new(s))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )?,
+            (None, None) => {
+                return Err(MappingError::Missing {
+                    field: "scope (or scopes: [...], [] for any verified token)",
+                })
+            }
+        };
         let effect = match raw.effect.as_deref() {
             None => Effect::Allow,
             Some(e) if e.eq_ignore_ascii_case("allow") => Effect::Allow,
@@ -596,7 +539,7 @@ impl TryFrom<RawMapping> for Mapping {
             stage,
             method,
             resource,
-            scope,
+            scopes,
             effect,
         })
     }
@@ -687,14 +630,94 @@ mod tests {
     }
 
     #[test]
-    fn resource_paths_refuse_templates_and_junk() {
-        let err = ResourcePath::new("/orders/{id}").unwrap_err().to_string();
+    fn route_templates_are_whole_segments_and_render_as_star() {
+        for (input, pattern) in [
+            ("/orders/{id}", "orders/*"),
+            ("orders/{id}/payments", "orders/*/payments"),
+            ("/files/{proxy+}", "files/*"),
+            ("{proxy+}", "*"),
+            ("a/{x.y-z_1}/b", "a/*/b"),
+        ] {
+            let p = ResourcePath::new(input).unwrap();
+            assert!(p.is_route() && p.has_params(), "{input}");
+            assert_eq!(p.policy_pattern(), pattern, "{input}");
+        }
+        assert!(ResourcePath::new("orders").unwrap().is_route());
+        assert!(!ResourcePath::new("orders/*").unwrap().is_route());
+        for (bad, why) in [
+            ("orders/{id", "whole segment"),
+            ("orders/x{id}", "whole segment"),
+            ("orders/{}", "name"),
+            ("orders/{a b}", "whitespace"),
+            ("orders/{+}", "name"),
+            ("{proxy+}/x", "last segment"),
+            ("orders/{id}/*", "not both"),
+            ("a b", "whitespace"),
+            ("a\nb", "control"),
+            ("a//b", "//"),
+            ("//", "//"),
+        ] {
+            let err = ResourcePath::new(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn all_of_and_any_token_are_written_as_scopes() {
+        let all = entry(&format!(
+            r#"{{"api":"{API}","stage":"dev","method":"POST","resource":"orders","scopes":["orders:write","orders:admin"]}}"#
+        ))
+        .unwrap();
+        assert_eq!(all.scopes.to_string(), "orders:admin orders:write");
+        let json = serde_json::to_string(&all).unwrap();
         assert!(
-            err.contains("orders/{id}") && err.contains("use *"),
-            "{err}"
+            json.contains(r#""scopes":["orders:admin","orders:write"]"#),
+            "{json}"
         );
-        for bad in ["orders/{proxy+}", "a b", "a\nb", "a//b", "//"] {
-            assert!(ResourcePath::new(bad).is_err(), "{bad:?}");
+        assert_eq!(serde_json::from_str::<Mapping>(&json).unwrap(), all);
+        let any = entry(&format!(
+            r#"{{"api":"{API}","stage":"dev","method":"GET","resource":"health","scopes":[]}}"#
+        ))
+        .unwrap();
+        assert!(any.scopes.is_any_token());
+        let json = serde_json::to_string(&any).unwrap();
+        assert!(json.contains(r#""scopes":[]"#), "{json}");
+        assert_eq!(serde_json::from_str::<Mapping>(&json).unwrap(), any);
+        // One scope in a list is the same entry as `scope`, written back as `scope`.
+        let one = entry(&format!(
+            r#"{{"api":"{API}","stage":"dev","method":"GET","resource":"r","scopes":["s"]}}"#
+        ))
+        .unwrap();
+        assert!(serde_json::to_string(&one)
+            .unwrap()
+            .contains(r#""scope":"s""#));
+        // Never by omission, never both, never a bad scope inside.
+        for (json, needle) in [
+            (
+                format!(r#"{{"api":"{API}","stage":"dev","method":"GET","resource":"r"}}"#),
+                "scope (or scopes",
+            ),
+            (
+                format!(
+                    r#"{{"api":"{API}","stage":"dev","method":"GET","resource":"r","scope":"a","scopes":["b"]}}"#
+                ),
+                "\"scope\" and \"scopes\"",
+            ),
+            (
+                format!(
+                    r#"{{"api":"{API}","stage":"dev","method":"GET","resource":"r","scopes":["a b"]}}"#
+                ),
+                "whitespace",
+            ),
+            (
+                format!(
+                    r#"{{"api":"{API}","stage":"dev","method":"GET","resource":"r","scopes":"a"}}"#
+                ),
+                "invalid type",
+            ),
+        ] {
+            let err = entry(&json).unwrap_err();
+            assert!(err.contains(needle), "{json}: {err}");
         }
     }
 
@@ -762,7 +785,7 @@ mod tests {
             stage: Stage::new(stage).unwrap(),
             method: method.parse().unwrap(),
             resource: ResourcePath::new(resource).unwrap(),
-            scope: Scope::new("s").unwrap(),
+            scopes: Requirement::one(Scope::new("s").unwrap()),
             effect,
         }
     }

@@ -266,7 +266,7 @@ fn unique_problems(mappings: &[Mapping], origin: &str) -> Vec<Problem> {
                     index,
                     format!(
                         "mappings[{allow}] allows and mappings[{deny}] denies the same {} {}: the Deny always wins, remove one",
-                        m.scope,
+                        m.scopes,
                         m.resource_arn()
                     ),
                 );
@@ -309,7 +309,7 @@ struct Target<'a> {
     stage: &'a str,
     method: super::entry::Method,
     resource: &'a str,
-    scope: &'a str,
+    scopes: &'a super::requirement::Requirement,
 }
 
 impl<'a> Target<'a> {
@@ -319,7 +319,7 @@ impl<'a> Target<'a> {
             stage: m.stage.as_str(),
             method: m.method,
             resource: m.resource.as_str(),
-            scope: m.scope.as_str(),
+            scopes: &m.scopes,
         }
     }
 }
@@ -482,13 +482,13 @@ mod tests {
         let good =
             format!(r#"{{"api":"{API}","stage":"dev","method":"GET","resource":"a","scope":"s"}}"#);
         let e = err(&format!(
-            r#"[{good}, {{"api":"{API}","stage":"dev","method":"GET","resource":"orders/{{id}}","scope":"s"}}]"#
+            r#"[{good}, {{"api":"{API}","stage":"dev","method":"GET","resource":"orders/{{id}}/*","scope":"s"}}]"#
         ));
         assert!(
             e.starts_with("m.json: mappings[1]: field \"resource\""),
             "{e}"
         );
-        assert!(e.contains("orders/{id}"), "{e}");
+        assert!(e.contains("orders/{id}/*"), "{e}");
 
         let e = err(&format!(
             r#"[{good}, {{"api":"{API}","stage":"dev","verb":"GET"}}]"#

@@ -1,4 +1,4 @@
-//! The permissions mapping: which token scope grants (or denies) which API Gateway method,
+//! The permissions mapping: which token scopes grant (or deny) which API Gateway method,
 //! and the scope-indexed [`Snapshot`] the authorizer decides from.
 //!
 //! A [`Mapping`] is one entry, validated when it is parsed so that the warm path never meets a
@@ -17,6 +17,9 @@ pub(crate) mod snapshot;
 pub mod cache;
 pub mod configured;
 pub(crate) mod entry;
+pub(crate) mod invalid;
+pub(crate) mod requirement;
+pub mod route;
 pub(crate) mod source;
 pub mod store;
 #[cfg(test)]
@@ -26,5 +29,6 @@ pub use entry::{
     Mapping, MappingError, Method, ResourcePath, Scope, Stage, MAX_RESOURCE_LEN, MAX_SCOPE_LEN,
     MAX_STAGE_LEN,
 };
+pub use requirement::{Requirement, MAX_REQUIRED_SCOPES};
 pub use snapshot::{Explanation, Snapshot};
 pub use source::{Mappings, StaticMappings, Unavailable};

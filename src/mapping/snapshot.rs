@@ -12,6 +12,8 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::entry::Mapping;
+use super::entry::Method;
+use super::route::{exact_denies, ExactDeny, Exactness, Inseparable};
 use crate::policy::{build, glob_match, ApiKind, ArnError, CompiledPolicy, Effect, MethodArn};
 
 /// How many compiled policies a snapshot keeps. When full, the cache is cleared rather than
@@ -31,8 +33,15 @@ pub struct Snapshot {
     scope_ids: HashMap<Box<str>, u32>,
     /// id -> scope.
     scope_names: Vec<Box<str>>,
-    /// id -> indices into `entries`, sorted by entry (so by API first).
+    /// id -> indices into `entries` whose first required scope it is, sorted by entry (so by
+    /// API first). An all-of entry is listed once, under its first scope, and applies when
+    /// the token also carries the rest.
     by_scope: Vec<Box<[u32]>>,
+    /// Indices of the entries any verified token meets (`"scopes": []`), sorted by entry.
+    any_token: Box<[u32]>,
+    /// Indices of the Allow entries on routes (not globs), whatever they require, sorted by
+    /// entry: the route table that exactness is computed against.
+    routes: Box<[u32]>,
     deny_all: Arc<CompiledPolicy>,
     cache: Mutex<HashMap<u64, CachedPolicy, BuildHasherDefault<PreHashed>>>,
 }
@@ -141,34 +150,48 @@ impl Snapshot {
         let mut scope_ids: HashMap<Box<str>, u32> = HashMap::new();
         let mut scope_names: Vec<Box<str>> = Vec::new();
         let mut by_scope: Vec<Vec<u32>> = Vec::new();
+        let mut any_token: Vec<u32> = Vec::new();
+        let mut routes: Vec<u32> = Vec::new();
         for (i, m) in entries.iter().enumerate() {
-            let id = match scope_ids.get(m.scope.as_str()) {
-                Some(&id) => id,
-                None => {
-                    let id = u32::try_from(scope_names.len())
-                        .expect("fewer than 2^32 scopes in one snapshot");
-                    scope_ids.insert(m.scope.as_str().into(), id);
-                    scope_names.push(m.scope.as_str().into());
-                    by_scope.push(Vec::new());
-                    id
-                }
-            };
-            by_scope[id as usize]
-                .push(u32::try_from(i).expect("fewer than 2^32 entries in one snapshot"));
+            let i = u32::try_from(i).expect("fewer than 2^32 entries in one snapshot");
+            let mut first = None;
+            for scope in m.scopes.scopes() {
+                let id = match scope_ids.get(scope.as_str()) {
+                    Some(&id) => id,
+                    None => {
+                        let id = u32::try_from(scope_names.len())
+                            .expect("fewer than 2^32 scopes in one snapshot");
+                        scope_ids.insert(scope.as_str().into(), id);
+                        scope_names.push(scope.as_str().into());
+                        by_scope.push(Vec::new());
+                        id
+                    }
+                };
+                first.get_or_insert(id);
+            }
+            match first {
+                Some(id) => by_scope[id as usize].push(i),
+                None => any_token.push(i),
+            }
+            if m.effect == Effect::Allow && m.resource.is_route() {
+                routes.push(i);
+            }
         }
-        let by_scope = by_scope
-            .into_iter()
-            .map(|mut idx| {
-                idx.sort_by(|&a, &b| entries[a as usize].cmp(&entries[b as usize]));
-                idx.into_boxed_slice()
-            })
-            .collect();
+        let sorted = |mut idx: Vec<u32>| {
+            idx.sort_by(|&a, &b| entries[a as usize].cmp(&entries[b as usize]));
+            idx.into_boxed_slice()
+        };
+        let by_scope = by_scope.into_iter().map(sorted).collect();
+        let any_token = sorted(any_token);
+        let routes = sorted(routes);
         Snapshot {
             version,
             entries,
             scope_ids,
             scope_names,
             by_scope,
+            any_token,
+            routes,
             deny_all: Arc::new(CompiledPolicy::deny_all()),
             cache: Mutex::new(HashMap::default()),
         }
@@ -200,13 +223,14 @@ impl Snapshot {
         self.scope_names.iter().map(|s| &**s)
     }
 
-    /// The entries that name `scope`, sorted by API, stage, method, resource, effect.
-    pub fn entries_for_scope<'a>(&'a self, scope: &str) -> impl Iterator<Item = &'a Mapping> + 'a {
-        let idx: &[u32] = match self.scope_ids.get(scope) {
-            Some(&id) => &self.by_scope[id as usize],
-            None => &[],
-        };
-        idx.iter().map(|&i| &self.entries[i as usize])
+    /// The entries that name `scope` (alone or among others), in the order given.
+    pub fn entries_for_scope<'a>(
+        &'a self,
+        scope: &'a str,
+    ) -> impl Iterator<Item = &'a Mapping> + 'a {
+        self.entries
+            .iter()
+            .filter(move |m| m.scopes.scopes().iter().any(|s| s.as_str() == scope))
     }
 
     /// The number of compiled policies currently cached, for metrics and tests.
@@ -250,7 +274,7 @@ impl Snapshot {
             }
         }
         let ids = ids.normalise();
-        if ids.is_empty() {
+        if ids.is_empty() && self.any_token.is_empty() {
             return Arc::clone(&self.deny_all);
         }
         let key = cache_key(ids, api, stage, kind);
@@ -310,28 +334,94 @@ impl Snapshot {
             api,
             stage,
         );
-        let (mut allowed_by, mut denied_by) = (Vec::new(), Vec::new());
-        for m in self.applicable(&known, api, stage) {
-            if m.policy_resources(stage, ApiKind::Rest)
+        let matches = |m: &Mapping| {
+            m.policy_resources(stage, ApiKind::Rest)
                 .iter()
                 .any(|r| glob_match(r, method_arn))
-            {
+        };
+        let (mut allowed_by, mut denied_by) = (Vec::new(), Vec::new());
+        for m in self.applicable(&known, api, stage) {
+            if matches(m) {
                 match m.effect {
                     Effect::Allow => allowed_by.push(m),
                     Effect::Deny => denied_by.push(m),
                 }
             }
         }
+        let table = self.route_table(api, stage);
+        let route = request
+            .method()
+            .parse()
+            .ok()
+            .and_then(|method| super::route::route_for(&table, method, request.resource()));
+        let route_requires = route
+            .map(|r| {
+                table
+                    .iter()
+                    .filter(|m| m.method == r.method && super::route::same_route(m, r))
+                    .map(|m| &m.scopes)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let token: Vec<&Mapping> = self.applicable(&known, api, stage).collect();
+        let exactness = exact_denies(&table, &token);
+        let exact_denied_by = exactness
+            .denies
+            .iter()
+            .filter(|d| {
+                exact_deny_resources(d, stage)
+                    .iter()
+                    .any(|r| glob_match(r, method_arn))
+            })
+            .map(|d| (d.route, d.covered_by))
+            .collect();
         Ok(Explanation {
             effect: policy.evaluate(method_arn),
             allowed_by,
             denied_by,
+            route,
+            route_requires,
+            exact_denied_by,
+            inseparable: exactness.inseparable,
             unknown_scopes,
             policy,
         })
     }
 
-    /// The entries of the given scope ids that apply to `api` and `stage`.
+    /// The Allow entries on routes of `api` that apply on `stage`, whatever they require:
+    /// the route table exactness is computed against.
+    fn route_table<'a>(&'a self, api: &str, stage: &str) -> Vec<&'a Mapping> {
+        let start = self
+            .routes
+            .partition_point(|&i| self.entries[i as usize].api.as_str() < api);
+        self.routes[start..]
+            .iter()
+            .map(|&i| &self.entries[i as usize])
+            .take_while(|m| m.api.as_str() == api)
+            .filter(|m| m.stage.applies_to(stage))
+            .collect()
+    }
+
+    /// The routes IAM cannot tell apart for a token carrying exactly `scopes` on `api` and
+    /// `stage` (see [`super::route`]): requests of granted routes that the policy denies.
+    /// Empty when the policy is exact. For `validate` and `explain`.
+    pub fn inseparable<'s, I>(&self, scopes: I, api: &str, stage: &str) -> Vec<Inseparable>
+    where
+        I: IntoIterator<Item = &'s str>,
+    {
+        let mut ids: Vec<u32> = scopes
+            .into_iter()
+            .filter_map(|s| self.scope_ids.get(s).copied())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let token: Vec<&Mapping> = self.applicable(&ids, api, stage).collect();
+        exact_denies(&self.route_table(api, stage), &token).inseparable
+    }
+
+    /// The entries a token carrying the scope ids `scope_ids` (sorted, deduplicated) meets on
+    /// `api` and `stage`: those of any verified token, and those whose every required scope
+    /// it carries (each listed under its first scope, so met once).
     fn applicable<'a, 'b>(
         &'a self,
         scope_ids: &'b [u32],
@@ -341,24 +431,48 @@ impl Snapshot {
     where
         'a: 'b,
     {
-        scope_ids.iter().flat_map(move |&id| {
-            let idx = &self.by_scope[id as usize];
+        let on_api = move |idx: &'a [u32]| {
             let start = idx.partition_point(|&i| self.entries[i as usize].api.as_str() < api);
             idx[start..]
                 .iter()
                 .map(|&i| &self.entries[i as usize])
                 .take_while(move |m| m.api.as_str() == api)
                 .filter(move |m| m.stage.applies_to(stage))
-        })
+        };
+        let has = move |scope: &str| {
+            self.scope_ids
+                .get(scope)
+                .is_some_and(|id| scope_ids.binary_search(id).is_ok())
+        };
+        on_api(&self.any_token).chain(
+            scope_ids
+                .iter()
+                .flat_map(move |&id| on_api(&self.by_scope[id as usize]))
+                .filter(move |m| m.scopes.scopes().len() == 1 || m.scopes.is_met_by(has)),
+        )
     }
 
+    /// The policy for a token meeting the entries of `scope_ids`: their Allows and Denies,
+    /// and the Denies that keep the Allows of its routes to exactly those routes
+    /// ([`super::route`]).
     fn compile(&self, scope_ids: &[u32], api: &str, stage: &str, kind: ApiKind) -> CompiledPolicy {
-        let grants = self.applicable(scope_ids, api, stage).flat_map(|m| {
+        let token: Vec<&Mapping> = self.applicable(scope_ids, api, stage).collect();
+        let exactness: Exactness<'_> = if token.iter().any(|m| super::route::over_covers(m)) {
+            exact_denies(&self.route_table(api, stage), &token)
+        } else {
+            Exactness::default()
+        };
+        let grants = token.iter().flat_map(|m| {
             m.policy_resources(stage, kind)
                 .into_iter()
                 .map(move |r| (m.effect, r))
         });
-        CompiledPolicy::new(build(grants))
+        let exact = exactness
+            .denies
+            .iter()
+            .flat_map(|d| exact_deny_resources(d, stage))
+            .map(|r| (Effect::Deny, r));
+        CompiledPolicy::new(build(grants.chain(exact)))
     }
 
     fn lock_cache(
@@ -369,6 +483,49 @@ impl Snapshot {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+/// The resources of an exactness Deny: those of a Deny entry for the route, but for a route
+/// of one method, not the `ANY` method segment. An explicit Deny covers an HTTP API's `ANY`
+/// route (its requests may be that method); a request that went through an `ANY` route
+/// belongs to that route, not to this one, so exactness must not deny it.
+fn exact_deny_resources(d: &ExactDeny<'_>, stage: &str) -> Vec<String> {
+    let route = d.route;
+    let stage = if route.stage.is_any() {
+        stage
+    } else {
+        route.stage.as_str()
+    };
+    let one = [d.method.as_str()];
+    let methods: &[&str] = if d.method == Method::Any && !d.pattern.starts_with('*') {
+        &EVERY_METHOD
+    } else {
+        &one
+    };
+    let mut out = Vec::with_capacity(methods.len() * 2);
+    for method in methods {
+        let arn = crate::policy::method_arn(route.api.as_str(), stage, method, &d.pattern);
+        if d.slash_too {
+            out.push(format!("{arn}/"));
+        }
+        out.push(arn);
+    }
+    out
+}
+
+/// Every method segment a request ARN can hold: the seven methods and HTTP APIs' `ANY`.
+const EVERY_METHOD: [&str; 8] = {
+    let m = crate::policy::arn::REQUEST_METHODS;
+    [
+        m[0],
+        m[1],
+        m[2],
+        m[3],
+        m[4],
+        m[5],
+        m[6],
+        crate::policy::arn::ANY_METHOD,
+    ]
+};
 
 impl fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -390,6 +547,17 @@ pub struct Explanation<'a> {
     pub allowed_by: Vec<&'a Mapping>,
     /// The token's Deny entries whose resources match the request (any one denies).
     pub denied_by: Vec<&'a Mapping>,
+    /// An Allow entry naming the route the request belongs to (the most specific route
+    /// entry that matches it, whatever it requires), if a route entry matches.
+    pub route: Option<&'a Mapping>,
+    /// What that route requires: one requirement per Allow entry naming it (any one
+    /// suffices).
+    pub route_requires: Vec<&'a super::requirement::Requirement>,
+    /// Exactness Denies of the token's policy that match the request: the route denied, and
+    /// the granted route whose Allow's `*` would otherwise have let the request through.
+    pub exact_denied_by: Vec<(&'a Mapping, &'a Mapping)>,
+    /// The routes IAM cannot tell apart in the token's policy (their requests are denied).
+    pub inseparable: Vec<Inseparable>,
     /// The token's scopes that no entry names (they grant nothing).
     pub unknown_scopes: Vec<String>,
     /// The whole policy the token receives for this API and stage.
@@ -429,7 +597,7 @@ mod tests {
             stage: Stage::new(stage).unwrap(),
             method: method.parse::<Method>().unwrap(),
             resource: ResourcePath::new(resource).unwrap(),
-            scope: Scope::new(scope).unwrap(),
+            scopes: Scope::new(scope).unwrap().into(),
             effect,
         }
     }
@@ -680,7 +848,7 @@ mod tests {
         let token = ["openid", "scope4242", "no-such-scope"];
         let small_entries: Vec<Mapping> = big
             .iter()
-            .filter(|e| token.contains(&e.scope.as_str()))
+            .filter(|e| e.scopes.is_met_by(|s| token.contains(&s)))
             .cloned()
             .collect();
         assert_eq!(small_entries.len(), 10);
@@ -732,5 +900,133 @@ mod tests {
         assert!(e.deciding().is_empty(), "implicit deny");
 
         assert!(s.explain(["orders:read"], "GET /orders").is_err());
+    }
+
+    mod exact {
+        use super::super::*;
+        use crate::mapping::route::Inseparable;
+        use crate::mapping::testing::{entry, API};
+        use crate::policy::method_arn;
+
+        fn allowed(s: &Snapshot, scopes: &[&str], method: &str, path: &str) -> bool {
+            s.policy_for_kind(scopes.iter().copied(), API, "dev", ApiKind::Rest)
+                .evaluate(&method_arn(API, "dev", method, path))
+                == Effect::Allow
+        }
+
+        #[test]
+        fn a_template_allow_does_not_reach_a_route_it_is_not_granted() {
+            let s = Snapshot::new(
+                1,
+                vec![
+                    entry("orders:read", "GET", "orders/{id}", "Allow"),
+                    entry("payments:read", "GET", "orders/{id}/payments", "Allow"),
+                    entry("orders:read", "GET", "orders/new", "Allow"),
+                    entry("admin", "GET", "orders/{id}/audit", "Allow"),
+                ],
+            );
+            assert!(allowed(&s, &["orders:read"], "GET", "orders/7"));
+            assert!(allowed(&s, &["orders:read"], "GET", "orders/7/"));
+            assert!(allowed(&s, &["orders:read"], "GET", "orders/new"));
+            assert!(!allowed(&s, &["orders:read"], "GET", "orders/7/payments"));
+            assert!(!allowed(&s, &["orders:read"], "GET", "orders/7/payments/"));
+            assert!(!allowed(&s, &["orders:read"], "GET", "orders/7/audit"));
+            assert!(allowed(&s, &["payments:read"], "GET", "orders/7/payments"));
+            assert!(!allowed(&s, &["payments:read"], "GET", "orders/7"));
+            assert!(allowed(
+                &s,
+                &["orders:read", "payments:read"],
+                "GET",
+                "orders/7/payments"
+            ));
+            assert!(s.inseparable(["orders:read"], API, "dev").is_empty());
+        }
+
+        #[test]
+        fn a_catch_all_route_is_denied_by_the_allows_over_reach_not_by_its_own_star() {
+            let s = Snapshot::new(
+                1,
+                vec![
+                    entry("orders:read", "GET", "orders/{id}", "Allow"),
+                    entry("admin", "*", "{proxy+}", "Allow"),
+                ],
+            );
+            // `{proxy+}`'s own pattern is `*`, which would deny orders/7 too: the Deny is
+            // orders/*/?* instead.
+            assert!(allowed(&s, &["orders:read"], "GET", "orders/7"));
+            assert!(!allowed(&s, &["orders:read"], "GET", "orders/7/8"));
+            assert!(!allowed(&s, &["orders:read"], "GET", "other"));
+            assert!(s.inseparable(["orders:read"], API, "dev").is_empty());
+            // orders/7 is routed to orders/{id}, which admin is not granted. Its Deny,
+            // orders/*, also covers orders/7/8, which is admin's: IAM cannot say "one segment",
+            // so that request is denied, and reported.
+            assert!(!allowed(&s, &["admin"], "GET", "orders/7"));
+            assert!(allowed(&s, &["admin"], "DELETE", "orders/7"));
+            assert!(allowed(&s, &["admin"], "GET", "other/7"));
+            assert!(!allowed(&s, &["admin"], "GET", "orders/7/8"));
+            let report = s.inseparable(["admin"], API, "dev");
+            assert_eq!(report.len(), 1, "{report:?}");
+            assert_eq!(report[0].denied, "GET /orders/{id}");
+            assert_eq!(report[0].granted, "* /{proxy+}");
+        }
+
+        #[test]
+        fn routes_iam_cannot_separate_are_denied_and_reported() {
+            let s = Snapshot::new(
+                1,
+                vec![
+                    entry("orders:read", "GET", "orders/{id}", "Allow"),
+                    entry("orders:read", "GET", "orders/{id}/items/{item}", "Allow"),
+                    entry("payments:read", "GET", "orders/{id}/payments", "Allow"),
+                ],
+            );
+            assert!(!allowed(&s, &["orders:read"], "GET", "orders/7/payments"));
+            assert!(allowed(&s, &["orders:read"], "GET", "orders/7/items/3"));
+            // The one request IAM cannot place: denied, never allowed, and reported.
+            assert!(!allowed(
+                &s,
+                &["orders:read"],
+                "GET",
+                "orders/7/items/payments"
+            ));
+            let report = s.inseparable(["orders:read"], API, "dev");
+            assert_eq!(
+                report,
+                [Inseparable {
+                    denied: "GET /orders/{id}/payments".into(),
+                    granted: "GET /orders/{id}/items/{item}".into(),
+                    method: Method::Get,
+                    example: "orders/x/items/payments".into(),
+                }]
+            );
+        }
+
+        #[test]
+        fn all_of_and_any_token_entries_decide_as_written() {
+            let all: Mapping = serde_json::from_str(&format!(
+                r#"{{"api":"{API}","stage":"dev","method":"POST","resource":"orders","scopes":["orders:write","orders:admin"]}}"#
+            ))
+            .unwrap();
+            let any: Mapping = serde_json::from_str(&format!(
+                r#"{{"api":"{API}","stage":"dev","method":"GET","resource":"health","scopes":[]}}"#
+            ))
+            .unwrap();
+            let s = Snapshot::new(
+                1,
+                vec![all, any, entry("orders:admin", "DELETE", "orders", "Allow")],
+            );
+            assert!(!allowed(&s, &["orders:write"], "POST", "orders"));
+            assert!(!allowed(&s, &["orders:admin"], "POST", "orders"));
+            assert!(allowed(
+                &s,
+                &["orders:admin", "orders:write"],
+                "POST",
+                "orders"
+            ));
+            assert!(allowed(&s, &["orders:admin"], "DELETE", "orders"));
+            assert!(allowed(&s, &[], "GET", "health"));
+            assert!(allowed(&s, &["unknown"], "GET", "health"));
+            assert!(!allowed(&s, &[], "POST", "orders"));
+        }
     }
 }

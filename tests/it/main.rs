@@ -16,5 +16,6 @@ mod local_mode;
 mod mapping_cache;
 mod model;
 mod oidc;
+mod routes;
 mod store;
 mod template;

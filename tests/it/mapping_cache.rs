@@ -609,7 +609,7 @@ async fn the_admin_cli_migrates_seeds_imports_exports_and_validates() {
 
     // validate: the file, the entry and the field; nothing touched.
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, format!(r#"[{{"api":"{API}","stage":"dev","method":"GET","resource":"orders/{{id}}","scope":"s"}}]"#)).unwrap();
+    std::fs::write(&bad, format!(r#"[{{"api":"{API}","stage":"dev","method":"GET","resource":"orders/{{id}}/*","scope":"s"}}]"#)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
         .args(["validate", bad.to_str().unwrap()])
         .output()

@@ -69,35 +69,157 @@ pub fn wildcard(pattern: &str, text: &str) -> bool {
     row[t.len()]
 }
 
-/// What the mappings mean for `req` under `scopes` (docs/mappings.md, read naively).
-pub fn meaning(entries: &[Mapping], scopes: &[&str], req: &Req) -> bool {
-    let applies = |m: &Mapping| {
-        let method = m.method.as_str();
-        scopes.contains(&m.scope.as_str())
-            && m.api.as_str() == req.api
-            && (m.stage.as_str() == "*" || m.stage.as_str() == req.stage)
-            && (method == "*"
-                || method == req.verb
-                // An `ANY` route's request may use any method: a Deny on one method
-                // covers it (fail closed), an Allow on one method does not.
-                || (req.verb == "ANY" && m.effect == Effect::Deny))
+/// A resource pattern as IAM reads it: `{param}` and `{proxy+}` segments are `*`.
+pub fn iam_pattern(resource: &str) -> String {
+    resource
+        .split('/')
+        .map(|s| if s.starts_with('{') { "*" } else { s })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether an entry's resource is a route (no `*` or `?`).
+fn is_route(resource: &str) -> bool {
+    !resource.contains(['*', '?'])
+}
+
+/// A route's segments, ranked for specificity: 2 literal, 1 `{param}`, 0 `{proxy+}`.
+fn ranks(resource: &str) -> Vec<u8> {
+    if resource.is_empty() {
+        return Vec::new();
+    }
+    resource
+        .split('/')
+        .map(|s| match (s.starts_with('{'), s.ends_with("+}")) {
+            (false, _) => 2,
+            (true, false) => 1,
+            (true, true) => 0,
+        })
+        .collect()
+}
+
+/// Whether a route (`orders/{id}`, `files/{p+}`) matches a request path, segment by segment.
+fn route_matches(route: &str, path: &str) -> bool {
+    let r: Vec<&str> = if route.is_empty() {
+        vec![]
+    } else {
+        route.split('/').collect()
     };
+    let p: Vec<&str> = if path.is_empty() {
+        vec![]
+    } else {
+        path.split('/').collect()
+    };
+    for (i, seg) in r.iter().enumerate() {
+        if seg.ends_with("+}") {
+            return i + 1 == r.len() && p.len() > i && p[i..].iter().all(|s| !s.is_empty());
+        }
+        match p.get(i) {
+            Some(s) if seg.starts_with('{') && !s.is_empty() => {}
+            Some(s) if s == seg => {}
+            _ => return false,
+        }
+    }
+    r.len() == p.len()
+}
+
+/// The route shape, parameter names dropped (`orders/{id}` and `orders/{n}` are one route).
+fn shape(resource: &str) -> String {
+    resource
+        .split('/')
+        .map(|s| match (s.starts_with('{'), s.ends_with("+}")) {
+            (false, _) => s,
+            (true, false) => "{}",
+            (true, true) => "{+}",
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// What the mappings mean for `req` under `scopes` (docs/mappings.md, read naively):
+/// `Some(allowed)`, or `None` for a path no route names that only the IAM `*` of a template
+/// route's Allow reaches (API Gateway sends no such request for a REST API whose routes the
+/// mapping names; what the policy says of it is not specified).
+///
+/// - An entry applies when the token holds every scope it requires (none for `"scopes":
+///   []`), its API and stage name the request's, and its method is the request's (`*`: any;
+///   a Deny on one method also covers an HTTP API's `ANY` request).
+/// - A Deny that applies and matches (its IAM pattern, or that followed by a slash) denies.
+/// - A glob entry (`*`, `?`) that applies and matches allows, with IAM's meaning.
+/// - Otherwise the request belongs to the most specific route matching it (literal, then
+///   `{param}`, then `{proxy+}`, left to right; a method's own route before `ANY`), and is
+///   allowed when an Allow entry naming that route applies.
+pub fn meaning(entries: &[Mapping], scopes: &[&str], req: &Req) -> Option<bool> {
+    let method_ok = |m: &Mapping| {
+        let method = m.method.as_str();
+        method == "*" || method == req.verb || (req.verb == "ANY" && m.effect == Effect::Deny)
+    };
+    let on_request = |m: &Mapping| {
+        m.api.as_str() == req.api && (m.stage.as_str() == "*" || m.stage.as_str() == req.stage)
+    };
+    let held = |m: &Mapping| {
+        m.scopes
+            .scopes()
+            .iter()
+            .all(|s| scopes.contains(&s.as_str()))
+    };
+    let applies = |m: &Mapping| held(m) && on_request(m) && method_ok(m);
     let matches = |m: &Mapping| {
-        let r = m.resource.as_str();
+        let r = iam_pattern(m.resource.as_str());
         // A REST API serves `orders/` from the `orders` resource: an entry covers both. An
         // HTTP API routes `orders/` apart, so there only a Deny does (fail closed).
-        wildcard(r, &req.path)
+        wildcard(&r, &req.path)
             || (!r.is_empty()
                 && !r.ends_with('*')
                 && (m.effect == Effect::Deny || !req.http)
                 && wildcard(&format!("{r}/"), &req.path))
     };
-    let hit = |effect| {
-        entries
-            .iter()
-            .any(|m| m.effect == effect && applies(m) && matches(m))
+    if entries
+        .iter()
+        .any(|m| m.effect == Effect::Deny && applies(m) && matches(m))
+    {
+        return Some(false);
+    }
+    if entries.iter().any(|m| {
+        m.effect == Effect::Allow && !is_route(m.resource.as_str()) && applies(m) && matches(m)
+    }) {
+        return Some(true);
+    }
+    // The route: REST ignores one trailing slash; an HTTP API's `ANY` request came through
+    // an `ANY` route.
+    let path = match req.path.strip_suffix('/') {
+        Some(p) if !req.http && !p.is_empty() => p,
+        _ => req.path.as_str(),
     };
-    hit(Effect::Allow) && !hit(Effect::Deny)
+    let routes: Vec<&Mapping> = entries
+        .iter()
+        .filter(|m| {
+            m.effect == Effect::Allow
+                && is_route(m.resource.as_str())
+                && on_request(m)
+                && (m.method.as_str() == "*" || m.method.as_str() == req.verb)
+                && route_matches(m.resource.as_str(), path)
+        })
+        .collect();
+    let best = routes.iter().max_by(|a, b| {
+        ranks(a.resource.as_str())
+            .cmp(&ranks(b.resource.as_str()))
+            .then((a.method.as_str() != "*").cmp(&(b.method.as_str() != "*")))
+    });
+    if let Some(best) = best {
+        let same = |m: &&&Mapping| {
+            m.method == best.method && shape(m.resource.as_str()) == shape(best.resource.as_str())
+        };
+        return Some(routes.iter().filter(same).any(|m| held(m)));
+    }
+    let reached = entries.iter().any(|m| {
+        m.effect == Effect::Allow && is_route(m.resource.as_str()) && applies(m) && matches(m)
+    });
+    if reached {
+        None
+    } else {
+        Some(false)
+    }
 }
 
 /// IAM's answer for `arn` under a policy document as JSON.

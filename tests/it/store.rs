@@ -626,9 +626,9 @@ async fn invalid_imports_leave_the_table_as_it_was() {
         ),
         (
             &*format!(
-                r#"[{{"api":"{API}","stage":"dev","method":"GET","resource":"orders/{{id}}","scope":"s"}}]"#
+                r#"[{{"api":"{API}","stage":"dev","method":"GET","resource":"orders/{{id}}/*","scope":"s"}}]"#
             ),
-            "use *",
+            "not both",
         ),
         (
             &*format!(

@@ -451,7 +451,7 @@ async fn exit_codes_say_what_happened() {
             "[{}, {}, {}, {}]",
             entry_json("ok", "GET", "a", "Allow"),
             entry_json("s", "FETCH", "a", "Allow"),
-            entry_json("s", "GET", "orders/{id}", "Allow"),
+            entry_json("s", "GET", "orders/{id}/*", "Allow"),
             entry_json("ok", "GET", "a", "Allow"),
         ),
     );
@@ -498,7 +498,7 @@ async fn exit_codes_say_what_happened() {
         "{v}"
     );
     assert_eq!(problems[1]["field"], "resource");
-    assert_eq!(problems[1]["value"], "orders/{id}");
+    assert_eq!(problems[1]["value"], "orders/{id}/*");
     assert_eq!(problems[0]["file"], bad.as_str());
     fx.cleanup().await;
 }
@@ -663,7 +663,11 @@ async fn sixteen_concurrent_cli_writers_all_land() {
     }
     let loaded = fx.admin.store.load_current().await.unwrap();
     assert_eq!(loaded.entries.len(), WRITERS, "{:?}", loaded.entries);
-    let scopes: HashSet<String> = loaded.entries.iter().map(|m| m.scope.to_string()).collect();
+    let scopes: HashSet<String> = loaded
+        .entries
+        .iter()
+        .map(|m| m.scopes.to_string())
+        .collect();
     assert_eq!(scopes.len(), WRITERS, "each exactly once");
     assert_eq!(loaded.head.version, WRITERS as u64);
     assert_eq!(loaded.head.entries, WRITERS as u64);

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! pk = META                 sk = VERSION        version, generation, previous, shards, entries, updated_at, updated_by
-//! pk = G#<gen>#S#<shard>    sk = <entry key>    api, stage, method, resource, scope, effect, updated_at, updated_by
+//! pk = G#<gen>#S#<shard>    sk = <entry key>    api, stage, method, resource, scope | scopes, effect, updated_at, updated_by
 //! pk = HISTORY              sk = <version:020>  version, at, actor, action, summary, changes[]
 //! pk = MIGRATION            sk = <id>           applied_at, actor, checksum, description
 //! ```
@@ -22,10 +22,14 @@
 //!   migration records, and could not be parallelised without reading all of it; a partition
 //!   per scope would need the list of scopes before the first read. Sharding also spreads an
 //!   import's writes over several partitions.
-//! - The entry key is `<scope> <api> <stage> <METHOD> /<resource>`: one item per target
-//!   (an Allow and a Deny of the same target are refused as a conflict anyway); a space
-//!   cannot occur in any field, so keys never collide. It starts with the scope, so a shard's
-//!   items are read grouped by scope.
+//! - The entry key is `<scopes> <api> <stage> <METHOD> /<resource>`: one item per target
+//!   (an Allow and a Deny of the same target are refused as a conflict anyway). `<scopes>` is
+//!   the one scope, or the required scopes sorted and space-separated (all-of), or nothing
+//!   (any verified token, so the key starts with a space). A space cannot occur in any field
+//!   and the last four fields are always there, so keys never collide. It starts with the
+//!   scopes, so a shard's items are read grouped by scope.
+//! - One scope is stored as `scope` (a string), as it always was; all-of and any-token as
+//!   `scopes` (a list). An item with both, or neither, is corrupt.
 //! - The previous generation is kept until the next switch, so that a reader that started on it
 //!   finishes; a reader re-reads the version record after its Queries and retries when its
 //!   generation is neither current nor previous (it may have been deleted under it).
@@ -39,6 +43,7 @@ use serde_dynamo::aws_sdk_dynamodb_1::from_item;
 use super::error::StoreError;
 use super::records::{Head, HistoryRecord, MigrationRecord, SnapshotDigest};
 use crate::mapping::entry::{Mapping, Method, ResourcePath, Scope, Stage};
+use crate::mapping::requirement::Requirement;
 use crate::policy::{ApiArn, Effect};
 
 /// Partitions per generation for new tables (recorded in the version record, so it can
@@ -52,9 +57,15 @@ pub const MAX_TRANSACTION_EDITS: usize = 98;
 
 /// The item key of an entry within its generation (see the module docs: the table layout).
 pub fn entry_key(m: &Mapping) -> String {
+    // Not the requirement's Display: `(any token)` could also be two scopes.
+    let scopes: Vec<&str> = m.scopes.scopes().iter().map(|s| s.as_str()).collect();
     format!(
         "{} {} {} {} /{}",
-        m.scope, m.api, m.stage, m.method, m.resource
+        scopes.join(" "),
+        m.api,
+        m.stage,
+        m.method,
+        m.resource
     )
 }
 
@@ -154,7 +165,10 @@ pub(super) struct EntryItem {
     pub(super) stage: Stage,
     pub(super) method: Method,
     pub(super) resource: ResourcePath,
-    pub(super) scope: Scope,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) scope: Option<Scope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) scopes: Option<Vec<Scope>>,
     pub(super) effect: Effect,
     pub(super) updated_at: String,
     pub(super) updated_by: String,
@@ -170,21 +184,26 @@ impl EntryItem {
             stage: m.stage.clone(),
             method: m.method,
             resource: m.resource.clone(),
-            scope: m.scope.clone(),
+            scope: m.scopes.single().cloned(),
+            scopes: match m.scopes.single() {
+                Some(_) => None,
+                None => Some(m.scopes.scopes().to_vec()),
+            },
             effect: m.effect,
             updated_at: at.to_owned(),
             updated_by: by.to_owned(),
         }
     }
 
-    pub(super) fn into_mapping(self) -> Mapping {
-        Mapping {
-            api: self.api,
-            stage: self.stage,
-            method: self.method,
-            resource: self.resource,
-            scope: self.scope,
-            effect: self.effect,
+    /// The requirement the item holds: `scope` or `scopes`, exactly one of them.
+    fn requirement(&self) -> Result<Requirement, String> {
+        match (&self.scope, &self.scopes) {
+            (Some(one), None) => Ok(Requirement::one(one.clone())),
+            (None, Some(all)) => {
+                Requirement::all_of(all.iter().cloned()).map_err(|e| e.to_string())
+            }
+            (Some(_), Some(_)) => Err("it has both \"scope\" and \"scopes\"".to_owned()),
+            (None, None) => Err("it has neither \"scope\" nor \"scopes\"".to_owned()),
         }
     }
 }
@@ -246,7 +265,8 @@ pub(super) fn parse_entry(
         reason,
     };
     let parsed: EntryItem = from_item(item).map_err(|e| bad(e.to_string()))?;
-    let expected_sk = entry_key(&parsed.clone_mapping());
+    let mapping = parsed.to_mapping().map_err(bad)?;
+    let expected_sk = entry_key(&mapping);
     if parsed.sk != expected_sk {
         return Err(bad(format!(
             "its key does not match its fields (expected sk {expected_sk:?})"
@@ -258,19 +278,19 @@ pub(super) fn parse_entry(
             "it is in the wrong partition (expected {expected_pk:?})"
         )));
     }
-    Ok(parsed.into_mapping())
+    Ok(mapping)
 }
 
 impl EntryItem {
-    pub(super) fn clone_mapping(&self) -> Mapping {
-        Mapping {
+    pub(super) fn to_mapping(&self) -> Result<Mapping, String> {
+        Ok(Mapping {
             api: self.api.clone(),
             stage: self.stage.clone(),
             method: self.method,
             resource: self.resource.clone(),
-            scope: self.scope.clone(),
+            scopes: self.requirement()?,
             effect: self.effect,
-        }
+        })
     }
 }
 
@@ -295,6 +315,50 @@ mod tests {
             (0..200).map(|i| shard_of(&format!("k{i}"), 8)).collect();
         assert_eq!(spread.len(), 8);
         assert_eq!(shard_pk("7-ab", 3), "G#7-ab#S#003");
+    }
+
+    #[test]
+    fn all_of_and_any_token_items_round_trip_and_one_scope_stays_a_string() {
+        use serde_dynamo::aws_sdk_dynamodb_1::to_item;
+        let api = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+        let entry = |scopes: &str| -> Mapping {
+            serde_json::from_str(&format!(
+                r#"{{"api":"{api}","stage":"dev","method":"GET","resource":"r",{scopes}}}"#
+            ))
+            .unwrap()
+        };
+        let one = entry(r#""scope":"a""#);
+        let all = entry(r#""scopes":["b","a"]"#);
+        let any = entry(r#""scopes":[]"#);
+        assert_eq!(entry_key(&all), format!("a b {api} dev GET /r"));
+        assert_eq!(entry_key(&any), format!(" {api} dev GET /r"));
+        assert_ne!(entry_key(&any), entry_key(&one));
+        // Two scopes that read like the any-token label are another key.
+        assert_ne!(
+            entry_key(&entry(r#""scopes":["(any","token)"]"#)),
+            entry_key(&any)
+        );
+        for m in [&one, &all, &any] {
+            let item: Item = to_item(EntryItem::new(m, "g", 4, "t", "me")).unwrap();
+            assert_eq!(
+                item.contains_key("scope"),
+                m.scopes.single().is_some(),
+                "{m}"
+            );
+            assert_eq!(parse_entry(item, "g", 4).unwrap(), *m);
+        }
+        // An item with both fields, or neither, is corrupt: never read as "any token".
+        let mut both: Item = to_item(EntryItem::new(&one, "g", 4, "t", "me")).unwrap();
+        both.insert(
+            "scopes".into(),
+            AttributeValue::L(vec![AttributeValue::S("a".into())]),
+        );
+        let err = parse_entry(both, "g", 4).unwrap_err().to_string();
+        assert!(err.contains("both"), "{err}");
+        let mut neither: Item = to_item(EntryItem::new(&one, "g", 4, "t", "me")).unwrap();
+        neither.remove("scope");
+        let err = parse_entry(neither, "g", 4).unwrap_err().to_string();
+        assert!(err.contains("neither"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,202 @@
+//! [`Scope`] and [`Requirement`]: what a token must carry for a mapping entry to apply. One
+//! scope (the seed's `"scope": "email"`), several scopes at once (all-of, `"scopes":
+//! ["orders:write", "orders:admin"]`), or none beyond a verified token (`"scopes": []`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::invalid::MappingError;
+
+/// The longest scope accepted: far beyond real scopes, short enough to bound what a mapping
+/// can make the authorizer hash and log.
+pub const MAX_SCOPE_LEN: usize = 256;
+
+/// An OAuth scope as it appears in a token's `scp` or `scope` claim: an RFC 6749 3.3
+/// scope-token (printable ASCII but space, `"` and `\`; see [`crate::scope`]) of at most
+/// [`MAX_SCOPE_LEN`] characters. A token can carry no other scope, so an entry naming one
+/// could never apply: it is refused rather than kept as dead weight.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope(String);
+
+impl Scope {
+    /// Validates a scope.
+    pub fn new(s: &str) -> Result<Scope, MappingError> {
+        let bad = |reason| MappingError::Scope {
+            value: s.to_owned(),
+            reason,
+        };
+        if s.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if s.chars().count() > MAX_SCOPE_LEN {
+            return Err(bad("it is longer than 256 characters"));
+        }
+        if s.chars().any(char::is_whitespace) {
+            return Err(bad(
+                "it contains whitespace, which separates scopes in a token",
+            ));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(bad("it contains control characters"));
+        }
+        if crate::scope::check_token(s).is_err() {
+            return Err(bad(
+                "RFC 6749 3.3 allows only printable ASCII but space, '\"' and '\\' in a scope",
+            ));
+        }
+        Ok(Scope(s.to_owned()))
+    }
+
+    /// The scope text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Scope {
+    type Err = MappingError;
+
+    fn from_str(s: &str) -> Result<Scope, MappingError> {
+        Scope::new(s)
+    }
+}
+
+/// The most scopes one entry may require at once: far above real all-of rules (two or three),
+/// low enough that checking one stays trivial.
+pub const MAX_REQUIRED_SCOPES: usize = 16;
+
+/// The scopes an entry requires, all of them: sorted and without repeats, so that two
+/// spellings of one rule (`[b, a]`, `[a, b, a]`) are one entry.
+///
+/// Empty means any verified token. That is never the result of a field left out: a document
+/// must write `"scopes": []` (an entry with neither `scope` nor `scopes` is refused), because
+/// an entry that silently applied to every token would be the widest grant there is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Requirement(Box<[Scope]>);
+
+impl Requirement {
+    /// One scope: the seed's form, and the common case.
+    pub fn one(scope: Scope) -> Requirement {
+        Requirement(Box::new([scope]))
+    }
+
+    /// Every one of `scopes`, sorted and deduplicated; none means any verified token.
+    ///
+    /// # Errors
+    /// [`MappingError::Scope`] when there are more than [`MAX_REQUIRED_SCOPES`] distinct
+    /// scopes.
+    pub fn all_of(scopes: impl IntoIterator<Item = Scope>) -> Result<Requirement, MappingError> {
+        let mut scopes: Vec<Scope> = scopes.into_iter().collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        if scopes.len() > MAX_REQUIRED_SCOPES {
+            return Err(MappingError::Scope {
+                value: scopes
+                    .iter()
+                    .map(Scope::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                reason: "an entry may require at most 16 scopes at once",
+            });
+        }
+        Ok(Requirement(scopes.into_boxed_slice()))
+    }
+
+    /// Any verified token, whatever its scopes.
+    pub fn any_token() -> Requirement {
+        Requirement(Box::new([]))
+    }
+
+    /// The required scopes, sorted; empty for any verified token.
+    pub fn scopes(&self) -> &[Scope] {
+        &self.0
+    }
+
+    /// The one scope, when exactly one is required (written as `"scope"`).
+    pub fn single(&self) -> Option<&Scope> {
+        match &*self.0 {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+
+    /// Whether any verified token meets it.
+    pub fn is_any_token(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a token carrying `has` meets it: every required scope is there.
+    pub fn is_met_by(&self, has: impl Fn(&str) -> bool) -> bool {
+        self.0.iter().all(|s| has(s.as_str()))
+    }
+}
+
+impl fmt::Display for Requirement {
+    /// `email`; `orders:admin orders:write` (all of them: space-separated, as in a token's
+    /// `scope` claim, and a space cannot occur in a scope); `(any token)` (which no scope can
+    /// be, for the same reason).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(any token)");
+        }
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(s.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl From<Scope> for Requirement {
+    fn from(scope: Scope) -> Requirement {
+        Requirement::one(scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &str) -> Scope {
+        Scope::new(x).unwrap()
+    }
+
+    #[test]
+    fn spellings_of_one_rule_are_one_requirement() {
+        let a = Requirement::all_of([s("b"), s("a"), s("b")]).unwrap();
+        let b = Requirement::all_of([s("a"), s("b")]).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.to_string(), "a b");
+        assert_eq!(a.single(), None);
+        assert_eq!(
+            Requirement::all_of([s("x"), s("x")]).unwrap(),
+            Requirement::one(s("x"))
+        );
+        assert_eq!(Requirement::one(s("x")).single(), Some(&s("x")));
+        assert_eq!(Requirement::any_token().to_string(), "(any token)");
+        assert!(Requirement::all_of([]).unwrap().is_any_token());
+    }
+
+    #[test]
+    fn met_only_with_every_scope() {
+        let r = Requirement::all_of([s("orders:write"), s("orders:admin")]).unwrap();
+        assert!(r.is_met_by(|x| x == "orders:write" || x == "orders:admin"));
+        assert!(!r.is_met_by(|x| x == "orders:write"));
+        assert!(Requirement::any_token().is_met_by(|_| false));
+    }
+
+    #[test]
+    fn too_many_at_once_is_refused() {
+        let many = (0..17).map(|i| s(&format!("s{i}")));
+        let err = Requirement::all_of(many).unwrap_err();
+        assert!(err.to_string().contains("at most 16"), "{err}");
+    }
+}
