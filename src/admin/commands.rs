@@ -23,7 +23,8 @@ use crate::mapping::store::{
     entry_key, ChangeNote, Diff, DynamoStore, Edit, Head, HistoryRecord, MappingWriter, Progress,
     Published, S3Snapshots, SnapshotPublisher, StoreError, MAX_TRANSACTION_EDITS,
 };
-use crate::mapping::{Mapping, Snapshot};
+use crate::mapping::{Mapping, Snapshot, Stage};
+use crate::policy::ApiArn;
 
 /// Where the store and the snapshot are, and who is acting.
 #[derive(Debug, Clone, Default)]
@@ -99,13 +100,68 @@ pub enum Change {
     Merge(Vec<Mapping>),
     /// Replace: exactly these entries afterwards.
     Replace(Vec<Mapping>),
+    /// Replace within one API and stage: exactly these entries there afterwards (those of
+    /// `import --openapi --replace`, whose document speaks for one API and stage only), the
+    /// entries of other APIs and stages kept.
+    ReplaceWithin {
+        /// The API the entries are for.
+        api: ApiArn,
+        /// The stage they are for (entries with this exact stage name are replaced).
+        stage: Stage,
+        /// The entries.
+        entries: Vec<Mapping>,
+    },
 }
 
-/// The set after `change`, given the `current` one (for [`Change::Merge`] and
-/// [`Change::Replace`]).
-fn merged(current: &[Mapping], entries: &[Mapping], replace: bool) -> Vec<Mapping> {
-    if replace {
-        return entries.to_vec();
+impl Change {
+    /// How a bulk change (merge or replace) meets the current set; `None` for single edits.
+    fn bulk(&self) -> Option<(&[Mapping], Bulk<'_>)> {
+        match self {
+            Change::Merge(e) => Some((e, Bulk::Merge)),
+            Change::Replace(e) => Some((e, Bulk::Replace)),
+            Change::ReplaceWithin {
+                api,
+                stage,
+                entries,
+            } => Some((entries, Bulk::ReplaceWithin(api, stage))),
+            Change::Add(_) | Change::Remove(_) => None,
+        }
+    }
+}
+
+/// How a bulk change meets the current set.
+#[derive(Debug, Clone, Copy)]
+enum Bulk<'a> {
+    Merge,
+    Replace,
+    ReplaceWithin(&'a ApiArn, &'a Stage),
+}
+
+impl Bulk<'_> {
+    /// The history's word for it.
+    fn label(self) -> String {
+        match self {
+            Bulk::Merge => String::new(),
+            Bulk::Replace => " --replace".to_owned(),
+            Bulk::ReplaceWithin(api, stage) => format!(" --replace ({api} stage {stage})"),
+        }
+    }
+}
+
+/// The set after a bulk change of `entries`, given the `current` one.
+fn merged(current: &[Mapping], entries: &[Mapping], how: Bulk<'_>) -> Vec<Mapping> {
+    match how {
+        Bulk::Replace => return entries.to_vec(),
+        Bulk::ReplaceWithin(api, stage) => {
+            let mut out: Vec<Mapping> = current
+                .iter()
+                .filter(|m| !(m.api == *api && m.stage == *stage))
+                .cloned()
+                .collect();
+            out.extend(entries.iter().cloned());
+            return out;
+        }
+        Bulk::Merge => {}
     }
     let incoming: BTreeSet<String> = entries.iter().map(entry_key).collect();
     let mut out: Vec<Mapping> = current
@@ -269,17 +325,20 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
     pub async fn plan(&self, change: &Change) -> Result<Changed, AdminError> {
         let current = self.store.load_current_with(&|_, _| {}).await?;
         let diff = match change {
-            Change::Merge(e) => {
-                Diff::between(&current.entries, &merged(&current.entries, e, false))
+            Change::Merge(_) | Change::Replace(_) | Change::ReplaceWithin { .. } => {
+                let (e, how) = change.bulk().expect("a bulk change");
+                Diff::between(&current.entries, &merged(&current.entries, e, how))
             }
-            Change::Replace(e) => Diff::between(&current.entries, e),
             Change::Add(e) => {
                 let new: Vec<Mapping> = e
                     .iter()
                     .filter(|m| !current.entries.contains(m))
                     .cloned()
                     .collect();
-                Diff::between(&current.entries, &merged(&current.entries, &new, false))
+                Diff::between(
+                    &current.entries,
+                    &merged(&current.entries, &new, Bulk::Merge),
+                )
             }
             Change::Remove(targets) => {
                 let keys: BTreeSet<String> = targets.iter().map(entry_key).collect();
@@ -329,9 +388,9 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
                 Change::Add(_) | Change::Remove(_) => {
                     self.edit_once(action, &mut change, expected).await
                 }
-                Change::Merge(e) | Change::Replace(e) => {
-                    let replace = matches!(change, Change::Replace(_));
-                    self.import_once(action, e, replace, expected, &mut written, progress)
+                Change::Merge(_) | Change::Replace(_) | Change::ReplaceWithin { .. } => {
+                    let (e, how) = change.bulk().expect("a bulk change");
+                    self.import_once(action, e, how, expected, &mut written, progress)
                         .await
                 }
             };
@@ -408,7 +467,9 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
                     diff.removed.push(stored);
                 }
             }
-            Change::Merge(_) | Change::Replace(_) => unreachable!("imports go through import_once"),
+            Change::Merge(_) | Change::Replace(_) | Change::ReplaceWithin { .. } => {
+                unreachable!("imports go through import_once")
+            }
         }
         if expected.is_some_and(|want| !want.same_changes(&diff)) {
             return Err(AdminError::PlanChanged {
@@ -483,13 +544,13 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
         &self,
         action: &str,
         entries: &[Mapping],
-        replace: bool,
+        how: Bulk<'_>,
         expected: Option<&Diff>,
         written: &mut Option<(String, u32, Vec<Mapping>)>,
         progress: Progress<'_>,
     ) -> Result<Changed, AdminError> {
         let current = self.store.load_current_with(&|_, _| {}).await?;
-        let new_set = merged(&current.entries, entries, replace);
+        let new_set = merged(&current.entries, entries, how);
         let diff = Diff::between(&current.entries, &new_set);
         let head = current.head;
         if expected.is_some_and(|want| !want.same_changes(&diff)) {
@@ -507,11 +568,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
             }
             return Ok(self.unchanged(&head, diff));
         }
-        let summary = format!(
-            "{action}{} {}",
-            if replace { " --replace" } else { "" },
-            diff.summary()
-        );
+        let summary = format!("{action}{} {}", how.label(), diff.summary());
         let note = self.note(action, summary, &diff);
         let new = if written.is_none() && diff.edit_count() <= MAX_TRANSACTION_EDITS {
             self.store.apply(&head, &diff.edits(), &note).await?
@@ -1010,5 +1067,30 @@ mod tests {
             .unwrap();
         assert_eq!(c.diff.removed, vec![m("keep", "GET", "x", "Allow")]);
         assert_eq!(a.store.state(|s| s.current().len()), 2);
+    }
+
+    #[tokio::test]
+    async fn replace_within_one_api_and_stage_keeps_the_rest() {
+        let mut other_stage = m("s", "GET", "x", "Allow");
+        other_stage.stage = Stage::new("prod").unwrap();
+        let mut other_api = m("s", "GET", "x", "Allow");
+        other_api.api =
+            ApiArn::parse("arn:aws:execute-api:us-east-1:123456789012:zzzzzzzzzz").unwrap();
+        let here = m("old", "GET", "x", "Allow");
+        let a = admin(&[here.clone(), other_stage.clone(), other_api.clone()]);
+        let new = m("new", "GET", "{id}", "Allow");
+        let change = Change::ReplaceWithin {
+            api: here.api.clone(),
+            stage: here.stage.clone(),
+            entries: vec![new.clone()],
+        };
+        let c = a.change("import", change, None, &|_, _| {}).await.unwrap();
+        assert_eq!(c.diff.removed, vec![here]);
+        assert_eq!(c.diff.added, vec![new.clone()]);
+        let mut now = a.store.state(|s| s.current().to_vec());
+        now.sort();
+        let mut want = vec![new, other_stage, other_api];
+        want.sort();
+        assert_eq!(now, want);
     }
 }

@@ -21,6 +21,10 @@ pub enum AdminError {
     /// A bad combination of options.
     #[error("{0}")]
     Usage(String),
+    /// An OpenAPI document that cannot be read, or an operation that cannot be mapped; the
+    /// message names the file and the place.
+    #[error("{0}")]
+    OpenApi(String),
     /// The change lost every race it ran, within the `RetryPolicy`'s bounds.
     #[error("the mappings kept changing under this change: gave up after {attempts} attempts in {seconds:.1} s; nothing of it was written")]
     Busy {
@@ -87,7 +91,7 @@ impl AdminError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             AdminError::Store(e) => ErrorKind::of_store(e),
-            AdminError::File(_) | AdminError::Arn(_) => ErrorKind::Invalid,
+            AdminError::File(_) | AdminError::Arn(_) | AdminError::OpenApi(_) => ErrorKind::Invalid,
             AdminError::Usage(_) => ErrorKind::Usage,
             AdminError::Busy { .. } | AdminError::PlanChanged { .. } => ErrorKind::Conflict,
             AdminError::Cancelled => ErrorKind::Cancelled,

@@ -9,6 +9,16 @@ use crate::mapping::{Mapping, Snapshot};
 use crate::policy::Effect;
 use crate::token::claims::unverified_scopes;
 
+/// An exactness Deny that applied to the request.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExactDenyReport {
+    /// The route denied, `METHOD /path`: the one the request belongs to, which the token is
+    /// not granted.
+    pub route: String,
+    /// The granted route, `METHOD /path`, whose Allow would otherwise reach the request.
+    pub covered_by: String,
+}
+
 /// The answer of `explain`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExplainReport {
@@ -27,6 +37,17 @@ pub struct ExplainReport {
     pub overruled: Vec<Mapping>,
     /// Scopes no entry names.
     pub unknown_scopes: Vec<String>,
+    /// The route the request belongs to (`GET /orders/{id}`): the most specific route entry
+    /// that matches it, whatever it requires; none when only globs match.
+    pub route: Option<String>,
+    /// What that route requires, one line per alternative (any one suffices).
+    pub route_requires: Vec<String>,
+    /// Exactness Denies that matched: the route denied, and the granted route whose `*`
+    /// would otherwise have let the request through.
+    pub exact_denies: Vec<ExactDenyReport>,
+    /// Routes the token's policy cannot keep apart (their requests are denied):
+    /// `denied route / granted route / example request`.
+    pub inseparable: Vec<String>,
     /// Statements in the token's policy.
     pub policy_grants: usize,
     /// Size of the token's policy, in bytes.
@@ -43,11 +64,28 @@ pub fn explain(
     method_arn: &str,
 ) -> Result<ExplainReport, AdminError> {
     let e = snapshot.explain(scopes.iter().map(String::as_str), method_arn)?;
-    let overruled = if e.effect == Effect::Deny && !e.denied_by.is_empty() {
-        e.allowed_by.iter().map(|m| (*m).clone()).collect()
-    } else {
-        Vec::new()
-    };
+    let route_text = |m: &Mapping| format!("{} /{}", m.method, m.resource);
+    // A Deny of the route the request belongs to says more than the Deny of a template's
+    // reach beyond its route, when both match.
+    let named = e
+        .exact_denied_by
+        .iter()
+        .any(|(route, by)| !std::ptr::eq(*route, *by));
+    let exact_denies: Vec<ExactDenyReport> = e
+        .exact_denied_by
+        .iter()
+        .filter(|(route, by)| !named || !std::ptr::eq(*route, *by))
+        .map(|(route, by)| ExactDenyReport {
+            route: route_text(route),
+            covered_by: route_text(by),
+        })
+        .collect();
+    let overruled =
+        if e.effect == Effect::Deny && (!e.denied_by.is_empty() || !exact_denies.is_empty()) {
+            e.allowed_by.iter().map(|m| (*m).clone()).collect()
+        } else {
+            Vec::new()
+        };
     Ok(ExplainReport {
         version: snapshot.version(),
         method_arn: method_arn.to_owned(),
@@ -56,6 +94,19 @@ pub fn explain(
         deciding: e.deciding().iter().map(|m| (*m).clone()).collect(),
         overruled,
         unknown_scopes: e.unknown_scopes.clone(),
+        route: e.route.map(route_text),
+        route_requires: e.route_requires.iter().map(ToString::to_string).collect(),
+        exact_denies,
+        inseparable: e
+            .inseparable
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} cannot be told from {} (e.g. {} /{})",
+                    i.denied, i.granted, i.method, i.example
+                )
+            })
+            .collect(),
         policy_grants: e.policy.grants,
         policy_bytes: e.policy.json.get().len(),
     })
@@ -111,6 +162,31 @@ mod tests {
             explain(&s, &[], "nonsense"),
             Err(AdminError::Arn(_))
         ));
+    }
+
+    #[test]
+    fn explain_names_the_route_its_requirement_and_the_exactness_deny() {
+        let s = Snapshot::new(
+            1,
+            vec![
+                m("orders:read", "GET", "orders/{id}", "Allow"),
+                m("payments:read", "GET", "orders/{id}/payments", "Allow"),
+            ],
+        );
+        let arn = format!("{API}/dev/GET/orders/7/payments");
+        let r = explain(&s, &["orders:read".into()], &arn).unwrap();
+        assert_eq!(r.decision, Effect::Deny);
+        assert_eq!(r.route.as_deref(), Some("GET /orders/{id}/payments"));
+        assert_eq!(r.route_requires, ["payments:read"]);
+        assert_eq!(r.exact_denies.len(), 1);
+        assert_eq!(r.exact_denies[0].route, "GET /orders/{id}/payments");
+        assert_eq!(r.exact_denies[0].covered_by, "GET /orders/{id}");
+        assert_eq!(
+            r.overruled,
+            vec![m("orders:read", "GET", "orders/{id}", "Allow")]
+        );
+        let r = explain(&s, &["payments:read".into()], &arn).unwrap();
+        assert_eq!((r.decision, r.exact_denies.len()), (Effect::Allow, 0));
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! - `error`: what fails, and the exit code it gives;
 //! - `retry`: how a change retries after losing a race;
 //! - [`migrate`], [`invoke`], [`local`]: the table's migrations, replayed events, local mode;
-//! - [`openapi`]: the OAuth scopes each operation of an OpenAPI document requires.
+//! - [`openapi`]: the OAuth scopes each operation of an OpenAPI document requires, and
+//!   [`from_openapi`]: the mapping entries that says they are.
 
 pub(crate) mod commands;
 pub(crate) mod error;
 pub(crate) mod explain;
 pub mod flush;
+pub mod from_openapi;
 pub mod invoke;
 pub mod local;
 pub mod migrate;

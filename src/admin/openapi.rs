@@ -295,8 +295,16 @@ fn schemes(root: &Mapping, v3: bool) -> Result<BTreeMap<String, Scheme>, OpenApi
                 return Err(invalid(&here, "no `type`"));
             };
             let ty = string(ty, &format!("{here}.type"))?;
+            // API Gateway writes its Cognito user pool authorizer as an apiKey scheme with
+            // `x-amazon-apigateway-authtype: cognito_user_pools`; the scopes it lists are
+            // OAuth scopes of the pool's access tokens, so they count.
+            let cognito = body
+                .get("x-amazon-apigateway-authtype")
+                .and_then(|v| v.as_str())
+                .is_some_and(|t| t.eq_ignore_ascii_case("cognito_user_pools"));
             let oauth = match ty {
                 "oauth2" | "openIdConnect" => true,
+                "apiKey" if cognito => true,
                 "apiKey" | "http" | "mutualTLS" | "basic" => false,
                 other => {
                     let why = format!("unknown security scheme type `{}`", clip(other));
@@ -615,6 +623,16 @@ mod tests {
         // [z] twice is kept once; the superset [a b c d] is kept beside [a b c]; sorted.
         let expected = scopes(&[&["a", "b", "c"], &["a", "b", "c", "d"], &["z"]]);
         assert_eq!((security, notes), (expected, vec![]));
+    }
+
+    #[test]
+    fn api_gateways_cognito_authorizer_counts_as_oauth() {
+        let doc = read(
+            "openapi: 3.0.1\ncomponents: {securitySchemes: {pool: {type: apiKey, name: Authorization, in: header, x-amazon-apigateway-authtype: cognito_user_pools}, lambda: {type: apiKey, name: Authorization, in: header, x-amazon-apigateway-authtype: custom}}}\npaths:\n  /a:\n    get: {security: [{pool: [orders/read]}]}\n    post: {security: [{lambda: []}]}\n",
+        )
+        .unwrap();
+        assert_eq!(doc.operations[0].security, scopes(&[&["orders/read"]]));
+        assert_eq!(doc.operations[1].security, Security::Unmapped);
     }
 
     #[test]

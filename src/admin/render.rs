@@ -426,6 +426,18 @@ pub fn render_explain(r: &ExplainReport, output: Output) -> String {
             for s in &r.unknown_scopes {
                 text_line(&mut out, &["unknown_scope", s]);
             }
+            if let Some(route) = &r.route {
+                text_line(&mut out, &["route", route]);
+            }
+            for req in &r.route_requires {
+                text_line(&mut out, &["route_requires", req]);
+            }
+            for d in &r.exact_denies {
+                text_line(&mut out, &["exact_deny", &d.route, &d.covered_by]);
+            }
+            for i in &r.inseparable {
+                text_line(&mut out, &["inseparable", i]);
+            }
             return out;
         }
         Output::Table => {}
@@ -438,7 +450,33 @@ pub fn render_explain(r: &ExplainReport, output: Output) -> String {
         r.scopes.join(" "),
         r.version
     );
-    if r.deciding.is_empty() {
+    if let Some(route) = &r.route {
+        let _ = writeln!(
+            out,
+            "  route: {route}, which requires {}",
+            if r.route_requires.is_empty() {
+                "nothing".to_owned()
+            } else {
+                r.route_requires.join(", or ")
+            }
+        );
+    }
+    for d in &r.exact_denies {
+        if d.route == d.covered_by {
+            let _ = writeln!(
+                out,
+                "  exactness: no route of the mappings is this path; the Allow of {} would reach it only through IAM's * (which matches /), so it is denied",
+                d.covered_by
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  exactness: denied as route {}, which these scopes are not granted; the Allow of {} would otherwise reach it (IAM's * matches /)",
+                d.route, d.covered_by
+            );
+        }
+    }
+    if r.deciding.is_empty() && r.exact_denies.is_empty() {
         let _ = writeln!(out, "  no entry of these scopes matches: implicit deny");
     }
     for m in &r.deciding {
@@ -453,6 +491,9 @@ pub fn render_explain(r: &ExplainReport, output: Output) -> String {
             "  scopes no entry names: {}",
             r.unknown_scopes.join(" ")
         );
+    }
+    for i in &r.inseparable {
+        let _ = writeln!(out, "  inseparable: {i}; such requests are denied");
     }
     let _ = writeln!(
         out,

@@ -189,7 +189,8 @@ pub struct ExactDeny<'m> {
     /// Whether the pattern followed by a slash is denied too (the route's own pattern: a
     /// REST API serves `orders/` from `orders`).
     pub slash_too: bool,
-    /// An entry naming the denied route.
+    /// An entry naming the denied route; the granted route itself (as `covered_by`) for a
+    /// Deny of what its `*` reaches beyond it, where no route is named.
     pub route: &'m Mapping,
     /// An entry naming the granted route whose Allow covers it.
     pub covered_by: &'m Mapping,
@@ -383,6 +384,30 @@ pub fn exact_denies<'m>(table: &[&'m Mapping], token: &[&'m Mapping]) -> Exactne
                 {
                     out.inseparable.push(pair);
                 }
+            }
+        }
+    }
+    // Paths no route names: what a granted template's `*` reaches beyond its route is
+    // denied too, wherever that costs no granted request. The table may not name every
+    // route of the API (an operation whose document gives no OAuth scope is not mapped), and
+    // such a route must not be reached through another route's `*`.
+    for g in routes
+        .iter()
+        .filter(|g| g.granted && g.resource.has_params())
+    {
+        for p in over_reach(&g.segments) {
+            let known = out
+                .denies
+                .iter()
+                .any(|d| d.method == g.method && d.pattern == p.path);
+            if !known && losses(g.method, &p).is_empty() {
+                out.denies.push(ExactDeny {
+                    method: g.method,
+                    pattern: p.path,
+                    slash_too: p.slash_too,
+                    route: g.entry,
+                    covered_by: g.entry,
+                });
             }
         }
     }

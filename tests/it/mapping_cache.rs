@@ -4,6 +4,7 @@
 //! within the TTL.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -414,46 +415,55 @@ async fn a_mapping_change_reaches_the_warm_authorizer_within_the_ttl() {
     rig.fx.cleanup().await;
 }
 
+/// Runs the `scopegate` binary as an operator and the Lambda's settings would: the
+/// fixture's table and bucket, tokens of `jwks`; asserts success, returns (stdout, stderr).
+fn scopegate_on(
+    fx: &Fixture,
+    jwks: &Path,
+    args: &[&str],
+    stdin: Option<Vec<u8>>,
+) -> (String, String) {
+    let endpoint = fx.target.aws.endpoint_url.clone().unwrap();
+    let bucket = fx.target.bucket.clone().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scopegate"));
+    cmd.args(args)
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("SCOPEGATE_MAPPINGS_TABLE", &fx.target.table)
+        .env("SCOPEGATE_SNAPSHOT_BUCKET", &bucket)
+        .env("SCOPEGATE_ISSUER", ISSUER)
+        .env("SCOPEGATE_JWKS_FILE", jwks)
+        .env("USER", "cli-tester")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        std::io::Write::write_all(&mut input, &bytes).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "scopegate {args:?}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    (stdout, stderr)
+}
+
 #[tokio::test]
 async fn the_cli_changes_what_scopegate_invoke_answers() {
     let fx = Fixture::new().await;
-    let endpoint = fx.target.aws.endpoint_url.clone().unwrap();
     let key = SigningKey::generate(Alg::RS256, "k1");
     let dir = tempfile::tempdir().unwrap();
     let jwks = dir.path().join("jwks.json");
     std::fs::write(&jwks, SigningKey::jwks(&[&key]).to_string()).unwrap();
-    let bucket = fx.target.bucket.clone().unwrap();
-    let scopegate = |args: &[&str], stdin: Option<Vec<u8>>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scopegate"));
-        cmd.args(args)
-            .env_clear()
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_REGION", REGION)
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("SCOPEGATE_MAPPINGS_TABLE", &fx.target.table)
-            .env("SCOPEGATE_SNAPSHOT_BUCKET", &bucket)
-            .env("SCOPEGATE_ISSUER", ISSUER)
-            .env("SCOPEGATE_JWKS_FILE", &jwks)
-            .env("USER", "cli-tester")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let mut input = child.stdin.take().unwrap();
-        if let Some(bytes) = stdin {
-            std::io::Write::write_all(&mut input, &bytes).unwrap();
-        }
-        drop(input);
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(
-            out.status.success(),
-            "scopegate {args:?}\nstdout: {stdout}\nstderr: {stderr}"
-        );
-        stdout
-    };
+    let scopegate = |args: &[&str], stdin: Option<Vec<u8>>| scopegate_on(&fx, &jwks, args, stdin).0;
     let arn = format!("{API}/dev/GET/reports");
     let t = token(&key, "reports:read");
     let answer = scopegate(&["invoke"], Some(event(&t, &arn)));
@@ -496,6 +506,101 @@ async fn the_cli_changes_what_scopegate_invoke_answers() {
     assert_eq!(decision(answer.as_bytes(), &arn), Effect::Deny);
     let out = scopegate(&["mappings", "list", "--output", "json"], None);
     assert_eq!(out.trim(), "[]");
+    fx.cleanup().await;
+}
+
+/// The issue's own walk: an OpenAPI document through `scopegate openapi` (what `validate`
+/// accepts), `import --openapi` on the emulator, and `scopegate invoke`, with exact answers per
+/// route: `orders:read` reads orders but not their payments, the all-of write needs both
+/// scopes, any token may check health, and the public route is not mapped.
+#[tokio::test]
+async fn an_openapi_document_is_imported_and_decides_per_route() {
+    let fx = Fixture::new().await;
+    let key = SigningKey::generate(Alg::RS256, "k1");
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, SigningKey::jwks(&[&key]).to_string()).unwrap();
+    let doc = dir.path().join("openapi.yaml");
+    std::fs::write(
+        &doc,
+        "openapi: 3.0.3\ninfo: {title: orders, version: '1'}\ncomponents:\n  securitySchemes:\n    idp: {type: oauth2, flows: {clientCredentials: {tokenUrl: 'https://idp/token', scopes: {}}}}\n    key: {type: apiKey, name: x-api-key, in: header}\nsecurity: [{idp: [orders:read]}]\npaths:\n  /orders:\n    get: {}\n    post: {security: [{idp: [orders:write, orders:admin]}]}\n  /orders/{id}:\n    get: {}\n  /orders/{id}/payments:\n    get: {security: [{idp: [payments:read]}]}\n  /health:\n    get: {security: [{idp: []}]}\n  /docs:\n    get: {security: []}\n  /keys:\n    get: {security: [{key: []}]}\n",
+    )
+    .unwrap();
+    let run = |args: &[&str], stdin: Option<Vec<u8>>| scopegate_on(&fx, &jwks, args, stdin);
+    let doc = doc.to_str().unwrap();
+    let (printed, notes) = run(&["openapi", doc, "--api", API, "--stage", "dev"], None);
+    let entries: Vec<Value> = serde_json::from_str(&printed).unwrap();
+    assert_eq!(entries.len(), 5, "{printed}");
+    assert!(notes.contains("GET /docs: public"), "{notes}");
+    assert!(notes.contains("GET /keys: no OAuth requirement"), "{notes}");
+    let printed_file = dir.path().join("mappings.json");
+    std::fs::write(&printed_file, &printed).unwrap();
+    run(&["validate", printed_file.to_str().unwrap()], None);
+    let (out, _) = run(
+        &[
+            "import",
+            "--openapi",
+            doc,
+            "--api",
+            API,
+            "--stage",
+            "dev",
+            "--yes",
+        ],
+        None,
+    );
+    assert!(out.contains("version 0 -> 1"), "{out}");
+    let cases = [
+        ("orders:read", "GET", "orders", Effect::Allow),
+        ("orders:read", "GET", "orders/7", Effect::Allow),
+        ("orders:read", "GET", "orders/7/", Effect::Allow),
+        ("orders:read", "GET", "orders/7/payments", Effect::Deny),
+        ("orders:read", "GET", "orders/7/payments/x", Effect::Deny),
+        ("payments:read", "GET", "orders/7/payments", Effect::Allow),
+        ("payments:read", "GET", "orders/7", Effect::Deny),
+        ("orders:write", "POST", "orders", Effect::Deny),
+        ("orders:write orders:admin", "POST", "orders", Effect::Allow),
+        ("openid", "GET", "health", Effect::Allow),
+        ("openid", "GET", "orders", Effect::Deny),
+        ("orders:read", "GET", "keys", Effect::Deny),
+    ];
+    let mut input = Vec::new();
+    for (scopes, method, path, _) in &cases {
+        input.extend(event(
+            &token(&key, scopes),
+            &format!("{API}/dev/{method}/{path}"),
+        ));
+        input.push(b'\n');
+    }
+    let (answers, stderr) = run(&["invoke"], Some(input));
+    let answers: Vec<&str> = answers.lines().collect();
+    assert_eq!(answers.len(), cases.len(), "{stderr}");
+    for ((scopes, method, path, want), answer) in cases.iter().zip(answers) {
+        let arn = format!("{API}/dev/{method}/{path}");
+        assert_eq!(
+            decision(answer.as_bytes(), &arn),
+            *want,
+            "{scopes}: {method} {path}: {answer}"
+        );
+    }
+    let (why, _) = run(
+        &[
+            "explain",
+            "--scopes",
+            "orders:read",
+            "--method-arn",
+            &format!("{API}/dev/GET/orders/7/payments"),
+        ],
+        None,
+    );
+    assert!(
+        why.contains("route: GET /orders/{id}/payments, which requires payments:read"),
+        "{why}"
+    );
+    assert!(
+        why.contains("exactness: denied as route GET /orders/{id}/payments"),
+        "{why}"
+    );
     fx.cleanup().await;
 }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use scopegate::admin::flush::{self, CacheFlusher, Flushed, StageTarget};
-use scopegate::admin::migrate;
 use scopegate::admin::{self as ops, Admin, AdminError, Change, Filter, Output, Target};
+use scopegate::admin::{from_openapi, migrate};
 use scopegate::clock::Stopwatch;
 use scopegate::mapping::file;
 use scopegate::mapping::store::aws::{AwsConfig, AwsOptions};
@@ -220,12 +220,15 @@ pub struct EntryArgs {
     /// GET, POST, ..., or * / ANY.
     #[arg(long)]
     method: String,
-    /// The resource path; * wildcards, no {params}.
+    /// The resource path: a route (orders/{id}, files/{proxy+}) or a glob (* and ?).
     #[arg(long)]
     resource: String,
-    /// The scope.
-    #[arg(long)]
-    scope: String,
+    /// The scope; give it more than once to require all of them at once.
+    #[arg(long, required_unless_present = "any_token")]
+    scope: Vec<String>,
+    /// Require no scope, only a verified token ("scopes": []).
+    #[arg(long, conflicts_with = "scope")]
+    any_token: bool,
     /// Allow or Deny.
     #[arg(long, default_value = "Allow")]
     effect: String,
@@ -233,10 +236,14 @@ pub struct EntryArgs {
 
 impl EntryArgs {
     fn mapping(&self) -> anyhow::Result<Mapping> {
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "api": self.api, "stage": self.stage, "method": self.method,
-            "resource": self.resource, "scope": self.scope, "effect": self.effect,
+            "resource": self.resource, "effect": self.effect,
         });
+        match self.scope.as_slice() {
+            [one] => json["scope"] = one.as_str().into(),
+            all => json["scopes"] = all.into(),
+        }
         let bytes = serde_json::to_vec(&[json])?;
         let mut entries = file::parse(&bytes, "the command line")?;
         Ok(entries.remove(0))
@@ -279,12 +286,25 @@ pub enum StoreCommand {
         command: MappingsCommand,
     },
     /// Import a mapping file: merged into the current set, or --replace it. Shows the diff.
+    /// With --openapi, the entries an OpenAPI document's security says, for one API and
+    /// stage (see `scopegate openapi`).
     Import {
         #[command(flatten)]
         store: StoreArgs,
         /// The file (JSON array of entries, or a snapshot document).
-        file: PathBuf,
+        #[arg(required_unless_present = "openapi", conflicts_with = "openapi")]
+        file: Option<PathBuf>,
+        /// An OpenAPI 3.0/3.1 or Swagger 2.0 document (YAML or JSON) to import instead.
+        #[arg(long, requires_all = ["api", "stage"])]
+        openapi: Option<PathBuf>,
+        /// With --openapi: the API, arn:aws:execute-api:REGION:ACCOUNT:APIID.
+        #[arg(long, requires = "openapi")]
+        api: Option<String>,
+        /// With --openapi: the stage, or * for every stage.
+        #[arg(long, requires = "openapi")]
+        stage: Option<String>,
         /// Replace the whole set (entries not in the file are removed; asks unless --yes).
+        /// With --openapi, only the entries of that API and stage are replaced.
         #[arg(long)]
         replace: bool,
         /// Show the diff, write nothing.
@@ -319,8 +339,21 @@ pub enum StoreCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print the mappings an OpenAPI document's security says (offline): one Allow entry
+    /// per operation and requirement alternative, for `validate` and `import`. What is not
+    /// mapped (public operations, apiKey or http requirements) is said on stderr.
+    Openapi {
+        /// An OpenAPI 3.0/3.1 or Swagger 2.0 document, YAML or JSON.
+        file: PathBuf,
+        /// The API: arn:aws:execute-api:REGION:ACCOUNT:APIID.
+        #[arg(long)]
+        api: String,
+        /// The stage, or * for every stage.
+        #[arg(long)]
+        stage: String,
+    },
     /// Check a mapping file without touching any store: reports every bad entry (exit 4),
-    /// and warns about policies over the size budget.
+    /// and warns about policies over the size budget and routes a policy cannot separate.
     Validate {
         /// The file.
         file: PathBuf,
@@ -582,16 +615,40 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
         StoreCommand::Import {
             store,
             file,
+            openapi,
+            api,
+            stage,
             replace,
             dry_run,
             yes,
         } => {
-            let doc = load_file(&file, store.output())?;
+            let (entries, within) = match (&file, &openapi) {
+                (Some(file), _) => (load_file(file, store.output())?.mappings, None),
+                (None, Some(doc)) => {
+                    let (api, stage) = (api.unwrap_or_default(), stage.unwrap_or_default());
+                    let derived = from_openapi::load(doc, &api, &stage)?;
+                    for note in &derived.notes {
+                        eprintln!("scopegate: note: {note}");
+                    }
+                    file::check_unique(&derived.entries, "the OpenAPI document")?;
+                    // The document speaks for this API and stage only, even when it maps
+                    // nothing: --replace never reaches past them.
+                    (derived.entries, Some((derived.api, derived.stage)))
+                }
+                (None, None) => unreachable!("clap requires a file or --openapi"),
+            };
+            let change = match (replace, within) {
+                (true, Some((api, stage))) => Change::ReplaceWithin {
+                    api,
+                    stage,
+                    entries,
+                },
+                (true, None) => Change::Replace(entries),
+                (false, _) => Change::Merge(entries),
+            };
             if dry_run {
                 let admin = store.open().await?;
-                let plan = admin
-                    .import("import", doc.mappings, replace, true, &|_, _| {})
-                    .await?;
+                let plan = admin.plan(&change).await?;
                 print(&ops::render_changed(&plan, store.output()));
                 store.flush_after(&plan.diff, true).await;
                 return Ok(if plan.diff.is_empty() {
@@ -603,11 +660,6 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             let admin = store.open_for_change().await?;
             let progress = Progress::new("writing");
             let update = |done, total| progress.update(done, total);
-            let change = if replace {
-                Change::Replace(doc.mappings)
-            } else {
-                Change::Merge(doc.mappings)
-            };
             let changed = if yes {
                 // No one to show a plan to: apply the change, re-applied after conflicts.
                 admin.change("import", change, None, &update).await?
@@ -620,15 +672,16 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                     return Ok(exit::OK);
                 }
                 eprint!("{}", ops::render_changed(&plan, Output::Table));
-                let how = if replace {
-                    "replace the mappings in"
-                } else {
-                    "merge into"
+                let how = match &change {
+                    Change::ReplaceWithin { api, stage, .. } => {
+                        format!("replace the mappings of {api} stage {stage} in")
+                    }
+                    Change::Replace(_) => "replace the mappings in".to_owned(),
+                    _ => "merge into".to_owned(),
                 };
-                confirm(
-                    &format!("{how} {} from {}?", store.table, file.display()),
-                    false,
-                )?;
+                let source = file.as_ref().or(openapi.as_ref()).map(|p| p.display());
+                let source = source.map(|p| p.to_string()).unwrap_or_default();
+                confirm(&format!("{how} {} from {source}?", store.table), false)?;
                 admin
                     .change("import", change, Some(&plan.diff), &update)
                     .await?
@@ -682,6 +735,30 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 .map(|s| s.location())
                 .unwrap_or_default();
             print(&ops::render_published(published, &location, store.output()));
+            Ok(exit::OK)
+        }
+        StoreCommand::Openapi { file, api, stage } => {
+            let derived = from_openapi::load(&file, &api, &stage)?;
+            for note in &derived.notes {
+                eprintln!("scopegate: note: {note}");
+            }
+            file::check_unique(&derived.entries, "the OpenAPI document")?;
+            // One entry per line: a document to review, diff and keep in version control.
+            let lines: Vec<String> = derived
+                .entries
+                .iter()
+                .map(|m| serde_json::to_string(m).expect("entries serialize"))
+                .collect();
+            if lines.is_empty() {
+                println!("[]");
+            } else {
+                println!("[\n  {}\n]", lines.join(",\n  "));
+            }
+            eprintln!(
+                "scopegate: {} from {} operations",
+                ops::count(derived.entries.len(), "entry", "entries"),
+                derived.operations
+            );
             Ok(exit::OK)
         }
         StoreCommand::Validate {
@@ -820,7 +897,9 @@ impl StoreCommand {
             | StoreCommand::Publish { store }
             | StoreCommand::History { store, .. }
             | StoreCommand::Explain { store, .. } => Some(store),
-            StoreCommand::Validate { .. } | StoreCommand::FlushCache { .. } => None,
+            StoreCommand::Validate { .. }
+            | StoreCommand::Openapi { .. }
+            | StoreCommand::FlushCache { .. } => None,
             StoreCommand::Mappings { command } => Some(match command {
                 MappingsCommand::Add { store, .. }
                 | MappingsCommand::Remove { store, .. }
