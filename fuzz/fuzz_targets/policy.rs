@@ -24,8 +24,8 @@ const METHODS: [&str; 9] = [
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*", "ANY",
 ];
 const PIECES: [&str; 17] = [
-    "a", "b", "ab", "orders", "7", "GET", "*", "?", "a*", "*b", "o?ders", "x.y", "", "ANY",
-    "{id}", "{p+}", "{n}",
+    "a", "b", "ab", "orders", "7", "GET", "*", "?", "a*", "*b", "o?ders", "x.y", "", "ANY", "{id}",
+    "{p+}", "{n}",
 ];
 const SCOPES: [&str; 4] = ["s1", "s2", "s3", "s4"];
 

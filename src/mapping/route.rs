@@ -288,16 +288,25 @@ pub fn exact_denies<'m>(table: &[&'m Mapping], token: &[&'m Mapping]) -> Exactne
                     })
                     .map(|h| Program::route(&h.segments))
                     .collect();
-                let e = meet_excluding(deny, &Program::route(&g.segments), &beaten_by)?;
-                debug_assert!(route_of(&routes, m, &e).is_some_and(|r| std::ptr::eq(r, g)));
-                Some((m, e))
+                match meet_excluding(deny, &Program::route(&g.segments), &beaten_by) {
+                    Meet::Path(e) => {
+                        debug_assert!(route_of(&routes, m, &e).is_some_and(|r| std::ptr::eq(r, g)));
+                        Some((m, e))
+                    }
+                    // Not known to be free of the granted route's requests: count it lost
+                    // (the Deny may then be reported, never dropped).
+                    Meet::GaveUp => Some((m, GAVE_UP.to_owned())),
+                    Meet::Empty => None,
+                }
             });
             if let Some((m, example)) = example {
                 lost.push((format!("{} /{}", g.method, g.resource), m, example));
             }
         }
         for g in globs.iter().filter(|g| methods_meet(g.method, method)) {
-            if let Some(example) = meet(deny, &Program::glob(&g.resource.policy_pattern())) {
+            if let Some(example) =
+                meet(deny, &Program::glob(&g.resource.policy_pattern())).or_lost()
+            {
                 let m = if method != Method::Any {
                     method
                 } else {
@@ -334,7 +343,7 @@ pub fn exact_denies<'m>(table: &[&'m Mapping], token: &[&'m Mapping]) -> Exactne
             g.granted
                 && over_covers(g.entry)
                 && methods_meet(g.method, denied.method)
-                && meet(&Program::glob(&g.resource.policy_pattern()), &denied_route).is_some()
+                && !meet(&Program::glob(&g.resource.policy_pattern()), &denied_route).is_empty()
         }) {
             let mut push = |p: Pattern| {
                 if !out
@@ -360,7 +369,7 @@ pub fn exact_denies<'m>(table: &[&'m Mapping], token: &[&'m Mapping]) -> Exactne
             // them belongs to the denied route (they share none, or the granted route wins
             // every one it shares).
             let separate =
-                beats(by, denied) || meet(&Program::route(&by.segments), &denied_route).is_none();
+                beats(by, denied) || meet(&Program::route(&by.segments), &denied_route).is_empty();
             let reach = over_reach(&by.segments);
             if separate
                 && !reach.is_empty()
@@ -623,6 +632,24 @@ impl Program {
         set.iter().any(|&s| self.accepts(s))
     }
 
+    /// The bytes every match starts with (up to the first wildcard or parameter).
+    fn prefix(&self) -> Vec<u8> {
+        self.0
+            .iter()
+            .map_while(|a| match a {
+                Atom::Byte(b) => Some(*b),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether some string could match both: one's fixed start is a start of the other's.
+    /// A cheap test that spares most pairs of routes of an API the walk of [`meet`].
+    fn may_meet(&self, other: &Program) -> bool {
+        let (a, b) = (self.prefix(), other.prefix());
+        a.starts_with(&b) || b.starts_with(&a)
+    }
+
     fn literals(&self) -> impl Iterator<Item = u8> + '_ {
         self.0.iter().filter_map(|a| match a {
             Atom::Byte(b) => Some(*b),
@@ -640,12 +667,18 @@ const MAX_VISITED: usize = 20_000;
 /// breadth-first walk over the product of the automata, each followed as the set of states
 /// it can be in. Bytes are tried by class: every byte some pattern names, `/`, and one byte
 /// none names (`x` when free), which stands for all the others.
-fn meet_excluding(a: &Program, b: &Program, excluded: &[Program]) -> Option<String> {
+fn meet_excluding(a: &Program, b: &Program, excluded: &[Program]) -> Meet {
     type Key = (States, States, Vec<States>);
+    if !a.may_meet(b) {
+        return Meet::Empty;
+    }
+    // A pattern that cannot match what `b` matches excludes nothing.
+    let excluded: Vec<&Program> = excluded.iter().filter(|p| p.may_meet(b)).collect();
+    let excluded = excluded.as_slice();
     let mut alphabet: Vec<u8> = a
         .literals()
         .chain(b.literals())
-        .chain(excluded.iter().flat_map(Program::literals))
+        .chain(excluded.iter().flat_map(|p| p.literals()))
         .chain([b'/'])
         .collect();
     alphabet.sort_unstable();
@@ -653,7 +686,10 @@ fn meet_excluding(a: &Program, b: &Program, excluded: &[Program]) -> Option<Stri
     let fresh = (b'x'..=b'z')
         .chain(b'0'..=b'9')
         .chain(b'a'..=b'w')
-        .find(|c| !alphabet.contains(c))?;
+        .find(|c| !alphabet.contains(c));
+    let Some(fresh) = fresh else {
+        return Meet::GaveUp;
+    };
     alphabet.insert(0, fresh);
 
     let start: Key = (
@@ -680,7 +716,7 @@ fn meet_excluding(a: &Program, b: &Program, excluded: &[Program]) -> Option<Stri
                 at = prev;
             }
             bytes.reverse();
-            return Some(String::from_utf8_lossy(&bytes).into_owned());
+            return Meet::Path(String::from_utf8_lossy(&bytes).into_owned());
         }
         for &c in &alphabet {
             let na = a.step(sa, c);
@@ -694,7 +730,7 @@ fn meet_excluding(a: &Program, b: &Program, excluded: &[Program]) -> Option<Stri
             let nex = excluded.iter().zip(ex).map(|(p, s)| p.step(s, c)).collect();
             let next: Key = (na, nb, nex);
             if parent.len() >= MAX_VISITED {
-                return None;
+                return Meet::GaveUp;
             }
             if let std::collections::hash_map::Entry::Vacant(e) = parent.entry(next.clone()) {
                 e.insert(Some((key.clone(), c)));
@@ -702,12 +738,51 @@ fn meet_excluding(a: &Program, b: &Program, excluded: &[Program]) -> Option<Stri
             }
         }
     }
-    None
+    Meet::Empty
 }
 
 /// A path both patterns match, if there is one.
-fn meet(a: &Program, b: &Program) -> Option<String> {
+fn meet(a: &Program, b: &Program) -> Meet {
     meet_excluding(a, b, &[])
+}
+
+/// What [`meet_excluding`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Meet {
+    /// A path both match (and no excluded pattern does).
+    Path(String),
+    /// There is none.
+    Empty,
+    /// The search stopped at [`MAX_VISITED`]: there may be one. Every caller reads this the
+    /// way that denies more: a Deny is still written, a loss is still reported.
+    GaveUp,
+}
+
+/// The example of a loss [`meet`] could not finish looking for.
+const GAVE_UP: &str = "(not found within the search bound)";
+
+impl Meet {
+    /// Known to have no common path.
+    fn is_empty(&self) -> bool {
+        *self == Meet::Empty
+    }
+
+    /// The common path, or, when the search gave up, [`GAVE_UP`]: for loss reports.
+    fn or_lost(self) -> Option<String> {
+        match self {
+            Meet::Path(p) => Some(p),
+            Meet::GaveUp => Some(GAVE_UP.to_owned()),
+            Meet::Empty => None,
+        }
+    }
+
+    #[cfg(test)]
+    fn as_deref(&self) -> Option<&str> {
+        match self {
+            Meet::Path(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -770,7 +845,7 @@ mod tests {
         );
         assert_eq!(
             meet(&Program::glob("orders/*/payments"), &route("orders/{id}")),
-            None
+            Meet::Empty
         );
         assert_eq!(
             meet(&Program::glob("orders/new"), &route("orders/{id}")).as_deref(),
@@ -784,6 +859,6 @@ mod tests {
             meet(&Program::glob("files/*"), &route("files/{p+}")).as_deref(),
             Some("files/x")
         );
-        assert_eq!(meet(&Program::glob(""), &route("{p+}")), None);
+        assert_eq!(meet(&Program::glob(""), &route("{p+}")), Meet::Empty);
     }
 }
