@@ -212,6 +212,69 @@ fn bench_policy(c: &mut Criterion) {
     g.finish();
 }
 
+/// An API as an OpenAPI document describes it: `resources` resources of nine routes each
+/// (templates, a greedy route, an `ANY` route), read, write and admin scopes per resource.
+/// With `globs`, every template is written as the `*` glob instead: the same policy before
+/// exactness, the baseline of the `routes` group.
+fn routes(resources: usize, globs: bool) -> Vec<Mapping> {
+    let api = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+    let mut out = Vec::new();
+    for k in 0..resources {
+        for (method, path, scope) in [
+            ("GET", "r{k}", "read"),
+            ("POST", "r{k}", "write"),
+            ("GET", "r{k}/{id}", "read"),
+            ("PUT", "r{k}/{id}", "write"),
+            ("DELETE", "r{k}/{id}", "admin"),
+            ("GET", "r{k}/{id}/items", "read"),
+            ("GET", "r{k}/{id}/items/{item}", "read"),
+            ("GET", "r{k}/{id}/audit", "admin"),
+            ("*", "r{k}/{id}/files/{proxy+}", "write"),
+        ] {
+            let mut path = path.replace("{k}", &k.to_string());
+            if globs {
+                path = path
+                    .split('/')
+                    .map(|s| if s.starts_with('{') { "*" } else { s })
+                    .collect::<Vec<_>>()
+                    .join("/");
+            }
+            out.push(
+                serde_json::from_value(json!({"api": api, "stage": "dev", "method": method,
+                    "resource": path, "scope": format!("r{k}:{scope}")}))
+                .unwrap(),
+            );
+        }
+    }
+    out
+}
+
+/// The first policy of a token on an OpenAPI-like route table (the cost exactness adds to a
+/// policy build, paid once per scope set and snapshot), against the same table written with
+/// globs in the same run.
+fn bench_routes(c: &mut Criterion) {
+    let mut g = c.benchmark_group("routes");
+    g.sample_size(20);
+    let scopes = ["openid", "r0:read", "r1:read", "r1:write"];
+    let api = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+    for n in [10, 50] {
+        for (name, globs) in [("exact", false), ("globs", true)] {
+            let entries = routes(n, globs);
+            g.bench_function(format!("build_{name}_{}", n * 9), |b| {
+                b.iter_batched(
+                    || Snapshot::new(1, entries.clone()),
+                    |s| {
+                        let p = s.policy_for(scopes, api, "dev");
+                        (s, p)
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
+    }
+    g.finish();
+}
+
 /// The warm path as the Lambda runs it: with the JSON decision line and the EMF line written
 /// (to a sink), which the `warm` group leaves out. Registered last: it installs the process's
 /// metrics writer and a logging subscriber for good.
@@ -243,5 +306,11 @@ fn bench_logged(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_warm, bench_policy, bench_logged);
+criterion_group!(
+    benches,
+    bench_warm,
+    bench_policy,
+    bench_routes,
+    bench_logged
+);
 criterion_main!(benches);

@@ -100,13 +100,15 @@ pub enum Change {
     Merge(Vec<Mapping>),
     /// Replace: exactly these entries afterwards.
     Replace(Vec<Mapping>),
-    /// Replace within one API and stage: exactly these entries there afterwards (those of
-    /// `import --openapi --replace`, whose document speaks for one API and stage only), the
-    /// entries of other APIs and stages kept.
+    /// Replace the route Allows of one API and stage: exactly these entries among them
+    /// afterwards (those of `import --openapi --replace`, whose document speaks only for the
+    /// API's routes on one stage). Everything else is kept: other APIs and stages, and the
+    /// Denies and globs written by hand, which a document never holds and must not undo.
     ReplaceWithin {
         /// The API the entries are for.
         api: ApiArn,
-        /// The stage they are for (entries with this exact stage name are replaced).
+        /// The stage they are for: that stage's route Allows are replaced; with `*`, those of
+        /// every stage of the API.
         stage: Stage,
         /// The entries.
         entries: Vec<Mapping>,
@@ -153,11 +155,13 @@ fn merged(current: &[Mapping], entries: &[Mapping], how: Bulk<'_>) -> Vec<Mappin
     match how {
         Bulk::Replace => return entries.to_vec(),
         Bulk::ReplaceWithin(api, stage) => {
-            let mut out: Vec<Mapping> = current
-                .iter()
-                .filter(|m| !(m.api == *api && m.stage == *stage))
-                .cloned()
-                .collect();
+            let replaced = |m: &Mapping| {
+                m.api == *api
+                    && (stage.is_any() || m.stage == *stage)
+                    && m.effect == crate::policy::Effect::Allow
+                    && m.resource.is_route()
+            };
+            let mut out: Vec<Mapping> = current.iter().filter(|m| !replaced(m)).cloned().collect();
             out.extend(entries.iter().cloned());
             return out;
         }
@@ -1077,7 +1081,16 @@ mod tests {
         other_api.api =
             ApiArn::parse("arn:aws:execute-api:us-east-1:123456789012:zzzzzzzzzz").unwrap();
         let here = m("old", "GET", "x", "Allow");
-        let a = admin(&[here.clone(), other_stage.clone(), other_api.clone()]);
+        // Hand-written Denies and globs of the same API and stage stay too.
+        let deny = m("contractor", "DELETE", "x", "Deny");
+        let glob = m("readonly", "GET", "*", "Allow");
+        let a = admin(&[
+            here.clone(),
+            other_stage.clone(),
+            other_api.clone(),
+            deny.clone(),
+            glob.clone(),
+        ]);
         let new = m("new", "GET", "{id}", "Allow");
         let change = Change::ReplaceWithin {
             api: here.api.clone(),
@@ -1085,12 +1098,24 @@ mod tests {
             entries: vec![new.clone()],
         };
         let c = a.change("import", change, None, &|_, _| {}).await.unwrap();
-        assert_eq!(c.diff.removed, vec![here]);
+        assert_eq!(c.diff.removed, vec![here.clone()]);
         assert_eq!(c.diff.added, vec![new.clone()]);
         let mut now = a.store.state(|s| s.current().to_vec());
         now.sort();
-        let mut want = vec![new, other_stage, other_api];
+        let mut want = vec![new.clone(), other_stage.clone(), other_api, deny, glob];
         want.sort();
         assert_eq!(now, want);
+        // Stage `*`: the route Allows of every stage of the API are the document's.
+        let change = Change::ReplaceWithin {
+            api: here.api.clone(),
+            stage: Stage::new("*").unwrap(),
+            entries: vec![],
+        };
+        let c = a.change("import", change, None, &|_, _| {}).await.unwrap();
+        let mut removed = c.diff.removed.clone();
+        removed.sort();
+        let mut both = vec![new, other_stage];
+        both.sort();
+        assert_eq!(removed, both);
     }
 }

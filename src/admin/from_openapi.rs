@@ -54,6 +54,7 @@ pub fn load(path: &Path, api: &str, stage: &str) -> Result<Derived, AdminError> 
 pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage) -> Result<Derived, String> {
     let mut entries = Vec::new();
     let mut notes: Vec<String> = doc.notes.iter().map(ToString::to_string).collect();
+    let mut unmapped = Vec::new();
     for op in &doc.operations {
         let name = format!("{} {}", op.method, op.path);
         let alternatives = match &op.security {
@@ -66,8 +67,9 @@ pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage) -> Result<Derived, Str
             }
             Security::None | Security::Unmapped => {
                 notes.push(format!(
-                    "{name}: no OAuth requirement: no entry, so no token is granted it; map it by hand"
+                    "{name}: no OAuth requirement: no entry; if the authorizer guards it, map it by hand"
                 ));
+                unmapped.push(op);
                 continue;
             }
         };
@@ -97,6 +99,35 @@ pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage) -> Result<Derived, Str
                 scopes,
                 effect: Effect::Allow,
             });
+        }
+    }
+    // A route the table does not name is not denied by name: say which granted template's `*`
+    // reaches an unmapped operation (its parameters as one segment each).
+    for op in unmapped {
+        let path: Vec<&str> = op
+            .path
+            .trim_matches('/')
+            .split('/')
+            .map(|s| if s.starts_with('{') { "x" } else { s })
+            .collect();
+        let path = path.join("/");
+        let method: Option<Method> = if op.method == "ANY" {
+            Some(Method::Any)
+        } else {
+            op.method.parse().ok()
+        };
+        let reaching = entries.iter().find(|m| {
+            m.resource.has_params()
+                && method
+                    .is_some_and(|x| m.method == Method::Any || x == Method::Any || m.method == x)
+                && crate::policy::glob_match(&m.resource.policy_pattern(), &path)
+                && m.resource.as_str() != op.path.trim_matches('/')
+        });
+        if let Some(m) = reaching {
+            notes.push(format!(
+                "{} {}: the * of {} /{} ({}) reaches it, and the policy cannot always deny it by name: map it by hand",
+                op.method, op.path, m.method, m.resource, m.scopes
+            ));
         }
     }
     Ok(Derived {
@@ -150,6 +181,23 @@ mod tests {
                 .any(|n| n.starts_with("GET /keys: no OAuth requirement")),
             "{:?}",
             d.notes
+        );
+    }
+
+    #[test]
+    fn an_unmapped_operation_a_template_reaches_is_named() {
+        let d = derived(
+            "openapi: 3.0.3\ncomponents: {securitySchemes: {idp: {type: oauth2}, lambda: {type: apiKey, name: Authorization, in: header}}}\npaths:\n  /orders/{id}:\n    get: {security: [{idp: [orders:read]}]}\n  /orders/{id}/refund:\n    get: {security: [{lambda: []}]}\n  /other:\n    get: {security: [{lambda: []}]}\n",
+        )
+        .unwrap();
+        let reached: Vec<&String> = d
+            .notes
+            .iter()
+            .filter(|n| n.contains("reaches it"))
+            .collect();
+        assert_eq!(
+            reached,
+            ["GET /orders/{id}/refund: the * of GET /orders/{id} (orders:read) reaches it, and the policy cannot always deny it by name: map it by hand"]
         );
     }
 

@@ -443,6 +443,8 @@ fn requirements(
             continue;
         }
         let (mut scopes, mut oauth, mut others) = (BTreeSet::new(), false, Vec::new());
+        // Whether another scheme of this alternative lists roles that must hold as well.
+        let mut roles = false;
         for (name, listed) in req {
             let name = key(name, &at)?;
             let Some(scheme) = ctx.schemes.get(name) else {
@@ -474,6 +476,7 @@ fn requirements(
                 let mut text = format!("`{}` ({})", clip(name), scheme.kind);
                 if !names.is_empty() {
                     text.push_str(&format!(" listing `{}`", clip(&names.join(" "))));
+                    roles = true;
                 }
                 others.push(text);
             }
@@ -481,6 +484,12 @@ fn requirements(
         let others = others.join(", ");
         if !oauth {
             notes.push(format!("{label}[{i}] names only {others}, which scopegate cannot check as OAuth scopes: this alternative is dropped"));
+            continue;
+        }
+        if roles {
+            // Roles of another scheme are required as well as the OAuth scopes: an entry of
+            // the scopes alone would grant more than the document, so the alternative goes.
+            notes.push(format!("{label}[{i}]: {others} must hold as well as the OAuth scopes, and scopegate cannot check it: this alternative is dropped (fail closed)"));
             continue;
         }
         if !others.is_empty() {
@@ -659,6 +668,18 @@ mod tests {
         assert_eq!(notes, [
             "GET /x: security[0] names only `key` (apiKey), which scopegate cannot check as OAuth scopes: this alternative is dropped",
             "GET /x: security[1]: `key` (apiKey) not checked by scopegate; only the OAuth scopes of this alternative are required",
+        ]);
+    }
+
+    #[test]
+    fn roles_of_another_scheme_beside_oauth_drop_the_alternative() {
+        let (security, notes) = one(
+            "",
+            "[{idp: [users:read], basic: [users:admin]}, {idp: [root]}]",
+        );
+        assert_eq!(security, scopes(&[&["root"]]));
+        assert_eq!(notes, [
+            "GET /x: security[0]: `basic` (http) listing `users:admin` must hold as well as the OAuth scopes, and scopegate cannot check it: this alternative is dropped (fail closed)",
         ]);
     }
 

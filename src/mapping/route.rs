@@ -683,13 +683,14 @@ fn meet_excluding(a: &Program, b: &Program, excluded: &[Program]) -> Meet {
         .collect();
     alphabet.sort_unstable();
     alphabet.dedup();
+    // `x` reads best in an example; any printable byte will do; failing all of them, a byte
+    // that never occurs in UTF-8 (so in no pattern) stands for the rest.
     let fresh = (b'x'..=b'z')
         .chain(b'0'..=b'9')
         .chain(b'a'..=b'w')
-        .find(|c| !alphabet.contains(c));
-    let Some(fresh) = fresh else {
-        return Meet::GaveUp;
-    };
+        .chain(b'!'..=b'~')
+        .find(|c| !alphabet.contains(c))
+        .unwrap_or(0xFF);
     alphabet.insert(0, fresh);
 
     let start: Key = (

@@ -457,11 +457,30 @@ impl Snapshot {
     /// ([`super::route`]).
     fn compile(&self, scope_ids: &[u32], api: &str, stage: &str, kind: ApiKind) -> CompiledPolicy {
         let token: Vec<&Mapping> = self.applicable(scope_ids, api, stage).collect();
-        let exactness: Exactness<'_> = if token.iter().any(|m| super::route::over_covers(m)) {
+        let mut exactness: Exactness<'_> = if token.iter().any(|m| super::route::over_covers(m)) {
             exact_denies(&self.route_table(api, stage), &token)
         } else {
             Exactness::default()
         };
+        if kind == ApiKind::Http {
+            // An HTTP API routes `orders/7/` apart from `orders/{id}` (to `{proxy+}` or
+            // `$default`), but the Allow's `*` matches it: deny it, as a literal route's
+            // Allow is not widened to its slash there either.
+            for m in token.iter().filter(|m| {
+                m.effect == Effect::Allow
+                    && m.resource.has_params()
+                    && m.resource.as_str().ends_with('}')
+                    && !m.resource.as_str().ends_with("+}")
+            }) {
+                exactness.denies.push(ExactDeny {
+                    method: m.method,
+                    pattern: format!("{}/", m.resource.policy_pattern()),
+                    slash_too: false,
+                    route: m,
+                    covered_by: m,
+                });
+            }
+        }
         let grants = token.iter().flat_map(|m| {
             m.policy_resources(stage, kind)
                 .into_iter()
@@ -912,6 +931,18 @@ mod tests {
             s.policy_for_kind(scopes.iter().copied(), API, "dev", ApiKind::Rest)
                 .evaluate(&method_arn(API, "dev", method, path))
                 == Effect::Allow
+        }
+
+        #[test]
+        fn on_an_http_api_a_template_does_not_allow_its_slash() {
+            let s = Snapshot::new(1, vec![entry("orders:read", "GET", "orders/{id}", "Allow")]);
+            let http = |path: &str| {
+                s.policy_for_kind(["orders:read"], API, "dev", ApiKind::Http)
+                    .evaluate(&method_arn(API, "dev", "GET", path))
+            };
+            assert_eq!(http("orders/7"), Effect::Allow);
+            assert_eq!(http("orders/7/"), Effect::Deny);
+            assert!(allowed(&s, &["orders:read"], "GET", "orders/7/"));
         }
 
         #[test]
