@@ -427,6 +427,42 @@ pub fn exact_denies<'m>(table: &[&'m Mapping], token: &[&'m Mapping]) -> Exactne
     out
 }
 
+/// The Denies an HTTP API adds for one token: an HTTP API routes `orders/7/` apart from
+/// `orders/{id}` (to `{proxy+}` or `$default`), but the Allow's `*` matches it, so it is
+/// denied, as a literal route's Allow is not widened to its slash there either. Not where a
+/// glob entry of the token (IAM meaning) may match such a path: that glob grants it.
+pub fn http_slash_denies<'m>(token: &[&'m Mapping]) -> Vec<ExactDeny<'m>> {
+    let globs: Vec<&Mapping> = token
+        .iter()
+        .copied()
+        .filter(|m| m.effect == Effect::Allow && !m.resource.is_route())
+        .collect();
+    let mut out = Vec::new();
+    for m in token.iter().copied().filter(|m| {
+        m.effect == Effect::Allow
+            && m.resource.has_params()
+            && !m.resource.as_str().ends_with("+}")
+            && m.resource.as_str().ends_with('}')
+    }) {
+        let pattern = format!("{}/", m.resource.policy_pattern());
+        let deny = Program::glob(&pattern);
+        let costs_a_glob = globs.iter().any(|g| {
+            methods_meet(g.method, m.method)
+                && !meet(&deny, &Program::glob(&g.resource.policy_pattern())).is_empty()
+        });
+        if !costs_a_glob {
+            out.push(ExactDeny {
+                method: m.method,
+                pattern,
+                slash_too: false,
+                route: m,
+                covered_by: m,
+            });
+        }
+    }
+    out
+}
+
 /// Whether route `a` takes every request it shares with route `b` (for a method both cover):
 /// it is more specific, or the same path for one method where `b` is `ANY`.
 fn beats(a: &Route<'_>, b: &Route<'_>) -> bool {

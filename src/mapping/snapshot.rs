@@ -463,23 +463,9 @@ impl Snapshot {
             Exactness::default()
         };
         if kind == ApiKind::Http {
-            // An HTTP API routes `orders/7/` apart from `orders/{id}` (to `{proxy+}` or
-            // `$default`), but the Allow's `*` matches it: deny it, as a literal route's
-            // Allow is not widened to its slash there either.
-            for m in token.iter().filter(|m| {
-                m.effect == Effect::Allow
-                    && m.resource.has_params()
-                    && m.resource.as_str().ends_with('}')
-                    && !m.resource.as_str().ends_with("+}")
-            }) {
-                exactness.denies.push(ExactDeny {
-                    method: m.method,
-                    pattern: format!("{}/", m.resource.policy_pattern()),
-                    slash_too: false,
-                    route: m,
-                    covered_by: m,
-                });
-            }
+            exactness
+                .denies
+                .extend(super::route::http_slash_denies(&token));
         }
         let grants = token.iter().flat_map(|m| {
             m.policy_resources(stage, kind)
@@ -943,6 +929,20 @@ mod tests {
             assert_eq!(http("orders/7"), Effect::Allow);
             assert_eq!(http("orders/7/"), Effect::Deny);
             assert!(allowed(&s, &["orders:read"], "GET", "orders/7/"));
+            // Not where a glob of the token grants the path (found by the long differential
+            // run: `* *` and `POST {id}` for one scope, `POST /a/` on an HTTP API).
+            let s = Snapshot::new(
+                1,
+                vec![
+                    entry("s1", "*", "*", "Allow"),
+                    entry("s1", "POST", "{id}", "Allow"),
+                ],
+            );
+            let p = s.policy_for_kind(["s1"], API, "dev", ApiKind::Http);
+            assert_eq!(
+                p.evaluate(&method_arn(API, "dev", "POST", "a/")),
+                Effect::Allow
+            );
         }
 
         #[test]
