@@ -9,6 +9,22 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use super::invalid::MappingError;
 pub use super::requirement::{Requirement, Scope, MAX_SCOPE_LEN};
 use crate::policy::{ApiArn, ApiKind, Effect};
+/// Every method segment a request ARN can hold: the seven methods and HTTP APIs' `ANY`. What
+/// an entry for every method is written as, unless its path starts with `*`.
+pub(crate) const EVERY_METHOD: [&str; 8] = {
+    let m = crate::policy::arn::REQUEST_METHODS;
+    [
+        m[0],
+        m[1],
+        m[2],
+        m[3],
+        m[4],
+        m[5],
+        m[6],
+        crate::policy::arn::ANY_METHOD,
+    ]
+};
+
 /// The longest stage name API Gateway allows.
 pub const MAX_STAGE_LEN: usize = 128;
 /// The longest resource path accepted.
@@ -366,26 +382,13 @@ impl Mapping {
         };
         let pattern = self.resource.policy_pattern();
         let resource = &*pattern;
-        const EVERY: [&str; 8] = {
-            let m = crate::policy::arn::REQUEST_METHODS;
-            [
-                m[0],
-                m[1],
-                m[2],
-                m[3],
-                m[4],
-                m[5],
-                m[6],
-                crate::policy::arn::ANY_METHOD,
-            ]
-        };
         // An HTTP API `ANY` route's routeArn does not say which method the request used, so
         // a Deny on one method must deny it there too (fail closed); an Allow on one method
         // cannot allow it.
         let one = [self.method.as_str()];
         let deny_one = [self.method.as_str(), crate::policy::arn::ANY_METHOD];
         let methods: &[&str] = if self.method == Method::Any && !resource.starts_with('*') {
-            &EVERY
+            &EVERY_METHOD
         } else if self.method != Method::Any && self.effect == Effect::Deny {
             &deny_one
         } else {

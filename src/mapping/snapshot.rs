@@ -12,7 +12,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::entry::Mapping;
-use super::entry::Method;
+use super::entry::{Method, EVERY_METHOD};
 use super::route::{exact_denies, ExactDeny, Exactness, Inseparable};
 use crate::policy::{build, glob_match, ApiKind, ArnError, CompiledPolicy, Effect, MethodArn};
 
@@ -516,21 +516,6 @@ fn exact_deny_resources(d: &ExactDeny<'_>, stage: &str) -> Vec<String> {
     }
     out
 }
-
-/// Every method segment a request ARN can hold: the seven methods and HTTP APIs' `ANY`.
-const EVERY_METHOD: [&str; 8] = {
-    let m = crate::policy::arn::REQUEST_METHODS;
-    [
-        m[0],
-        m[1],
-        m[2],
-        m[3],
-        m[4],
-        m[5],
-        m[6],
-        crate::policy::arn::ANY_METHOD,
-    ]
-};
 
 impl fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
