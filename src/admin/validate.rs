@@ -72,8 +72,8 @@ pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> V
             let mut check = |set: Vec<&str>, label: String| {
                 for i in snapshot.inseparable(set.iter().copied(), api, stage) {
                     warnings.push(format!(
-                        "{label} on {api} stage {stage}: the Deny that keeps {} from being allowed through {}'s * also denies some of its requests (e.g. /{}): IAM's * matches /, so these two routes cannot be told apart; those requests are denied",
-                        i.denied, i.granted, i.example
+                        "{label} on {api} stage {stage}: routes {} and {} cannot be told apart (IAM's * matches /): the Deny that keeps {} from these scopes also denies some requests of {}, e.g. {} /{}; those requests are denied",
+                        i.denied, i.granted, i.denied, i.granted, i.method, i.example
                     ));
                 }
                 let p = snapshot.policy_for(set, api, stage);
@@ -115,6 +115,33 @@ mod tests {
     use super::*;
 
     use crate::mapping::testing::entry as m;
+
+    #[test]
+    fn validate_names_routes_a_policy_cannot_separate() {
+        let r = validate_entries(
+            "f.json",
+            vec![
+                m("orders:read", "GET", "orders/{id}", "Allow"),
+                m("orders:read", "GET", "orders/{id}/items/{item}", "Allow"),
+                m("payments:read", "GET", "orders/{id}/payments", "Allow"),
+            ],
+            10_240,
+        );
+        let named: Vec<&String> = r
+            .warnings
+            .iter()
+            .filter(|w| w.contains("cannot be told apart"))
+            .collect();
+        assert!(!named.is_empty(), "{:?}", r.warnings);
+        assert!(
+            named[0].starts_with("scope orders:read on ")
+                && named[0]
+                    .contains("routes GET /orders/{id}/payments and GET /orders/{id}/items/{item}")
+                && named[0].contains("e.g. GET /orders/x/items/payments"),
+            "{}",
+            named[0]
+        );
+    }
 
     #[test]
     fn validate_warns_over_the_budget() {

@@ -107,6 +107,46 @@ fn entry_json(scope: &str, method: &str, resource: &str, effect: &str) -> String
     )
 }
 
+/// `explain --file` needs no table (docs/mappings.md's workflow runs it before any import);
+/// a command that reads the table without one is a usage error that says what to give.
+#[tokio::test]
+async fn explain_of_a_file_needs_no_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "m.json",
+        &format!("[{}]", entry_json("s", "GET", "orders/{id}", "Allow")),
+    );
+    let arn = format!("{API}/dev/GET/orders/7/x");
+    let out = run(scopegate(
+        &[
+            "explain",
+            "--file",
+            &file,
+            "--scopes",
+            "s",
+            "--method-arn",
+            &arn,
+        ],
+        &[],
+    ))
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("Deny"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("no route of the mappings is this path"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(scopegate(&["mappings", "list"], &[])).await;
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("give --table or set SCOPEGATE_MAPPINGS_TABLE"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 // ----- credentials and region ------------------------------------------------------------
 
 /// A loopback AWS endpoint that records the access key id of every signed request: STS

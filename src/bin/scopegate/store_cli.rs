@@ -37,9 +37,10 @@ pub struct StoreArgs {
     /// Endpoint URL (LocalStack, moto); also AWS_ENDPOINT_URL.
     #[arg(long)]
     endpoint_url: Option<String>,
-    /// The mappings table.
+    /// The mappings table (required by every command that reads or writes the table; not by
+    /// `explain --file`).
     #[arg(long, env = "SCOPEGATE_MAPPINGS_TABLE")]
-    table: String,
+    table: Option<String>,
     /// The snapshot bucket (the snapshot is published after every change when set).
     #[arg(long, env = "SCOPEGATE_SNAPSHOT_BUCKET")]
     bucket: Option<String>,
@@ -156,7 +157,17 @@ impl StoreArgs {
 impl StoreArgs {
     /// Opens the store; makes no request.
     async fn open(&self) -> Result<Admin, AdminError> {
+        if self.table.is_none() {
+            return Err(AdminError::Usage(
+                "the mappings table is needed: give --table or set SCOPEGATE_MAPPINGS_TABLE".into(),
+            ));
+        }
         Admin::open(&self.target()).await
+    }
+
+    /// The table's name, for messages (empty when none was given; `open` refuses that).
+    fn table(&self) -> &str {
+        self.table.as_deref().unwrap_or_default()
     }
 
     /// Opens the store for a command that changes it, and says once, on stderr, which
@@ -176,14 +187,16 @@ impl StoreArgs {
             Ok(id) => {
                 eprintln!(
                     "scopegate: account {} ({}), region {region}, table {}",
-                    id.account, id.arn, self.table
+                    id.account,
+                    id.arn,
+                    self.table()
                 );
                 Some(id.account)
             }
             Err(e) => {
                 eprintln!(
                     "scopegate: warning: cannot tell which account this is ({e}); region {region}, table {}",
-                    self.table
+                    self.table()
                 );
                 None
             }
@@ -199,7 +212,7 @@ impl StoreArgs {
                 endpoint_url: self.endpoint_url.clone(),
                 ..AwsOptions::for_cli()
             },
-            table: self.table.clone(),
+            table: self.table().to_owned(),
             bucket: self.bucket.clone(),
             key: self.key.clone(),
             actor: self.actor.clone().unwrap_or_else(ops::default_actor),
@@ -577,14 +590,18 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 let account = account.unwrap_or_else(|| "an unknown account".to_owned());
                 eprintln!(
                     "scopegate: will create table {} in {region}/{account} (on-demand, deletion protection, SSE with the AWS managed key, point-in-time recovery)",
-                    store.table
+                    store.table()
                 );
                 if std::io::stdin().is_terminal() {
-                    confirm(&format!("create table {}?", store.table), yes)?;
+                    confirm(&format!("create table {}?", store.table()), yes)?;
                 }
             }
             let report = migrate::migrate(&admin, &migrations).await?;
-            print(&ops::render_migrated(&report, &store.table, store.output()));
+            print(&ops::render_migrated(
+                &report,
+                store.table(),
+                store.output(),
+            ));
             Ok(exit::OK)
         }
         StoreCommand::Seed {
@@ -598,7 +615,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 confirm(
                     &format!(
                         "replace every mapping in {} with {}?",
-                        store.table,
+                        store.table(),
                         dir.display()
                     ),
                     yes,
@@ -681,7 +698,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 };
                 let source = file.as_ref().or(openapi.as_ref()).map(|p| p.display());
                 let source = source.map(|p| p.to_string()).unwrap_or_default();
-                confirm(&format!("{how} {} from {source}?", store.table), false)?;
+                confirm(&format!("{how} {} from {source}?", store.table()), false)?;
                 admin
                     .change("import", change, Some(&plan.diff), &update)
                     .await?
@@ -697,7 +714,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 .import("diff", doc.mappings, true, true, &|_, _| {})
                 .await?;
             if store.output() == Output::Table && plan.diff.is_empty() {
-                print(&ops::render_same(&file, &store.table, plan.from_version));
+                print(&ops::render_same(&file, store.table(), plan.from_version));
             } else {
                 print(&ops::render_changed(&plan, store.output()));
             }
