@@ -12,15 +12,17 @@
 //! IAM has no one-segment wildcard, so a template is written into the policy as `*`
 //! (`orders/{id}` as `orders/*`), which also covers `orders/7/payments`: another route, which
 //! may need another scope. [`exact_denies`] finds, for one token's grants, every route the
-//! token is not granted that such an Allow covers, and the policy denies it beside the Allow.
-//! So the requests a policy allows are exactly the requests of the routes the token is
-//! granted (and what its glob entries match, with their IAM meaning).
+//! token is not granted that such an Allow covers, and the policy denies it beside the Allow
+//! (by the route's own pattern, or, where that would deny a granted route, by the part of
+//! the Allow that runs past its own route). So the requests a policy allows are exactly the
+//! requests of the routes the token is granted (and what its glob entries match, with their
+//! IAM meaning).
 //!
 //! Where IAM cannot tell two routes apart, the Deny wins: it may also cover some requests of
 //! a granted route (`orders/{id}/payments` is denied as `orders/*/payments`, which also
 //! matches `orders/7/items/payments`, a request of `orders/{id}/items/{item}`). Those
 //! requests are denied, never allowed, and [`exact_denies`] reports each such pair of
-//! routes with an example request, so that `validate` and `import` can name them.
+//! routes with an example request, so that `validate` and `explain` can name them.
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, VecDeque};
