@@ -25,6 +25,44 @@ pub(crate) const EVERY_METHOD: [&str; 8] = {
     ]
 };
 
+/// The policy resources of `pattern` (a path as IAM reads it) for `method` on `api` and
+/// `stage`: how every resource of a policy is written, an entry's and an exactness Deny's.
+///
+/// - `Method::Any` is written as every method segment a request ARN can hold (the seven
+///   methods and HTTP APIs' `ANY`), unless the pattern starts with `*`: `{api}/dev/*/orders`
+///   would also match `GET /dev/admin/orders`;
+/// - with `also_any`, one method also covers the `ANY` method segment: an HTTP API `ANY`
+///   route's request may be that method, and the routeArn does not say (an explicit Deny
+///   needs this; an Allow, or an exactness Deny, must not have it);
+/// - with `slash_too`, each is preceded by itself followed by a slash.
+pub(crate) fn method_arns(
+    api: &str,
+    stage: &str,
+    method: Method,
+    also_any: bool,
+    pattern: &str,
+    slash_too: bool,
+) -> Vec<String> {
+    let one = [method.as_str()];
+    let with_any = [method.as_str(), crate::policy::arn::ANY_METHOD];
+    let methods: &[&str] = if method == Method::Any && !pattern.starts_with('*') {
+        &EVERY_METHOD
+    } else if method != Method::Any && also_any {
+        &with_any
+    } else {
+        &one
+    };
+    let mut out = Vec::with_capacity(methods.len() * if slash_too { 2 } else { 1 });
+    for method in methods {
+        let arn = crate::policy::method_arn(api, stage, method, pattern);
+        if slash_too {
+            out.push(format!("{arn}/"));
+        }
+        out.push(arn);
+    }
+    out
+}
+
 /// The longest stage name API Gateway allows.
 pub const MAX_STAGE_LEN: usize = 128;
 /// The longest resource path accepted.
@@ -156,6 +194,16 @@ impl Stage {
     /// Whether the entry applies to every stage.
     pub fn is_any(&self) -> bool {
         self.0 == "*"
+    }
+
+    /// The stage a policy resource of this entry names for a request on `request_stage`: the
+    /// entry's own, or, for `*`, the request's.
+    pub fn for_request<'a>(&'a self, request_stage: &'a str) -> &'a str {
+        if self.is_any() {
+            request_stage
+        } else {
+            self.as_str()
+        }
     }
 
     /// Whether the entry applies to a request on `stage`.
@@ -375,37 +423,18 @@ impl Mapping {
     ///   `orders/` on its own (to a `{proxy+}` route or `$default`), so granting it there
     ///   could reach another route: not granted (fail closed).
     pub fn policy_resources(&self, request_stage: &str, kind: ApiKind) -> Vec<String> {
-        let stage = if self.stage.is_any() {
-            request_stage
-        } else {
-            self.stage.as_str()
-        };
         let pattern = self.resource.policy_pattern();
-        let resource = &*pattern;
-        // An HTTP API `ANY` route's routeArn does not say which method the request used, so
-        // a Deny on one method must deny it there too (fail closed); an Allow on one method
-        // cannot allow it.
-        let one = [self.method.as_str()];
-        let deny_one = [self.method.as_str(), crate::policy::arn::ANY_METHOD];
-        let methods: &[&str] = if self.method == Method::Any && !resource.starts_with('*') {
-            &EVERY_METHOD
-        } else if self.method != Method::Any && self.effect == Effect::Deny {
-            &deny_one
-        } else {
-            &one
-        };
         let slash_too = !self.resource.is_root()
-            && !resource.ends_with('*')
+            && !pattern.ends_with('*')
             && (self.effect == Effect::Deny || kind == ApiKind::Rest);
-        let mut out = Vec::with_capacity(methods.len() * if slash_too { 2 } else { 1 });
-        for method in methods {
-            let arn = crate::policy::method_arn(self.api.as_str(), stage, method, resource);
-            if slash_too {
-                out.push(format!("{arn}/"));
-            }
-            out.push(arn);
-        }
-        out
+        method_arns(
+            self.api.as_str(),
+            self.stage.for_request(request_stage),
+            self.method,
+            self.effect == Effect::Deny,
+            &pattern,
+            slash_too,
+        )
     }
 
     /// Whether the entry applies to requests on `api` (`arn:...:APIID`) and `stage`.

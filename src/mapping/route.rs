@@ -137,10 +137,7 @@ fn route_of<'r, 'm>(routes: &'r [Route<'m>], method: Method, path: &str) -> Opti
         .filter(|r| {
             (r.method == method || r.method == Method::Any) && route_matches(&r.segments, path)
         })
-        .max_by(|a, b| {
-            specificity(&a.segments, &b.segments)
-                .then_with(|| (a.method != Method::Any).cmp(&(b.method != Method::Any)))
-        })
+        .max_by(|a, b| precedence((&a.segments, a.method), (&b.segments, b.method)))
 }
 
 /// The route a request belongs to, as an entry of `table` naming it: the most specific route
@@ -154,10 +151,7 @@ pub fn route_for<'m>(table: &[&'m Mapping], method: Method, path: &str) -> Optio
         .filter(|m| m.resource.is_route() && (m.method == method || m.method == Method::Any))
         .map(|m| (m, segments(&m.resource)))
         .filter(|(_, s)| route_matches(s, path))
-        .max_by(|(a, sa), (b, sb)| {
-            specificity(sa, sb)
-                .then_with(|| (a.method != Method::Any).cmp(&(b.method != Method::Any)))
-        })
+        .max_by(|(a, sa), (b, sb)| precedence((sa, a.method), (sb, b.method)))
         .map(|(m, _)| m)
 }
 
@@ -260,11 +254,7 @@ pub fn exact_denies<'m>(table: &[&'m Mapping], token: &[&'m Mapping]) -> Exactne
             }),
         }
     }
-    let globs: Vec<&Mapping> = token
-        .iter()
-        .copied()
-        .filter(|m| m.effect == Effect::Allow && !m.resource.is_route())
-        .collect();
+    let globs = glob_allows(token);
     // The granted requests a Deny pattern would also cover: one example per loser.
     let losses_of = |method: Method, deny: &Program| -> Vec<(String, Method, String)> {
         let mut lost = Vec::new();
@@ -434,11 +424,7 @@ pub fn exact_denies<'m>(table: &[&'m Mapping], token: &[&'m Mapping]) -> Exactne
 /// denied, as a literal route's Allow is not widened to its slash there either. Not where a
 /// glob entry of the token (IAM meaning) may match such a path: that glob grants it.
 pub fn http_slash_denies<'m>(token: &[&'m Mapping]) -> Vec<ExactDeny<'m>> {
-    let globs: Vec<&Mapping> = token
-        .iter()
-        .copied()
-        .filter(|m| m.effect == Effect::Allow && !m.resource.is_route())
-        .collect();
+    let globs = glob_allows(token);
     let mut out = Vec::new();
     for m in token.iter().copied().filter(|m| {
         m.effect == Effect::Allow
@@ -468,11 +454,24 @@ pub fn http_slash_denies<'m>(token: &[&'m Mapping]) -> Vec<ExactDeny<'m>> {
 /// Whether route `a` takes every request it shares with route `b` (for a method both cover):
 /// it is more specific, or the same path for one method where `b` is `ANY`.
 fn beats(a: &Route<'_>, b: &Route<'_>) -> bool {
-    match specificity(&a.segments, &b.segments) {
-        Ordering::Greater => true,
-        Ordering::Equal => a.method != Method::Any && b.method == Method::Any,
-        Ordering::Less => false,
-    }
+    precedence((&a.segments, a.method), (&b.segments, b.method)) == Ordering::Greater
+}
+
+/// Which of two routes that match one request takes it (`Greater`: the first): the more
+/// specific path ([`specificity`]), then, on the same path, a method's own route before
+/// `ANY`. The one order the route of a request, and every comparison of routes, follow.
+fn precedence(a: (&[Segment<'_>], Method), b: (&[Segment<'_>], Method)) -> Ordering {
+    specificity(a.0, b.0).then_with(|| (a.1 != Method::Any).cmp(&(b.1 != Method::Any)))
+}
+
+/// A token's glob Allows: they grant what they match, with IAM's meaning, whatever route it
+/// belongs to.
+fn glob_allows<'m>(token: &[&'m Mapping]) -> Vec<&'m Mapping> {
+    token
+        .iter()
+        .copied()
+        .filter(|m| m.effect == Effect::Allow && !m.resource.is_route())
+        .collect()
 }
 
 /// Whether an Allow on a route may cover other routes: a template's `*` covers deeper

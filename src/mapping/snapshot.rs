@@ -12,7 +12,6 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::entry::Mapping;
-use super::entry::{Method, EVERY_METHOD};
 use super::route::{exact_denies, ExactDeny, Exactness, Inseparable};
 use crate::policy::{build, glob_match, ApiKind, ArnError, CompiledPolicy, Effect, MethodArn};
 
@@ -495,26 +494,14 @@ impl Snapshot {
 /// belongs to that route, not to this one, so exactness must not deny it.
 fn exact_deny_resources(d: &ExactDeny<'_>, stage: &str) -> Vec<String> {
     let route = d.route;
-    let stage = if route.stage.is_any() {
-        stage
-    } else {
-        route.stage.as_str()
-    };
-    let one = [d.method.as_str()];
-    let methods: &[&str] = if d.method == Method::Any && !d.pattern.starts_with('*') {
-        &EVERY_METHOD
-    } else {
-        &one
-    };
-    let mut out = Vec::with_capacity(methods.len() * 2);
-    for method in methods {
-        let arn = crate::policy::method_arn(route.api.as_str(), stage, method, &d.pattern);
-        if d.slash_too {
-            out.push(format!("{arn}/"));
-        }
-        out.push(arn);
-    }
-    out
+    super::entry::method_arns(
+        route.api.as_str(),
+        route.stage.for_request(stage),
+        d.method,
+        false,
+        &d.pattern,
+        d.slash_too,
+    )
 }
 
 impl fmt::Debug for Snapshot {
@@ -894,6 +881,7 @@ mod tests {
 
     mod exact {
         use super::super::*;
+        use crate::mapping::entry::Method;
         use crate::mapping::route::Inseparable;
         use crate::mapping::testing::{entry, API};
         use crate::policy::method_arn;

@@ -41,6 +41,7 @@ use scopegate::token::Alg;
 use serde_json::{json, Value};
 
 use super::model::{iam_allows, meaning, wildcard, Req};
+use crate::support::proptest_cases;
 
 /// Whether an answer is one the mappings allow: equal to the meaning, or a Deny where the
 /// meaning is an Allow that the snapshot reported it cannot keep apart from a denied route.
@@ -231,13 +232,6 @@ fn events(req: &Req, token: &str) -> Vec<(&'static str, Vec<u8>)> {
     }
 }
 
-fn cases() -> u32 {
-    std::env::var("SCOPEGATE_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000)
-}
-
 #[derive(Debug, Clone)]
 struct Case {
     entries: Vec<Mapping>,
@@ -262,7 +256,7 @@ fn case() -> impl Strategy<Value = Case> {
 #[test]
 fn snapshot_policies_mean_what_the_mappings_mean() {
     let mut runner = TestRunner::new(PtConfig {
-        cases: cases(),
+        cases: proptest_cases(),
         failure_persistence: None,
         ..PtConfig::default()
     });
@@ -310,7 +304,7 @@ fn authorizer_answers_mean_what_the_mappings_mean() {
     // The handler signs and verifies for real, so fewer cases than the pure test; each
     // still checks every request of the case through every event shape twice.
     let mut runner = TestRunner::new(PtConfig {
-        cases: (cases() / 4).max(64),
+        cases: (proptest_cases() / 4).max(64),
         failure_persistence: None,
         ..PtConfig::default()
     });

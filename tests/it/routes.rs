@@ -16,6 +16,7 @@ use scopegate::policy::ApiKind;
 use serde_json::{json, Value};
 
 use super::model::{iam_allows, meaning, Req};
+use crate::support::proptest_cases;
 
 const API: &str = "arn:aws:execute-api:us-east-1:123456789012:aaaaaaaaaa";
 const SCOPES: [&str; 4] = ["s1", "s2", "s3", "s4"];
@@ -133,17 +134,10 @@ fn concrete(segs: &[Seg]) -> Vec<String> {
     paths
 }
 
-fn cases() -> u32 {
-    std::env::var("SCOPEGATE_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000)
-}
-
 #[test]
 fn every_route_request_is_allowed_exactly_when_its_route_grants_it() {
     let mut runner = TestRunner::new(PtConfig {
-        cases: cases(),
+        cases: proptest_cases(),
         failure_persistence: None,
         ..PtConfig::default()
     });

@@ -31,6 +31,15 @@ pub const START_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a child gets after SIGTERM before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
 
+/// Cases per property test: 2000 by default, `SCOPEGATE_PROPTEST_CASES` for the long run
+/// (`SCOPEGATE_PROPTEST_CASES=100000 cargo test --release --test it differential:: routes::`).
+pub fn proptest_cases() -> u32 {
+    std::env::var("SCOPEGATE_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
 /// The repository root (where Cargo.toml is).
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
