@@ -224,11 +224,20 @@ fn bench_policy(c: &mut Criterion) {
     g.finish();
 }
 
+/// How [`routes`] writes the API's paths.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Templates, as the OpenAPI document has them: exactness applies.
+    Templates,
+    /// Every template segment as the `*` glob: the same policy before exactness.
+    Globs,
+    /// Every template segment as a literal value: routes whose Allows reach no other route.
+    Literals,
+}
+
 /// An API as an OpenAPI document describes it: `resources` resources of nine routes each
 /// (templates, a greedy route, an `ANY` route), read, write and admin scopes per resource.
-/// With `globs`, every template is written as the `*` glob instead: the same policy before
-/// exactness, the baseline of the `routes` group.
-fn routes(resources: usize, globs: bool) -> Vec<Mapping> {
+fn routes(resources: usize, shape: Shape) -> Vec<Mapping> {
     let api = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
     let mut out = Vec::new();
     for k in 0..resources {
@@ -243,14 +252,16 @@ fn routes(resources: usize, globs: bool) -> Vec<Mapping> {
             ("GET", "r{k}/{id}/audit", "admin"),
             ("*", "r{k}/{id}/files/{proxy+}", "write"),
         ] {
-            let mut path = path.replace("{k}", &k.to_string());
-            if globs {
-                path = path
-                    .split('/')
-                    .map(|s| if s.starts_with('{') { "*" } else { s })
-                    .collect::<Vec<_>>()
-                    .join("/");
-            }
+            let path = path.replace("{k}", &k.to_string());
+            let path = path
+                .split('/')
+                .map(|s| match (shape, s.starts_with('{')) {
+                    (Shape::Globs, true) => "*",
+                    (Shape::Literals, true) => "v",
+                    _ => s,
+                })
+                .collect::<Vec<_>>()
+                .join("/");
             out.push(
                 serde_json::from_value(json!({"api": api, "stage": "dev", "method": method,
                     "resource": path, "scope": format!("r{k}:{scope}")}))
@@ -261,25 +272,49 @@ fn routes(resources: usize, globs: bool) -> Vec<Mapping> {
     out
 }
 
-/// The first policy of a token on an OpenAPI-like route table (the cost exactness adds to a
-/// policy build, paid once per scope set and snapshot), against the same table written with
-/// globs in the same run.
+/// The cost exactness adds to a policy on an OpenAPI-like route table, at three sizes:
+/// - `first_*`: a fresh snapshot's first policy, for a token of 16 scopes: the route table
+///   compiled (once per snapshot, API and stage) and the policy assembled;
+/// - `new_token_*`: the first policy of a new 16-scope token once the table is compiled
+///   (what every further scope set pays);
+/// - `globs_*` and `literals_*`: the same first policy on the same table written with globs
+///   or literal paths, which need no exactness: the baselines, measured in the same run.
 fn bench_routes(c: &mut Criterion) {
     let mut g = c.benchmark_group("routes");
-    g.sample_size(20);
-    let scopes = ["openid", "r0:read", "r1:read", "r1:write"];
+    g.sample_size(10);
     let api = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
-    for n in [10, 50] {
-        for (name, globs) in [("exact", false), ("globs", true)] {
-            let entries = routes(n, globs);
-            first_policy(
-                &mut g,
-                &format!("build_{name}_{}", n * 9),
-                &entries,
-                &scopes,
-                api,
-            );
+    let scopes: Vec<String> = (0..8)
+        .flat_map(|k| [format!("r{k}:read"), format!("r{k}:write")])
+        .collect();
+    let other: Vec<String> = (8..16)
+        .flat_map(|k| [format!("r{k}:read"), format!("r{k}:admin")])
+        .collect();
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    for n in [500, 1000, 2000] {
+        let resources = n / 9 + 1;
+        for (name, shape) in [
+            ("first", Shape::Templates),
+            ("globs", Shape::Globs),
+            ("literals", Shape::Literals),
+        ] {
+            let entries = routes(resources, shape);
+            first_policy(&mut g, &format!("{name}_{n}"), &entries, &scopes, api);
         }
+        let entries = routes(resources, Shape::Templates);
+        g.bench_function(format!("new_token_{n}"), |b| {
+            b.iter_batched(
+                || {
+                    let s = Snapshot::new(1, entries.clone());
+                    s.policy_for(other.iter().map(String::as_str), api, "dev");
+                    s
+                },
+                |s| {
+                    let p = s.policy_for(scopes.iter().copied(), api, "dev");
+                    (s, p)
+                },
+                BatchSize::PerIteration,
+            )
+        });
     }
     g.finish();
 }

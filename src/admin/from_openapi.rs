@@ -52,6 +52,7 @@ pub fn load(path: &Path, api: &str, stage: &str) -> Result<Derived, AdminError> 
 /// # Errors
 /// A line naming the operation whose path or scopes a mapping cannot hold.
 pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage) -> Result<Derived, String> {
+    refuse_renamed_templates(doc)?;
     let mut entries = Vec::new();
     let mut notes: Vec<String> = doc.notes.iter().map(ToString::to_string).collect();
     let mut unmapped = Vec::new();
@@ -139,6 +140,46 @@ pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage) -> Result<Derived, Str
     })
 }
 
+/// Two paths that differ only in their parameters' names (`/a/{x}` and `/a/{y}`) are one
+/// route to API Gateway, and OpenAPI forbids them ("templated paths with the same hierarchy
+/// but different templated names MUST NOT exist as they are identical"). Merging them would
+/// grant either's requirement on both; the document is refused instead, naming both.
+fn refuse_renamed_templates(doc: &OpenApi) -> Result<(), String> {
+    let mut shapes: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for op in &doc.operations {
+        let Ok(resource) = ResourcePath::new(&op.path) else {
+            continue;
+        };
+        if !resource.has_params() {
+            continue;
+        }
+        let shape = resource
+            .as_str()
+            .split('/')
+            .map(|s| match (s.starts_with('{'), s.ends_with("+}")) {
+                (true, true) => "{+}",
+                (true, false) => "{}",
+                _ => s,
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        match shapes.get(&shape) {
+            Some(other) if ResourcePath::new(other).ok().as_ref() != Some(&resource) => {
+                return Err(format!(
+                    "paths {} and {} differ only in their parameters' names: one route to API Gateway, and OpenAPI forbids it; rename one",
+                    crate::admin::openapi::clip_path(other),
+                    crate::admin::openapi::clip_path(&op.path)
+                ));
+            }
+            Some(_) => {}
+            None => {
+                shapes.insert(shape, &op.path);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +240,22 @@ mod tests {
             reached,
             ["GET /orders/{id}/refund: the * of GET /orders/{id} (orders:read) reaches it, and the policy cannot always deny it by name: map it by hand"]
         );
+    }
+
+    /// Issue 20, class 4: `/a/{x}` and `/a/{y}` were merged into one route granting either
+    /// requirement.
+    #[test]
+    fn templates_differing_only_in_parameter_names_are_refused() {
+        let err = derived(
+            "openapi: 3.0.3\ninfo: {title: t, version: '1'}\ncomponents:\n  securitySchemes:\n    o: {type: oauth2, flows: {clientCredentials: {tokenUrl: 'https://x/t', scopes: {}}}}\npaths:\n  /a/{x}:\n    get: {security: [{o: [read]}]}\n  /a/{y}:\n    get: {security: [{o: [admin]}]}\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("/a/{x} and /a/{y}"), "{err}");
+        // The same path twice (with a trailing slash on a REST API) is one route, not refused.
+        let ok = derived(
+            "openapi: 3.0.3\ninfo: {title: t, version: '1'}\ncomponents:\n  securitySchemes:\n    o: {type: oauth2, flows: {clientCredentials: {tokenUrl: 'https://x/t', scopes: {}}}}\npaths:\n  /a/{x}:\n    get: {security: [{o: [read]}]}\n    put: {security: [{o: [write]}]}\n",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]

@@ -551,6 +551,12 @@ fn invalid(at: &str, reason: impl Into<String>) -> OpenApiError {
     }
 }
 
+/// A path from a document as it may reach a terminal: control characters escaped, then
+/// clipped.
+pub(crate) fn clip_path(s: &str) -> String {
+    clip(&s.escape_debug().to_string())
+}
+
 fn clip(s: &str) -> String {
     clip_to(s, CLIP)
 }

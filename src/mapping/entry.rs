@@ -245,7 +245,7 @@ impl FromStr for Stage {
 ///   specific route that matches it, as API Gateway routes it: literal segments before
 ///   `{param}`, `{param}` before `{proxy+}`, left to right. In the policy a template is
 ///   written with `*` (IAM has no one-segment wildcard), and the routes that `*` also covers
-///   but the token is not granted are denied beside it: see [`crate::mapping::route`].
+///   but the token is not granted are denied beside it: see [`crate::mapping::exact`].
 /// - Templates and `*`/`?` do not mix in one path: a path is either a route or a glob.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResourcePath(String);
@@ -341,7 +341,7 @@ impl ResourcePath {
 
     /// The path as an IAM resource pattern: a glob as written, and each template segment
     /// as `*` (`orders/{id}` is `orders/*`). Wider than the route where a template is, since
-    /// `*` also matches `/`: [`crate::mapping::route`] denies what it over-covers.
+    /// `*` also matches `/`: [`crate::mapping::exact`] denies what it over-covers.
     pub fn policy_pattern(&self) -> std::borrow::Cow<'_, str> {
         if !self.has_params() {
             return std::borrow::Cow::Borrowed(&self.0);

@@ -17,13 +17,16 @@ pub(crate) mod snapshot;
 pub mod cache;
 pub mod configured;
 pub(crate) mod entry;
+pub mod exact;
 pub(crate) mod invalid;
+pub(crate) mod pattern;
 pub(crate) mod requirement;
-pub mod route;
+pub mod routing;
 pub(crate) mod source;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod token_policy;
 
 pub use entry::{
     Mapping, MappingError, Method, ResourcePath, Scope, Stage, MAX_RESOURCE_LEN, MAX_SCOPE_LEN,

@@ -12,8 +12,9 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::entry::Mapping;
-use super::route::{exact_denies, ExactDeny, Exactness, Inseparable};
-use crate::policy::{build, glob_match, ApiKind, ArnError, CompiledPolicy, Effect, MethodArn};
+use super::exact::{Inseparable, RouteTable};
+use super::token_policy;
+use crate::policy::{glob_match, ApiKind, ArnError, CompiledPolicy, Effect, MethodArn};
 
 /// How many compiled policies a snapshot keeps. When full, the cache is cleared rather than
 /// evicted entry by entry: simple, no bookkeeping on hits, and a warm container rarely sees
@@ -43,7 +44,16 @@ pub struct Snapshot {
     routes: Box<[u32]>,
     deny_all: Arc<CompiledPolicy>,
     cache: Mutex<HashMap<u64, CachedPolicy, BuildHasherDefault<PreHashed>>>,
+    /// The compiled route tables, per (API, stage), built on first use.
+    tables: Mutex<Tables>,
 }
+
+/// The compiled route tables of a snapshot, by (API, stage).
+type Tables = HashMap<(Box<str>, Box<str>), Arc<RouteTable>>;
+
+/// How many compiled route tables a snapshot keeps: one per API and stage its requests name
+/// (cleared when full, as the policy cache is).
+pub const ROUTE_TABLE_CAPACITY: usize = 64;
 
 /// A cache slot: the full key, confirmed on every hit (the map key is only its hash).
 struct CachedPolicy {
@@ -193,6 +203,7 @@ impl Snapshot {
             routes,
             deny_all: Arc::new(CompiledPolicy::deny_all()),
             cache: Mutex::new(HashMap::default()),
+            tables: Mutex::new(HashMap::new()),
         }
     }
 
@@ -339,7 +350,10 @@ impl Snapshot {
                 .any(|r| glob_match(r, method_arn))
         };
         let (mut allowed_by, mut denied_by) = (Vec::new(), Vec::new());
-        for m in self.applicable(&known, api, stage) {
+        for m in self
+            .applicable(&known, api, stage)
+            .map(|i| &self.entries[i as usize])
+        {
             if matches(m) {
                 match m.effect {
                     Effect::Allow => allowed_by.push(m),
@@ -352,27 +366,29 @@ impl Snapshot {
             .method()
             .parse()
             .ok()
-            .and_then(|method| super::route::route_for(&table, method, request.resource()));
+            .and_then(|method| super::routing::route_for(&table, method, request.resource()));
         let route_requires = route
             .map(|r| {
                 table
                     .iter()
-                    .filter(|m| m.method == r.method && super::route::same_route(m, r))
+                    .filter(|m| m.method == r.method && super::routing::same_route(m, r))
                     .map(|m| &m.scopes)
                     .collect()
             })
             .unwrap_or_default();
-        let token: Vec<&Mapping> = self.applicable(&known, api, stage).collect();
-        let exactness = exact_denies(&table, &token);
+        let token: Vec<u32> = self.applicable(&known, api, stage).collect();
+        let routes = self.compiled_table(api, stage);
+        let exactness = routes.exactness(&self.entries, &token, false);
+        let entry = |i: u32| &self.entries[i as usize];
         let exact_denied_by = exactness
             .denies
             .iter()
             .filter(|d| {
-                exact_deny_resources(d, stage)
+                token_policy::exact_deny_resources(d, api, stage)
                     .iter()
                     .any(|r| glob_match(r, method_arn))
             })
-            .map(|d| (d.route, d.covered_by))
+            .map(|d| (entry(d.route), entry(d.covered_by)))
             .collect();
         Ok(Explanation {
             effect: policy.evaluate(method_arn),
@@ -390,21 +406,65 @@ impl Snapshot {
     /// The Allow entries on routes of `api` that apply on `stage`, whatever they require:
     /// the route table exactness is computed against.
     fn route_table<'a>(&'a self, api: &str, stage: &str) -> Vec<&'a Mapping> {
+        self.route_entries(api, stage)
+            .into_iter()
+            .map(|i| &self.entries[i as usize])
+            .collect()
+    }
+
+    /// [`route_table`](Self::route_table) as indices into the entries.
+    fn route_entries(&self, api: &str, stage: &str) -> Vec<u32> {
         let start = self
             .routes
             .partition_point(|&i| self.entries[i as usize].api.as_str() < api);
         self.routes[start..]
             .iter()
-            .map(|&i| &self.entries[i as usize])
-            .take_while(|m| m.api.as_str() == api)
-            .filter(|m| m.stage.applies_to(stage))
+            .copied()
+            .take_while(|&i| self.entries[i as usize].api.as_str() == api)
+            .filter(|&i| self.entries[i as usize].stage.applies_to(stage))
             .collect()
     }
 
+    /// The compiled route table of `api` and `stage` ([`RouteTable`]): built on the first
+    /// policy that needs it, then shared by every token of this snapshot. Built outside the
+    /// lock, as policies are.
+    pub fn compiled_table(&self, api: &str, stage: &str) -> Arc<RouteTable> {
+        let key: (Box<str>, Box<str>) = (api.into(), stage.into());
+        if let Some(t) = self.lock_tables().get(&key) {
+            return Arc::clone(t);
+        }
+        let table = Arc::new(RouteTable::new(
+            &self.entries,
+            &self.route_entries(api, stage),
+        ));
+        let mut tables = self.lock_tables();
+        if tables.len() >= ROUTE_TABLE_CAPACITY {
+            tables.clear();
+        }
+        tables.insert(key, Arc::clone(&table));
+        table
+    }
+
     /// The routes IAM cannot tell apart for a token carrying exactly `scopes` on `api` and
-    /// `stage` (see [`super::route`]): requests of granted routes that the policy denies.
+    /// `stage` (see [`super::exact`]): requests of granted routes that the policy denies.
     /// Empty when the policy is exact. For `validate` and `explain`.
     pub fn inseparable<'s, I>(&self, scopes: I, api: &str, stage: &str) -> Vec<Inseparable>
+    where
+        I: IntoIterator<Item = &'s str>,
+    {
+        self.inseparable_for_kind(scopes, api, stage, ApiKind::Rest)
+    }
+
+    /// [`inseparable`](Self::inseparable) for a request from an API of `kind`: an HTTP
+    /// API's policy also denies the slash beyond a template, which a glob of the token may
+    /// lose requests to.
+    pub fn inseparable_for_kind<'s, I>(
+        &self,
+        scopes: I,
+        api: &str,
+        stage: &str,
+        kind: ApiKind,
+    ) -> Vec<Inseparable>
     where
         I: IntoIterator<Item = &'s str>,
     {
@@ -414,19 +474,27 @@ impl Snapshot {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        let token: Vec<&Mapping> = self.applicable(&ids, api, stage).collect();
-        exact_denies(&self.route_table(api, stage), &token).inseparable
+        let token: Vec<u32> = self.applicable(&ids, api, stage).collect();
+        if !token
+            .iter()
+            .any(|&i| super::exact::entry_over_covers(&self.entries[i as usize]))
+        {
+            return Vec::new();
+        }
+        self.compiled_table(api, stage)
+            .exactness(&self.entries, &token, kind == ApiKind::Http)
+            .inseparable
     }
 
-    /// The entries a token carrying the scope ids `scope_ids` (sorted, deduplicated) meets on
-    /// `api` and `stage`: those of any verified token, and those whose every required scope
-    /// it carries (each listed under its first scope, so met once).
+    /// The entries (indices) a token carrying the scope ids `scope_ids` (sorted,
+    /// deduplicated) meets on `api` and `stage`: those of any verified token, and those whose
+    /// every required scope it carries (each listed under its first scope, so met once).
     fn applicable<'a, 'b>(
         &'a self,
         scope_ids: &'b [u32],
         api: &'b str,
         stage: &'b str,
-    ) -> impl Iterator<Item = &'a Mapping> + 'b
+    ) -> impl Iterator<Item = u32> + use<'a, 'b>
     where
         'a: 'b,
     {
@@ -434,9 +502,9 @@ impl Snapshot {
             let start = idx.partition_point(|&i| self.entries[i as usize].api.as_str() < api);
             idx[start..]
                 .iter()
-                .map(|&i| &self.entries[i as usize])
-                .take_while(move |m| m.api.as_str() == api)
-                .filter(move |m| m.stage.applies_to(stage))
+                .copied()
+                .take_while(move |&i| self.entries[i as usize].api.as_str() == api)
+                .filter(move |&i| self.entries[i as usize].stage.applies_to(stage))
         };
         let has = move |scope: &str| {
             self.scope_ids
@@ -447,36 +515,29 @@ impl Snapshot {
             scope_ids
                 .iter()
                 .flat_map(move |&id| on_api(&self.by_scope[id as usize]))
-                .filter(move |m| m.scopes.scopes().len() == 1 || m.scopes.is_met_by(has)),
+                .filter(move |&i| {
+                    let m = &self.entries[i as usize];
+                    m.scopes.scopes().len() == 1 || m.scopes.is_met_by(has)
+                }),
         )
     }
 
     /// The policy for a token meeting the entries of `scope_ids`: their Allows and Denies,
     /// and the Denies that keep the Allows of its routes to exactly those routes
-    /// ([`super::route`]).
+    /// ([`super::exact`]). The route table is compiled only for a token whose Allows may
+    /// cover other routes (a template, or an `ANY` route).
     fn compile(&self, scope_ids: &[u32], api: &str, stage: &str, kind: ApiKind) -> CompiledPolicy {
-        let token: Vec<&Mapping> = self.applicable(scope_ids, api, stage).collect();
-        let mut exactness: Exactness<'_> = if token.iter().any(|m| super::route::over_covers(m)) {
-            exact_denies(&self.route_table(api, stage), &token)
-        } else {
-            Exactness::default()
-        };
-        if kind == ApiKind::Http {
-            exactness
-                .denies
-                .extend(super::route::http_slash_denies(&token));
-        }
-        let grants = token.iter().flat_map(|m| {
-            m.policy_resources(stage, kind)
-                .into_iter()
-                .map(move |r| (m.effect, r))
-        });
-        let exact = exactness
-            .denies
+        let token: Vec<u32> = self.applicable(scope_ids, api, stage).collect();
+        let needs_table = token
             .iter()
-            .flat_map(|d| exact_deny_resources(d, stage))
-            .map(|r| (Effect::Deny, r));
-        CompiledPolicy::new(build(grants.chain(exact)))
+            .any(|&i| super::exact::entry_over_covers(&self.entries[i as usize]));
+        let table = needs_table.then(|| self.compiled_table(api, stage));
+        token_policy::compile(&self.entries, &token, table.as_deref(), api, stage, kind)
+    }
+
+    fn lock_tables(&self) -> MutexGuard<'_, Tables> {
+        // Inserts are whole: a poisoned map is still good.
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock_cache(
@@ -486,22 +547,6 @@ impl Snapshot {
         // whole), so a poisoned cache is still good.
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// The resources of an exactness Deny: those of a Deny entry for the route, but for a route
-/// of one method, not the `ANY` method segment. An explicit Deny covers an HTTP API's `ANY`
-/// route (its requests may be that method); a request that went through an `ANY` route
-/// belongs to that route, not to this one, so exactness must not deny it.
-fn exact_deny_resources(d: &ExactDeny<'_>, stage: &str) -> Vec<String> {
-    let route = d.route;
-    super::entry::method_arns(
-        route.api.as_str(),
-        route.stage.for_request(stage),
-        d.method,
-        false,
-        &d.pattern,
-        d.slash_too,
-    )
 }
 
 impl fmt::Debug for Snapshot {
@@ -882,7 +927,7 @@ mod tests {
     mod exact {
         use super::super::*;
         use crate::mapping::entry::Method;
-        use crate::mapping::route::Inseparable;
+        use crate::mapping::exact::Inseparable;
         use crate::mapping::testing::{entry, API};
         use crate::policy::method_arn;
 
@@ -915,6 +960,49 @@ mod tests {
             assert_eq!(
                 p.evaluate(&method_arn(API, "dev", "POST", "a/")),
                 Effect::Allow
+            );
+        }
+
+        /// Issue 20, class 5: a glob of the token that meets the slash beyond a template on an
+        /// HTTP API (`orders/a*` beside `orders/{id}`) no longer lifts its Deny: `orders/b/`
+        /// is another route's request there. The glob's own requests under it are denied
+        /// too, and reported.
+        #[test]
+        fn on_an_http_api_a_glob_meeting_the_slash_does_not_lift_its_deny() {
+            let s = Snapshot::new(
+                1,
+                vec![
+                    entry("orders:read", "GET", "orders/{id}", "Allow"),
+                    entry("orders:read", "GET", "orders/a*", "Allow"),
+                    entry("admin", "*", "{proxy+}", "Allow"),
+                ],
+            );
+            let http = |path: &str| {
+                s.policy_for_kind(["orders:read"], API, "dev", ApiKind::Http)
+                    .evaluate(&method_arn(API, "dev", "GET", path))
+            };
+            assert_eq!(http("orders/7"), Effect::Allow);
+            assert_eq!(http("orders/b/"), Effect::Deny);
+            assert_eq!(http("orders/a/"), Effect::Deny);
+            let report = s.inseparable_for_kind(["orders:read"], API, "dev", ApiKind::Http);
+            assert!(
+                report.iter().any(|i| i.granted == "GET /orders/a*"),
+                "{report:?}"
+            );
+            // A glob that covers all of the slash grants it: no Deny.
+            let s = Snapshot::new(
+                1,
+                vec![
+                    entry("orders:read", "GET", "orders/{id}", "Allow"),
+                    entry("orders:read", "GET", "orders/*", "Allow"),
+                ],
+            );
+            let p = s.policy_for_kind(["orders:read"], API, "dev", ApiKind::Http);
+            assert_eq!(
+                p.evaluate(&method_arn(API, "dev", "GET", "orders/b/")),
+                Effect::Allow,
+                "{}",
+                p.json.get()
             );
         }
 

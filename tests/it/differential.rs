@@ -277,7 +277,7 @@ fn snapshot_policies_mean_what_the_mappings_mean() {
                     let got = iam_allows(&doc, &arn);
                     let want = meaning(&c.entries, scopes, req);
                     let inseparable = !snapshot
-                        .inseparable(scopes.iter().copied(), req.api, req.stage)
+                        .inseparable_for_kind(scopes.iter().copied(), req.api, req.stage, kind)
                         .is_empty();
                     prop_assert!(
                         acceptable(got, want, inseparable),
@@ -317,8 +317,13 @@ fn authorizer_answers_mean_what_the_mappings_mean() {
                 let token = h.token(scopes);
                 for req in &c.requests {
                     let want = meaning(&c.entries, scopes, req);
+                    let kind = if req.http {
+                        ApiKind::Http
+                    } else {
+                        ApiKind::Rest
+                    };
                     let inseparable = !snapshot
-                        .inseparable(scopes.iter().copied(), req.api, req.stage)
+                        .inseparable_for_kind(scopes.iter().copied(), req.api, req.stage, kind)
                         .is_empty();
                     let authorizers: &[(&str, &Authorizer<StaticMappings>)] = if req.http {
                         &[("iam", &iam), ("simple", &simple)]

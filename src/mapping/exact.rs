@@ -1,0 +1,860 @@
+//! Exact policies: the Denies that keep a template's Allow to the routes the token is
+//! granted, compiled once per API and stage of a snapshot, assembled per token.
+//!
+//! IAM has no one-segment wildcard, so a template is written into the policy as `*`
+//! (`orders/{id}` as `orders/*`), which also covers `orders/7/payments`: another route,
+//! which may need another scope. For every route the token is not granted whose requests
+//! such an Allow covers, the policy denies it beside the Allow: by the route's own pattern,
+//! or, where that would deny a granted route, by the part of the Allow that runs past its
+//! own route. So the requests a policy allows are exactly the requests of the routes the
+//! token is granted (and what its glob entries match, with their IAM meaning).
+//!
+//! Where IAM cannot tell two routes apart, the Deny wins: it may also cover some requests of
+//! a granted route (`orders/{id}/payments` is denied as `orders/*/payments`, which also
+//! matches `orders/7/items/payments`, a request of `orders/{id}/items/{item}`). Those
+//! requests are denied, never allowed, and reported as [`Inseparable`] with an example, so
+//! that `validate` and `explain` can name them.
+//!
+//! # Cost
+//! What depends only on the table is computed once, in [`RouteTable::new`]: for every
+//! pattern a policy may hold (each route's own pattern, each template's Allow and what it
+//! reaches past its route), the routes that own some request it matches, found by one walk
+//! of the route trie (see `RouteTable::owners`). A token's Denies are then set lookups
+//! over its granted routes: the first policy of a new scope set costs what its routes reach,
+//! never a search. Only a token's glob entries (IAM meaning, any shape) are compared with a
+//! Deny per token, by `pattern::meet` on two patterns.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use super::entry::{Mapping, Method, ResourcePath};
+use super::pattern::{meet, Glob, Meet, States};
+use super::routing::{methods_meet, rank_order, segments, Segment};
+use crate::policy::{covers, Effect};
+
+/// The example of a loss a search could not finish looking for.
+pub const GAVE_UP: &str = "(not found within the search bound)";
+
+/// The most states one walk of the route trie visits before it gives up: far above what the
+/// patterns of one API need (a walk visits about the routes under the pattern's literal
+/// prefix), a bound on what a hostile table can cost. Giving up counts every route as
+/// reached: more Denies, never an Allow.
+const MAX_WALK: usize = 50_000;
+
+/// Two routes IAM cannot tell apart for one token: the Deny that keeps the token from
+/// `denied` also covers some requests of `granted`, which are then denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inseparable {
+    /// The route denied: `METHOD /path`.
+    pub denied: String,
+    /// The granted route or glob entry that loses requests: `METHOD /path`.
+    pub granted: String,
+    /// One such request: its method (never `ANY`)...
+    pub method: Method,
+    /// ...and its path (no leading slash).
+    pub example: String,
+}
+
+/// A Deny that exactness needs.
+#[derive(Debug)]
+pub struct ExactDeny<'t> {
+    /// The method to deny (the denied route's).
+    pub method: Method,
+    /// The path pattern to deny, as IAM reads it (no leading slash).
+    pub pattern: Cow<'t, str>,
+    /// Whether the pattern followed by a slash is denied too (a REST API serves `orders/`
+    /// from `orders`).
+    pub slash_too: bool,
+    /// The entry (index into the snapshot's entries) naming the denied route; the granted
+    /// route itself for a Deny of what its `*` reaches beyond it.
+    pub route: u32,
+    /// The entry naming the granted route whose Allow covers it.
+    pub covered_by: u32,
+}
+
+/// What exactness adds to one token's policy on one API and stage.
+#[derive(Debug, Default)]
+pub struct Exactness<'t> {
+    /// The Denies to write beside the token's Allows.
+    pub denies: Vec<ExactDeny<'t>>,
+    /// The pairs IAM cannot tell apart (their requests are denied).
+    pub inseparable: Vec<Inseparable>,
+}
+
+/// A route of the table: a method and a path shape, named by one or more Allow entries.
+#[derive(Debug)]
+struct Route {
+    method: Method,
+    /// The entry it was first named by (index into the snapshot's entries).
+    entry: u32,
+    /// `METHOD /path`, for reports.
+    label: String,
+    /// Its segments' ranks (literal 2, `{param}` 1, `{proxy+}` 0): the route order.
+    ranks: Box<[u8]>,
+    /// Its path, for the rare pairwise test of [`routes_meet`].
+    resource: ResourcePath,
+    /// Its own Deny pattern (`orders/*/payments`), an index into `patterns`.
+    own: u32,
+    /// The other routes whose requests its Allow's pattern covers, for a method both cover;
+    /// empty for a route whose Allow covers only its own requests (a literal path of one
+    /// method).
+    reach: Box<[u32]>,
+    /// What its Allow covers beyond the route (see [`over_reach`]), indices into `patterns`.
+    over_reach: Box<[u32]>,
+    has_params: bool,
+}
+
+/// A Deny pattern and the routes owning a request it matches.
+#[derive(Debug)]
+struct DenyPattern {
+    path: Box<str>,
+    slash_too: bool,
+    owners: Owners,
+}
+
+#[derive(Debug)]
+enum Owners {
+    /// One example request per (route, concrete method).
+    Known(Vec<Owner>),
+    /// The walk hit [`MAX_WALK`]: every route may own one.
+    GaveUp,
+}
+
+#[derive(Debug)]
+struct Owner {
+    route: u32,
+    method: Method,
+    example: Box<str>,
+}
+
+/// A node of the route trie.
+#[derive(Debug, Default)]
+struct Node {
+    literal: HashMap<Box<str>, u32>,
+    param: Option<u32>,
+    greedy: Option<u32>,
+    /// The routes whose path ends here.
+    ends: Vec<u32>,
+}
+
+/// Where a request's path so far can be in the trie: a node, and whether a greedy
+/// parameter is consuming segments there.
+type At = (u32, bool);
+
+/// The compiled exactness of one API and stage: its routes, the trie a request is routed
+/// through, and for every Deny a policy may need, whose requests it would also cover.
+#[derive(Debug)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+    nodes: Vec<Node>,
+    patterns: Vec<DenyPattern>,
+    /// Entry index -> route, for the entries that name a route.
+    by_entry: HashMap<u32, u32>,
+    /// A segment value no route names: stands for every such value in a walk.
+    fresh: Box<str>,
+}
+
+impl RouteTable {
+    /// Compiles the route table of `table`: the indices (into `entries`) of every Allow
+    /// entry on a route of one API and stage, whatever it requires.
+    pub fn new(entries: &[Mapping], table: &[u32]) -> RouteTable {
+        let mut t = RouteTable {
+            routes: Vec::new(),
+            nodes: vec![Node::default()],
+            patterns: Vec::new(),
+            by_entry: HashMap::with_capacity(table.len()),
+            fresh: "x".into(),
+        };
+        let mut shapes: HashMap<(Method, Vec<Segment<'_>>), u32> = HashMap::new();
+        let mut literals: HashSet<&str> = HashSet::new();
+        for &i in table {
+            let m = &entries[i as usize];
+            debug_assert!(m.effect == Effect::Allow && m.resource.is_route());
+            let segs = segments(&m.resource);
+            let next = u32::try_from(t.routes.len()).expect("fewer than 2^32 routes");
+            let id = *shapes.entry((m.method, segs.clone())).or_insert(next);
+            t.by_entry.insert(i, id);
+            if id != next {
+                continue;
+            }
+            for s in &segs {
+                if let Segment::Literal(l) = s {
+                    literals.insert(l);
+                }
+            }
+            let node = t.insert(&segs);
+            t.nodes[node as usize].ends.push(id);
+            t.routes.push(Route {
+                method: m.method,
+                entry: i,
+                label: format!("{} /{}", m.method, m.resource),
+                ranks: segs.iter().map(|s| s.rank()).collect(),
+                resource: m.resource.clone(),
+                own: 0,
+                reach: Box::new([]),
+                over_reach: Box::new([]),
+                has_params: m.resource.has_params(),
+            });
+        }
+        t.fresh = (0..)
+            .map(|n| {
+                if n == 0 {
+                    "x".to_owned()
+                } else {
+                    format!("x{n}")
+                }
+            })
+            .find(|f| !literals.contains(f.as_str()))
+            .expect("a segment value no route names")
+            .into();
+        // Patterns are shared: two routes of one path but different methods have one own
+        // pattern.
+        let mut interned: HashMap<(String, bool), u32> = HashMap::new();
+        for r in 0..t.routes.len() {
+            let resource = t.routes[r].resource.clone();
+            let own = own_pattern(&resource);
+            let own = t.intern(&mut interned, own);
+            let (method, over) = (t.routes[r].method, over_covers(&t.routes[r]));
+            let (reach, over_reach) = if over {
+                let allow = Glob::new(&resource.policy_pattern());
+                let reach = match t.owners(&allow) {
+                    Owners::Known(list) => {
+                        let mut ids: Vec<u32> = list
+                            .iter()
+                            .filter(|o| {
+                                o.route as usize != r
+                                    && (method == Method::Any || o.method == method)
+                            })
+                            .map(|o| o.route)
+                            .collect();
+                        ids.sort_unstable();
+                        ids.dedup();
+                        ids
+                    }
+                    Owners::GaveUp => (0..t.routes.len() as u32)
+                        .filter(|&o| {
+                            o as usize != r && methods_meet(method, t.routes[o as usize].method)
+                        })
+                        .collect(),
+                };
+                let beyond = over_reach(&segments(&resource))
+                    .into_iter()
+                    .map(|p| t.intern(&mut interned, p))
+                    .collect();
+                (reach, beyond)
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            let route = &mut t.routes[r];
+            route.own = own;
+            route.reach = reach.into();
+            route.over_reach = over_reach.into();
+        }
+        t
+    }
+
+    fn insert(&mut self, segs: &[Segment<'_>]) -> u32 {
+        let mut at = 0u32;
+        for s in segs {
+            let next = u32::try_from(self.nodes.len()).expect("fewer than 2^32 nodes");
+            let node = &mut self.nodes[at as usize];
+            let child = match s {
+                Segment::Literal(l) => *node.literal.entry((*l).into()).or_insert(next),
+                Segment::Param => *node.param.get_or_insert(next),
+                Segment::Greedy => *node.greedy.get_or_insert(next),
+            };
+            if child == next {
+                self.nodes.push(Node::default());
+            }
+            at = child;
+        }
+        at
+    }
+
+    fn intern(&mut self, interned: &mut HashMap<(String, bool), u32>, p: Pattern) -> u32 {
+        let key = (p.path, p.slash_too);
+        if let Some(&id) = interned.get(&key) {
+            return id;
+        }
+        let owners = self.owners(&Glob::new(&key.0));
+        let id = u32::try_from(self.patterns.len()).expect("fewer than 2^32 patterns");
+        self.patterns.push(DenyPattern {
+            path: key.0.clone().into(),
+            slash_too: key.1,
+            owners,
+        });
+        interned.insert(key, id);
+        id
+    }
+
+    /// The number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether the table has no routes.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The routes owning some request that `pattern` matches (or, for a pattern `p`, the
+    /// request followed by a slash: a REST API routes `orders/` as `orders`), one example per
+    /// route and concrete method.
+    ///
+    /// A breadth-first walk of the trie, spelling requests out segment by segment. At each
+    /// step only the values that can change an outcome are tried: each literal a live node
+    /// branches on, each literal segment of the pattern, and one value no route names
+    /// ([`RouteTable::fresh`], standing for all the others). A state is the set of trie
+    /// nodes the path can be at and the pattern's state set; a state seen once is not
+    /// walked again, so a walk visits about the routes under the pattern's literal prefix.
+    fn owners(&self, pattern: &Glob) -> Owners {
+        let pattern_literals = pattern_literals(pattern);
+        struct Step {
+            at: Vec<At>,
+            states: States,
+            parent: usize,
+            segment: Box<str>,
+            depth: usize,
+        }
+        let mut steps = vec![Step {
+            at: vec![(0, false)],
+            states: pattern.start(),
+            parent: usize::MAX,
+            segment: "".into(),
+            depth: 0,
+        }];
+        let mut seen: HashSet<(Vec<At>, States)> = HashSet::new();
+        seen.insert((steps[0].at.clone(), steps[0].states.clone()));
+        let mut queue = VecDeque::from([0usize]);
+        let mut found: Vec<Owner> = Vec::new();
+        let mut known: HashSet<(u32, Method)> = HashSet::new();
+        let path_of = |steps: &[Step], mut i: usize| -> String {
+            let mut parts = Vec::new();
+            while i != usize::MAX && steps[i].depth > 0 {
+                parts.push(&*steps[i].segment);
+                i = steps[i].parent;
+            }
+            parts.reverse();
+            parts.join("/")
+        };
+        while let Some(i) = queue.pop_front() {
+            // A request ending here, with or without a trailing slash.
+            let ends: Vec<u32> = steps[i]
+                .at
+                .iter()
+                .flat_map(|&(n, _)| self.nodes[n as usize].ends.iter().copied())
+                .collect();
+            if !ends.is_empty() {
+                let plain = pattern.accepts(&steps[i].states);
+                let slash =
+                    steps[i].depth > 0 && pattern.accepts(&pattern.step(&steps[i].states, b"/"));
+                if plain || slash {
+                    let path = path_of(&steps, i);
+                    for method in Method::CONCRETE {
+                        let best = ends
+                            .iter()
+                            .copied()
+                            .filter(|&r| {
+                                let m = self.routes[r as usize].method;
+                                m == method || m == Method::Any
+                            })
+                            .max_by(|&a, &b| {
+                                let (a, b) = (&self.routes[a as usize], &self.routes[b as usize]);
+                                rank_order((&a.ranks, a.method), (&b.ranks, b.method))
+                            });
+                        if let Some(route) = best {
+                            if known.insert((route, method)) {
+                                let example = if plain {
+                                    path.clone()
+                                } else {
+                                    format!("{path}/")
+                                };
+                                found.push(Owner {
+                                    route,
+                                    method,
+                                    example: example.into(),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            // The segments worth trying next.
+            let mut values: Vec<&str> = Vec::new();
+            let mut open = false;
+            for &(n, greedy) in &steps[i].at {
+                let node = &self.nodes[n as usize];
+                values.extend(node.literal.keys().map(|k| &**k));
+                open |= greedy || node.param.is_some() || node.greedy.is_some();
+            }
+            if open {
+                values.extend(pattern_literals.iter().map(|s| &**s));
+                values.push(&self.fresh);
+            }
+            // Where the pattern can only go on with one literal segment, only that value can
+            // lead anywhere: a walk under `r7/*` does not try the API's other resources.
+            if let Some(next) = pattern.next_literal(&steps[i].states, steps[i].depth > 0) {
+                values.retain(|v| v.as_bytes() == next);
+            }
+            values.sort_unstable();
+            values.dedup();
+            // The value no route names first: it reads best in an example (`orders/x`).
+            if let Some(k) = values.iter().position(|v| *v == &*self.fresh) {
+                values[..=k].rotate_right(1);
+            }
+            for value in values {
+                let mut at: Vec<At> = Vec::new();
+                for &(n, greedy) in &steps[i].at {
+                    if greedy {
+                        at.push((n, true));
+                        continue;
+                    }
+                    let node = &self.nodes[n as usize];
+                    if let Some(&c) = node.literal.get(value) {
+                        at.push((c, false));
+                    }
+                    if let Some(c) = node.param {
+                        at.push((c, false));
+                    }
+                    if let Some(c) = node.greedy {
+                        at.push((c, true));
+                    }
+                }
+                if at.is_empty() {
+                    continue;
+                }
+                at.sort_unstable();
+                at.dedup();
+                let states = if steps[i].depth == 0 {
+                    pattern.step(&steps[i].states, value.as_bytes())
+                } else {
+                    let s = pattern.step(&steps[i].states, b"/");
+                    pattern.step(&s, value.as_bytes())
+                };
+                if states.is_dead() {
+                    continue;
+                }
+                if !seen.insert((at.clone(), states.clone())) {
+                    continue;
+                }
+                if seen.len() > MAX_WALK {
+                    return Owners::GaveUp;
+                }
+                steps.push(Step {
+                    at,
+                    states,
+                    parent: i,
+                    segment: value.into(),
+                    depth: steps[i].depth + 1,
+                });
+                queue.push_back(steps.len() - 1);
+            }
+        }
+        Owners::Known(found)
+    }
+
+    /// The Denies that make one token's policy exact. `token` is the indices (into
+    /// `entries`) of every entry the token meets on this API and stage: Allows and Denies,
+    /// routes and globs.
+    ///
+    /// For every route the token is not granted whose requests the Allow of a granted route
+    /// covers, one Deny, chosen so as not to cover granted routes:
+    /// 1. the denied route's own pattern (`orders/*/payments`), when it covers no request of
+    ///    a granted route or glob;
+    /// 2. else, when the two routes share no request, the Allow's over-reach: its pattern
+    ///    with one `*` made to span a `/` (`orders/*/?*`), one Deny per parameter;
+    /// 3. else the route's own pattern anyway (fail closed), reported as [`Inseparable`].
+    ///
+    /// Then what a granted template reaches beyond its route is denied wherever that costs
+    /// no granted request (the table may not name every route of the API); and on an HTTP
+    /// API, which routes `orders/7/` apart from `orders/{id}`, the slash beyond a template
+    /// (`RouteTable::http_slash`).
+    pub fn exactness<'t>(
+        &'t self,
+        entries: &[Mapping],
+        token: &[u32],
+        http: bool,
+    ) -> Exactness<'t> {
+        let mut out = Exactness::default();
+        let globs: Vec<&Mapping> = token
+            .iter()
+            .map(|&i| &entries[i as usize])
+            .filter(|m| m.effect == Effect::Allow && !m.resource.is_route())
+            .collect();
+        let mut granted = vec![false; self.routes.len()];
+        let mut any_over = false;
+        for i in token {
+            if let Some(&r) = self.by_entry.get(i) {
+                granted[r as usize] = true;
+                any_over |= over_covers(&self.routes[r as usize]);
+            }
+        }
+        if any_over {
+            self.route_denies(&granted, &globs, &mut out);
+        }
+        if http {
+            self.http_slash(entries, token, &globs, &mut out);
+        }
+        out
+    }
+
+    fn route_denies<'t>(&'t self, granted: &[bool], globs: &[&Mapping], out: &mut Exactness<'t>) {
+        let mut written: HashSet<(Method, u32)> = HashSet::new();
+        let push = |out: &mut Exactness<'t>,
+                    written: &mut HashSet<(Method, u32)>,
+                    method: Method,
+                    p: u32,
+                    route: u32,
+                    by: u32| {
+            if written.insert((method, p)) {
+                let pattern = &self.patterns[p as usize];
+                out.denies.push(ExactDeny {
+                    method,
+                    pattern: Cow::Borrowed(&pattern.path),
+                    slash_too: pattern.slash_too,
+                    route,
+                    covered_by: by,
+                });
+            }
+        };
+        let granted_routes = (0..self.routes.len()).filter(|&r| granted[r]);
+        for r in granted_routes.clone() {
+            let by = &self.routes[r];
+            if !over_covers(by) {
+                continue;
+            }
+            for &s in by.reach.iter() {
+                if granted[s as usize] {
+                    continue;
+                }
+                let denied = &self.routes[s as usize];
+                let own = &self.patterns[denied.own as usize];
+                // A glob entry of the token that covers the whole route grants it (IAM
+                // meaning).
+                if globs.iter().any(|g| {
+                    (g.method == Method::Any || g.method == denied.method)
+                        && covers(&g.resource.policy_pattern(), &own.path)
+                }) {
+                    continue;
+                }
+                // Only the requests this Allow covers need the Deny: its method's, or, for an
+                // `ANY` route's Allow, the denied route's.
+                let m = if by.method == Method::Any {
+                    denied.method
+                } else {
+                    by.method
+                };
+                let own_losses = self.losses(granted, globs, m, denied.own);
+                if own_losses.is_empty() {
+                    push(out, &mut written, m, denied.own, denied.entry, by.entry);
+                    continue;
+                }
+                // The over-reach leaves the granted route's own requests alone: sound when
+                // none of them belongs to the denied route (they share none, or the granted
+                // route wins every one it shares). Of it, only the patterns that reach the
+                // denied route are needed.
+                let separate = rank_order((&by.ranks, by.method), (&denied.ranks, denied.method))
+                    == std::cmp::Ordering::Greater
+                    || !routes_meet(&segments(&by.resource), &segments(&denied.resource));
+                let needed: Vec<u32> = if separate {
+                    by.over_reach
+                        .iter()
+                        .copied()
+                        .filter(|&p| self.reaches(p, s, m))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let (chosen, lost): (&[u32], _) = if needed.is_empty() {
+                    (std::slice::from_ref(&denied.own), own_losses)
+                } else {
+                    let mut lost = Vec::new();
+                    for &p in &needed {
+                        for l in self.losses(granted, globs, m, p) {
+                            if !lost.iter().any(|k: &(String, Method, String)| k.0 == l.0) {
+                                lost.push(l);
+                            }
+                        }
+                    }
+                    // Both cost granted requests. The route's own pattern costs only where
+                    // the routes overlap in IAM's eyes, unless it is wide (a catch-all's `*`):
+                    // the over-reach only when it costs fewer routes, so that one pair IAM
+                    // cannot separate never costs the token's whole policy.
+                    if lost.len() < own_losses.len() {
+                        (&needed[..], lost)
+                    } else {
+                        (std::slice::from_ref(&denied.own), own_losses)
+                    }
+                };
+                for &p in chosen {
+                    push(out, &mut written, m, p, denied.entry, by.entry);
+                }
+                for (granted, method, example) in lost {
+                    let pair = Inseparable {
+                        denied: denied.label.clone(),
+                        granted,
+                        method,
+                        example,
+                    };
+                    if !out.inseparable.contains(&pair) {
+                        out.inseparable.push(pair);
+                    }
+                }
+            }
+        }
+        // Paths no route names: what a granted template's `*` reaches beyond its route is
+        // denied too, wherever that costs no granted request. The table may not name every
+        // route of the API, and such a route must not be reached through another's `*`.
+        for r in granted_routes {
+            let g = &self.routes[r];
+            if !g.has_params {
+                continue;
+            }
+            for &p in g.over_reach.iter() {
+                if !written.contains(&(g.method, p))
+                    && self.losses(granted, globs, g.method, p).is_empty()
+                {
+                    push(out, &mut written, g.method, p, g.entry, g.entry);
+                }
+            }
+        }
+    }
+
+    /// Whether `pattern` matches a request of `method` (any, for `ANY`) that `route` owns
+    /// (or may: a walk that gave up).
+    fn reaches(&self, pattern: u32, route: u32, method: Method) -> bool {
+        match &self.patterns[pattern as usize].owners {
+            Owners::Known(owners) => owners
+                .iter()
+                .any(|o| o.route == route && (method == Method::Any || o.method == method)),
+            Owners::GaveUp => true,
+        }
+    }
+
+    /// The granted requests a Deny of `pattern` for `method` would also cover: one example
+    /// per granted route or glob entry that loses some, as (`METHOD /path` of the loser,
+    /// the request's method, its path).
+    fn losses(
+        &self,
+        granted: &[bool],
+        globs: &[&Mapping],
+        method: Method,
+        pattern: u32,
+    ) -> Vec<(String, Method, String)> {
+        let p = &self.patterns[pattern as usize];
+        let mut lost: Vec<(String, Method, String)> = Vec::new();
+        match &p.owners {
+            Owners::Known(owners) => {
+                for o in owners {
+                    if granted[o.route as usize]
+                        && (method == Method::Any || o.method == method)
+                        && !lost
+                            .iter()
+                            .any(|l| l.0 == self.routes[o.route as usize].label)
+                    {
+                        lost.push((
+                            self.routes[o.route as usize].label.clone(),
+                            o.method,
+                            o.example.to_string(),
+                        ));
+                    }
+                }
+            }
+            Owners::GaveUp => {
+                // Not known to be free of any granted route's requests: count each lost (the
+                // Deny may then be reported, never dropped).
+                for (r, route) in self.routes.iter().enumerate() {
+                    if granted[r] && methods_meet(route.method, method) {
+                        let m = concrete(method, route.method);
+                        lost.push((route.label.clone(), m, GAVE_UP.to_owned()));
+                    }
+                }
+            }
+        }
+        lost.extend(glob_losses(globs, method, &p.path, p.slash_too));
+        lost
+    }
+
+    /// An HTTP API routes `orders/7/` apart from `orders/{id}` (to `{proxy+}` or
+    /// `$default`), but the Allow's `*` matches it: denied, as a literal route's Allow is not
+    /// widened to its slash there either. Not where a glob entry of the token covers all of
+    /// it (the glob grants it). Where a glob grants only part of it, the Deny is written all
+    /// the same and the glob's loss is reported: a Deny that costs a granted request is
+    /// reported, a missing one would be a wrong Allow.
+    fn http_slash<'t>(
+        &'t self,
+        entries: &[Mapping],
+        token: &[u32],
+        globs: &[&Mapping],
+        out: &mut Exactness<'t>,
+    ) {
+        for &i in token {
+            let m = &entries[i as usize];
+            let path = m.resource.as_str();
+            if m.effect != Effect::Allow
+                || !m.resource.is_route()
+                || !path.ends_with('}')
+                || path.ends_with("+}")
+            {
+                continue;
+            }
+            let pattern = format!("{}/", m.resource.policy_pattern());
+            if globs.iter().any(|g| {
+                (g.method == Method::Any || g.method == m.method)
+                    && covers(&g.resource.policy_pattern(), &pattern)
+            }) {
+                continue;
+            }
+            for (granted, method, example) in glob_losses(globs, m.method, &pattern, false) {
+                let pair = Inseparable {
+                    denied: format!("{} /{}/", m.method, m.resource),
+                    granted,
+                    method,
+                    example,
+                };
+                if !out.inseparable.contains(&pair) {
+                    out.inseparable.push(pair);
+                }
+            }
+            out.denies.push(ExactDeny {
+                method: m.method,
+                pattern: Cow::Owned(pattern),
+                slash_too: false,
+                route: i,
+                covered_by: i,
+            });
+        }
+    }
+}
+
+/// The requests of a token's glob entries that a Deny of `path` (and `path/` with
+/// `slash_too`) for `method` would cover.
+fn glob_losses(
+    globs: &[&Mapping],
+    method: Method,
+    path: &str,
+    slash_too: bool,
+) -> Vec<(String, Method, String)> {
+    let mut lost = Vec::new();
+    for g in globs.iter().filter(|g| methods_meet(g.method, method)) {
+        let glob = g.resource.policy_pattern();
+        let mut found = match meet(path, &glob) {
+            Meet::Path(p) => Some(p),
+            Meet::GaveUp => Some(GAVE_UP.to_owned()),
+            Meet::Empty => None,
+        };
+        if found.is_none() && slash_too {
+            found = match meet(&format!("{path}/"), &glob) {
+                Meet::Path(p) => Some(p),
+                Meet::GaveUp => Some(GAVE_UP.to_owned()),
+                Meet::Empty => None,
+            };
+        }
+        if let Some(example) = found {
+            let m = concrete(method, g.method);
+            lost.push((format!("{} /{}", g.method, g.resource), m, example));
+        }
+    }
+    lost
+}
+
+/// A concrete method of a request both methods cover (`GET` where both are `ANY`).
+fn concrete(a: Method, b: Method) -> Method {
+    match (a, b) {
+        (Method::Any, Method::Any) => Method::Get,
+        (Method::Any, m) | (m, _) => m,
+    }
+}
+
+/// Whether a route's Allow may cover other routes: a template's `*` covers deeper paths,
+/// and an `ANY` route covers the routes of one method on its path.
+fn over_covers(r: &Route) -> bool {
+    r.has_params || r.method == Method::Any
+}
+
+/// Whether a token entry is an Allow that may cover other routes: a template's `*` covers
+/// deeper paths, and an `ANY` route covers the routes of one method on its path.
+pub fn entry_over_covers(m: &Mapping) -> bool {
+    m.effect == Effect::Allow
+        && m.resource.is_route()
+        && (m.resource.has_params() || m.method == Method::Any)
+}
+
+/// Whether two routes share a request (with one trailing slash ignored).
+fn routes_meet(a: &[Segment<'_>], b: &[Segment<'_>]) -> bool {
+    for i in 0.. {
+        match (a.get(i), b.get(i)) {
+            (None, None) => return true,
+            (Some(Segment::Greedy), Some(_)) | (Some(_), Some(Segment::Greedy)) => return true,
+            (None, _) | (_, None) => return false,
+            (Some(Segment::Literal(x)), Some(Segment::Literal(y))) if x != y => return false,
+            _ => {}
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// The literal segments of a pattern (`orders` of `orders/*/?*`): values a walk must try
+/// where a route takes any segment.
+fn pattern_literals(pattern: &Glob) -> Vec<Box<str>> {
+    pattern
+        .text()
+        .split('/')
+        .filter(|s| !s.is_empty() && !s.contains(['*', '?']))
+        .map(Into::into)
+        .collect()
+}
+
+/// A Deny's path pattern, as IAM reads it.
+#[derive(Debug, Clone)]
+struct Pattern {
+    path: String,
+    slash_too: bool,
+}
+
+/// A route's own pattern (`orders/*/payments`), with its trailing-slash twin.
+fn own_pattern(resource: &ResourcePath) -> Pattern {
+    let path = resource.policy_pattern().into_owned();
+    let slash_too = !path.is_empty() && !path.ends_with('*');
+    Pattern { path, slash_too }
+}
+
+/// What a template route's `*` covers beyond the route:
+/// - one parameter's `*` spanning a `/` followed by at least one character (`orders/*/?*`;
+///   `orders/7/` is the route's own request with a trailing slash), one pattern per
+///   parameter (a greedy parameter spans `/` by right);
+/// - the last parameter empty (`orders/`, or the root for `{proxy+}` alone): IAM's `*`
+///   matches nothing too, and `orders/` is the `orders` route's request.
+///
+/// With the route's own requests, their union is all the Allow covers (but paths with an
+/// empty segment, which no route has).
+fn over_reach(route: &[Segment<'_>]) -> Vec<Pattern> {
+    let render = |k: usize, with: &'static str| -> String {
+        route
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s {
+                Segment::Literal(l) => l,
+                _ if i == k => with,
+                _ => "*",
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let mut out = Vec::new();
+    for (k, seg) in route.iter().enumerate() {
+        if *seg == Segment::Param {
+            let path = render(k, "*/?*");
+            let slash_too = !path.ends_with('*');
+            out.push(Pattern { path, slash_too });
+        }
+    }
+    if matches!(route.last(), Some(Segment::Param | Segment::Greedy)) {
+        let path = render(route.len() - 1, "");
+        out.push(Pattern {
+            path,
+            slash_too: false,
+        });
+    }
+    out
+}
