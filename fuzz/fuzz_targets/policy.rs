@@ -147,7 +147,7 @@ fuzz_target!(|input: Input| {
             if got != want {
                 assert!(
                     want && !snapshot
-                        .inseparable(scopes.iter().copied(), req.api, req.stage)
+                        .inseparable_for_kind(scopes.iter().copied(), req.api, req.stage, kind)
                         .is_empty(),
                     "got {got}, meant {want}: {arn} under {doc}"
                 );

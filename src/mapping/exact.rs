@@ -49,7 +49,7 @@ pub struct Inseparable {
     pub denied: String,
     /// The granted route or glob entry that loses requests: `METHOD /path`.
     pub granted: String,
-    /// One such request: its method (never `ANY`)...
+    /// One such request: its method (`*` for an HTTP API's `ANY` request)...
     pub method: Method,
     /// ...and its path (no leading slash).
     pub example: String,
@@ -350,7 +350,10 @@ impl RouteTable {
                     steps[i].depth > 0 && pattern.accepts(&pattern.step(&steps[i].states, b"/"));
                 if plain || slash {
                     let path = path_of(&steps, i);
-                    for method in Method::CONCRETE {
+                    // Each method a request ARN can hold: the seven, and an HTTP API's
+                    // `ANY`, which only an `ANY` route takes (its Allow and a Deny on every
+                    // method write that segment too).
+                    for method in Method::CONCRETE.into_iter().chain([Method::Any]) {
                         let best = ends
                             .iter()
                             .copied()

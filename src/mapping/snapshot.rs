@@ -1006,6 +1006,31 @@ mod tests {
             );
         }
 
+        /// Found by review: an HTTP API's `ANY` request belongs to an `ANY` route even where
+        /// a route of its own shadows it for every concrete method, so an `ANY` Allow
+        /// reaching it needs a Deny.
+        #[test]
+        fn an_any_request_is_owned_by_the_any_route_every_method_shadows() {
+            let mut entries = vec![
+                entry("a", "*", "orders/{id}", "Allow"),
+                entry("b", "*", "orders/{id}/payments", "Allow"),
+            ];
+            for m in Method::CONCRETE {
+                entries.push(entry("a", m.as_str(), "orders/{id}/payments", "Allow"));
+            }
+            let s = Snapshot::new(1, entries);
+            let p = s.policy_for_kind(["a"], API, "dev", ApiKind::Http);
+            let arn = |m: &str, path: &str| method_arn(API, "dev", m, path);
+            assert_eq!(p.evaluate(&arn("ANY", "orders/7/payments")), Effect::Deny);
+            assert_eq!(p.evaluate(&arn("ANY", "orders/7")), Effect::Allow);
+            // The Deny is written for every method, so the GET route may lose its requests
+            // too: then denied and reported, never allowed wrongly.
+            let report = s.inseparable_for_kind(["a"], API, "dev", ApiKind::Http);
+            assert!(
+                p.evaluate(&arn("GET", "orders/7/payments")) == Effect::Allow || !report.is_empty()
+            );
+        }
+
         #[test]
         fn a_template_allow_does_not_reach_a_route_it_is_not_granted() {
             let s = Snapshot::new(
