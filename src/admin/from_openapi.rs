@@ -10,10 +10,12 @@
 //! - Operations that are public (`security: []`), have no requirement at all, or only
 //!   requirements scopegate cannot check (apiKey, http) get no entry, and a note says so.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
 
 use super::error::AdminError;
 use super::openapi::{self, OpenApi, Security};
+use crate::mapping::routing::{segments, Segment};
 use crate::mapping::{Mapping, Method, Requirement, ResourcePath, Scope, Stage};
 use crate::policy::{ApiArn, Effect};
 
@@ -145,35 +147,26 @@ pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage) -> Result<Derived, Str
 /// but different templated names MUST NOT exist as they are identical"). Merging them would
 /// grant either's requirement on both; the document is refused instead, naming both.
 fn refuse_renamed_templates(doc: &OpenApi) -> Result<(), String> {
-    let mut shapes: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
-    for op in &doc.operations {
-        let Ok(resource) = ResourcePath::new(&op.path) else {
-            continue;
-        };
-        if !resource.has_params() {
-            continue;
-        }
-        let shape = resource
-            .as_str()
-            .split('/')
-            .map(|s| match (s.starts_with('{'), s.ends_with("+}")) {
-                (true, true) => "{+}",
-                (true, false) => "{}",
-                _ => s,
-            })
-            .collect::<Vec<_>>()
-            .join("/");
-        match shapes.get(&shape) {
-            Some(other) if ResourcePath::new(other).ok().as_ref() != Some(&resource) => {
+    let templates: Vec<(ResourcePath, &str)> = doc
+        .operations
+        .iter()
+        .filter_map(|op| Some((ResourcePath::new(&op.path).ok()?, op.path.as_str())))
+        .filter(|(r, _)| r.has_params())
+        .collect();
+    // The route's segments name no parameter: one key per route API Gateway tells apart.
+    let mut routes: HashMap<Vec<Segment<'_>>, &(ResourcePath, &str)> = HashMap::new();
+    for t in &templates {
+        match routes.entry(segments(&t.0)) {
+            Entry::Occupied(first) if first.get().0 != t.0 => {
                 return Err(format!(
                     "paths {} and {} differ only in their parameters' names: one route to API Gateway, and OpenAPI forbids it; rename one",
-                    crate::admin::openapi::clip_path(other),
-                    crate::admin::openapi::clip_path(&op.path)
+                    openapi::clip_path(first.get().1),
+                    openapi::clip_path(t.1)
                 ));
             }
-            Some(_) => {}
-            None => {
-                shapes.insert(shape, &op.path);
+            Entry::Occupied(_) => {}
+            Entry::Vacant(v) => {
+                v.insert(t);
             }
         }
     }
@@ -246,15 +239,16 @@ mod tests {
     /// requirement.
     #[test]
     fn templates_differing_only_in_parameter_names_are_refused() {
-        let err = derived(
-            "openapi: 3.0.3\ninfo: {title: t, version: '1'}\ncomponents:\n  securitySchemes:\n    o: {type: oauth2, flows: {clientCredentials: {tokenUrl: 'https://x/t', scopes: {}}}}\npaths:\n  /a/{x}:\n    get: {security: [{o: [read]}]}\n  /a/{y}:\n    get: {security: [{o: [admin]}]}\n",
-        )
+        const HEAD: &str = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\ncomponents:\n  securitySchemes:\n    o: {type: oauth2, flows: {clientCredentials: {tokenUrl: 'https://x/t', scopes: {}}}}\npaths:\n";
+        let err = derived(&format!(
+            "{HEAD}  /a/{{x}}:\n    get: {{security: [{{o: [read]}}]}}\n  /a/{{y}}:\n    get: {{security: [{{o: [admin]}}]}}\n"
+        ))
         .unwrap_err();
         assert!(err.contains("/a/{x} and /a/{y}"), "{err}");
-        // The same path twice (with a trailing slash on a REST API) is one route, not refused.
-        let ok = derived(
-            "openapi: 3.0.3\ninfo: {title: t, version: '1'}\ncomponents:\n  securitySchemes:\n    o: {type: oauth2, flows: {clientCredentials: {tokenUrl: 'https://x/t', scopes: {}}}}\npaths:\n  /a/{x}:\n    get: {security: [{o: [read]}]}\n    put: {security: [{o: [write]}]}\n",
-        );
+        // Two operations of one template are one route, not refused.
+        let ok = derived(&format!(
+            "{HEAD}  /a/{{x}}:\n    get: {{security: [{{o: [read]}}]}}\n    put: {{security: [{{o: [write]}}]}}\n"
+        ));
         assert!(ok.is_ok(), "{ok:?}");
     }
 

@@ -81,6 +81,23 @@ pub struct Exactness<'t> {
     pub inseparable: Vec<Inseparable>,
 }
 
+impl Exactness<'_> {
+    /// Reports each granted request a Deny of `denied` costs, once per pair.
+    fn report(&mut self, denied: &str, lost: Vec<(String, Method, String)>) {
+        for (granted, method, example) in lost {
+            let pair = Inseparable {
+                denied: denied.to_owned(),
+                granted,
+                method,
+                example,
+            };
+            if !self.inseparable.contains(&pair) {
+                self.inseparable.push(pair);
+            }
+        }
+    }
+}
+
 /// A route of the table: a method and a path shape, named by one or more Allow entries.
 #[derive(Debug)]
 struct Route {
@@ -95,13 +112,12 @@ struct Route {
     resource: ResourcePath,
     /// Its own Deny pattern (`orders/*/payments`), an index into `patterns`.
     own: u32,
-    /// The other routes whose requests its Allow's pattern covers, for a method both cover;
-    /// empty for a route whose Allow covers only its own requests (a literal path of one
-    /// method).
+    /// The other routes whose requests its Allow's pattern covers, for a method the Allow
+    /// covers; empty for a route whose Allow covers only its own requests (a literal path of
+    /// one method).
     reach: Box<[u32]>,
     /// What its Allow covers beyond the route (see [`over_reach`]), indices into `patterns`.
     over_reach: Box<[u32]>,
-    has_params: bool,
 }
 
 /// A Deny pattern and the routes owning a request it matches.
@@ -114,7 +130,8 @@ struct DenyPattern {
 
 #[derive(Debug)]
 enum Owners {
-    /// One example request per (route, concrete method).
+    /// One example request per (route, method of the request ARN: the seven, and `Any` for
+    /// an HTTP API's `ANY`).
     Known(Vec<Owner>),
     /// The walk hit [`MAX_WALK`]: every route may own one.
     GaveUp,
@@ -193,7 +210,6 @@ impl RouteTable {
                 own: 0,
                 reach: Box::new([]),
                 over_reach: Box::new([]),
-                has_params: m.resource.has_params(),
             });
         }
         t.fresh = (0..)
@@ -287,19 +303,9 @@ impl RouteTable {
         id
     }
 
-    /// The number of routes.
-    pub fn len(&self) -> usize {
-        self.routes.len()
-    }
-
-    /// Whether the table has no routes.
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
-    }
-
     /// The routes owning some request that `pattern` matches (or, for a pattern `p`, the
     /// request followed by a slash: a REST API routes `orders/` as `orders`), one example per
-    /// route and concrete method.
+    /// route and method (see [`Owners::Known`]).
     ///
     /// A breadth-first walk of the trie, spelling requests out segment by segment. At each
     /// step only the values that can change an outcome are tried: each literal a live node
@@ -464,9 +470,14 @@ impl RouteTable {
     /// covers, one Deny, chosen so as not to cover granted routes:
     /// 1. the denied route's own pattern (`orders/*/payments`), when it covers no request of
     ///    a granted route or glob;
-    /// 2. else, when the two routes share no request, the Allow's over-reach: its pattern
-    ///    with one `*` made to span a `/` (`orders/*/?*`), one Deny per parameter;
-    /// 3. else the route's own pattern anyway (fail closed), reported as [`Inseparable`].
+    /// 2. else, when the two routes share no request (or the granted one wins every request
+    ///    they share), the part of the Allow's over-reach that reaches the denied route (its
+    ///    pattern with one `*` made to span a `/`, `orders/*/?*`), if that costs fewer
+    ///    granted routes than 1;
+    /// 3. else the route's own pattern anyway (fail closed).
+    ///
+    /// Each Deny is for the Allow's method (for an `ANY` route's Allow, the denied route's),
+    /// and every granted request a chosen Deny costs is reported as [`Inseparable`].
     ///
     /// Then what a granted template reaches beyond its route is denied wherever that costs
     /// no granted request (the table may not name every route of the API); and on an HTTP
@@ -534,10 +545,7 @@ impl RouteTable {
                 let own = &self.patterns[denied.own as usize];
                 // A glob entry of the token that covers the whole route grants it (IAM
                 // meaning).
-                if globs.iter().any(|g| {
-                    (g.method == Method::Any || g.method == denied.method)
-                        && covers(&g.resource.policy_pattern(), &own.path)
-                }) {
+                if glob_covers(globs, denied.method, &own.path) {
                     continue;
                 }
                 // Only the requests this Allow covers need the Deny: its method's, or, for an
@@ -592,17 +600,7 @@ impl RouteTable {
                 for &p in chosen {
                     push(out, &mut written, m, p, denied.entry, by.entry);
                 }
-                for (granted, method, example) in lost {
-                    let pair = Inseparable {
-                        denied: denied.label.clone(),
-                        granted,
-                        method,
-                        example,
-                    };
-                    if !out.inseparable.contains(&pair) {
-                        out.inseparable.push(pair);
-                    }
-                }
+                out.report(&denied.label, lost);
             }
         }
         // Paths no route names: what a granted template's `*` reaches beyond its route is
@@ -610,7 +608,7 @@ impl RouteTable {
         // route of the API, and such a route must not be reached through another's `*`.
         for r in granted_routes {
             let g = &self.routes[r];
-            if !g.has_params {
+            if !g.resource.has_params() {
                 continue;
             }
             for &p in g.over_reach.iter() {
@@ -702,22 +700,12 @@ impl RouteTable {
                 continue;
             }
             let pattern = format!("{}/", m.resource.policy_pattern());
-            if globs.iter().any(|g| {
-                (g.method == Method::Any || g.method == m.method)
-                    && covers(&g.resource.policy_pattern(), &pattern)
-            }) {
+            if glob_covers(globs, m.method, &pattern) {
                 continue;
             }
-            for (granted, method, example) in glob_losses(globs, m.method, &pattern, false) {
-                let pair = Inseparable {
-                    denied: format!("{} /{}/", m.method, m.resource),
-                    granted,
-                    method,
-                    example,
-                };
-                if !out.inseparable.contains(&pair) {
-                    out.inseparable.push(pair);
-                }
+            let lost = glob_losses(globs, m.method, &pattern, false);
+            if !lost.is_empty() {
+                out.report(&format!("{} /{}/", m.method, m.resource), lost);
             }
             out.denies.push(ExactDeny {
                 method: m.method,
@@ -728,6 +716,15 @@ impl RouteTable {
             });
         }
     }
+}
+
+/// Whether a glob entry of the token for `method` (or every method) covers all of
+/// `pattern`: then it grants what the pattern matches (IAM meaning).
+fn glob_covers(globs: &[&Mapping], method: Method, pattern: &str) -> bool {
+    globs.iter().any(|g| {
+        (g.method == Method::Any || g.method == method)
+            && covers(&g.resource.policy_pattern(), pattern)
+    })
 }
 
 /// The requests of a token's glob entries that a Deny of `path` (and `path/` with
@@ -741,18 +738,17 @@ fn glob_losses(
     let mut lost = Vec::new();
     for g in globs.iter().filter(|g| methods_meet(g.method, method)) {
         let glob = g.resource.policy_pattern();
-        let mut found = match meet(path, &glob) {
+        // A search that gave up counts as a loss: the Deny is reported, never dropped.
+        let example = |m: Meet| match m {
             Meet::Path(p) => Some(p),
             Meet::GaveUp => Some(GAVE_UP.to_owned()),
             Meet::Empty => None,
         };
-        if found.is_none() && slash_too {
-            found = match meet(&format!("{path}/"), &glob) {
-                Meet::Path(p) => Some(p),
-                Meet::GaveUp => Some(GAVE_UP.to_owned()),
-                Meet::Empty => None,
-            };
-        }
+        let found = example(meet(path, &glob)).or_else(|| {
+            slash_too
+                .then(|| example(meet(&format!("{path}/"), &glob)))
+                .flatten()
+        });
         if let Some(example) = found {
             let m = concrete(method, g.method);
             lost.push((format!("{} /{}", g.method, g.resource), m, example));
@@ -771,16 +767,19 @@ fn concrete(a: Method, b: Method) -> Method {
 
 /// Whether a route's Allow may cover other routes: a template's `*` covers deeper paths,
 /// and an `ANY` route covers the routes of one method on its path.
-fn over_covers(r: &Route) -> bool {
-    r.has_params || r.method == Method::Any
+fn covers_others(resource: &ResourcePath, method: Method) -> bool {
+    resource.has_params() || method == Method::Any
 }
 
-/// Whether a token entry is an Allow that may cover other routes: a template's `*` covers
-/// deeper paths, and an `ANY` route covers the routes of one method on its path.
+/// [`covers_others`] of a route of the table.
+fn over_covers(r: &Route) -> bool {
+    covers_others(&r.resource, r.method)
+}
+
+/// Whether a token entry is an Allow on a route that may cover other routes (a template,
+/// or an `ANY` route): only then does its policy need the route table.
 pub fn entry_over_covers(m: &Mapping) -> bool {
-    m.effect == Effect::Allow
-        && m.resource.is_route()
-        && (m.resource.has_params() || m.method == Method::Any)
+    m.effect == Effect::Allow && m.resource.is_route() && covers_others(&m.resource, m.method)
 }
 
 /// Whether two routes share a request (with one trailing slash ignored).

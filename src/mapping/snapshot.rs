@@ -377,8 +377,11 @@ impl Snapshot {
             })
             .unwrap_or_default();
         let token: Vec<u32> = self.applicable(&known, api, stage).collect();
-        let routes = self.compiled_table(api, stage);
-        let exactness = routes.exactness(&self.entries, &token, false);
+        let routes = self.table_for(&token, api, stage);
+        let exactness = routes
+            .as_deref()
+            .map(|t| t.exactness(&self.entries, &token, false))
+            .unwrap_or_default();
         let entry = |i: u32| &self.entries[i as usize];
         let exact_denied_by = exactness
             .denies
@@ -475,15 +478,22 @@ impl Snapshot {
         ids.sort_unstable();
         ids.dedup();
         let token: Vec<u32> = self.applicable(&ids, api, stage).collect();
-        if !token
+        self.table_for(&token, api, stage)
+            .map(|t| {
+                t.exactness(&self.entries, &token, kind == ApiKind::Http)
+                    .inseparable
+            })
+            .unwrap_or_default()
+    }
+
+    /// The compiled route table a token meeting `token` (entry indices) needs on `api` and
+    /// `stage`: only for a token with an Allow that may cover other routes (a template, or
+    /// an `ANY` route); without one its policy has no exactness Denies.
+    fn table_for(&self, token: &[u32], api: &str, stage: &str) -> Option<Arc<RouteTable>> {
+        token
             .iter()
             .any(|&i| super::exact::entry_over_covers(&self.entries[i as usize]))
-        {
-            return Vec::new();
-        }
-        self.compiled_table(api, stage)
-            .exactness(&self.entries, &token, kind == ApiKind::Http)
-            .inseparable
+            .then(|| self.compiled_table(api, stage))
     }
 
     /// The entries (indices) a token carrying the scope ids `scope_ids` (sorted,
@@ -524,14 +534,11 @@ impl Snapshot {
 
     /// The policy for a token meeting the entries of `scope_ids`: their Allows and Denies,
     /// and the Denies that keep the Allows of its routes to exactly those routes
-    /// ([`super::exact`]). The route table is compiled only for a token whose Allows may
-    /// cover other routes (a template, or an `ANY` route).
+    /// ([`super::exact`]), from the route table when it needs one
+    /// ([`table_for`](Self::table_for)).
     fn compile(&self, scope_ids: &[u32], api: &str, stage: &str, kind: ApiKind) -> CompiledPolicy {
         let token: Vec<u32> = self.applicable(scope_ids, api, stage).collect();
-        let needs_table = token
-            .iter()
-            .any(|&i| super::exact::entry_over_covers(&self.entries[i as usize]));
-        let table = needs_table.then(|| self.compiled_table(api, stage));
+        let table = self.table_for(&token, api, stage);
         token_policy::compile(&self.entries, &token, table.as_deref(), api, stage, kind)
     }
 
