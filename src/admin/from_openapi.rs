@@ -6,9 +6,16 @@
 //!   one suffices. The scopes of one alternative are all required (`"scopes": [...]`); an
 //!   alternative of no scopes is any verified token (`"scopes": []`).
 //! - The path template is the resource (`/orders/{id}` is the route `orders/{id}`), and
-//!   `x-amazon-apigateway-any-method` is method `*`.
-//! - Operations that are public (`security: []`), have no requirement at all, or only
-//!   requirements scopegate cannot check (apiKey, http) get no entry, and a note says so.
+//!   `x-amazon-apigateway-any-method` is method `ANY`.
+//! - A public operation (`security: []`, or SAM's undefined `NONE`) gets no entry: API
+//!   Gateway does not call the authorizer for it.
+//! - An operation scopegate cannot honour (no requirement at all; only apiKey, http or
+//!   another authorizer; OAuth only together with another scheme) is still a route: an entry
+//!   held for nobody ([`Requirement::nobody`]). Left out, its requests would belong to
+//!   whatever wider route reaches them (the same path's `ANY`, a template), and that route's
+//!   scopes would grant them. A note names each one.
+//! - An HTTP API's `$default` route is the root and `{proxy+}`, where the document has no
+//!   route of its own for the method.
 
 use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
@@ -57,80 +64,62 @@ pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage) -> Result<Derived, Str
     refuse_renamed_templates(doc)?;
     let mut entries = Vec::new();
     let mut notes: Vec<String> = doc.notes.iter().map(ToString::to_string).collect();
-    let mut unmapped = Vec::new();
     for op in &doc.operations {
-        let name = format!("{} {}", op.method, op.path);
-        let alternatives = match &op.security {
-            Security::Scopes(alternatives) => alternatives,
+        let name = format!("{} {}", op.method, openapi::clip_path(&op.path));
+        let method: Method = if op.method == "ANY" {
+            Method::Any
+        } else {
+            op.method.parse().map_err(|e| format!("{name}: {e}"))?
+        };
+        let resources = if op.path == openapi::DEFAULT_ROUTE {
+            default_route(doc, method)
+        } else {
+            let resource = ResourcePath::new(&op.path).map_err(|e| format!("{name}: {e}"))?;
+            if !resource.is_route() {
+                return Err(format!(
+                    "{name}: a path with * or ? is not a route template; OpenAPI paths name routes"
+                ));
+            }
+            vec![resource]
+        };
+        let requirements = match &op.security {
+            Security::Scopes(alternatives) => alternatives
+                .iter()
+                .map(|scopes| {
+                    scopes
+                        .iter()
+                        .map(|s| Scope::new(s))
+                        .collect::<Result<Vec<_>, _>>()
+                        .and_then(Requirement::all_of)
+                        .map_err(|e| format!("{name}: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
             Security::Public => {
                 notes.push(format!(
                     "{name}: public (security: []): no entry; API Gateway must not send it to the authorizer"
                 ));
                 continue;
             }
+            // Still a route: left out, its requests would fall to whatever wider route or
+            // template reaches them, and be granted by that route's scopes.
             Security::None | Security::Unmapped => {
                 notes.push(format!(
-                    "{name}: no OAuth requirement: no entry; if the authorizer guards it, map it by hand"
+                    "{name}: no OAuth requirement scopegate can check: a route held for nobody, so no other route's grant reaches it; map it by hand to grant it"
                 ));
-                unmapped.push(op);
-                continue;
+                vec![Requirement::nobody()]
             }
         };
-        let method: Method = if op.method == "ANY" {
-            Method::Any
-        } else {
-            op.method.parse().map_err(|e| format!("{name}: {e}"))?
-        };
-        let resource = ResourcePath::new(&op.path).map_err(|e| format!("{name}: {e}"))?;
-        if !resource.is_route() {
-            return Err(format!(
-                "{name}: a path with * or ? is not a route template; OpenAPI paths name routes"
-            ));
-        }
-        for scopes in alternatives {
-            let scopes = scopes
-                .iter()
-                .map(|s| Scope::new(s))
-                .collect::<Result<Vec<_>, _>>()
-                .and_then(Requirement::all_of)
-                .map_err(|e| format!("{name}: {e}"))?;
-            entries.push(Mapping {
-                api: api.clone(),
-                stage: stage.clone(),
-                method,
-                resource: resource.clone(),
-                scopes,
-                effect: Effect::Allow,
-            });
-        }
-    }
-    // A route the table does not name is not denied by name: say which granted template's `*`
-    // reaches an unmapped operation (its parameters as one segment each).
-    for op in unmapped {
-        let path: Vec<&str> = op
-            .path
-            .trim_matches('/')
-            .split('/')
-            .map(|s| if s.starts_with('{') { "x" } else { s })
-            .collect();
-        let path = path.join("/");
-        let method: Option<Method> = if op.method == "ANY" {
-            Some(Method::Any)
-        } else {
-            op.method.parse().ok()
-        };
-        let reaching = entries.iter().find(|m| {
-            m.resource.has_params()
-                && method
-                    .is_some_and(|x| m.method == Method::Any || x == Method::Any || m.method == x)
-                && crate::policy::glob_match(&m.resource.policy_pattern(), &path)
-                && m.resource.as_str() != op.path.trim_matches('/')
-        });
-        if let Some(m) = reaching {
-            notes.push(format!(
-                "{} {}: the * of {} /{} ({}) reaches it, and the policy cannot always deny it by name: map it by hand",
-                op.method, op.path, m.method, m.resource, m.scopes
-            ));
+        for resource in resources {
+            for scopes in &requirements {
+                entries.push(Mapping {
+                    api: api.clone(),
+                    stage: stage.clone(),
+                    method,
+                    resource: resource.clone(),
+                    scopes: scopes.clone(),
+                    effect: Effect::Allow,
+                });
+            }
         }
     }
     Ok(Derived {
@@ -140,6 +129,26 @@ pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage) -> Result<Derived, Str
         api: api.clone(),
         stage: stage.clone(),
     })
+}
+
+/// The routes an HTTP API's `$default` route stands for, as `method` (it is written under
+/// `x-amazon-apigateway-any-method`, so `ANY`): every request no other route matches, so the
+/// root and `{proxy+}`, less those the document already has for the same method, which take
+/// their requests before `$default` does (writing `$default`'s requirement there too would
+/// grant it on them).
+fn default_route(doc: &OpenApi, method: Method) -> Vec<ResourcePath> {
+    let greedy = ResourcePath::new("{proxy+}").expect("a valid route");
+    let own = |r: &ResourcePath| {
+        doc.operations.iter().any(|op| {
+            op.path != openapi::DEFAULT_ROUTE
+                && (op.method == method.as_str() || (op.method == "ANY" && method == Method::Any))
+                && ResourcePath::new(&op.path).is_ok_and(|p| segments(&p) == segments(r))
+        })
+    };
+    [ResourcePath::root(), greedy]
+        .into_iter()
+        .filter(|r| !own(r))
+        .collect()
 }
 
 /// Two paths that differ only in their parameters' names (`/a/{x}` and `/a/{y}`) are one
@@ -176,6 +185,7 @@ fn refuse_renamed_templates(doc: &OpenApi) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Effect;
 
     const API: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
 
@@ -202,6 +212,7 @@ mod tests {
                 format!("orders:admin orders:write: Allow {API}/prod/DELETE/orders/{{id}}"),
                 format!("root: Allow {API}/prod/DELETE/orders/{{id}}"),
                 format!("(any token): Allow {API}/prod/*/files/{{proxy+}}"),
+                format!("(nobody): Allow {API}/prod/GET/keys"),
             ]
         );
         assert!(
@@ -212,26 +223,72 @@ mod tests {
         assert!(
             d.notes
                 .iter()
-                .any(|n| n.starts_with("GET /keys: no OAuth requirement")),
+                .any(|n| n.starts_with("GET /keys: no OAuth requirement scopegate can check")),
             "{:?}",
             d.notes
         );
     }
 
+    /// Issue 20, class 2: an operation scopegate cannot map was left out, so its requests
+    /// belonged to the template or `ANY` sibling that reaches them, and were granted by its
+    /// scopes. Now it is a route held for nobody, and the policy denies exactly it.
     #[test]
-    fn an_unmapped_operation_a_template_reaches_is_named() {
+    fn an_operation_scopegate_cannot_map_is_a_route_held_for_nobody() {
+        use crate::mapping::Snapshot;
+        use crate::policy::{method_arn, ApiKind};
         let d = derived(
-            "openapi: 3.0.3\ncomponents: {securitySchemes: {idp: {type: oauth2}, lambda: {type: apiKey, name: Authorization, in: header}}}\npaths:\n  /orders/{id}:\n    get: {security: [{idp: [orders:read]}]}\n  /orders/{id}/refund:\n    get: {security: [{lambda: []}]}\n  /other:\n    get: {security: [{lambda: []}]}\n",
+            "openapi: 3.0.3\ncomponents: {securitySchemes: {idp: {type: oauth2}, key: {type: apiKey, name: k, in: header}, lambda: {type: apiKey, name: Authorization, in: header, x-amazon-apigateway-authtype: custom}}}\npaths:\n  /orders/{id}:\n    get: {security: [{idp: [orders:read]}]}\n  /orders/{id}/refund:\n    get: {security: [{lambda: []}]}\n  /orders/{id}/notes:\n    get: {security: [{idp: [orders:read], key: []}]}\n  /orders/{id}/items:\n    get: {security: [{idp: [orders:read]}]}\n  /other:\n    x-amazon-apigateway-any-method: {security: [{idp: [other]}]}\n    get: {}\n",
         )
         .unwrap();
-        let reached: Vec<&String> = d
-            .notes
+        let nobody: Vec<String> = d
+            .entries
             .iter()
-            .filter(|n| n.contains("reaches it"))
+            .filter(|m| m.scopes.is_nobody())
+            .map(|m| format!("{} {}", m.method, m.resource))
             .collect();
         assert_eq!(
-            reached,
-            ["GET /orders/{id}/refund: the * of GET /orders/{id} (orders:read) reaches it, and the policy cannot always deny it by name: map it by hand"]
+            nobody,
+            [
+                "GET orders/{id}/refund",
+                "GET orders/{id}/notes",
+                "GET other"
+            ]
+        );
+        let s = Snapshot::new(1, d.entries);
+        for kind in [ApiKind::Rest, ApiKind::Http] {
+            let allowed = |scope: &str, method: &str, path: &str| {
+                s.policy_for_kind([scope], API, "prod", kind)
+                    .evaluate(&method_arn(API, "prod", method, path))
+                    == Effect::Allow
+            };
+            assert!(allowed("orders:read", "GET", "orders/7"), "{kind:?}");
+            assert!(allowed("orders:read", "GET", "orders/7/items"), "{kind:?}");
+            assert!(
+                !allowed("orders:read", "GET", "orders/7/refund"),
+                "{kind:?}"
+            );
+            assert!(!allowed("orders:read", "GET", "orders/7/notes"), "{kind:?}");
+            assert!(allowed("other", "POST", "other"), "{kind:?}");
+            assert!(!allowed("other", "GET", "other"), "{kind:?}");
+        }
+    }
+
+    /// An HTTP API export's `$default` route is the catch-all: the root and `{proxy+}`,
+    /// less the routes the document has itself.
+    #[test]
+    fn an_http_apis_default_route_is_its_catch_all() {
+        let d = derived(
+            "openapi: 3.0.1\ncomponents: {securitySchemes: {idp: {type: oauth2}}}\npaths:\n  $default:\n    x-amazon-apigateway-any-method: {security: [{idp: [fallback]}]}\n  /{proxy+}:\n    get: {security: [{idp: [read]}]}\n  /:\n    x-amazon-apigateway-any-method: {security: [{idp: [root]}]}\n",
+        )
+        .unwrap();
+        let lines: Vec<String> = d.entries.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                format!("fallback: Allow {API}/prod/*/{{proxy+}}"),
+                format!("read: Allow {API}/prod/GET/{{proxy+}}"),
+                format!("root: Allow {API}/prod/*/"),
+            ]
         );
     }
 

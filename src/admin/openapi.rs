@@ -333,7 +333,16 @@ const METHODS: [(&str, &str); 8] = [
     ("x-amazon-apigateway-any-method", "ANY"),
 ];
 
-const NO_SECURITY: &str = "no security requirement: not mapped; add security or map it by hand";
+/// The path key an HTTP API export gives its `$default` route: the catch-all for every
+/// request no other route matches.
+pub const DEFAULT_ROUTE: &str = "$default";
+
+/// The scheme name AWS SAM writes in `security` for a method that has no authorizer
+/// (`Auth: {Authorizer: NONE}`), without defining it: a public method.
+const SAM_NONE: &str = "NONE";
+
+const NO_SECURITY: &str =
+    "no security requirement: held for nobody; add security or map it by hand to grant it";
 
 fn operations(root: &Mapping, ctx: &Ctx) -> Result<(Vec<Operation>, Vec<Note>), OpenApiError> {
     let (mut operations, mut notes) = (Vec::new(), Vec::new());
@@ -353,7 +362,7 @@ fn operations(root: &Mapping, ctx: &Ctx) -> Result<(Vec<Operation>, Vec<Note>), 
             continue;
         }
         let at = format!("paths.{}", clip(path));
-        if !path.starts_with('/') {
+        if !path.starts_with('/') && path != DEFAULT_ROUTE {
             return Err(invalid(&at, "a path must begin with `/`"));
         }
         let item = match item {
@@ -438,14 +447,24 @@ fn requirements(
     for (i, req) in list.iter().enumerate() {
         let at = format!("{at}[{i}]");
         let req = map(req, &at)?;
-        if req.is_empty() {
-            public.get_or_insert(format!("{label}[{i}] is an empty requirement object: no authorization is an alternative, so the operation is public"));
+        // SAM's `NONE`, when the document does not define a scheme of that name, is no
+        // authorization: the requirement object is empty.
+        let sam_none =
+            |name: &Value| name.as_str() == Some(SAM_NONE) && !ctx.schemes.contains_key(SAM_NONE);
+        if req.keys().all(sam_none) {
+            let what = if req.is_empty() {
+                "an empty requirement object"
+            } else {
+                "SAM's `NONE` (no authorizer)"
+            };
+            public.get_or_insert(format!("{label}[{i}] is {what}: no authorization is an alternative, so the operation is public"));
             continue;
         }
         let (mut scopes, mut oauth, mut others) = (BTreeSet::new(), false, Vec::new());
-        // Whether another scheme of this alternative lists roles that must hold as well.
-        let mut roles = false;
         for (name, listed) in req {
+            if sam_none(name) {
+                continue;
+            }
             let name = key(name, &at)?;
             let Some(scheme) = ctx.schemes.get(name) else {
                 return Err(OpenApiError::UndefinedScheme {
@@ -476,7 +495,6 @@ fn requirements(
                 let mut text = format!("`{}` ({})", clip(name), scheme.kind);
                 if !names.is_empty() {
                     text.push_str(&format!(" listing `{}`", clip(&names.join(" "))));
-                    roles = true;
                 }
                 others.push(text);
             }
@@ -486,14 +504,12 @@ fn requirements(
             notes.push(format!("{label}[{i}] names only {others}, which scopegate cannot check as OAuth scopes: this alternative is dropped"));
             continue;
         }
-        if roles {
-            // Roles of another scheme are required as well as the OAuth scopes: an entry of
-            // the scopes alone would grant more than the document, so the alternative goes.
+        if !others.is_empty() {
+            // Another scheme must hold as well as the OAuth scopes (an API key, HTTP auth,
+            // another authorizer, roles): an entry of the scopes alone would grant more than
+            // the document says, so the alternative goes.
             notes.push(format!("{label}[{i}]: {others} must hold as well as the OAuth scopes, and scopegate cannot check it: this alternative is dropped (fail closed)"));
             continue;
-        }
-        if !others.is_empty() {
-            notes.push(format!("{label}[{i}]: {others} not checked by scopegate; only the OAuth scopes of this alternative are required"));
         }
         alternatives.insert(scopes.into_iter().collect::<Vec<_>>());
     }
@@ -503,7 +519,7 @@ fn requirements(
         return Ok(Security::Public);
     }
     if alternatives.is_empty() {
-        notes.push(format!("no alternative of {label} can be expressed as OAuth scopes: not mapped; map it by hand"));
+        notes.push(format!("no alternative of {label} can be expressed as OAuth scopes alone: held for nobody; map it by hand to grant it"));
         return Ok(Security::Unmapped);
     }
     Ok(Security::Scopes(alternatives.into_iter().collect()))
@@ -663,18 +679,36 @@ mod tests {
         assert_eq!(notes, [
             "GET /x: security[0] names only `key` (apiKey), which scopegate cannot check as OAuth scopes: this alternative is dropped",
             "GET /x: security[1] names only `basic` (http) listing `admin`, `key` (apiKey), which scopegate cannot check as OAuth scopes: this alternative is dropped",
-            "GET /x: no alternative of security can be expressed as OAuth scopes: not mapped; map it by hand",
+            "GET /x: no alternative of security can be expressed as OAuth scopes alone: held for nobody; map it by hand to grant it",
         ]);
     }
 
+    /// Issue 20, class 2: an alternative mixing OAuth with another scheme was mapped to its
+    /// OAuth scopes alone, granting more than the document says.
     #[test]
-    fn oauth_mixed_with_api_key_keeps_the_scopes_and_notes_the_rest() {
+    fn oauth_mixed_with_api_key_drops_the_alternative() {
         let (security, notes) = one("[{key: []}]", "[{key: []}, {idp: [w], key: []}]");
-        assert_eq!(security, scopes(&[&["w"]]));
+        assert_eq!(security, Security::Unmapped);
         assert_eq!(notes, [
             "GET /x: security[0] names only `key` (apiKey), which scopegate cannot check as OAuth scopes: this alternative is dropped",
-            "GET /x: security[1]: `key` (apiKey) not checked by scopegate; only the OAuth scopes of this alternative are required",
+            "GET /x: security[1]: `key` (apiKey) must hold as well as the OAuth scopes, and scopegate cannot check it: this alternative is dropped (fail closed)",
+            "GET /x: no alternative of security can be expressed as OAuth scopes alone: held for nobody; map it by hand to grant it",
         ]);
+        let (security, _) = one("", "[{idp: [w], key: []}, {idp: [r]}]");
+        assert_eq!(security, scopes(&[&["r"]]));
+    }
+
+    /// SAM writes `NONE`, undefined, for a method without an authorizer: public, not an
+    /// undefined scheme.
+    #[test]
+    fn sams_none_is_public_unless_the_document_defines_it() {
+        assert_eq!(
+            one("", "[{NONE: []}]"),
+            (Security::Public, vec!["GET /x: security[0] is SAM's `NONE` (no authorizer): no authorization is an alternative, so the operation is public".to_owned()])
+        );
+        assert_eq!(one("[{NONE: []}]", "").0, Security::Public);
+        let err = read("openapi: 3.0.1\ncomponents: {securitySchemes: {idp: {type: oauth2}}}\npaths:\n  /a:\n    get: {security: [{None: []}]}\n").unwrap_err();
+        assert!(err.to_string().contains("`None` is not defined"), "{err}");
     }
 
     #[test]

@@ -384,8 +384,9 @@ pub struct Mapping {
     pub method: Method,
     /// The resource path pattern.
     pub resource: ResourcePath,
-    /// What a token must carry for this entry to apply: one scope, all of several, or (only
-    /// when written so) none beyond a verified token.
+    /// What a token must carry for this entry to apply: one scope, all of several, (only
+    /// when written so) none beyond a verified token, or, for a route held for nobody,
+    /// something no token carries ([`Requirement::nobody`]).
     pub scopes: Requirement,
     /// Allow (the default when a document omits it) or Deny.
     pub effect: Effect,
@@ -468,7 +469,8 @@ impl fmt::Display for Mapping {
 
 impl Serialize for Mapping {
     /// The canonical form: `"scope"` for one scope (as the seed writes it), `"scopes"` for
-    /// all of several or for none (`[]`, any verified token).
+    /// all of several or for none (`[]`, any verified token), `"nobody": true` for a route
+    /// held for nobody.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let mut s = serializer.serialize_struct("Mapping", 6)?;
@@ -476,9 +478,13 @@ impl Serialize for Mapping {
         s.serialize_field("stage", &self.stage)?;
         s.serialize_field("method", &self.method)?;
         s.serialize_field("resource", &self.resource)?;
-        match self.scopes.single() {
-            Some(one) => s.serialize_field("scope", one)?,
-            None => s.serialize_field("scopes", self.scopes.scopes())?,
+        if self.scopes.is_nobody() {
+            s.serialize_field("nobody", &true)?;
+        } else {
+            match self.scopes.single() {
+                Some(one) => s.serialize_field("scope", one)?,
+                None => s.serialize_field("scopes", self.scopes.scopes())?,
+            }
         }
         s.serialize_field("effect", &self.effect)?;
         s.end()
@@ -500,6 +506,9 @@ pub(crate) struct RawMapping {
     resource: Option<String>,
     scope: Option<String>,
     scopes: Option<Vec<String>>,
+    /// `true`: the route is held for nobody ([`Requirement::nobody`]), in place of `scope`
+    /// or `scopes`.
+    nobody: Option<bool>,
     effect: Option<String>,
 }
 
@@ -537,6 +546,7 @@ impl TryFrom<RawMapping> for Mapping {
             &raw.resource
                 .ok_or(MappingError::Missing { field: "resource" })?,
         )?;
+        let nobody = raw.nobody == Some(true);
         let scopes = match (raw.scope, raw.scopes) {
             (Some(_), Some(_)) => {
                 return Err(MappingError::Both {
@@ -544,6 +554,12 @@ impl TryFrom<RawMapping> for Mapping {
                     second: "scopes",
                 })
             }
+            (Some(_), None) | (None, Some(_)) if nobody => {
+                return Err(MappingError::Nobody {
+                    reason: "a route held for nobody requires no scope: give \"nobody\" or \"scope\"/\"scopes\", not both",
+                })
+            }
+            (None, None) if nobody => Requirement::nobody(),
             (Some(one), None) => Requirement::one(Scope::new(&one)?),
             (None, Some(all)) => Requirement::all_of(
                 all.iter()
@@ -566,6 +582,16 @@ impl TryFrom<RawMapping> for Mapping {
                 })
             }
         };
+        if nobody && effect == Effect::Deny {
+            return Err(MappingError::Nobody {
+                reason: "a Deny for nobody denies nothing: \"nobody\" holds a route (an Allow) for nobody",
+            });
+        }
+        if nobody && !resource.is_route() {
+            return Err(MappingError::Nobody {
+                reason: "only a route (literal segments, {param}, {proxy+}) can be held for nobody, not a glob",
+            });
+        }
         Ok(Mapping {
             api,
             stage,
@@ -585,6 +611,41 @@ mod tests {
 
     fn entry(json: &str) -> Result<Mapping, String> {
         serde_json::from_str::<Mapping>(json).map_err(|e| e.to_string())
+    }
+
+    /// A route held for nobody (an OpenAPI operation scopegate cannot honour) is written
+    /// `"nobody": true` in place of a scope, round-trips, and is refused where it would mean
+    /// nothing.
+    #[test]
+    fn a_route_held_for_nobody() {
+        let m = entry(&format!(
+            r#"{{"api":"{API}","stage":"dev","method":"GET","resource":"keys/{{id}}","nobody":true}}"#
+        ))
+        .unwrap();
+        assert!(m.scopes.is_nobody());
+        assert_eq!(
+            m.to_string(),
+            format!("(nobody): Allow {API}/dev/GET/keys/{{id}}")
+        );
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains(r#""nobody":true"#), "{json}");
+        assert_eq!(entry(&json).unwrap(), m);
+        for (extra, why) in [
+            (r#""nobody":true,"effect":"Deny""#, "denies nothing"),
+            (r#""nobody":true,"scope":"a""#, "not both"),
+            (r#""nobody":false"#, "missing"),
+        ] {
+            let err = entry(&format!(
+                r#"{{"api":"{API}","stage":"dev","method":"GET","resource":"keys",{extra}}}"#
+            ))
+            .unwrap_err();
+            assert!(err.contains(why), "{extra}: {err}");
+        }
+        let err = entry(&format!(
+            r#"{{"api":"{API}","stage":"dev","method":"GET","resource":"keys/*","nobody":true}}"#
+        ))
+        .unwrap_err();
+        assert!(err.contains("not a glob"), "{err}");
     }
 
     #[test]

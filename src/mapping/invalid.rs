@@ -60,6 +60,13 @@ pub enum MappingError {
         /// The value given.
         value: String,
     },
+    /// `"nobody": true` where it means nothing: only an Allow of a route can hold that route
+    /// for nobody.
+    #[error("field \"nobody\": {reason}")]
+    Nobody {
+        /// Why it is refused.
+        reason: &'static str,
+    },
 }
 
 impl MappingError {
@@ -74,13 +81,16 @@ impl MappingError {
             MappingError::Resource { .. } => "resource",
             MappingError::Scope { .. } => "scope",
             MappingError::Effect { .. } => "effect",
+            MappingError::Nobody { .. } => "nobody",
         })
     }
 
     /// The value at fault, as given.
     pub fn value(&self) -> Option<&str> {
         match self {
-            MappingError::Missing { .. } | MappingError::Both { .. } => None,
+            MappingError::Missing { .. }
+            | MappingError::Both { .. }
+            | MappingError::Nobody { .. } => None,
             MappingError::Api(e) => Some(&e.input),
             MappingError::Stage { value }
             | MappingError::Method { value }
@@ -104,9 +114,9 @@ impl MappingError {
             MappingError::Method { .. } => {
                 "expected GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, ANY or *".to_owned()
             }
-            MappingError::Resource { reason, .. } | MappingError::Scope { reason, .. } => {
-                (*reason).to_owned()
-            }
+            MappingError::Resource { reason, .. }
+            | MappingError::Scope { reason, .. }
+            | MappingError::Nobody { reason } => (*reason).to_owned(),
             MappingError::Effect { .. } => "expected \"Allow\" or \"Deny\"".to_owned(),
         }
     }

@@ -1,6 +1,7 @@
 //! [`Scope`] and [`Requirement`]: what a token must carry for a mapping entry to apply. One
 //! scope (the seed's `"scope": "email"`), several scopes at once (all-of, `"scopes":
-//! ["orders:write", "orders:admin"]`), or none beyond a verified token (`"scopes": []`).
+//! ["orders:write", "orders:admin"]`), none beyond a verified token (`"scopes": []`), or
+//! something no token carries (`"nobody": true`: a route held for nobody).
 
 use std::fmt;
 use std::str::FromStr;
@@ -67,6 +68,12 @@ impl FromStr for Scope {
     }
 }
 
+/// The text of [`Requirement::nobody`]'s one scope. `"` is outside RFC 6749 3.3's
+/// scope-token, so no token can carry it (the token side refuses it, [`crate::scope`]), no
+/// mapping can name it ([`Scope::new`] refuses it), and a store key that starts with it
+/// cannot be another requirement's.
+pub(crate) const NOBODY: &str = "\"nobody\"";
+
 /// The most scopes one entry may require at once: far above real all-of rules (two or three),
 /// low enough that checking one stays trivial.
 pub const MAX_REQUIRED_SCOPES: usize = 16;
@@ -113,15 +120,35 @@ impl Requirement {
         Requirement(Box::new([]))
     }
 
+    /// What no token meets: the requirement of a route that is held for nobody (an OpenAPI
+    /// operation scopegate cannot honour). The route still takes part in routing, so a
+    /// wider grant (a template's `*`) is kept off its requests, and nobody is granted it.
+    ///
+    /// It is one scope that no token can carry, [`NOBODY`], not a flag beside the scopes:
+    /// every check of a token against a requirement (the scope index, [`is_met_by`]) then
+    /// fails closed on it without knowing about it, and it is never mistaken for the empty
+    /// requirement of any verified token.
+    ///
+    /// [`is_met_by`]: Requirement::is_met_by
+    pub fn nobody() -> Requirement {
+        Requirement(Box::new([Scope(NOBODY.to_owned())]))
+    }
+
+    /// Whether this is [`nobody`](Requirement::nobody).
+    pub fn is_nobody(&self) -> bool {
+        matches!(&*self.0, [one] if one.0 == NOBODY)
+    }
+
     /// The required scopes, sorted; empty for any verified token.
     pub fn scopes(&self) -> &[Scope] {
         &self.0
     }
 
-    /// The one scope, when exactly one is required (written as `"scope"`).
+    /// The one scope, when exactly one is required (written as `"scope"`); never for
+    /// [`nobody`](Requirement::nobody).
     pub fn single(&self) -> Option<&Scope> {
         match &*self.0 {
-            [one] => Some(one),
+            [one] if one.0 != NOBODY => Some(one),
             _ => None,
         }
     }
@@ -144,6 +171,9 @@ impl fmt::Display for Requirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() {
             return f.write_str("(any token)");
+        }
+        if self.is_nobody() {
+            return f.write_str("(nobody)");
         }
         for (i, s) in self.0.iter().enumerate() {
             if i > 0 {
@@ -191,6 +221,19 @@ mod tests {
         assert!(r.is_met_by(|x| x == "orders:write" || x == "orders:admin"));
         assert!(!r.is_met_by(|x| x == "orders:write"));
         assert!(Requirement::any_token().is_met_by(|_| false));
+    }
+
+    #[test]
+    fn nobody_is_met_by_no_token() {
+        let nobody = Requirement::nobody();
+        assert!(nobody.is_nobody());
+        assert!(!nobody.is_any_token());
+        assert_eq!(nobody.single(), None);
+        assert_eq!(nobody.to_string(), "(nobody)");
+        assert!(!nobody.is_met_by(|x| crate::scope::check_token(x).is_ok()));
+        assert!(Scope::new(NOBODY).is_err());
+        assert!(!Requirement::any_token().is_nobody());
+        assert!(!Requirement::one(s("nobody")).is_nobody());
     }
 
     #[test]

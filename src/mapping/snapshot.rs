@@ -163,6 +163,14 @@ impl Snapshot {
         let mut routes: Vec<u32> = Vec::new();
         for (i, m) in entries.iter().enumerate() {
             let i = u32::try_from(i).expect("fewer than 2^32 entries in one snapshot");
+            if m.effect == Effect::Allow && m.resource.is_route() {
+                routes.push(i);
+            }
+            if m.scopes.is_nobody() {
+                // A route held for nobody is in the route table only: no scope, whatever
+                // its text, can look it up.
+                continue;
+            }
             let mut first = None;
             for scope in m.scopes.scopes() {
                 let id = match scope_ids.get(scope.as_str()) {
@@ -181,9 +189,6 @@ impl Snapshot {
             match first {
                 Some(id) => by_scope[id as usize].push(i),
                 None => any_token.push(i),
-            }
-            if m.effect == Effect::Allow && m.resource.is_route() {
-                routes.push(i);
             }
         }
         let sorted = |mut idx: Vec<u32>| {

@@ -114,6 +114,7 @@ fn entry() -> impl Strategy<Value = Mapping> {
                     "effect": effect,
                 });
                 match scopes.as_slice() {
+                    [NOBODY] => entry["nobody"] = json!(true),
                     [one] => entry["scope"] = json!(one),
                     all => entry["scopes"] = json!(all),
                 }
@@ -122,12 +123,17 @@ fn entry() -> impl Strategy<Value = Mapping> {
         )
 }
 
-/// One scope mostly; sometimes two at once (all-of) or none (any verified token).
+/// Stands for `"nobody": true` in [`requirement`]'s output (a route held for nobody, as
+/// `openapi` writes an operation it cannot honour).
+const NOBODY: &str = "(nobody)";
+
+/// One scope mostly; sometimes two at once (all-of), none (any verified token), or nobody.
 fn requirement() -> impl Strategy<Value = Vec<&'static str>> {
     prop_oneof![
         6 => prop::sample::select(SCOPES.to_vec()).prop_map(|s| vec![s]),
         2 => prop::sample::subsequence(SCOPES.to_vec(), 2..=2),
         1 => Just(vec![]),
+        1 => Just(vec![NOBODY]),
     ]
 }
 

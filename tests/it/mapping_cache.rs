@@ -512,7 +512,8 @@ async fn the_cli_changes_what_scopegate_invoke_answers() {
 /// The issue's own walk: an OpenAPI document through `scopegate openapi` (what `validate`
 /// accepts), `import --openapi` on the emulator, and `scopegate invoke`, with exact answers per
 /// route: `orders:read` reads orders but not their payments, the all-of write needs both
-/// scopes, any token may check health, and the public route is not mapped.
+/// scopes, any token may check health, the public route is not mapped, and the apiKey route
+/// is held for nobody.
 #[tokio::test]
 async fn an_openapi_document_is_imported_and_decides_per_route() {
     let fx = Fixture::new().await;
@@ -530,7 +531,16 @@ async fn an_openapi_document_is_imported_and_decides_per_route() {
     let doc = doc.to_str().unwrap();
     let (printed, notes) = run(&["openapi", doc, "--api", API, "--stage", "dev"], None);
     let entries: Vec<Value> = serde_json::from_str(&printed).unwrap();
-    assert_eq!(entries.len(), 5, "{printed}");
+    assert_eq!(entries.len(), 6, "{printed}");
+    // The apiKey-only operation is a route held for nobody, through the store as well.
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e["nobody"] == true && e["resource"] == "keys")
+            .count(),
+        1,
+        "{printed}"
+    );
     assert!(notes.contains("GET /docs: public"), "{notes}");
     assert!(notes.contains("GET /keys: no OAuth requirement"), "{notes}");
     let printed_file = dir.path().join("mappings.json");

@@ -142,7 +142,7 @@ fn shape(resource: &str) -> String {
 /// mapping names; what the policy says of it is not specified).
 ///
 /// - An entry applies when the token holds every scope it requires (none for `"scopes":
-///   []`), its API and stage name the request's, and its method is the request's (`*`: any;
+///   []`; never for `"nobody": true`), its API and stage name the request's, and its method is the request's (`*`: any;
 ///   a Deny on one method also covers an HTTP API's `ANY` request).
 /// - A Deny that applies and matches (its IAM pattern, or that followed by a slash) denies.
 /// - A glob entry (`*`, `?`) that applies and matches allows, with IAM's meaning.
@@ -157,11 +157,13 @@ pub fn meaning(entries: &[Mapping], scopes: &[&str], req: &Req) -> Option<bool> 
     let on_request = |m: &Mapping| {
         m.api.as_str() == req.api && (m.stage.as_str() == "*" || m.stage.as_str() == req.stage)
     };
+    // A route held for nobody is a route no token holds.
     let held = |m: &Mapping| {
-        m.scopes
-            .scopes()
-            .iter()
-            .all(|s| scopes.contains(&s.as_str()))
+        !m.scopes.is_nobody()
+            && m.scopes
+                .scopes()
+                .iter()
+                .all(|s| scopes.contains(&s.as_str()))
     };
     let applies = |m: &Mapping| held(m) && on_request(m) && method_ok(m);
     let matches = |m: &Mapping| {

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! pk = META                 sk = VERSION        version, generation, previous, shards, entries, updated_at, updated_by
-//! pk = G#<gen>#S#<shard>    sk = <entry key>    api, stage, method, resource, scope | scopes, effect, updated_at, updated_by
+//! pk = G#<gen>#S#<shard>    sk = <entry key>    api, stage, method, resource, scope | scopes | nobody, effect, updated_at, updated_by
 //! pk = HISTORY              sk = <version:020>  version, at, actor, action, summary, changes[]
 //! pk = MIGRATION            sk = <id>           applied_at, actor, checksum, description
 //! ```
@@ -25,7 +25,8 @@
 //! - The entry key is `<scopes> <api> <stage> <METHOD> /<resource>`: one item per target
 //!   (an Allow and a Deny of the same target are refused as a conflict anyway). `<scopes>` is
 //!   the one scope, or the required scopes sorted and space-separated (all-of), or nothing
-//!   (any verified token, so the key starts with a space). A space cannot occur in any field
+//!   (any verified token, so the key starts with a space), or `"nobody"` with its quotes (a
+//!   route held for nobody; no scope holds `"`). A space cannot occur in any field
 //!   and the last four fields are always there, so keys never collide. It starts with the
 //!   scopes, so a shard's items are read grouped by scope.
 //! - One scope is stored as `scope` (a string), as it always was; all-of and any-token as
@@ -169,6 +170,11 @@ pub(super) struct EntryItem {
     pub(super) scope: Option<Scope>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) scopes: Option<Vec<Scope>>,
+    /// `true` for a route held for nobody ([`Requirement::nobody`]), which has neither
+    /// `scope` nor `scopes`. An authorizer older than this field reads such an item as
+    /// corrupt and fails its load closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) nobody: Option<bool>,
     pub(super) effect: Effect,
     pub(super) updated_at: String,
     pub(super) updated_by: String,
@@ -187,23 +193,29 @@ impl EntryItem {
             scope: m.scopes.single().cloned(),
             scopes: match m.scopes.single() {
                 Some(_) => None,
+                None if m.scopes.is_nobody() => None,
                 None => Some(m.scopes.scopes().to_vec()),
             },
+            nobody: m.scopes.is_nobody().then_some(true),
             effect: m.effect,
             updated_at: at.to_owned(),
             updated_by: by.to_owned(),
         }
     }
 
-    /// The requirement the item holds: `scope` or `scopes`, exactly one of them.
+    /// The requirement the item holds: `scope`, `scopes` or `nobody: true`, exactly one of
+    /// them.
     fn requirement(&self) -> Result<Requirement, String> {
-        match (&self.scope, &self.scopes) {
-            (Some(one), None) => Ok(Requirement::one(one.clone())),
-            (None, Some(all)) => {
+        match (&self.scope, &self.scopes, self.nobody) {
+            (Some(one), None, None) => Ok(Requirement::one(one.clone())),
+            (None, Some(all), None) => {
                 Requirement::all_of(all.iter().cloned()).map_err(|e| e.to_string())
             }
-            (Some(_), Some(_)) => Err("it has both \"scope\" and \"scopes\"".to_owned()),
-            (None, None) => Err("it has neither \"scope\" nor \"scopes\"".to_owned()),
+            (None, None, Some(true)) => Ok(Requirement::nobody()),
+            (None, None, None | Some(false)) => {
+                Err("it has none of \"scope\", \"scopes\" and \"nobody\"".to_owned())
+            }
+            _ => Err("it has more than one of \"scope\", \"scopes\" and \"nobody\"".to_owned()),
         }
     }
 }
@@ -283,12 +295,16 @@ pub(super) fn parse_entry(
 
 impl EntryItem {
     pub(super) fn to_mapping(&self) -> Result<Mapping, String> {
+        let scopes = self.requirement()?;
+        if scopes.is_nobody() && (self.effect == Effect::Deny || !self.resource.is_route()) {
+            return Err("only an Allow of a route can be held for nobody".to_owned());
+        }
         Ok(Mapping {
             api: self.api.clone(),
             stage: self.stage.clone(),
             method: self.method,
             resource: self.resource.clone(),
-            scopes: self.requirement()?,
+            scopes,
             effect: self.effect,
         })
     }
@@ -338,8 +354,11 @@ mod tests {
             entry_key(&entry(r#""scopes":["(any","token)"]"#)),
             entry_key(&any)
         );
-        for m in [&one, &all, &any] {
+        let nobody = entry(r#""nobody":true"#);
+        assert_eq!(entry_key(&nobody), format!("\"nobody\" {api} dev GET /r"));
+        for m in [&one, &all, &any, &nobody] {
             let item: Item = to_item(EntryItem::new(m, "g", 4, "t", "me")).unwrap();
+            assert_eq!(item.contains_key("nobody"), m.scopes.is_nobody(), "{m}");
             assert_eq!(
                 item.contains_key("scope"),
                 m.scopes.single().is_some(),
@@ -354,11 +373,22 @@ mod tests {
             AttributeValue::L(vec![AttributeValue::S("a".into())]),
         );
         let err = parse_entry(both, "g", 4).unwrap_err().to_string();
-        assert!(err.contains("both"), "{err}");
+        assert!(err.contains("more than one"), "{err}");
         let mut neither: Item = to_item(EntryItem::new(&one, "g", 4, "t", "me")).unwrap();
         neither.remove("scope");
         let err = parse_entry(neither, "g", 4).unwrap_err().to_string();
-        assert!(err.contains("neither"), "{err}");
+        assert!(err.contains("none of"), "{err}");
+        // `nobody` beside a scope, or `nobody: false` alone, is corrupt too.
+        let mut nobody_and_scope: Item = to_item(EntryItem::new(&one, "g", 4, "t", "me")).unwrap();
+        nobody_and_scope.insert("nobody".into(), AttributeValue::Bool(true));
+        let err = parse_entry(nobody_and_scope, "g", 4)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than one"), "{err}");
+        let mut nobody_false: Item = to_item(EntryItem::new(&nobody, "g", 4, "t", "me")).unwrap();
+        nobody_false.insert("nobody".into(), AttributeValue::Bool(false));
+        let err = parse_entry(nobody_false, "g", 4).unwrap_err().to_string();
+        assert!(err.contains("none of"), "{err}");
     }
 
     #[test]
