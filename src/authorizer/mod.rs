@@ -579,6 +579,25 @@ impl<M: Mappings> Authorizer<M> {
                 simple: self.response == ResponseMode::Simple,
             });
         }
+        // REST APIs send no `version`; an HTTP API sends `1.0` when its authorizer is set to
+        // that payload format ("for compatibility with REST APIs"), in REST's shape. Its
+        // requests are still an HTTP API's (an `ANY` route, `x/` routed on its own), so the
+        // HTTP rules apply: reading it as REST granted the REST slash twins and lost the HTTP
+        // slash Denies.
+        let kind = match e.version.as_ref().map(|v| &*v.0) {
+            None => ApiKind::Rest,
+            Some("1.0") if e.kind.as_ref().map(|k| &*k.0) == Some("REQUEST") => ApiKind::Http,
+            Some("1.0") => {
+                return Err(AuthorizeError::BadEvent(
+                    "a payload 1.0 event is an HTTP API's, which sends only REQUEST events".into(),
+                ))
+            }
+            Some(_) => {
+                return Err(AuthorizeError::BadEvent(
+                    "unknown payload version; expected none (REST), 1.0 or 2.0 (HTTP API)".into(),
+                ))
+            }
+        };
         let (token, what) = match e.kind.as_ref().map(|k| &*k.0) {
             Some("TOKEN") => (text(e.authorization_token), "TOKEN event without methodArn"),
             Some("REQUEST") => {
@@ -589,6 +608,16 @@ impl<M: Mappings> Authorizer<M> {
                     (Some(one), Some(all)) if one != all => return Err(Rejection::Ambiguous.into()),
                     (one, all) => one.or(all),
                 };
+                // An HTTP API caches the answer under its identity sources (payload 1.0 joins
+                // their values with commas): as for 2.0, a token header that is not among them
+                // is refused, since the answer would be cached under a value never checked.
+                if let (ApiKind::Http, Some(t), Some(IdentitySource::One(sources))) =
+                    (kind, &token, &e.identity_source)
+                {
+                    if !sources.0.split(',').any(|s| s == t) {
+                        return Err(Rejection::Ambiguous.into());
+                    }
+                }
                 (token, "REQUEST event without methodArn")
             }
             _ => {
@@ -600,7 +629,8 @@ impl<M: Mappings> Authorizer<M> {
         Ok(Request {
             token,
             arn: text(e.method_arn).ok_or_else(|| AuthorizeError::BadEvent(what.into()))?,
-            kind: ApiKind::Rest,
+            kind,
+            // Simple responses are payload 2.0's only: a 1.0 event is answered with a policy.
             simple: false,
         })
     }
@@ -700,6 +730,7 @@ mod tests {
     const TOKEN: &[u8] = include_bytes!("../../tests/fixtures/events/token.json");
     const REQUEST: &[u8] = include_bytes!("../../tests/fixtures/events/request.json");
     const HTTP_V2: &[u8] = include_bytes!("../../tests/fixtures/events/http_api_v2.json");
+    const HTTP_V1: &[u8] = include_bytes!("../../tests/fixtures/events/http_api_v1.json");
 
     struct Fixture {
         key: SigningKey,
@@ -757,7 +788,7 @@ mod tests {
     fn token_request_and_http_api_events() {
         let f = fixture();
         let t = f.token(json!({}));
-        for event in [TOKEN, REQUEST, HTTP_V2] {
+        for event in [TOKEN, REQUEST, HTTP_V2, HTTP_V1] {
             let a = f.answer(event, &t).unwrap();
             assert!(allows(&a), "{a}");
             assert_eq!(a["principalId"], "user-1");
@@ -1018,6 +1049,31 @@ mod tests {
             let v1 = json!({"version": "1.0", "type": "REQUEST", "methodArn": get_other,
                             "identitySource": bearer, "headers": {"Authorization": bearer}});
             assert!(allowed(&answer(v1.to_string()).unwrap(), &get_other));
+            // ... and its token header must be among them, as in 2.0.
+            let v1 = json!({"version": "1.0", "type": "REQUEST", "methodArn": get_other,
+                            "identitySource": "user-from-the-query",
+                            "headers": {"Authorization": bearer}});
+            assert!(matches!(
+                answer(v1.to_string()),
+                Err(AuthorizeError::Unauthorized(Rejection::Ambiguous))
+            ));
+            // Payload 1.0 is an HTTP API's: REQUEST only, and an `ANY` route's ARN is good.
+            let v1_token = json!({"version": "1.0", "type": "TOKEN", "methodArn": get_other,
+                                  "authorizationToken": bearer});
+            assert!(matches!(
+                answer(v1_token.to_string()),
+                Err(AuthorizeError::BadEvent(_))
+            ));
+            let any = get_other.replace("/GET/", "/ANY/");
+            let v1 = json!({"version": "1.0", "type": "REQUEST", "methodArn": any,
+                            "headers": {"Authorization": bearer}});
+            assert!(answer(v1.to_string()).is_ok());
+            let rest = json!({"type": "REQUEST", "methodArn": any,
+                              "headers": {"Authorization": bearer}});
+            assert!(matches!(
+                answer(rest.to_string()),
+                Err(AuthorizeError::BadEvent(_))
+            ));
             // A shape API Gateway never writes is a bad event, not a token to use.
             for odd in [
                 json!({"type": "REQUEST", "methodArn": get_other,

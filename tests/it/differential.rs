@@ -210,14 +210,28 @@ fn events(req: &Req, token: &str) -> Vec<(&'static str, Vec<u8>)> {
     let bearer = format!("Bearer {token}");
     let arn = req.arn();
     if req.http {
-        vec![(
-            "HTTP API 2.0",
-            serde_json::to_vec(&json!({
-                "version": "2.0", "type": "REQUEST", "routeArn": arn,
-                "identitySource": [bearer], "headers": {"authorization": bearer},
-            }))
-            .unwrap(),
-        )]
+        vec![
+            (
+                "HTTP API 2.0",
+                serde_json::to_vec(&json!({
+                    "version": "2.0", "type": "REQUEST", "routeArn": arn,
+                    "identitySource": [bearer], "headers": {"authorization": bearer},
+                }))
+                .unwrap(),
+            ),
+            // Issue 20, class 1: an HTTP API may send payload 1.0 ("for compatibility with
+            // REST APIs"), which was read as REST: the REST slash twins, no HTTP slash Denies.
+            (
+                "HTTP API 1.0",
+                serde_json::to_vec(&json!({
+                    "version": "1.0", "type": "REQUEST", "methodArn": arn,
+                    "identitySource": bearer, "authorizationToken": bearer,
+                    "headers": {"authorization": bearer},
+                    "multiValueHeaders": {"authorization": [bearer]},
+                }))
+                .unwrap(),
+            ),
+        ]
     } else {
         vec![
             (

@@ -198,6 +198,16 @@ async fn the_lambda_answers_token_request_and_http_api_events() {
     let a = lambda.answer(&fixture("http_api_v2.json", &email));
     assert_eq!(evaluate(&policy(&a), SEED_GET), Effect::Allow, "{a}");
 
+    // HTTP API, payload 1.0 (REST's shape, "version": "1.0"): an IAM policy by HTTP rules,
+    // which do not grant another route's `my-resource/`.
+    let a = lambda.answer(&fixture("http_api_v1.json", &email));
+    assert_eq!(evaluate(&policy(&a), SEED_GET), Effect::Allow, "{a}");
+    assert_eq!(
+        evaluate(&policy(&a), &format!("{SEED_GET}/")),
+        Effect::Deny,
+        "{a}"
+    );
+
     // A valid token without the scope: the deny-all policy (403).
     let a = lambda.answer(&token_event(&profile));
     assert_eq!(evaluate(&policy(&a), SEED_GET), Effect::Deny, "{a}");
@@ -250,7 +260,7 @@ async fn the_lambda_answers_token_request_and_http_api_events() {
             serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
         })
         .collect();
-    assert_eq!(decisions.len(), 7, "{log}");
+    assert_eq!(decisions.len(), 8, "{log}");
     for d in &decisions {
         let id = d["span"]["request_id"].as_str().unwrap_or_default();
         assert_eq!(id.len(), 36, "a request id on every decision: {d}");
@@ -282,7 +292,7 @@ async fn the_lambda_answers_token_request_and_http_api_events() {
         ];
         assert_eq!(
             counts,
-            [3, 1, 2, 1],
+            [4, 1, 2, 1],
             "Allow, Deny, Unauthorized, Error in\n{emf:#?}"
         );
         assert_eq!(emf[0]["FunctionName"], FUNCTION);
