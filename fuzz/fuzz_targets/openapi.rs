@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scopegate::admin::from_openapi::derive;
+use scopegate::admin::from_openapi::{derive, ScopeLists};
 use scopegate::admin::openapi::read;
 use scopegate::mapping::file;
 use scopegate::mapping::{Mapping, Stage};
@@ -20,12 +20,21 @@ fuzz_target!(|data: &[u8]| {
     };
     let api = ApiArn::parse("arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5").unwrap();
     let stage = Stage::new("dev").unwrap();
-    let Ok(derived) = derive(&doc, &api, &stage) else {
+    // Both readings of a requirement listing several scopes, chosen by the input.
+    let lists = if data.len() % 2 == 0 {
+        ScopeLists::All
+    } else {
+        ScopeLists::Any
+    };
+    let Ok(derived) = derive(&doc, &api, &stage, lists) else {
         return;
     };
     for m in &derived.entries {
         assert!(m.resource.is_route(), "{m}");
         assert_eq!(m.effect, Effect::Allow, "{m}");
+        if lists == ScopeLists::Any {
+            assert!(m.scopes.scopes().len() <= 1 || m.scopes.is_nobody(), "{m}");
+        }
     }
     let bytes = serde_json::to_vec(&derived.entries).unwrap();
     if let Ok(back) = file::parse(&bytes, "fuzz") {

@@ -41,29 +41,51 @@ pub struct Derived {
     pub stage: Stage,
 }
 
+/// How a requirement object that lists several scopes reads.
+///
+/// The OpenAPI specification says every listed scope is required. API Gateway's own Cognito
+/// and JWT authorizers accept any one of a method's listed scopes, and vendors' documents
+/// (Xero, Slack, Spotify) list scopes in that sense: an API moved behind scopegate under the
+/// letter of the specification silently loses those requests. So the caller chooses, and is
+/// told how many operations the choice affects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScopeLists {
+    /// Every listed scope is required (an all-of entry): the specification's reading.
+    #[default]
+    All,
+    /// Any one listed scope suffices (one entry per scope).
+    Any,
+}
+
 /// Reads the OpenAPI document at `path` and maps it onto `api` and `stage`.
 ///
 /// # Errors
 /// [`AdminError::OpenApi`] naming the file: it cannot be read or parsed, `--api` or
 /// `--stage` is invalid, or an operation's path or scope cannot be a mapping's.
-pub fn load(path: &Path, api: &str, stage: &str) -> Result<Derived, AdminError> {
+pub fn load(path: &Path, api: &str, stage: &str, lists: ScopeLists) -> Result<Derived, AdminError> {
     let at = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| AdminError::OpenApi(format!("cannot read OpenAPI document {at}: {e}")))?;
     let doc = openapi::read(&text).map_err(|e| AdminError::OpenApi(format!("{at}: {e}")))?;
     let api = ApiArn::parse(api).map_err(|e| AdminError::OpenApi(format!("--api: {e}")))?;
     let stage = Stage::new(stage).map_err(|e| AdminError::OpenApi(format!("--stage: {e}")))?;
-    derive(&doc, &api, &stage).map_err(|e| AdminError::OpenApi(format!("{at}: {e}")))
+    derive(&doc, &api, &stage, lists).map_err(|e| AdminError::OpenApi(format!("{at}: {e}")))
 }
 
 /// Maps a read document onto `api` and `stage`.
 ///
 /// # Errors
 /// A line naming the operation whose path or scopes a mapping cannot hold.
-pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage) -> Result<Derived, String> {
+pub fn derive(
+    doc: &OpenApi,
+    api: &ApiArn,
+    stage: &Stage,
+    lists: ScopeLists,
+) -> Result<Derived, String> {
     refuse_renamed_templates(doc)?;
     let mut entries = Vec::new();
     let mut notes: Vec<String> = doc.notes.iter().map(ToString::to_string).collect();
+    let mut listing = 0usize;
     for op in &doc.operations {
         let name = format!("{} {}", op.method, openapi::clip_path(&op.path));
         let method: Method = if op.method == "ANY" {
@@ -83,17 +105,39 @@ pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage) -> Result<Derived, Str
             vec![resource]
         };
         let requirements = match &op.security {
-            Security::Scopes(alternatives) => alternatives
-                .iter()
-                .map(|scopes| {
-                    scopes
+            Security::Scopes(alternatives) => {
+                listing += usize::from(alternatives.iter().any(|a| a.len() > 1));
+                let mut requirements = Vec::new();
+                for scopes in alternatives {
+                    let scopes = scopes
                         .iter()
                         .map(|s| Scope::new(s))
                         .collect::<Result<Vec<_>, _>>()
-                        .and_then(Requirement::all_of)
-                        .map_err(|e| format!("{name}: {e}"))
-                })
-                .collect::<Result<Vec<_>, _>>()?,
+                        .map_err(|e| format!("{name}: {e}"))?;
+                    match lists {
+                        ScopeLists::Any if !scopes.is_empty() => {
+                            requirements.extend(scopes.into_iter().map(Requirement::one));
+                        }
+                        _ => match Requirement::all_of(scopes) {
+                            Ok(r) => requirements.push(r),
+                            // More scopes at once than an entry may require: the
+                            // alternative cannot be an entry, and is dropped (fail closed).
+                            Err(e) => notes.push(format!(
+                                "{name}: {e}: this alternative is dropped (with --scope-lists any, each of its scopes would suffice)"
+                            )),
+                        },
+                    }
+                }
+                requirements.sort_unstable();
+                requirements.dedup();
+                if requirements.is_empty() {
+                    notes.push(format!(
+                        "{name}: no alternative can be an entry: a route held for nobody; map it by hand to grant it"
+                    ));
+                    requirements.push(Requirement::nobody());
+                }
+                requirements
+            }
             Security::Public => {
                 notes.push(format!(
                     "{name}: public (security: []): no entry; API Gateway must not send it to the authorizer"
@@ -121,6 +165,18 @@ pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage) -> Result<Derived, Str
                 });
             }
         }
+    }
+    if listing > 0 {
+        notes.push(match lists {
+            ScopeLists::All => format!(
+                "{} list several scopes in one requirement object, read as all of them required (the OpenAPI specification); --scope-lists any reads them as any one, as API Gateway's Cognito and JWT authorizers do",
+                super::render::count(listing, "operation", "operations")
+            ),
+            ScopeLists::Any => format!(
+                "{} list several scopes in one requirement object, read as any one of them (--scope-lists any)",
+                super::render::count(listing, "operation", "operations")
+            ),
+        });
     }
     Ok(Derived {
         entries,
@@ -195,6 +251,7 @@ mod tests {
             &doc,
             &ApiArn::parse(API).unwrap(),
             &Stage::new("prod").unwrap(),
+            ScopeLists::All,
         )
     }
 
@@ -290,6 +347,66 @@ mod tests {
                 format!("root: Allow {API}/prod/*/"),
             ]
         );
+    }
+
+    /// Several scopes in one requirement object: all of them (the specification) unless
+    /// `--scope-lists any`; stderr counts the operations. More scopes than an entry may
+    /// require make the alternative go (fail closed), not the whole document (a public
+    /// vendor document lists 30 scopes in one object).
+    #[test]
+    fn scope_lists_read_as_all_or_any() {
+        let many: Vec<String> = (0..30).map(|i| format!("s{i}")).collect();
+        let doc = format!(
+            "openapi: 3.0.3\ncomponents: {{securitySchemes: {{idp: {{type: oauth2}}}}}}\npaths:\n  /a:\n    get: {{security: [{{idp: [read, list]}}]}}\n  /b:\n    get: {{security: [{{idp: [{}]}}]}}\n  /c:\n    get: {{security: [{{idp: [one]}}]}}\n",
+            many.join(", ")
+        );
+        let doc = openapi::read(&doc).unwrap();
+        let (api, stage) = (ApiArn::parse(API).unwrap(), Stage::new("prod").unwrap());
+        let all = derive(&doc, &api, &stage, ScopeLists::All).unwrap();
+        let lines: Vec<String> = all.entries.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                format!("list read: Allow {API}/prod/GET/a"),
+                format!("(nobody): Allow {API}/prod/GET/b"),
+                format!("one: Allow {API}/prod/GET/c"),
+            ]
+        );
+        assert!(
+            all.notes
+                .iter()
+                .any(|n| n.starts_with("2 operations list several scopes")
+                    && n.contains("all of them")),
+            "{:?}",
+            all.notes
+        );
+        assert!(
+            all.notes
+                .iter()
+                .any(|n| n.starts_with("GET /b: ") && n.contains("at most 16")),
+            "{:?}",
+            all.notes
+        );
+        let any = derive(&doc, &api, &stage, ScopeLists::Any).unwrap();
+        assert_eq!(any.entries.len(), 2 + 30 + 1);
+        assert!(any.entries.iter().all(|m| m.scopes.single().is_some()));
+        assert!(
+            any.notes.iter().any(|n| n.contains("any one of them")),
+            "{:?}",
+            any.notes
+        );
+    }
+
+    /// A 3.x document carrying 2.0's `securityDefinitions` (an API Gateway example does)
+    /// was refused for an undefined scheme.
+    #[test]
+    fn a_3x_document_may_define_its_schemes_the_2_0_way() {
+        let d = derived(
+            "openapi: 3.0.1\nsecurityDefinitions: {pool: {type: apiKey, name: Authorization, in: header, x-amazon-apigateway-authtype: cognito_user_pools}}\npaths:\n  /app:\n    get: {security: [{pool: [app/read]}]}\n",
+        )
+        .unwrap();
+        let lines: Vec<String> = d.entries.iter().map(ToString::to_string).collect();
+        assert_eq!(lines, [format!("app/read: Allow {API}/prod/GET/app")]);
     }
 
     /// Issue 20, class 4: `/a/{x}` and `/a/{y}` were merged into one route granting either

@@ -243,21 +243,36 @@ struct Ctx<'a> {
     defined_in: &'static str,
 }
 
+/// The security schemes a document defines: `components.securitySchemes` in 3.x,
+/// `securityDefinitions` in 2.0. A 3.x document may also carry 2.0's `securityDefinitions`
+/// (some API Gateway examples do, and API Gateway imports them): its schemes count where
+/// `components` does not define the name.
 fn schemes(root: &Mapping, v3: bool) -> Result<BTreeMap<String, Scheme>, OpenApiError> {
-    let (at, prefix, defs) = if v3 {
-        let defs = match root.get("components") {
-            Some(c) => map(c, "components")?.get("securitySchemes"),
-            None => None,
-        };
-        (
-            "components.securitySchemes",
-            "#/components/securitySchemes/",
-            defs,
-        )
-    } else {
-        let defs = root.get("securityDefinitions");
-        ("securityDefinitions", "#/securityDefinitions/", defs)
+    let swagger = root.get("securityDefinitions");
+    if !v3 {
+        return defined(swagger, "securityDefinitions", "#/securityDefinitions/");
+    }
+    let components = match root.get("components") {
+        Some(c) => map(c, "components")?.get("securitySchemes"),
+        None => None,
     };
+    let mut out = defined(
+        components,
+        "components.securitySchemes",
+        "#/components/securitySchemes/",
+    )?;
+    for (name, scheme) in defined(swagger, "securityDefinitions", "#/securityDefinitions/")? {
+        out.entry(name).or_insert(scheme);
+    }
+    Ok(out)
+}
+
+/// The schemes of one definitions map (`defs`, at `at`; `$ref`s within it start `prefix`).
+fn defined(
+    defs: Option<&Value>,
+    at: &str,
+    prefix: &str,
+) -> Result<BTreeMap<String, Scheme>, OpenApiError> {
     let mut out = BTreeMap::new();
     let Some(defs) = defs else {
         return Ok(out);

@@ -26,11 +26,13 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use super::entry::{Mapping, Method, ResourcePath};
 use super::pattern::{meet, Glob, Meet, States};
 use super::routing::{methods_meet, rank_order, segments, Segment};
 use crate::policy::{covers, Effect};
+use foldhash::fast::FixedState;
 
 /// The example of a loss a search could not finish looking for.
 pub const GAVE_UP: &str = "(not found within the search bound)";
@@ -43,7 +45,7 @@ const MAX_WALK: usize = 50_000;
 
 /// Two routes IAM cannot tell apart for one token: the Deny that keeps the token from
 /// `denied` also covers some requests of `granted`, which are then denied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Inseparable {
     /// The route denied: `METHOD /path`.
     pub denied: String,
@@ -79,6 +81,8 @@ pub struct Exactness<'t> {
     pub denies: Vec<ExactDeny<'t>>,
     /// The pairs IAM cannot tell apart (their requests are denied).
     pub inseparable: Vec<Inseparable>,
+    /// What `inseparable` holds, to report each once without a search of it.
+    reported: HashSet<Inseparable, FixedState>,
 }
 
 impl Exactness<'_> {
@@ -91,7 +95,7 @@ impl Exactness<'_> {
                 method,
                 example,
             };
-            if !self.inseparable.contains(&pair) {
+            if self.reported.insert(pair.clone()) {
                 self.inseparable.push(pair);
             }
         }
@@ -141,22 +145,42 @@ enum Owners {
 struct Owner {
     route: u32,
     method: Method,
-    example: Box<str>,
+    /// Shared by the routes one request reaches.
+    example: Arc<str>,
 }
 
 /// A node of the route trie.
 #[derive(Debug, Default)]
 struct Node {
-    literal: HashMap<Box<str>, u32>,
+    literal: HashMap<Box<str>, u32, FixedState>,
     param: Option<u32>,
     greedy: Option<u32>,
     /// The routes whose path ends here.
     ends: Vec<u32>,
 }
 
-/// Where a request's path so far can be in the trie: a node, and whether a greedy
-/// parameter is consuming segments there.
-type At = (u32, bool);
+/// The methods a request ARN can hold, in the order of [`Greedy`]: the seven, and `Any` for
+/// an HTTP API's `ANY` request.
+const ARN_METHODS: [Method; REQUEST_METHODS] = [
+    Method::Delete,
+    Method::Get,
+    Method::Head,
+    Method::Options,
+    Method::Patch,
+    Method::Post,
+    Method::Put,
+    Method::Any,
+];
+
+/// How many methods a request ARN can hold.
+const REQUEST_METHODS: usize = 8;
+
+/// No route.
+const NONE: u32 = u32::MAX;
+
+/// Per request method ([`ARN_METHODS`]), the most specific greedy route a walk has entered
+/// that takes it, or [`NONE`].
+type Greedy = [u32; REQUEST_METHODS];
 
 /// The compiled exactness of one API and stage: its routes, the trie a request is routed
 /// through, and for every Deny a policy may need, whose requests it would also cover.
@@ -310,30 +334,43 @@ impl RouteTable {
     /// A breadth-first walk of the trie, spelling requests out segment by segment. At each
     /// step only the values that can change an outcome are tried: each literal a live node
     /// branches on, each literal segment of the pattern, and one value no route names
-    /// ([`RouteTable::fresh`], standing for all the others). A state is the set of trie
-    /// nodes the path can be at and the pattern's state set; a state seen once is not
-    /// walked again, so a walk visits about the routes under the pattern's literal prefix.
+    /// ([`RouteTable::fresh`], standing for all the others). A state is the trie nodes the
+    /// path can be at, the best greedy route per method so far, and the pattern's state set;
+    /// a state seen once is not walked again.
+    ///
+    /// A greedy route (`{proxy+}`) matches every longer path once entered, so the greedy
+    /// nodes a path has passed are not carried along (they piled up, one per level, in a
+    /// nested table, and every step paid for all of them): only, per request method, the most
+    /// specific greedy route among them, which is all that can still win a request (the route
+    /// order compares whole routes, and a greedy one matches whatever follows). So a walk
+    /// visits about the nodes under the pattern's literal prefix, a few states each.
     fn owners(&self, pattern: &Glob) -> Owners {
         let pattern_literals = pattern_literals(pattern);
         struct Step {
-            at: Vec<At>,
+            at: Vec<u32>,
+            greedy: Greedy,
             states: States,
             parent: usize,
             segment: Box<str>,
             depth: usize,
         }
         let mut steps = vec![Step {
-            at: vec![(0, false)],
+            at: vec![0],
+            greedy: [NONE; REQUEST_METHODS],
             states: pattern.start(),
             parent: usize::MAX,
             segment: "".into(),
             depth: 0,
         }];
-        let mut seen: HashSet<(Vec<At>, States)> = HashSet::new();
-        seen.insert((steps[0].at.clone(), steps[0].states.clone()));
+        let mut seen: HashSet<(Vec<u32>, Greedy, States), FixedState> = HashSet::default();
+        seen.insert((
+            steps[0].at.clone(),
+            steps[0].greedy,
+            steps[0].states.clone(),
+        ));
         let mut queue = VecDeque::from([0usize]);
         let mut found: Vec<Owner> = Vec::new();
-        let mut known: HashSet<(u32, Method)> = HashSet::new();
+        let mut known: HashSet<(u32, Method), FixedState> = HashSet::default();
         let path_of = |steps: &[Step], mut i: usize| -> String {
             let mut parts = Vec::new();
             while i != usize::MAX && steps[i].depth > 0 {
@@ -343,58 +380,55 @@ impl RouteTable {
             parts.reverse();
             parts.join("/")
         };
+        let mut values: Vec<&str> = Vec::new();
         while let Some(i) = queue.pop_front() {
             // A request ending here, with or without a trailing slash.
-            let ends: Vec<u32> = steps[i]
-                .at
-                .iter()
-                .flat_map(|&(n, _)| self.nodes[n as usize].ends.iter().copied())
-                .collect();
-            if !ends.is_empty() {
-                let plain = pattern.accepts(&steps[i].states);
-                let slash =
-                    steps[i].depth > 0 && pattern.accepts(&pattern.step(&steps[i].states, b"/"));
+            let step = &steps[i];
+            let ends_here = step.greedy.iter().any(|&g| g != NONE)
+                || step
+                    .at
+                    .iter()
+                    .any(|&n| !self.nodes[n as usize].ends.is_empty());
+            if ends_here {
+                let plain = pattern.accepts(&step.states);
+                let slash = step.depth > 0 && pattern.accepts(&pattern.step(&step.states, b"/"));
                 if plain || slash {
-                    let path = path_of(&steps, i);
+                    let mut path: Option<Arc<str>> = None;
                     // Each method a request ARN can hold: the seven, and an HTTP API's
                     // `ANY`, which only an `ANY` route takes (its Allow and a Deny on every
                     // method write that segment too).
-                    for method in Method::CONCRETE.into_iter().chain([Method::Any]) {
-                        let best = ends
+                    for (k, method) in ARN_METHODS.into_iter().enumerate() {
+                        let ends = step
+                            .at
                             .iter()
-                            .copied()
-                            .filter(|&r| {
-                                let m = self.routes[r as usize].method;
-                                m == method || m == Method::Any
-                            })
-                            .max_by(|&a, &b| {
-                                let (a, b) = (&self.routes[a as usize], &self.routes[b as usize]);
-                                rank_order((&a.ranks, a.method), (&b.ranks, b.method))
+                            .flat_map(|&n| self.nodes[n as usize].ends.iter().copied());
+                        let Some(route) = self.best(ends.chain(Some(step.greedy[k])), method)
+                        else {
+                            continue;
+                        };
+                        if known.insert((route, method)) {
+                            let example = path
+                                .get_or_insert_with(|| {
+                                    let p = path_of(&steps, i);
+                                    if plain { p } else { format!("{p}/") }.into()
+                                })
+                                .clone();
+                            found.push(Owner {
+                                route,
+                                method,
+                                example,
                             });
-                        if let Some(route) = best {
-                            if known.insert((route, method)) {
-                                let example = if plain {
-                                    path.clone()
-                                } else {
-                                    format!("{path}/")
-                                };
-                                found.push(Owner {
-                                    route,
-                                    method,
-                                    example: example.into(),
-                                });
-                            }
                         }
                     }
                 }
             }
             // The segments worth trying next.
-            let mut values: Vec<&str> = Vec::new();
-            let mut open = false;
-            for &(n, greedy) in &steps[i].at {
+            values.clear();
+            let mut open = step.greedy.iter().any(|&g| g != NONE);
+            for &n in &step.at {
                 let node = &self.nodes[n as usize];
                 values.extend(node.literal.keys().map(|k| &**k));
-                open |= greedy || node.param.is_some() || node.greedy.is_some();
+                open |= node.param.is_some() || node.greedy.is_some();
             }
             if open {
                 values.extend(pattern_literals.iter().map(|s| &**s));
@@ -402,7 +436,7 @@ impl RouteTable {
             }
             // Where the pattern can only go on with one literal segment, only that value can
             // lead anywhere: a walk under `r7/*` does not try the API's other resources.
-            if let Some(next) = pattern.next_literal(&steps[i].states, steps[i].depth > 0) {
+            if let Some(next) = pattern.next_literal(&step.states, step.depth > 0) {
                 values.retain(|v| v.as_bytes() == next);
             }
             values.sort_unstable();
@@ -411,55 +445,79 @@ impl RouteTable {
             if let Some(k) = values.iter().position(|v| *v == &*self.fresh) {
                 values[..=k].rotate_right(1);
             }
-            for value in values {
-                let mut at: Vec<At> = Vec::new();
-                for &(n, greedy) in &steps[i].at {
-                    if greedy {
-                        at.push((n, true));
-                        continue;
-                    }
+            let states = if step.depth == 0 {
+                step.states.clone()
+            } else {
+                pattern.step(&step.states, b"/")
+            };
+            if states.is_dead() {
+                continue;
+            }
+            for &value in &values {
+                let step = &steps[i];
+                let mut at: Vec<u32> = Vec::new();
+                let mut greedy = step.greedy;
+                for &n in &step.at {
                     let node = &self.nodes[n as usize];
                     if let Some(&c) = node.literal.get(value) {
-                        at.push((c, false));
+                        at.push(c);
                     }
                     if let Some(c) = node.param {
-                        at.push((c, false));
+                        at.push(c);
                     }
                     if let Some(c) = node.greedy {
-                        at.push((c, true));
+                        for (k, method) in ARN_METHODS.into_iter().enumerate() {
+                            let ends = self.nodes[c as usize].ends.iter().copied();
+                            if let Some(r) = self.best(ends.chain(Some(greedy[k])), method) {
+                                greedy[k] = r;
+                            }
+                        }
                     }
                 }
-                if at.is_empty() {
+                if at.is_empty() && greedy.iter().all(|&g| g == NONE) {
                     continue;
                 }
                 at.sort_unstable();
                 at.dedup();
-                let states = if steps[i].depth == 0 {
-                    pattern.step(&steps[i].states, value.as_bytes())
-                } else {
-                    let s = pattern.step(&steps[i].states, b"/");
-                    pattern.step(&s, value.as_bytes())
-                };
-                if states.is_dead() {
+                let next = pattern.step(&states, value.as_bytes());
+                if next.is_dead() {
                     continue;
                 }
-                if !seen.insert((at.clone(), states.clone())) {
+                if !seen.insert((at.clone(), greedy, next.clone())) {
                     continue;
                 }
                 if seen.len() > MAX_WALK {
                     return Owners::GaveUp;
                 }
+                let depth = step.depth + 1;
                 steps.push(Step {
                     at,
-                    states,
+                    greedy,
+                    states: next,
                     parent: i,
                     segment: value.into(),
-                    depth: steps[i].depth + 1,
+                    depth,
                 });
                 queue.push_back(steps.len() - 1);
             }
         }
         Owners::Known(found)
+    }
+
+    /// The route that takes a request of `method` (a request ARN's: one of the seven, or
+    /// `Any` for an HTTP API's `ANY`) among `candidates` that match it ([`NONE`] skipped): the
+    /// most specific of those whose method covers it.
+    fn best(&self, candidates: impl Iterator<Item = u32>, method: Method) -> Option<u32> {
+        candidates
+            .filter(|&r| r != NONE)
+            .filter(|&r| {
+                let m = self.routes[r as usize].method;
+                m == method || m == Method::Any
+            })
+            .max_by(|&a, &b| {
+                let (a, b) = (&self.routes[a as usize], &self.routes[b as usize]);
+                rank_order((&a.ranks, a.method), (&b.ranks, b.method))
+            })
     }
 
     /// The Denies that make one token's policy exact. `token` is the indices (into
@@ -580,9 +638,10 @@ impl RouteTable {
                     (std::slice::from_ref(&denied.own), own_losses)
                 } else {
                     let mut lost = Vec::new();
+                    let mut losers: HashSet<String, FixedState> = HashSet::default();
                     for &p in &needed {
                         for l in self.losses(granted, globs, m, p) {
-                            if !lost.iter().any(|k: &(String, Method, String)| k.0 == l.0) {
+                            if losers.insert(l.0.clone()) {
                                 lost.push(l);
                             }
                         }
@@ -646,12 +705,11 @@ impl RouteTable {
         let mut lost: Vec<(String, Method, String)> = Vec::new();
         match &p.owners {
             Owners::Known(owners) => {
+                let mut losers: HashSet<u32, FixedState> = HashSet::default();
                 for o in owners {
                     if granted[o.route as usize]
                         && (method == Method::Any || o.method == method)
-                        && !lost
-                            .iter()
-                            .any(|l| l.0 == self.routes[o.route as usize].label)
+                        && losers.insert(o.route)
                     {
                         lost.push((
                             self.routes[o.route as usize].label.clone(),

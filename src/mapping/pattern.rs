@@ -51,11 +51,23 @@ impl Glob {
         self.bytes.len() / 64 + 1
     }
 
-    /// Adds the states a `*` lets through without consuming anything.
+    /// Adds the states a `*` lets through without consuming anything. Only the set states
+    /// are visited, in ascending order, so that a `*` reached through another `*` is
+    /// followed too: a state set is a few bits of a long pattern.
     fn close(&self, s: &mut States) {
-        for i in 0..self.bytes.len() {
-            if s.has(i) && self.bytes[i] == b'*' {
-                s.set(i + 1);
+        let n = self.bytes.len();
+        for wi in 0..s.0.len() {
+            let mut w = s.0[wi];
+            while w != 0 {
+                let b = w.trailing_zeros() as usize;
+                w &= w - 1;
+                let i = wi * 64 + b;
+                if i < n && self.bytes[i] == b'*' {
+                    s.set(i + 1);
+                    if (i + 1) / 64 == wi {
+                        w |= 1 << ((i + 1) % 64);
+                    }
+                }
             }
         }
     }
@@ -68,27 +80,35 @@ impl Glob {
         s
     }
 
-    /// The states after `bytes`.
+    /// The states after `bytes`. Each byte visits only the set states (see `close`).
     pub(crate) fn step(&self, from: &States, bytes: &[u8]) -> States {
+        let n = self.bytes.len();
         let mut cur = from.clone();
+        let mut next = States::empty(self.words());
         for &c in bytes {
-            let mut next = States::empty(self.words());
-            for i in 0..self.bytes.len() {
-                if !cur.has(i) {
-                    continue;
-                }
-                match self.bytes[i] {
-                    b'*' => next.set(i),
-                    b'?' => next.set(i + 1),
-                    b if b == c => next.set(i + 1),
-                    _ => {}
+            next.0.iter_mut().for_each(|w| *w = 0);
+            for (wi, &word) in cur.0.iter().enumerate() {
+                let mut w = word;
+                while w != 0 {
+                    let b = w.trailing_zeros() as usize;
+                    w &= w - 1;
+                    let i = wi * 64 + b;
+                    if i >= n {
+                        continue;
+                    }
+                    match self.bytes[i] {
+                        b'*' => next.set(i),
+                        b'?' => next.set(i + 1),
+                        p if p == c => next.set(i + 1),
+                        _ => {}
+                    }
                 }
             }
             self.close(&mut next);
             if next.is_dead() {
                 return next;
             }
-            cur = next;
+            std::mem::swap(&mut cur, &mut next);
         }
         cur
     }

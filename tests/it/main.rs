@@ -4,6 +4,7 @@
 mod support;
 
 mod architecture;
+mod corpus;
 mod differential;
 mod docs;
 mod faults;

@@ -316,6 +316,10 @@ pub enum StoreCommand {
         /// With --openapi: the stage, or * for every stage.
         #[arg(long, requires = "openapi")]
         stage: Option<String>,
+        /// With --openapi: how a requirement object listing several scopes reads (see
+        /// `scopegate openapi`).
+        #[arg(long, value_enum, default_value_t = ScopeListsArg::All, requires = "openapi")]
+        scope_lists: ScopeListsArg,
         /// Replace the whole set (entries not in the file are removed; asks unless --yes).
         /// With --openapi, only the entries of that API and stage are replaced.
         #[arg(long)]
@@ -364,6 +368,12 @@ pub enum StoreCommand {
         /// The stage, or * for every stage.
         #[arg(long)]
         stage: String,
+        /// How a requirement object listing several scopes reads: `all` of them (what the
+        /// OpenAPI specification says), or `any` one (what API Gateway's own Cognito and JWT
+        /// authorizers do, and what many vendors' documents mean). Stderr counts the
+        /// operations the choice affects.
+        #[arg(long, value_enum, default_value_t = ScopeListsArg::All)]
+        scope_lists: ScopeListsArg,
     },
     /// Check a mapping file without touching any store: reports every bad entry (exit 4),
     /// and warns about policies over the size budget and routes a policy cannot separate.
@@ -425,6 +435,24 @@ pub enum StoreCommand {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+}
+
+/// `--scope-lists`: [`from_openapi::ScopeLists`] on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScopeListsArg {
+    /// Every listed scope is required (the OpenAPI specification).
+    All,
+    /// Any one listed scope suffices (API Gateway's Cognito and JWT authorizers).
+    Any,
+}
+
+impl From<ScopeListsArg> for from_openapi::ScopeLists {
+    fn from(a: ScopeListsArg) -> from_openapi::ScopeLists {
+        match a {
+            ScopeListsArg::All => from_openapi::ScopeLists::All,
+            ScopeListsArg::Any => from_openapi::ScopeLists::Any,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -635,6 +663,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             openapi,
             api,
             stage,
+            scope_lists,
             replace,
             dry_run,
             yes,
@@ -643,7 +672,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 (Some(file), _) => (load_file(file, store.output())?.mappings, None),
                 (None, Some(doc)) => {
                     let (api, stage) = (api.unwrap_or_default(), stage.unwrap_or_default());
-                    let derived = from_openapi::load(doc, &api, &stage)?;
+                    let derived = from_openapi::load(doc, &api, &stage, scope_lists.into())?;
                     for note in &derived.notes {
                         eprintln!("scopegate: note: {note}");
                     }
@@ -754,8 +783,13 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             print(&ops::render_published(published, &location, store.output()));
             Ok(exit::OK)
         }
-        StoreCommand::Openapi { file, api, stage } => {
-            let derived = from_openapi::load(&file, &api, &stage)?;
+        StoreCommand::Openapi {
+            file,
+            api,
+            stage,
+            scope_lists,
+        } => {
+            let derived = from_openapi::load(&file, &api, &stage, scope_lists.into())?;
             for note in &derived.notes {
                 eprintln!("scopegate: note: {note}");
             }
