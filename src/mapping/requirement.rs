@@ -124,7 +124,7 @@ impl Requirement {
     /// operation scopegate cannot honour). The route still takes part in routing, so a
     /// wider grant (a template's `*`) is kept off its requests, and nobody is granted it.
     ///
-    /// It is one scope that no token can carry, [`NOBODY`], not a flag beside the scopes:
+    /// It is one scope that no token can carry, `"nobody"` with its quotes, not a flag beside the scopes:
     /// every check of a token against a requirement (the scope index, [`is_met_by`]) then
     /// fails closed on it without knowing about it, and it is never mistaken for the empty
     /// requirement of any verified token.
