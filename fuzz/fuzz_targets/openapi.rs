@@ -5,11 +5,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scopegate::admin::from_openapi::{derive, ScopeLists};
+use scopegate::admin::from_openapi::{derive, ReadAs, ScopeLists};
 use scopegate::admin::openapi::read;
 use scopegate::mapping::file;
 use scopegate::mapping::{Mapping, Stage};
-use scopegate::policy::{ApiArn, Effect};
+use scopegate::policy::{ApiArn, ApiKind, Effect};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -26,7 +26,16 @@ fuzz_target!(|data: &[u8]| {
     } else {
         ScopeLists::Any
     };
-    let Ok(derived) = derive(&doc, &api, &stage, lists) else {
+    let kind = match data.first().map(|b| b % 3) {
+        Some(0) => Some(ApiKind::Rest),
+        Some(1) => Some(ApiKind::Http),
+        _ => None,
+    };
+    let read = ReadAs {
+        scope_lists: lists,
+        kind,
+    };
+    let Ok(derived) = derive(&doc, &api, &stage, read) else {
         return;
     };
     for m in &derived.entries {

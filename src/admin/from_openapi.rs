@@ -24,7 +24,7 @@ use super::error::AdminError;
 use super::openapi::{self, OpenApi, Security};
 use crate::mapping::routing::{segments, Segment};
 use crate::mapping::{Mapping, Method, Requirement, ResourcePath, Scope, Stage};
-use crate::policy::{ApiArn, Effect};
+use crate::policy::{ApiArn, ApiKind, Effect};
 
 /// What a document maps to.
 #[derive(Debug)]
@@ -57,37 +57,82 @@ pub enum ScopeLists {
     Any,
 }
 
+/// How a document is read: its scope lists, and the kind of API it describes when the
+/// document does not say (`--kind`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadAs {
+    /// How a requirement object listing several scopes reads.
+    pub scope_lists: ScopeLists,
+    /// The API's kind, where the document does not say (API Gateway's HTTP API exports do);
+    /// REST when neither does.
+    pub kind: Option<ApiKind>,
+}
+
 /// Reads the OpenAPI document at `path` and maps it onto `api` and `stage`.
 ///
 /// # Errors
 /// [`AdminError::OpenApi`] naming the file: it cannot be read or parsed, `--api` or
 /// `--stage` is invalid, or an operation's path or scope cannot be a mapping's.
-pub fn load(path: &Path, api: &str, stage: &str, lists: ScopeLists) -> Result<Derived, AdminError> {
+pub fn load(path: &Path, api: &str, stage: &str, read: ReadAs) -> Result<Derived, AdminError> {
     let at = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| AdminError::OpenApi(format!("cannot read OpenAPI document {at}: {e}")))?;
     let doc = openapi::read(&text).map_err(|e| AdminError::OpenApi(format!("{at}: {e}")))?;
     let api = ApiArn::parse(api).map_err(|e| AdminError::OpenApi(format!("--api: {e}")))?;
     let stage = Stage::new(stage).map_err(|e| AdminError::OpenApi(format!("--stage: {e}")))?;
-    derive(&doc, &api, &stage, lists).map_err(|e| AdminError::OpenApi(format!("{at}: {e}")))
+    derive(&doc, &api, &stage, read).map_err(|e| AdminError::OpenApi(format!("{at}: {e}")))
 }
 
 /// Maps a read document onto `api` and `stage`.
 ///
 /// # Errors
 /// A line naming the operation whose path or scopes a mapping cannot hold.
-pub fn derive(
-    doc: &OpenApi,
-    api: &ApiArn,
-    stage: &Stage,
-    lists: ScopeLists,
-) -> Result<Derived, String> {
+pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage, read: ReadAs) -> Result<Derived, String> {
+    let lists = read.scope_lists;
+    let kind = match (doc.http_api, read.kind) {
+        (true, Some(ApiKind::Rest)) => {
+            return Err("the document is an HTTP API's (an HTTP API export, or a $default route), but --kind rest was given".to_owned())
+        }
+        (true, _) => ApiKind::Http,
+        (false, k) => k.unwrap_or(ApiKind::Rest),
+    };
     refuse_renamed_templates(doc)?;
+    if kind == ApiKind::Rest {
+        refuse_slash_twins(doc)?;
+    }
     let mut entries = Vec::new();
     let mut notes: Vec<String> = doc.notes.iter().map(ToString::to_string).collect();
+    if let Some(base) = doc
+        .base_path
+        .as_deref()
+        .filter(|b| !b.trim_end_matches('/').is_empty())
+    {
+        notes.push(format!(
+            "the base path {} is not prepended to the paths, as API Gateway's import does by default (basepath=ignore): mappings name the API's own resource paths",
+            openapi::clip_path(base)
+        ));
+    }
     let mut listing = 0usize;
     for op in &doc.operations {
         let name = format!("{} {}", op.method, openapi::clip_path(&op.path));
+        if op.path != openapi::DEFAULT_ROUTE {
+            if let Some(why) = unroutable(&op.path, kind) {
+                notes.push(format!("{name}: {why}"));
+                continue;
+            }
+            // On a REST API `/x/` is `/x`, which `refuse_slash_twins` found to require the
+            // same: one route, written once.
+            let bare = op.path.trim_end_matches('/');
+            if bare.len() < op.path.len()
+                && !bare.is_empty()
+                && doc
+                    .operations
+                    .iter()
+                    .any(|o| o.method == op.method && o.path == bare)
+            {
+                continue;
+            }
+        }
         let method: Method = if op.method == "ANY" {
             Method::Any
         } else {
@@ -207,6 +252,60 @@ fn default_route(doc: &OpenApi, method: Method) -> Vec<ResourcePath> {
         .collect()
 }
 
+/// Why API Gateway can never route a request to `path` as written, or a mapping cannot
+/// name it, if so: the operation is then left out, and named. Its requests, if any, go to
+/// whichever route API Gateway does pick for them, which decides them.
+fn unroutable(path: &str, kind: ApiKind) -> Option<&'static str> {
+    if path.contains(['#', '?']) {
+        return Some("a path holding # or ? is one API Gateway never routes (a client sends no fragment, and a query is not part of the path): left out");
+    }
+    if path.contains('*') {
+        return Some(
+            "a path holding * is not a route (mappings read * as IAM's wildcard): left out",
+        );
+    }
+    let mixed = path.split('/').any(|seg| {
+        seg.contains(['{', '}'])
+            && !(seg.starts_with('{')
+                && seg.ends_with('}')
+                && !seg[1..seg.len() - 1].contains(['{', '}']))
+    });
+    if mixed {
+        return Some("a parameter inside a segment (`{name}.json`, `{name}:verb`) is something API Gateway cannot route: left out; its requests go to whichever route API Gateway matches them to");
+    }
+    if kind == ApiKind::Http && path.len() > 1 && path.ends_with('/') {
+        return Some("on an HTTP API a path with a trailing slash is a route of its own, apart from the path without it, and a mapping cannot name it: left out, so no token is granted it");
+    }
+    None
+}
+
+/// On a REST API `/x/` is the resource `/x` (API Gateway serves `x/` from it): two paths of
+/// one document that differ only so are one route. With the same requirement they are one
+/// entry; with different ones, the document says two things of one route, and merging
+/// them would grant either: refused, naming both.
+fn refuse_slash_twins(doc: &OpenApi) -> Result<(), String> {
+    let mut seen: HashMap<(&str, &str), &openapi::Operation> = HashMap::new();
+    for op in &doc.operations {
+        let bare = op.path.trim_end_matches('/');
+        match seen.entry((op.method.as_str(), bare)) {
+            Entry::Occupied(first) if first.get().security != op.security => {
+                return Err(format!(
+                    "{} {} and {} {} are one route on a REST API (API Gateway serves a trailing slash from the path without it) but require different things; make them agree, or give --kind http if this is an HTTP API, which routes them apart",
+                    op.method,
+                    openapi::clip_path(&first.get().path),
+                    op.method,
+                    openapi::clip_path(&op.path)
+                ));
+            }
+            Entry::Occupied(_) => {}
+            Entry::Vacant(v) => {
+                v.insert(op);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Two paths that differ only in their parameters' names (`/a/{x}` and `/a/{y}`) are one
 /// route to API Gateway, and OpenAPI forbids them ("templated paths with the same hierarchy
 /// but different templated names MUST NOT exist as they are identical"). Merging them would
@@ -251,7 +350,7 @@ mod tests {
             &doc,
             &ApiArn::parse(API).unwrap(),
             &Stage::new("prod").unwrap(),
-            ScopeLists::All,
+            ReadAs::default(),
         )
     }
 
@@ -362,7 +461,7 @@ mod tests {
         );
         let doc = openapi::read(&doc).unwrap();
         let (api, stage) = (ApiArn::parse(API).unwrap(), Stage::new("prod").unwrap());
-        let all = derive(&doc, &api, &stage, ScopeLists::All).unwrap();
+        let all = derive(&doc, &api, &stage, ReadAs::default()).unwrap();
         let lines: Vec<String> = all.entries.iter().map(ToString::to_string).collect();
         assert_eq!(
             lines,
@@ -387,7 +486,16 @@ mod tests {
             "{:?}",
             all.notes
         );
-        let any = derive(&doc, &api, &stage, ScopeLists::Any).unwrap();
+        let any = derive(
+            &doc,
+            &api,
+            &stage,
+            ReadAs {
+                scope_lists: ScopeLists::Any,
+                kind: None,
+            },
+        )
+        .unwrap();
         assert_eq!(any.entries.len(), 2 + 30 + 1);
         assert!(any.entries.iter().all(|m| m.scopes.single().is_some()));
         assert!(
@@ -426,12 +534,100 @@ mod tests {
         assert!(ok.is_ok(), "{ok:?}");
     }
 
+    /// Paths API Gateway can never route as written are left out and named, not refused
+    /// (a public document of a large API uses `{name}:verb`) nor kept as an entry no
+    /// request matches.
     #[test]
-    fn a_path_a_mapping_cannot_hold_names_the_operation() {
-        let err = derived(
-            "openapi: 3.0.3\ncomponents: {securitySchemes: {idp: {type: oauth2}}}\npaths:\n  /a/x{id}:\n    get: {security: [{idp: [s]}]}\n",
+    fn paths_api_gateway_cannot_route_are_left_out_and_named() {
+        let d = derived(
+            "openapi: 3.0.3\ncomponents: {securitySchemes: {idp: {type: oauth2}}}\nsecurity: [{idp: [s]}]\npaths:\n  /a/x{id}:\n    get: {}\n  /v1/{name}:cancel:\n    post: {}\n  /doc#part:\n    get: {}\n  /ok/{id}:\n    get: {}\n",
         )
-        .unwrap_err();
-        assert!(err.starts_with("GET /a/x{id}: field \"resource\""), "{err}");
+        .unwrap();
+        let lines: Vec<String> = d.entries.iter().map(ToString::to_string).collect();
+        assert_eq!(lines, [format!("s: Allow {API}/prod/GET/ok/{{id}}")]);
+        for named in [
+            "GET /a/x{id}: a parameter inside a segment",
+            "POST /v1/{name}:cancel: a parameter inside a segment",
+            "GET /doc#part: a path holding #",
+        ] {
+            assert!(
+                d.notes.iter().any(|n| n.starts_with(named)),
+                "{named}: {:?}",
+                d.notes
+            );
+        }
+    }
+
+    /// Issue 20, class 3: `/x` and `/x/` of an HTTP API document were merged into one
+    /// route carrying both requirements. An HTTP API routes them apart: `/x/` cannot be
+    /// named by a mapping, so it is left out (no token is granted it) and `/x` keeps its
+    /// own requirement. On a REST API they are one route: the same requirement is one
+    /// entry, different ones are refused.
+    #[test]
+    fn a_trailing_slash_is_another_route_on_an_http_api_and_the_same_on_a_rest_api() {
+        const DOC: &str = "openapi: 3.0.1\ncomponents: {securitySchemes: {idp: {type: oauth2}}}\npaths:\n  /x:\n    get: {security: [{idp: [plain]}]}\n  /x/:\n    get: {security: [{idp: [slashed]}]}\n";
+        let doc = openapi::read(DOC).unwrap();
+        let (api, stage) = (ApiArn::parse(API).unwrap(), Stage::new("prod").unwrap());
+        let http = ReadAs {
+            kind: Some(ApiKind::Http),
+            ..ReadAs::default()
+        };
+        let d = derive(&doc, &api, &stage, http).unwrap();
+        let lines: Vec<String> = d.entries.iter().map(ToString::to_string).collect();
+        assert_eq!(lines, [format!("plain: Allow {API}/prod/GET/x")]);
+        assert!(
+            d.notes
+                .iter()
+                .any(|n| n.starts_with("GET /x/: on an HTTP API")),
+            "{:?}",
+            d.notes
+        );
+        // An HTTP API export says its kind itself.
+        let export = DOC.replace(
+            "openapi: 3.0.1\n",
+            "openapi: 3.0.1\nx-amazon-apigateway-importexport-version: '1.0'\n",
+        );
+        let d = derive(
+            &openapi::read(&export).unwrap(),
+            &api,
+            &stage,
+            ReadAs::default(),
+        )
+        .unwrap();
+        assert_eq!(d.entries.len(), 1);
+        let rest = ReadAs {
+            kind: Some(ApiKind::Rest),
+            ..ReadAs::default()
+        };
+        let err = derive(&openapi::read(&export).unwrap(), &api, &stage, rest).unwrap_err();
+        assert!(err.contains("--kind rest"), "{err}");
+        // REST (the default): one route; two requirements for it are refused.
+        let err = derive(&doc, &api, &stage, ReadAs::default()).unwrap_err();
+        assert!(
+            err.contains("GET /x and GET /x/ are one route on a REST API"),
+            "{err}"
+        );
+        let same = DOC.replace("[slashed]", "[plain]");
+        let d = derived(&same).unwrap();
+        let lines: Vec<String> = d.entries.iter().map(ToString::to_string).collect();
+        assert_eq!(lines, [format!("plain: Allow {API}/prod/GET/x")]);
+    }
+
+    /// A base path is not applied, as API Gateway's import does by default, and never
+    /// silently.
+    #[test]
+    fn a_base_path_is_named_not_applied() {
+        let d = derived(
+            "openapi: 3.0.1\nservers: [{url: 'https://api.example.com/v1'}]\ncomponents: {securitySchemes: {idp: {type: oauth2}}}\npaths:\n  /a:\n    get: {security: [{idp: [s]}]}\n",
+        )
+        .unwrap();
+        assert_eq!(d.entries[0].resource.as_str(), "a");
+        assert!(
+            d.notes
+                .iter()
+                .any(|n| n.starts_with("the base path /v1 is not prepended")),
+            "{:?}",
+            d.notes
+        );
     }
 }

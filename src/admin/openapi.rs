@@ -31,9 +31,15 @@ pub struct OpenApi {
     /// The `openapi` or `swagger` version as written ("3.0.3", "2.0"), to show which rules
     /// the document was read under.
     pub version: String,
-    /// Swagger 2.0 `basePath`: not prepended to the paths (API Gateway exports put the stage
-    /// there, and mapping paths have no stage), but kept so the caller can show or check it.
+    /// Swagger 2.0 `basePath`, or the path of OpenAPI 3's first `servers` URL: not
+    /// prepended to the paths (API Gateway's import ignores it by default, and its exports
+    /// put the stage there, which mapping paths do not hold), but kept so the caller can say
+    /// so.
     pub base_path: Option<String>,
+    /// Whether the document says it describes an HTTP API: API Gateway's HTTP API exports
+    /// carry `x-amazon-apigateway-importexport-version`, and only HTTP APIs have a
+    /// `$default` route.
+    pub http_api: bool,
     /// Every routable operation, paths in document order and methods in document order within
     /// a path: a stable order makes the output diffable.
     pub operations: Vec<Operation>,
@@ -167,8 +173,14 @@ pub fn read(text: &str) -> Result<OpenApi, OpenApiError> {
     let (version, v3) = version(root)?;
     let base_path = match root.get("basePath") {
         Some(b) if !v3 => Some(string(b, "basePath")?.to_owned()),
+        _ if v3 => server_path(root),
         _ => None,
     };
+    let http_api = root.contains_key("x-amazon-apigateway-importexport-version")
+        || root
+            .get("paths")
+            .and_then(Value::as_mapping)
+            .is_some_and(|p| p.contains_key(DEFAULT_ROUTE));
     let schemes = schemes(root, v3)?;
     let ctx = Ctx {
         schemes: &schemes,
@@ -182,9 +194,27 @@ pub fn read(text: &str) -> Result<OpenApi, OpenApiError> {
     Ok(OpenApi {
         version,
         base_path,
+        http_api,
         operations,
         notes,
     })
+}
+
+/// The path of the first `servers` URL (`https://api.example.com/v1` gives `/v1`; a
+/// relative `/v1` is itself), when it is more than `/`.
+fn server_path(root: &Mapping) -> Option<String> {
+    let url = root
+        .get("servers")?
+        .as_sequence()?
+        .first()?
+        .get("url")?
+        .as_str()?;
+    let path = match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => url,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    (!path.trim_end_matches('/').is_empty()).then(|| path.to_owned())
 }
 
 /// JSON through serde_json (full JSON, surrogate escapes included) into an order-keeping

@@ -320,6 +320,9 @@ pub enum StoreCommand {
         /// `scopegate openapi`).
         #[arg(long, value_enum, default_value_t = ScopeListsArg::All, requires = "openapi")]
         scope_lists: ScopeListsArg,
+        /// With --openapi: the kind of API the document describes, where it does not say.
+        #[arg(long, value_enum, requires = "openapi")]
+        kind: Option<KindArg>,
         /// Replace the whole set (entries not in the file are removed; asks unless --yes).
         /// With --openapi, only the entries of that API and stage are replaced.
         #[arg(long)]
@@ -374,6 +377,11 @@ pub enum StoreCommand {
         /// operations the choice affects.
         #[arg(long, value_enum, default_value_t = ScopeListsArg::All)]
         scope_lists: ScopeListsArg,
+        /// The kind of API the document describes, where it does not say (an HTTP API
+        /// export says so): `rest` (the default) serves `/x/` from `/x`; `http` routes them
+        /// apart.
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
     },
     /// Check a mapping file without touching any store: reports every bad entry (exit 4),
     /// and warns about policies over the size budget and routes a policy cannot separate.
@@ -435,6 +443,24 @@ pub enum StoreCommand {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+}
+
+/// `--kind`: a REST or an HTTP API.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    /// A REST API.
+    Rest,
+    /// An HTTP API.
+    Http,
+}
+
+impl From<KindArg> for scopegate::policy::ApiKind {
+    fn from(k: KindArg) -> scopegate::policy::ApiKind {
+        match k {
+            KindArg::Rest => scopegate::policy::ApiKind::Rest,
+            KindArg::Http => scopegate::policy::ApiKind::Http,
+        }
+    }
 }
 
 /// `--scope-lists`: [`from_openapi::ScopeLists`] on the command line.
@@ -664,6 +690,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             api,
             stage,
             scope_lists,
+            kind,
             replace,
             dry_run,
             yes,
@@ -672,7 +699,11 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 (Some(file), _) => (load_file(file, store.output())?.mappings, None),
                 (None, Some(doc)) => {
                     let (api, stage) = (api.unwrap_or_default(), stage.unwrap_or_default());
-                    let derived = from_openapi::load(doc, &api, &stage, scope_lists.into())?;
+                    let read = from_openapi::ReadAs {
+                        scope_lists: scope_lists.into(),
+                        kind: kind.map(Into::into),
+                    };
+                    let derived = from_openapi::load(doc, &api, &stage, read)?;
                     for note in &derived.notes {
                         eprintln!("scopegate: note: {note}");
                     }
@@ -788,8 +819,13 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             api,
             stage,
             scope_lists,
+            kind,
         } => {
-            let derived = from_openapi::load(&file, &api, &stage, scope_lists.into())?;
+            let read = from_openapi::ReadAs {
+                scope_lists: scope_lists.into(),
+                kind: kind.map(Into::into),
+            };
+            let derived = from_openapi::load(&file, &api, &stage, read)?;
             for note in &derived.notes {
                 eprintln!("scopegate: note: {note}");
             }
