@@ -250,7 +250,7 @@ fn routes(resources: usize, shape: Shape) -> Vec<Mapping> {
             ("GET", "r{k}/{id}/items", "read"),
             ("GET", "r{k}/{id}/items/{item}", "read"),
             ("GET", "r{k}/{id}/audit", "admin"),
-            ("*", "r{k}/{id}/files/{proxy+}", "write"),
+            ("ANY", "r{k}/{id}/files/{proxy+}", "write"),
         ] {
             let path = path.replace("{k}", &k.to_string());
             let path = path

@@ -242,7 +242,7 @@ fn default_route(doc: &OpenApi, method: Method) -> Vec<ResourcePath> {
     let own = |r: &ResourcePath| {
         doc.operations.iter().any(|op| {
             op.path != openapi::DEFAULT_ROUTE
-                && (op.method == method.as_str() || (op.method == "ANY" && method == Method::Any))
+                && op.method == method.as_str()
                 && ResourcePath::new(&op.path).is_ok_and(|p| segments(&p) == segments(r))
         })
     };
@@ -367,7 +367,7 @@ mod tests {
                 format!("orders:read: Allow {API}/prod/GET/orders/{{id}}"),
                 format!("orders:admin orders:write: Allow {API}/prod/DELETE/orders/{{id}}"),
                 format!("root: Allow {API}/prod/DELETE/orders/{{id}}"),
-                format!("(any token): Allow {API}/prod/*/files/{{proxy+}}"),
+                format!("(any token): Allow {API}/prod/ANY/files/{{proxy+}}"),
                 format!("(nobody): Allow {API}/prod/GET/keys"),
             ]
         );
@@ -441,9 +441,9 @@ mod tests {
         assert_eq!(
             lines,
             [
-                format!("fallback: Allow {API}/prod/*/{{proxy+}}"),
+                format!("fallback: Allow {API}/prod/ANY/{{proxy+}}"),
                 format!("read: Allow {API}/prod/GET/{{proxy+}}"),
-                format!("root: Allow {API}/prod/*/"),
+                format!("root: Allow {API}/prod/ANY/"),
             ]
         );
     }

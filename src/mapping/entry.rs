@@ -28,9 +28,10 @@ pub(crate) const EVERY_METHOD: [&str; 8] = {
 /// The policy resources of `pattern` (a path as IAM reads it) for `method` on `api` and
 /// `stage`: how every resource of a policy is written, an entry's and an exactness Deny's.
 ///
-/// - `Method::Any` is written as every method segment a request ARN can hold (the seven
-///   methods and HTTP APIs' `ANY`), unless the pattern starts with `*`: `{api}/dev/*/orders`
-///   would also match `GET /dev/admin/orders`;
+/// - `*` and `ANY` ([`Method::is_every`]) are written as every method segment a request ARN
+///   can hold (the seven methods and HTTP APIs' `ANY`), unless the pattern starts with `*`
+///   (then as the one segment `*`): `{api}/dev/*/orders` would also match
+///   `GET /dev/admin/orders`;
 /// - with `also_any`, one method also covers the `ANY` method segment: an HTTP API `ANY`
 ///   route's request may be that method, and the routeArn does not say (an explicit Deny
 ///   needs this; an Allow, or an exactness Deny, must not have it);
@@ -43,11 +44,15 @@ pub(crate) fn method_arns(
     pattern: &str,
     slash_too: bool,
 ) -> Vec<String> {
-    let one = [method.as_str()];
+    let one = [if method.is_every() {
+        "*"
+    } else {
+        method.as_str()
+    }];
     let with_any = [method.as_str(), crate::policy::arn::ANY_METHOD];
-    let methods: &[&str] = if method == Method::Any && !pattern.starts_with('*') {
+    let methods: &[&str] = if method.is_every() && !pattern.starts_with('*') {
         &EVERY_METHOD
-    } else if method != Method::Any && also_any {
+    } else if !method.is_every() && also_any {
         &with_any
     } else {
         &one
@@ -68,12 +73,21 @@ pub const MAX_STAGE_LEN: usize = 128;
 /// The longest resource path accepted.
 pub const MAX_RESOURCE_LEN: usize = 1024;
 
-/// The HTTP method an entry covers; `Any` stands for API Gateway's `ANY` method (every
-/// method).
+/// The HTTP method an entry covers.
+///
+/// Two entries cover every method, and differ only in which route they name:
+/// - `*` ([`Method::Every`]): every method of its route, as the seed writes it and as IAM
+///   reads `*`. `* orders` for `admin` grants `POST orders` even where `POST orders` is
+///   also mapped for another scope: it names each method's route;
+/// - `ANY` ([`Method::Any`]): API Gateway's `ANY` method, a route of its own, which a
+///   method's own route on the same path beats (`x-amazon-apigateway-any-method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Method {
-    /// Every method (`*` or `ANY`).
+    /// API Gateway's `ANY` method: every method, as a route that a method's own route on the
+    /// same path beats.
     Any,
+    /// `*`: every method, each as its own route (see [`Method`]).
+    Every,
     /// `GET`.
     Get,
     /// `POST`.
@@ -102,10 +116,17 @@ impl Method {
         Method::Put,
     ];
 
-    /// The method segment of a methodArn: `GET`, ..., or `*` for `Any`.
+    /// Whether it covers every method (`*` or `ANY`): how it is written into a policy, and
+    /// which requests a Deny or a glob of it covers. Only routing tells the two apart.
+    pub fn is_every(self) -> bool {
+        matches!(self, Method::Any | Method::Every)
+    }
+
+    /// The method as written: `GET`, ..., `ANY`, or `*`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Method::Any => "*",
+            Method::Any => "ANY",
+            Method::Every => "*",
             Method::Get => "GET",
             Method::Post => "POST",
             Method::Put => "PUT",
@@ -126,9 +147,12 @@ impl fmt::Display for Method {
 impl FromStr for Method {
     type Err = MappingError;
 
-    /// Case-insensitive: `get` is `GET`; `*` and `ANY` are [`Method::Any`].
+    /// Case-insensitive: `get` is `GET`; `*` is [`Method::Every`], `ANY` [`Method::Any`].
     fn from_str(s: &str) -> Result<Method, MappingError> {
-        if s == "*" || s.eq_ignore_ascii_case("ANY") {
+        if s == "*" {
+            return Ok(Method::Every);
+        }
+        if s.eq_ignore_ascii_case("ANY") {
             return Ok(Method::Any);
         }
         Method::CONCRETE
@@ -380,7 +404,7 @@ pub struct Mapping {
     pub api: ApiArn,
     /// The stage, or `*` for every stage.
     pub stage: Stage,
-    /// The method, or [`Method::Any`].
+    /// The method, `*` ([`Method::Every`]) or `ANY` ([`Method::Any`]).
     pub method: Method,
     /// The resource path pattern.
     pub resource: ResourcePath,
@@ -652,9 +676,10 @@ mod tests {
     fn methods_parse_case_insensitively() {
         assert_eq!("get".parse::<Method>().unwrap(), Method::Get);
         assert_eq!("Delete".parse::<Method>().unwrap(), Method::Delete);
-        assert_eq!("*".parse::<Method>().unwrap(), Method::Any);
+        assert_eq!("*".parse::<Method>().unwrap(), Method::Every);
         assert_eq!("any".parse::<Method>().unwrap(), Method::Any);
-        assert_eq!(Method::Any.to_string(), "*");
+        assert_eq!(Method::Any.to_string(), "ANY");
+        assert_eq!(Method::Every.to_string(), "*");
         assert_eq!(Method::Options.to_string(), "OPTIONS");
         let err = "FETCH".parse::<Method>().unwrap_err();
         assert!(err.to_string().contains("\"FETCH\""), "{err}");
@@ -901,7 +926,7 @@ mod tests {
             [format!("{API}/prod/GET/")]
         );
         let any = mapping("dev", "ANY", "*", Effect::Allow);
-        assert_eq!(any.resource_arn(), format!("{API}/dev/*/*"));
+        assert_eq!(any.resource_arn(), format!("{API}/dev/ANY/*"));
         assert_eq!(
             any.policy_resources("dev", ApiKind::Rest),
             [format!("{API}/dev/*/*")]

@@ -189,8 +189,9 @@ pub struct RouteTable {
     routes: Vec<Route>,
     nodes: Vec<Node>,
     patterns: Vec<DenyPattern>,
-    /// Entry index -> route, for the entries that name a route.
-    by_entry: HashMap<u32, u32>,
+    /// Entry index -> its routes (one, or every method's for `*`), for the entries that
+    /// name a route.
+    by_entry: HashMap<u32, Box<[u32]>>,
     /// A segment value no route names: stands for every such value in a walk.
     fresh: Box<str>,
 }
@@ -212,29 +213,41 @@ impl RouteTable {
             let m = &entries[i as usize];
             debug_assert!(m.effect == Effect::Allow && m.resource.is_route());
             let segs = segments(&m.resource);
-            let next = u32::try_from(t.routes.len()).expect("fewer than 2^32 routes");
-            let id = *shapes.entry((m.method, segs.clone())).or_insert(next);
-            t.by_entry.insert(i, id);
-            if id != next {
-                continue;
-            }
-            for s in &segs {
-                if let Segment::Literal(l) = s {
-                    literals.insert(l);
+            // `*` names every method's route on its path (and the `ANY` route an HTTP API's
+            // `ANY` request takes): one route per method, each the same route as an entry of
+            // that method alone.
+            let methods: &[Method] = if m.method == Method::Every {
+                &ARN_METHODS
+            } else {
+                std::slice::from_ref(&m.method)
+            };
+            let mut ids = Vec::with_capacity(methods.len());
+            for &method in methods {
+                let next = u32::try_from(t.routes.len()).expect("fewer than 2^32 routes");
+                let id = *shapes.entry((method, segs.clone())).or_insert(next);
+                ids.push(id);
+                if id != next {
+                    continue;
                 }
+                for s in &segs {
+                    if let Segment::Literal(l) = s {
+                        literals.insert(l);
+                    }
+                }
+                let node = t.insert(&segs);
+                t.nodes[node as usize].ends.push(id);
+                t.routes.push(Route {
+                    method,
+                    entry: i,
+                    label: format!("{method} /{}", m.resource),
+                    ranks: segs.iter().map(|s| s.rank()).collect(),
+                    resource: m.resource.clone(),
+                    own: 0,
+                    reach: Box::new([]),
+                    over_reach: Box::new([]),
+                });
             }
-            let node = t.insert(&segs);
-            t.nodes[node as usize].ends.push(id);
-            t.routes.push(Route {
-                method: m.method,
-                entry: i,
-                label: format!("{} /{}", m.method, m.resource),
-                ranks: segs.iter().map(|s| s.rank()).collect(),
-                resource: m.resource.clone(),
-                own: 0,
-                reach: Box::new([]),
-                over_reach: Box::new([]),
-            });
+            t.by_entry.insert(i, ids.into_boxed_slice());
         }
         t.fresh = (0..)
             .map(|n| {
@@ -556,13 +569,13 @@ impl RouteTable {
         let mut granted = vec![false; self.routes.len()];
         let mut any_over = false;
         for i in token {
-            if let Some(&r) = self.by_entry.get(i) {
+            for &r in self.by_entry.get(i).into_iter().flatten() {
                 granted[r as usize] = true;
                 any_over |= over_covers(&self.routes[r as usize]);
             }
         }
         if any_over {
-            self.route_denies(&granted, &globs, &mut out);
+            self.route_denies(&granted, &globs, http, &mut out);
         }
         if http {
             self.http_slash(entries, token, &globs, &mut out);
@@ -570,7 +583,13 @@ impl RouteTable {
         out
     }
 
-    fn route_denies<'t>(&'t self, granted: &[bool], globs: &[&Mapping], out: &mut Exactness<'t>) {
+    fn route_denies<'t>(
+        &'t self,
+        granted: &[bool],
+        globs: &[&Mapping],
+        http: bool,
+        out: &mut Exactness<'t>,
+    ) {
         let mut written: HashSet<(Method, u32)> = HashSet::new();
         let push = |out: &mut Exactness<'t>,
                     written: &mut HashSet<(Method, u32)>,
@@ -613,7 +632,7 @@ impl RouteTable {
                 } else {
                     by.method
                 };
-                let own_losses = self.losses(granted, globs, m, denied.own);
+                let own_losses = self.losses(granted, globs, http, m, denied.own);
                 if own_losses.is_empty() {
                     push(out, &mut written, m, denied.own, denied.entry, by.entry);
                     continue;
@@ -640,7 +659,7 @@ impl RouteTable {
                     let mut lost = Vec::new();
                     let mut losers: HashSet<String, FixedState> = HashSet::default();
                     for &p in &needed {
-                        for l in self.losses(granted, globs, m, p) {
+                        for l in self.losses(granted, globs, http, m, p) {
                             if losers.insert(l.0.clone()) {
                                 lost.push(l);
                             }
@@ -672,7 +691,7 @@ impl RouteTable {
             }
             for &p in g.over_reach.iter() {
                 if !written.contains(&(g.method, p))
-                    && self.losses(granted, globs, g.method, p).is_empty()
+                    && self.losses(granted, globs, http, g.method, p).is_empty()
                 {
                     push(out, &mut written, g.method, p, g.entry, g.entry);
                 }
@@ -698,6 +717,7 @@ impl RouteTable {
         &self,
         granted: &[bool],
         globs: &[&Mapping],
+        http: bool,
         method: Method,
         pattern: u32,
     ) -> Vec<(String, Method, String)> {
@@ -707,8 +727,10 @@ impl RouteTable {
             Owners::Known(owners) => {
                 let mut losers: HashSet<u32, FixedState> = HashSet::default();
                 for o in owners {
+                    // A REST API sends no `ANY` request: one costs nothing there.
                     if granted[o.route as usize]
                         && (method == Method::Any || o.method == method)
+                        && (http || o.method != Method::Any)
                         && losers.insert(o.route)
                     {
                         lost.push((
@@ -780,8 +802,7 @@ impl RouteTable {
 /// `pattern`: then it grants what the pattern matches (IAM meaning).
 fn glob_covers(globs: &[&Mapping], method: Method, pattern: &str) -> bool {
     globs.iter().any(|g| {
-        (g.method == Method::Any || g.method == method)
-            && covers(&g.resource.policy_pattern(), pattern)
+        (g.method.is_every() || g.method == method) && covers(&g.resource.policy_pattern(), pattern)
     })
 }
 
@@ -815,16 +836,18 @@ fn glob_losses(
     lost
 }
 
-/// A concrete method of a request both methods cover (`GET` where both are `ANY`).
+/// A concrete method of a request both methods cover (`GET` where both are `ANY` or `*`).
 fn concrete(a: Method, b: Method) -> Method {
-    match (a, b) {
-        (Method::Any, Method::Any) => Method::Get,
-        (Method::Any, m) | (m, _) => m,
+    match (a.is_every(), b.is_every()) {
+        (true, true) => Method::Get,
+        (true, false) => b,
+        _ => a,
     }
 }
 
 /// Whether a route's Allow may cover other routes: a template's `*` covers deeper paths,
-/// and an `ANY` route covers the routes of one method on its path.
+/// and an `ANY` route covers the routes of one method on its path. (`*` on a literal path
+/// does not: the routes its Allow covers are every method's route there, which it names.)
 fn covers_others(resource: &ResourcePath, method: Method) -> bool {
     resource.has_params() || method == Method::Any
 }

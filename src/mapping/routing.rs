@@ -7,7 +7,7 @@
 //! - segment by segment, left to right: a literal segment is more specific than `{param}`,
 //!   which is more specific than `{proxy+}`;
 //! - on the same path, a route for the request's method is more specific than an `ANY`
-//!   route.
+//!   route; an entry of method `*` names every method's own route, so it is not beaten.
 //!
 //! [`super::exact`] uses the same order to find which routes a policy pattern reaches.
 
@@ -108,7 +108,7 @@ pub fn route_for<'m>(table: &[&'m Mapping], method: Method, path: &str) -> Optio
     table
         .iter()
         .copied()
-        .filter(|m| m.resource.is_route() && (m.method == method || m.method == Method::Any))
+        .filter(|m| m.resource.is_route() && covers(m.method, method))
         .map(|m| (m, segments(&m.resource)))
         .filter(|(_, s)| route_matches(s, path))
         .max_by(|(a, sa), (b, sb)| precedence((sa, a.method), (sb, b.method)))
@@ -132,12 +132,30 @@ pub(crate) fn without_slash(path: &str) -> &str {
 
 /// Two routes (or entries) cover a common method.
 pub(crate) fn methods_meet(a: Method, b: Method) -> bool {
-    a == b || a == Method::Any || b == Method::Any
+    a == b || a.is_every() || b.is_every()
+}
+
+/// Whether an entry of method `entry` names a route that takes a request of `request` (a
+/// request ARN's method: one of the seven, or `Any` for an HTTP API's `ANY`): its own
+/// method, `*` (every method's route), or `ANY` (the `ANY` route takes every method).
+pub(crate) fn covers(entry: Method, request: Method) -> bool {
+    entry == request || entry.is_every()
+}
+
+/// The route an entry names for a request of `request` that it [`covers`]: `ANY`'s route,
+/// or the request method's own (which `*` names for every method).
+pub(crate) fn route_method(entry: Method, request: Method) -> Method {
+    if entry == Method::Any {
+        Method::Any
+    } else {
+        request
+    }
 }
 
 /// Which of two routes that match one request takes it (`Greater`: the first): the more
-/// specific path ([`specificity`]), then, on the same path, a method's own route before
-/// `ANY`. The one order the route of a request, and every comparison of routes, follow.
+/// specific path ([`specificity`]), then, on the same path, a method's own route (`*`
+/// included: it names every method's own route) before `ANY`. The one order the route of a
+/// request, and every comparison of routes, follow.
 pub(crate) fn precedence(a: (&[Segment<'_>], Method), b: (&[Segment<'_>], Method)) -> Ordering {
     specificity(a.0, b.0).then_with(|| (a.1 != Method::Any).cmp(&(b.1 != Method::Any)))
 }

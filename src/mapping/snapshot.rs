@@ -367,16 +367,21 @@ impl Snapshot {
             }
         }
         let table = self.route_table(api, stage);
-        let route = request
-            .method()
-            .parse()
-            .ok()
-            .and_then(|method| super::routing::route_for(&table, method, request.resource()));
+        let method: Option<super::entry::Method> = request.method().parse().ok();
+        let route =
+            method.and_then(|method| super::routing::route_for(&table, method, request.resource()));
         let route_requires = route
-            .map(|r| {
+            .zip(method)
+            .map(|(r, method)| {
+                use super::routing::{covers, route_method, same_route};
+                let named = route_method(r.method, method);
                 table
                     .iter()
-                    .filter(|m| m.method == r.method && super::routing::same_route(m, r))
+                    .filter(|m| {
+                        covers(m.method, method)
+                            && route_method(m.method, method) == named
+                            && same_route(m, r)
+                    })
                     .map(|m| &m.scopes)
                     .collect()
             })
@@ -1071,6 +1076,55 @@ mod tests {
             assert!(s.inseparable(["orders:read"], API, "dev").is_empty());
         }
 
+        /// Issue 20 §2: method `*` grants every method of its route (the seed's meaning,
+        /// and IAM's), where `ANY` is API Gateway's ANY route, which a method's own route
+        /// on the same path beats. Both were one method, read as `ANY`.
+        #[test]
+        fn star_is_every_method_of_its_route_and_any_is_api_gateways_any_route() {
+            for (method, post_for_admin) in [("*", true), ("ANY", false)] {
+                let s = Snapshot::new(
+                    1,
+                    vec![
+                        entry("admin", method, "orders", "Allow"),
+                        entry("orders:write", "POST", "orders", "Allow"),
+                        entry("admin", method, "orders/{id}", "Allow"),
+                        entry("orders:write", "DELETE", "orders/{id}", "Allow"),
+                    ],
+                );
+                for kind in [ApiKind::Rest, ApiKind::Http] {
+                    let allowed = |scope: &str, verb: &str, path: &str| {
+                        s.policy_for_kind([scope], API, "dev", kind)
+                            .evaluate(&method_arn(API, "dev", verb, path))
+                            == Effect::Allow
+                    };
+                    assert!(allowed("admin", "GET", "orders"), "{method} {kind:?}");
+                    assert_eq!(
+                        allowed("admin", "POST", "orders"),
+                        post_for_admin,
+                        "{method} {kind:?}"
+                    );
+                    assert_eq!(
+                        allowed("admin", "DELETE", "orders/7"),
+                        post_for_admin,
+                        "{method} {kind:?}"
+                    );
+                    assert!(allowed("admin", "PUT", "orders/7"), "{method} {kind:?}");
+                    assert!(
+                        allowed("orders:write", "POST", "orders"),
+                        "{method} {kind:?}"
+                    );
+                    assert!(
+                        allowed("orders:write", "DELETE", "orders/7"),
+                        "{method} {kind:?}"
+                    );
+                    assert!(
+                        !allowed("orders:write", "GET", "orders"),
+                        "{method} {kind:?}"
+                    );
+                }
+            }
+        }
+
         #[test]
         fn a_catch_all_route_is_denied_by_the_allows_over_reach_not_by_its_own_star() {
             let s = Snapshot::new(
@@ -1096,7 +1150,8 @@ mod tests {
             let report = s.inseparable(["admin"], API, "dev");
             assert_eq!(report.len(), 1, "{report:?}");
             assert_eq!(report[0].denied, "GET /orders/{id}");
-            assert_eq!(report[0].granted, "* /{proxy+}");
+            // `*` names every method's route: the one losing requests is GET's.
+            assert_eq!(report[0].granted, "GET /{proxy+}");
         }
 
         #[test]

@@ -180,7 +180,7 @@ fn public_documents_map_validate_and_decide_as_the_model_says() {
                 api: API,
                 stage: "dev",
                 verb: match m.method.as_str() {
-                    "*" => "GET",
+                    "*" | "ANY" => "GET",
                     v => v,
                 },
                 path: request_path(m.resource.as_str()),

@@ -142,17 +142,24 @@ fn shape(resource: &str) -> String {
 /// mapping names; what the policy says of it is not specified).
 ///
 /// - An entry applies when the token holds every scope it requires (none for `"scopes":
-///   []`; never for `"nobody": true`), its API and stage name the request's, and its method is the request's (`*`: any;
-///   a Deny on one method also covers an HTTP API's `ANY` request).
+///   []`; never for `"nobody": true`), its API and stage name the request's, and its method
+///   is the request's (`*` and `ANY`: any; a Deny on one method also covers an HTTP API's
+///   `ANY` request).
 /// - A Deny that applies and matches (its IAM pattern, or that followed by a slash) denies.
 /// - A glob entry (`*`, `?`) that applies and matches allows, with IAM's meaning.
 /// - Otherwise the request belongs to the most specific route matching it (literal, then
-///   `{param}`, then `{proxy+}`, left to right; a method's own route before `ANY`), and is
-///   allowed when an Allow entry naming that route applies.
+///   `{param}`, then `{proxy+}`, left to right; a method's own route before `ANY`, where
+///   `*` names every method's own route), and is allowed when an Allow entry naming that
+///   route applies.
 pub fn meaning(entries: &[Mapping], scopes: &[&str], req: &Req) -> Option<bool> {
+    // `*` and `ANY` both cover every method of a request; they differ only in the route
+    // they name (below).
     let method_ok = |m: &Mapping| {
         let method = m.method.as_str();
-        method == "*" || method == req.verb || (req.verb == "ANY" && m.effect == Effect::Deny)
+        method == "*"
+            || method == "ANY"
+            || method == req.verb
+            || (req.verb == "ANY" && m.effect == Effect::Deny)
     };
     let on_request = |m: &Mapping| {
         m.api.as_str() == req.api && (m.stage.as_str() == "*" || m.stage.as_str() == req.stage)
@@ -193,24 +200,35 @@ pub fn meaning(entries: &[Mapping], scopes: &[&str], req: &Req) -> Option<bool> 
         Some(p) if !req.http && !p.is_empty() => p,
         _ => req.path.as_str(),
     };
+    // The route an entry names for this request: `ANY` names the `ANY` route; `*` names
+    // the request method's own route, as an entry of that method does.
+    let named = |m: &Mapping| {
+        if m.method.as_str() == "ANY" {
+            "ANY"
+        } else {
+            req.verb
+        }
+    };
     let routes: Vec<&Mapping> = entries
         .iter()
         .filter(|m| {
             m.effect == Effect::Allow
                 && is_route(m.resource.as_str())
                 && on_request(m)
-                && (m.method.as_str() == "*" || m.method.as_str() == req.verb)
+                && (m.method.as_str() == "*"
+                    || m.method.as_str() == "ANY"
+                    || m.method.as_str() == req.verb)
                 && route_matches(m.resource.as_str(), path)
         })
         .collect();
     let best = routes.iter().max_by(|a, b| {
         ranks(a.resource.as_str())
             .cmp(&ranks(b.resource.as_str()))
-            .then((a.method.as_str() != "*").cmp(&(b.method.as_str() != "*")))
+            .then((named(a) != "ANY").cmp(&(named(b) != "ANY")))
     });
     if let Some(best) = best {
         let same = |m: &&&Mapping| {
-            m.method == best.method && shape(m.resource.as_str()) == shape(best.resource.as_str())
+            named(m) == named(best) && shape(m.resource.as_str()) == shape(best.resource.as_str())
         };
         return Some(routes.iter().filter(same).any(|m| held(m)));
     }
