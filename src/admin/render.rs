@@ -564,6 +564,7 @@ mod tests {
             entries: 1,
             scopes: 1,
             warnings: vec!["big".into()],
+            inseparable: 0,
         };
         let people = render_valid(&v, Output::Table);
         assert_eq!(people.out, "f.json: 1 entry, 1 scope: valid\n");

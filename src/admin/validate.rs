@@ -1,5 +1,6 @@
 //! `scopegate validate`: a mapping file checked entry by entry, with warnings for scope
-//! sets whose policy would outgrow the size budget.
+//! sets whose policy would outgrow the size budget, and for route pairs IAM cannot separate
+//! (which make it exit 4 unless accepted).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -19,8 +20,12 @@ pub struct ValidateReport {
     pub entries: usize,
     /// Scopes in it.
     pub scopes: usize,
-    /// Policies over the size budget: which scopes, which API and stage, how big.
+    /// Policies over the size budget (which scopes, which API and stage, how big), and route
+    /// pairs IAM cannot separate.
     pub warnings: Vec<String>,
+    /// How many of the warnings are route pairs IAM cannot separate, which cost a granted
+    /// route requests: `validate` exits 4 on them unless told to accept them.
+    pub inseparable: usize,
 }
 
 /// Validates a mapping file (every entry, duplicates, Allow/Deny that cancel out) and warns
@@ -50,6 +55,10 @@ pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> V
         if !m.stage.is_any() {
             stages.insert(m.stage.as_str().to_owned());
         }
+        if m.scopes.is_nobody() {
+            // A route held for nobody: no scope set meets it.
+            continue;
+        }
         sets.insert(
             m.scopes
                 .scopes()
@@ -60,6 +69,7 @@ pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> V
     }
     let snapshot = Snapshot::new(0, entries);
     let mut warnings = Vec::new();
+    let mut inseparable = 0;
     for (api, (stages, sets)) in &apis {
         let scopes: BTreeSet<&str> = sets.iter().flatten().map(String::as_str).collect();
         let stages: Vec<&str> = if stages.is_empty() {
@@ -71,6 +81,7 @@ pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> V
         for stage in stages {
             let mut check = |set: Vec<&str>, label: String| {
                 for i in snapshot.inseparable(set.iter().copied(), api, stage) {
+                    inseparable += 1;
                     warnings.push(format!(
                         "{label} on {api} stage {stage}: routes {} and {} cannot be told apart (IAM's * matches /): the Deny that keeps {} from these scopes also denies some requests of {}, e.g. {} /{}; those requests are denied",
                         i.denied, i.granted, i.denied, i.granted, i.method, i.example
@@ -107,6 +118,7 @@ pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> V
         entries: n,
         scopes,
         warnings,
+        inseparable,
     }
 }
 

@@ -24,7 +24,7 @@ Exit codes:
   1  nothing found or differences (get, diff, import --dry-run with changes), or cancelled
   2  usage: bad flags, unknown profile, no region, --yes needed
   3  conflict: a true conflict, or the mappings kept changing after retries
-  4  invalid input: a mapping file, an entry or an ARN that does not validate
+  4  invalid input: a mapping file, an entry or an ARN that does not validate (or routes IAM cannot separate)
   5  AWS or service error (the table not found included)";
 
 /// scopegate: an API Gateway Lambda authorizer for third-party OAuth 2.0 / OIDC tokens.

@@ -740,5 +740,37 @@ async fn the_admin_cli_migrates_seeds_imports_exports_and_validates() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("over the budget of 300 bytes"));
+    // Routes IAM cannot separate (orders/7/items/payments is an item's, and matches the
+    // payments route's orders/*/payments): exit 4, unless accepted.
+    let pair = dir.path().join("pair.json");
+    std::fs::write(
+        &pair,
+        serde_json::to_string(&json!([
+            {"api": API, "stage": "dev", "method": "GET", "resource": "orders/{id}", "scope": "orders:read"},
+            {"api": API, "stage": "dev", "method": "GET", "resource": "orders/{id}/items/{item}", "scope": "orders:read"},
+            {"api": API, "stage": "dev", "method": "GET", "resource": "orders/{id}/payments", "scope": "payments:read"},
+        ]))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["validate", pair.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("cannot be told apart") && err.contains("--accept-inseparable"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["validate", pair.to_str().unwrap(), "--accept-inseparable"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     fx.cleanup().await;
 }

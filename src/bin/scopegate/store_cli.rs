@@ -398,6 +398,10 @@ pub enum StoreCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputArg::Table)]
         output: OutputArg,
+        /// Exit 0 even when routes IAM cannot separate cost a granted route some requests
+        /// (they are denied, and listed): without it, such a pair exits 4.
+        #[arg(long)]
+        accept_inseparable: bool,
     },
     /// Flush API Gateway's authorizer cache of a stage (FlushStageAuthorizersCache), so that
     /// every token's next request is decided again from the current mappings. Stage `*`:
@@ -852,6 +856,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             file,
             budget,
             output,
+            accept_inseparable,
         } => {
             let output: Output = output.into();
             let doc = load_file(&file, output)?;
@@ -859,6 +864,13 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             let rendered = ops::render_valid(&report, output);
             eprint!("{}", rendered.err);
             print(&rendered.out);
+            if report.inseparable > 0 && !accept_inseparable {
+                eprintln!(
+                    "scopegate: {} of routes IAM cannot separate cost granted routes some requests (listed above; they are denied): give --accept-inseparable to accept them",
+                    ops::count(report.inseparable, "pair", "pairs")
+                );
+                return Ok(scopegate::admin::ErrorKind::Invalid.exit_code());
+            }
             Ok(exit::OK)
         }
         StoreCommand::History { store, limit } => {
