@@ -287,14 +287,14 @@ pub const TOKEN_HEADER: Setting = Setting {
     },
     doc: "Header holding the bearer token in REQUEST and HTTP API events (case-insensitive).",
 };
-/// `SCOPEGATE_RESPONSE`: HTTP API (payload 2.0) answer: iam (policy) or simple (isAuthorized).
+/// `SCOPEGATE_RESPONSE`: HTTP API (payload 2.0) answer: iam (policy) or simple (isAuthorized, one route: cache it per route, see caching.md).
 pub const RESPONSE: Setting = Setting {
     name: "SCOPEGATE_RESPONSE",
     kind: Kind::Text {
         default: "iam",
         values: "`iam`, `simple`",
     },
-    doc: "HTTP API (payload 2.0) answer: iam (policy) or simple (isAuthorized).",
+    doc: "HTTP API (payload 2.0) answer: iam (policy) or simple (isAuthorized, one route: cache it per route, see caching.md).",
 };
 /// `SCOPEGATE_CONTEXT_CLAIMS`: Extra claims copied into the authorizer context (strings, numbers, booleans; arrays joined).
 pub const CONTEXT_CLAIMS: Setting = Setting {
