@@ -319,6 +319,64 @@ fn bench_routes(c: &mut Criterion) {
     g.finish();
 }
 
+/// A route table nested as deep as it is wide, the worst shape for exactness: at each of
+/// `depth` levels a literal route, a template, a catch-all and a template's child, each
+/// under the previous level's literal, so every template's `*` reaches every route below it.
+fn nested(depth: usize) -> Vec<Mapping> {
+    let api = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+    let mut out = Vec::new();
+    let mut path = String::new();
+    for d in 0..depth {
+        let literal = format!("{path}l{d}");
+        for (k, (method, resource)) in [
+            ("GET", literal.clone()),
+            ("GET", format!("{path}{{id}}")),
+            ("GET", format!("{path}{{p+}}")),
+            ("*", format!("{path}{{id}}/x")),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            out.push(
+                serde_json::from_value(json!({"api": api, "stage": "dev", "method": method,
+                    "resource": resource, "scope": format!("s{}", (d + k) % 4)}))
+                .unwrap(),
+            );
+        }
+        path = format!("{literal}/");
+    }
+    out
+}
+
+/// The first policy (table compiled) on [`nested`] tables of 40, 80 and 160 routes: the
+/// worst case's growth, stated in docs/mappings.md. The same table's policy for a second
+/// scope set (`again_*`) is what each further token pays.
+fn bench_nested(c: &mut Criterion) {
+    let mut g = c.benchmark_group("nested");
+    g.sample_size(10);
+    let api = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+    for depth in [10, 20, 40] {
+        let entries = nested(depth);
+        let n = entries.len();
+        first_policy(&mut g, &format!("first_{n}"), &entries, &["s0"], api);
+        g.bench_function(format!("again_{n}"), |b| {
+            b.iter_batched(
+                || {
+                    let s = Snapshot::new(1, entries.clone());
+                    s.policy_for(["s0"], api, "dev");
+                    s
+                },
+                |s| {
+                    let p = s.policy_for(["s1", "s2"], api, "dev");
+                    (s, p)
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
 /// The warm path as the Lambda runs it: with the JSON decision line and the EMF line written
 /// (to a sink), which the `warm` group leaves out. Registered last: it installs the process's
 /// metrics writer and a logging subscriber for good.
@@ -355,6 +413,7 @@ criterion_group!(
     bench_warm,
     bench_policy,
     bench_routes,
+    bench_nested,
     bench_logged
 );
 criterion_main!(benches);
