@@ -97,8 +97,9 @@ pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage, read: ReadAs) -> Resul
         (false, k) => k.unwrap_or(ApiKind::Rest),
     };
     refuse_renamed_templates(doc)?;
-    if kind == ApiKind::Rest {
-        refuse_slash_twins(doc)?;
+    match kind {
+        ApiKind::Rest => refuse_slash_twins(doc)?,
+        ApiKind::Http => refuse_reached_slash_routes(doc)?,
     }
     let mut entries = Vec::new();
     let mut notes: Vec<String> = doc.notes.iter().map(ToString::to_string).collect();
@@ -300,6 +301,48 @@ fn refuse_slash_twins(doc: &OpenApi) -> Result<(), String> {
             Entry::Occupied(_) => {}
             Entry::Vacant(v) => {
                 v.insert(op);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// On an HTTP API a path with a trailing slash (`/admin/`) is a route of its own, which a
+/// mapping cannot name: it is left out. Its requests then go to no route of the table, and a
+/// catch-all's Allow (`{proxy+}`, `$default`: IAM's `*`) covers them. Where such a catch-all
+/// requires something else, that would grant `/admin/` to its scopes: refused, naming both.
+fn refuse_reached_slash_routes(doc: &OpenApi) -> Result<(), String> {
+    let pattern = |path: &str| -> Option<String> {
+        if path == openapi::DEFAULT_ROUTE {
+            return Some("*".to_owned());
+        }
+        let r = ResourcePath::new(path).ok()?;
+        r.as_str()
+            .ends_with("+}")
+            .then(|| r.policy_pattern().into_owned())
+    };
+    let meet = |a: &str, b: &str| a == b || a == "ANY" || b == "ANY";
+    for slash in doc
+        .operations
+        .iter()
+        .filter(|o| o.path.len() > 1 && o.path.ends_with('/'))
+    {
+        let request = slash.path.trim_start_matches('/');
+        for catch_all in &doc.operations {
+            let Some(p) = pattern(&catch_all.path) else {
+                continue;
+            };
+            if meet(&catch_all.method, &slash.method)
+                && crate::policy::glob_match(&p, request)
+                && catch_all.security != slash.security
+            {
+                return Err(format!(
+                    "{} {} is a route of its own on an HTTP API, which a mapping cannot name, and {} {} (which requires something else) would reach it; map them by hand, or give --kind rest if this is a REST API",
+                    slash.method,
+                    openapi::clip_path(&slash.path),
+                    catch_all.method,
+                    openapi::clip_path(&catch_all.path)
+                ));
             }
         }
     }
@@ -581,6 +624,16 @@ mod tests {
                 .any(|n| n.starts_with("GET /x/: on an HTTP API")),
             "{:?}",
             d.notes
+        );
+        // A catch-all that requires something else would reach the left-out /x/: refused.
+        let reached = DOC.replace(
+            "  /x/:\n",
+            "  /{proxy+}:\n    get: {security: [{idp: [plain]}]}\n  /x/:\n",
+        );
+        let err = derive(&openapi::read(&reached).unwrap(), &api, &stage, http).unwrap_err();
+        assert!(
+            err.contains("GET /x/ is a route of its own") && err.contains("GET /{proxy+}"),
+            "{err}"
         );
         // An HTTP API export says its kind itself.
         let export = DOC.replace(

@@ -67,8 +67,8 @@ pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> V
                 .collect(),
         );
     }
+    let mut warnings = star_beside_methods(&entries);
     let snapshot = Snapshot::new(0, entries);
-    let mut warnings = Vec::new();
     let mut inseparable = 0;
     for (api, (stages, sets)) in &apis {
         let scopes: BTreeSet<&str> = sets.iter().flatten().map(String::as_str).collect();
@@ -122,11 +122,80 @@ pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> V
     }
 }
 
+/// A `*` route entry beside entries of one method on the same path for other scopes: `*`
+/// grants every method of its route, so it grants those methods too. That was not so before
+/// `*` and `ANY` were told apart, and an earlier OpenAPI import wrote `ANY` as `*`: each is
+/// named, so that one meant as API Gateway's `ANY` can be rewritten.
+fn star_beside_methods(entries: &[Mapping]) -> Vec<String> {
+    use std::collections::HashMap;
+
+    use crate::mapping::routing::{segments, Segment};
+    use crate::mapping::Method;
+    use crate::policy::Effect;
+    let routes = entries
+        .iter()
+        .filter(|m| m.effect == Effect::Allow && m.resource.is_route());
+    let mut by_path: HashMap<(&str, Vec<Segment<'_>>), Vec<&Mapping>> = HashMap::new();
+    for m in routes {
+        by_path
+            .entry((m.api.as_str(), segments(&m.resource)))
+            .or_default()
+            .push(m);
+    }
+    let mut out = Vec::new();
+    for same_path in by_path.values() {
+        for star in same_path.iter().filter(|m| m.method == Method::Every) {
+            for other in same_path.iter().filter(|o| {
+                !o.method.is_every()
+                    && o.scopes != star.scopes
+                    && (o.stage == star.stage || o.stage.is_any() || star.stage.is_any())
+            }) {
+                out.push(format!(
+                    "{} (*) grants {} /{}, which is also mapped for {}: * is every method of its route; write ANY if you meant API Gateway's ANY route (an earlier openapi import wrote ANY as *)",
+                    star.scopes, other.method, other.resource, other.scopes
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     use crate::mapping::testing::entry as m;
+
+    /// `*` is every method of its route: beside a method mapped for other scopes on the
+    /// same path, it grants that method too, which validate names.
+    #[test]
+    fn validate_names_a_star_route_beside_a_methods_own() {
+        let r = validate_entries(
+            "f.json",
+            vec![
+                m("admin", "*", "orders", "Allow"),
+                m("orders:write", "POST", "orders", "Allow"),
+                m("admin", "ANY", "items", "Allow"),
+                m("items:write", "POST", "items", "Allow"),
+            ],
+            10_240,
+        );
+        let named: Vec<&String> = r
+            .warnings
+            .iter()
+            .filter(|w| w.contains("* is every method"))
+            .collect();
+        assert_eq!(named.len(), 1, "{:?}", r.warnings);
+        assert!(
+            named[0].starts_with(
+                "admin (*) grants POST /orders, which is also mapped for orders:write"
+            ),
+            "{}",
+            named[0]
+        );
+        assert_eq!(r.inseparable, 0);
+    }
 
     #[test]
     fn validate_names_routes_a_policy_cannot_separate() {

@@ -611,11 +611,19 @@ impl<M: Mappings> Authorizer<M> {
                 // An HTTP API caches the answer under its identity sources (payload 1.0 joins
                 // their values with commas): as for 2.0, a token header that is not among them
                 // is refused, since the answer would be cached under a value never checked.
-                if let (ApiKind::Http, Some(t), Some(IdentitySource::One(sources))) =
-                    (kind, &token, &e.identity_source)
-                {
-                    if !sources.0.split(',').any(|s| s == t) {
-                        return Err(Rejection::Ambiguous.into());
+                if kind == ApiKind::Http {
+                    match (&token, &e.identity_source) {
+                        (_, Some(IdentitySource::Many(_))) => {
+                            return Err(AuthorizeError::BadEvent(
+                                "identitySource of a payload 1.0 event must be a string".into(),
+                            ))
+                        }
+                        (Some(t), Some(IdentitySource::One(sources)))
+                            if !sources.0.split(',').any(|s| s == t) =>
+                        {
+                            return Err(Rejection::Ambiguous.into());
+                        }
+                        _ => {}
                     }
                 }
                 (token, "REQUEST event without methodArn")
@@ -1058,6 +1066,12 @@ mod tests {
                 Err(AuthorizeError::Unauthorized(Rejection::Ambiguous))
             ));
             // Payload 1.0 is an HTTP API's: REQUEST only, and an `ANY` route's ARN is good.
+            let v1_list = json!({"version": "1.0", "type": "REQUEST", "methodArn": get_other,
+                                 "identitySource": [bearer], "headers": {"Authorization": bearer}});
+            assert!(matches!(
+                answer(v1_list.to_string()),
+                Err(AuthorizeError::BadEvent(_))
+            ));
             let v1_token = json!({"version": "1.0", "type": "TOKEN", "methodArn": get_other,
                                   "authorizationToken": bearer});
             assert!(matches!(

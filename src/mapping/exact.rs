@@ -51,7 +51,7 @@ pub struct Inseparable {
     pub denied: String,
     /// The granted route or glob entry that loses requests: `METHOD /path`.
     pub granted: String,
-    /// One such request: its method (`*` for an HTTP API's `ANY` request)...
+    /// One such request: its method (`ANY` for an HTTP API's `ANY` request)...
     pub method: Method,
     /// ...and its path (no leading slash).
     pub example: String,
