@@ -116,6 +116,13 @@ impl Method {
         Method::Put,
     ];
 
+    /// Every method a request ARN can hold: [`CONCRETE`](Method::CONCRETE), and `Any` for an
+    /// HTTP API's `ANY` request.
+    pub const REQUEST: [Method; 8] = {
+        let c = Method::CONCRETE;
+        [c[0], c[1], c[2], c[3], c[4], c[5], c[6], Method::Any]
+    };
+
     /// Whether it covers every method (`*` or `ANY`): how it is written into a policy, and
     /// which requests a Deny or a glob of it covers. Only routing tells the two apart.
     pub fn is_every(self) -> bool {

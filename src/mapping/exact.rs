@@ -16,17 +16,18 @@
 //! that `validate` and `explain` can name them.
 //!
 //! # Cost
-//! What depends only on the table is computed once, in [`RouteTable::new`]: for every
-//! pattern a policy may hold (each route's own pattern, each template's Allow and what it
-//! reaches past its route), the routes that own some request it matches, found by one walk
-//! of the route trie (see `RouteTable::owners`). A token's Denies are then set lookups
-//! over its granted routes: the first policy of a new scope set costs what its routes reach,
-//! never a search. Only a token's glob entries (IAM meaning, any shape) are compared with a
+//! What depends only on the table is computed once per table: for every pattern a policy may
+//! hold (each route's own pattern, each template's Allow and what it reaches past its
+//! route), the routes that own some request it matches, found by one walk of the route trie
+//! (see `RouteTable::owners`). What each over-covering route's Allow reaches is walked in
+//! [`RouteTable::new`]; a Deny pattern's owners on the first policy that weighs that Deny,
+//! then kept. A token's Denies are then set lookups over its granted routes: a new scope
+//! set costs what its routes reach, and a walk only for patterns no earlier token needed. Only a token's glob entries (IAM meaning, any shape) are compared with a
 //! Deny per token, by `pattern::meet` on two patterns.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::entry::{Mapping, Method, ResourcePath};
 use super::pattern::{meet, Glob, Meet, States};
@@ -124,12 +125,13 @@ struct Route {
     over_reach: Box<[u32]>,
 }
 
-/// A Deny pattern and the routes owning a request it matches.
+/// A Deny pattern and the routes owning a request it matches, found by the first policy
+/// that needs them (see [`RouteTable::owners_of`]).
 #[derive(Debug)]
 struct DenyPattern {
     path: Box<str>,
     slash_too: bool,
-    owners: Owners,
+    owners: OnceLock<Owners>,
 }
 
 #[derive(Debug)]
@@ -159,21 +161,11 @@ struct Node {
     ends: Vec<u32>,
 }
 
-/// The methods a request ARN can hold, in the order of [`Greedy`]: the seven, and `Any` for
-/// an HTTP API's `ANY` request.
-const ARN_METHODS: [Method; REQUEST_METHODS] = [
-    Method::Delete,
-    Method::Get,
-    Method::Head,
-    Method::Options,
-    Method::Patch,
-    Method::Post,
-    Method::Put,
-    Method::Any,
-];
+/// The methods a request ARN can hold, in the order of [`Greedy`].
+const ARN_METHODS: [Method; REQUEST_METHODS] = Method::REQUEST;
 
 /// How many methods a request ARN can hold.
-const REQUEST_METHODS: usize = 8;
+const REQUEST_METHODS: usize = Method::REQUEST.len();
 
 /// No route.
 const NONE: u32 = u32::MAX;
@@ -329,15 +321,24 @@ impl RouteTable {
         if let Some(&id) = interned.get(&key) {
             return id;
         }
-        let owners = self.owners(&Glob::new(&key.0));
         let id = u32::try_from(self.patterns.len()).expect("fewer than 2^32 patterns");
         self.patterns.push(DenyPattern {
             path: key.0.clone().into(),
             slash_too: key.1,
-            owners,
+            owners: OnceLock::new(),
         });
         interned.insert(key, id);
         id
+    }
+
+    /// The owners of interned pattern `p`, walked for on first use and kept: a pattern no
+    /// token's policy needs (most routes' own patterns, in a table of literal paths) costs
+    /// nothing.
+    fn owners_of(&self, p: u32) -> &Owners {
+        let pattern = &self.patterns[p as usize];
+        pattern
+            .owners
+            .get_or_init(|| self.owners(&Glob::new(&pattern.path)))
     }
 
     /// The routes owning some request that `pattern` matches (or, for a pattern `p`, the
@@ -702,7 +703,7 @@ impl RouteTable {
     /// Whether `pattern` matches a request of `method` (any, for `ANY`) that `route` owns
     /// (or may: a walk that gave up).
     fn reaches(&self, pattern: u32, route: u32, method: Method) -> bool {
-        match &self.patterns[pattern as usize].owners {
+        match self.owners_of(pattern) {
             Owners::Known(owners) => owners
                 .iter()
                 .any(|o| o.route == route && (method == Method::Any || o.method == method)),
@@ -723,7 +724,7 @@ impl RouteTable {
     ) -> Vec<(String, Method, String)> {
         let p = &self.patterns[pattern as usize];
         let mut lost: Vec<(String, Method, String)> = Vec::new();
-        match &p.owners {
+        match self.owners_of(pattern) {
             Owners::Known(owners) => {
                 let mut losers: HashSet<u32, FixedState> = HashSet::default();
                 for o in owners {
