@@ -693,13 +693,12 @@ pub struct Filter {
 
 impl Filter {
     fn matches(&self, m: &Mapping) -> bool {
-        self.scope
+        self.scope.as_deref().is_none_or(|s| {
+            !m.scopes.is_nobody() && m.scopes.scopes().iter().any(|x| x.as_str() == s)
+        }) && self
+            .api
             .as_deref()
-            .is_none_or(|s| m.scopes.scopes().iter().any(|x| x.as_str() == s))
-            && self
-                .api
-                .as_deref()
-                .is_none_or(|a| m.api.as_str() == a || m.api.as_str().ends_with(&format!(":{a}")))
+            .is_none_or(|a| m.api.as_str() == a || m.api.as_str().ends_with(&format!(":{a}")))
             && self.stage.as_deref().is_none_or(|s| m.stage.as_str() == s)
     }
 }

@@ -22,8 +22,9 @@
 //! (see `RouteTable::owners`). What each over-covering route's Allow reaches is walked in
 //! [`RouteTable::new`]; a Deny pattern's owners on the first policy that weighs that Deny,
 //! then kept. A token's Denies are then set lookups over its granted routes: a new scope
-//! set costs what its routes reach, and a walk only for patterns no earlier token needed. Only a token's glob entries (IAM meaning, any shape) are compared with a
-//! Deny per token, by `pattern::meet` on two patterns.
+//! set costs what its routes reach, and a walk only for patterns no earlier token needed.
+//! Only a token's glob entries (IAM meaning, any shape) are compared with a Deny per token,
+//! by `pattern::meet` on two patterns.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};

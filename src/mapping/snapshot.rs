@@ -243,9 +243,9 @@ impl Snapshot {
         &'a self,
         scope: &'a str,
     ) -> impl Iterator<Item = &'a Mapping> + 'a {
-        self.entries
-            .iter()
-            .filter(move |m| m.scopes.scopes().iter().any(|s| s.as_str() == scope))
+        self.entries.iter().filter(move |m| {
+            !m.scopes.is_nobody() && m.scopes.scopes().iter().any(|s| s.as_str() == scope)
+        })
     }
 
     /// The number of compiled policies currently cached, for metrics and tests.

@@ -506,6 +506,30 @@ async fn the_cli_changes_what_scopegate_invoke_answers() {
     assert_eq!(decision(answer.as_bytes(), &arn), Effect::Deny);
     let out = scopegate(&["mappings", "list", "--output", "json"], None);
     assert_eq!(out.trim(), "[]");
+    // A route held for nobody, named on the command line: added, listed, removed.
+    let nobody = [
+        "--api",
+        API,
+        "--stage",
+        "dev",
+        "--method",
+        "GET",
+        "--resource",
+        "reports",
+        "--nobody",
+    ];
+    let out = scopegate(&[&["mappings", "add"][..], &nobody].concat(), None);
+    assert!(out.contains("version 2 -> 3"), "{out}");
+    let out = scopegate(&["mappings", "list", "--output", "json"], None);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[0]["nobody"], true, "{out}");
+    let answer = scopegate(&["invoke"], Some(event(&t, &arn)));
+    assert_eq!(decision(answer.as_bytes(), &arn), Effect::Deny);
+    let out = scopegate(
+        &[&["mappings", "remove", "--yes"][..], &nobody].concat(),
+        None,
+    );
+    assert!(out.contains("version 3 -> 4"), "{out}");
     fx.cleanup().await;
 }
 

@@ -237,11 +237,15 @@ pub struct EntryArgs {
     #[arg(long)]
     resource: String,
     /// The scope; give it more than once to require all of them at once.
-    #[arg(long, required_unless_present = "any_token")]
+    #[arg(long, required_unless_present_any = ["any_token", "nobody"])]
     scope: Vec<String>,
     /// Require no scope, only a verified token ("scopes": []).
-    #[arg(long, conflicts_with = "scope")]
+    #[arg(long, conflicts_with_all = ["scope", "nobody"])]
     any_token: bool,
+    /// A route held for nobody ("nobody": true): no token is granted it, and other routes'
+    /// grants are kept off it.
+    #[arg(long, conflicts_with = "scope")]
+    nobody: bool,
     /// Allow or Deny.
     #[arg(long, default_value = "Allow")]
     effect: String,
@@ -254,6 +258,7 @@ impl EntryArgs {
             "resource": self.resource, "effect": self.effect,
         });
         match self.scope.as_slice() {
+            _ if self.nobody => json["nobody"] = true.into(),
             [one] => json["scope"] = one.as_str().into(),
             all => json["scopes"] = all.into(),
         }
