@@ -22,7 +22,7 @@ use std::path::Path;
 
 use super::error::AdminError;
 use super::openapi::{self, OpenApi, Security};
-use crate::mapping::routing::{segments, Segment};
+use crate::mapping::routing::{methods_meet, segments, Segment};
 use crate::mapping::{Mapping, Method, Requirement, ResourcePath, Scope, Stage};
 use crate::policy::{ApiArn, ApiKind, Effect};
 
@@ -134,21 +134,12 @@ pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage, read: ReadAs) -> Resul
                 continue;
             }
         }
-        let method: Method = if op.method == "ANY" {
-            Method::Any
-        } else {
-            op.method.parse().map_err(|e| format!("{name}: {e}"))?
-        };
+        let method: Method = op.method.parse().map_err(|e| format!("{name}: {e}"))?;
         let resources = if op.path == openapi::DEFAULT_ROUTE {
             default_route(doc, method)
         } else {
-            let resource = ResourcePath::new(&op.path).map_err(|e| format!("{name}: {e}"))?;
-            if !resource.is_route() {
-                return Err(format!(
-                    "{name}: a path with * or ? is not a route template; OpenAPI paths name routes"
-                ));
-            }
-            vec![resource]
+            // `unroutable` left out paths with `*` or `?`: what is left is a route.
+            vec![ResourcePath::new(&op.path).map_err(|e| format!("{name}: {e}"))?]
         };
         let requirements = match &op.security {
             Security::Scopes(alternatives) => {
@@ -321,7 +312,10 @@ fn refuse_reached_slash_routes(doc: &OpenApi) -> Result<(), String> {
             .ends_with("+}")
             .then(|| r.policy_pattern().into_owned())
     };
-    let meet = |a: &str, b: &str| a == b || a == "ANY" || b == "ANY";
+    let meet = |a: &str, b: &str| match (a.parse::<Method>(), b.parse::<Method>()) {
+        (Ok(a), Ok(b)) => methods_meet(a, b),
+        _ => true,
+    };
     for slash in doc
         .operations
         .iter()
