@@ -119,7 +119,7 @@ fn store(c: &mut Criterion) {
         };
         let started = Instant::now();
         store
-            .replace_all(&head, &entries(), &note, &|_, _| {})
+            .replace_all(&head, &entries(), &head.apis, &note, &|_, _| {})
             .await
             .expect("import");
         eprintln!("import of {ENTRIES} entries: {:?}", started.elapsed());

@@ -23,8 +23,8 @@ use crate::mapping::store::{
     entry_key, ChangeNote, Diff, DynamoStore, Edit, Head, HistoryRecord, MappingWriter, Progress,
     Published, S3Snapshots, SnapshotPublisher, StoreError, MAX_TRANSACTION_EDITS,
 };
-use crate::mapping::{Mapping, Snapshot, Stage};
-use crate::policy::ApiArn;
+use crate::mapping::{ApiKinds, Mapping, Snapshot, Stage};
+use crate::policy::{ApiArn, ApiKind};
 
 /// Where the store and the snapshot are, and who is acting.
 #[derive(Debug, Clone, Default)]
@@ -96,10 +96,10 @@ pub enum Change {
     /// conflict ([`StoreError::NotFound`]).
     Remove(Vec<Mapping>),
     /// Merge: every entry is mapped as given afterwards (same targets replaced), the rest
-    /// kept.
-    Merge(Vec<Mapping>),
-    /// Replace: exactly these entries afterwards.
-    Replace(Vec<Mapping>),
+    /// kept; the API kinds given are declared over the current ones.
+    Merge(Vec<Mapping>, ApiKinds),
+    /// Replace: exactly these entries, and these API kinds, afterwards.
+    Replace(Vec<Mapping>, ApiKinds),
     /// Replace the route Allows of one API and stage: exactly these entries among them
     /// afterwards (those of `import --openapi --replace`, whose document speaks only for the
     /// API's routes on one stage). Everything else is kept: other APIs and stages, and the
@@ -112,6 +112,8 @@ pub enum Change {
         stage: Stage,
         /// The entries.
         entries: Vec<Mapping>,
+        /// The API's kind, as the document gives it: declared for the API.
+        kind: ApiKind,
     },
 }
 
@@ -119,33 +121,49 @@ impl Change {
     /// How a bulk change (merge or replace) meets the current set; `None` for single edits.
     fn bulk(&self) -> Option<(&[Mapping], Bulk<'_>)> {
         match self {
-            Change::Merge(e) => Some((e, Bulk::Merge)),
-            Change::Replace(e) => Some((e, Bulk::Replace)),
+            Change::Merge(e, apis) => Some((e, Bulk::Merge(apis))),
+            Change::Replace(e, apis) => Some((e, Bulk::Replace(apis))),
             Change::ReplaceWithin {
                 api,
                 stage,
                 entries,
-            } => Some((entries, Bulk::ReplaceWithin(api, stage))),
+                kind,
+            } => Some((entries, Bulk::ReplaceWithin(api, stage, *kind))),
             Change::Add(_) | Change::Remove(_) => None,
         }
     }
 }
 
-/// How a bulk change meets the current set.
+/// How a bulk change meets the current set, with the API kinds it declares.
 #[derive(Debug, Clone, Copy)]
 enum Bulk<'a> {
-    Merge,
-    Replace,
-    ReplaceWithin(&'a ApiArn, &'a Stage),
+    Merge(&'a ApiKinds),
+    Replace(&'a ApiKinds),
+    ReplaceWithin(&'a ApiArn, &'a Stage, ApiKind),
 }
 
 impl Bulk<'_> {
     /// The history's word for it.
     fn label(self) -> String {
         match self {
-            Bulk::Merge => String::new(),
-            Bulk::Replace => " --replace".to_owned(),
-            Bulk::ReplaceWithin(api, stage) => format!(" --replace ({api} stage {stage})"),
+            Bulk::Merge(_) => String::new(),
+            Bulk::Replace(_) => " --replace".to_owned(),
+            Bulk::ReplaceWithin(api, stage, _) => format!(" --replace ({api} stage {stage})"),
+        }
+    }
+
+    /// The API kinds declared after it, given the `current` ones: a replace declares
+    /// exactly its own, a merge declares its own over the current ones, and an OpenAPI
+    /// document declares its API's.
+    fn kinds(self, current: &ApiKinds) -> ApiKinds {
+        match self {
+            Bulk::Replace(apis) => apis.clone(),
+            Bulk::Merge(apis) => current.merged(apis),
+            Bulk::ReplaceWithin(api, _, kind) => {
+                let mut out = current.clone();
+                out.declare(api.clone(), kind);
+                out
+            }
         }
     }
 }
@@ -153,8 +171,8 @@ impl Bulk<'_> {
 /// The set after a bulk change of `entries`, given the `current` one.
 fn merged(current: &[Mapping], entries: &[Mapping], how: Bulk<'_>) -> Vec<Mapping> {
     match how {
-        Bulk::Replace => return entries.to_vec(),
-        Bulk::ReplaceWithin(api, stage) => {
+        Bulk::Replace(_) => return entries.to_vec(),
+        Bulk::ReplaceWithin(api, stage, _) => {
             let replaced = |m: &Mapping| {
                 m.api == *api
                     && (stage.is_any() || m.stage == *stage)
@@ -165,7 +183,7 @@ fn merged(current: &[Mapping], entries: &[Mapping], how: Bulk<'_>) -> Vec<Mappin
             out.extend(entries.iter().cloned());
             return out;
         }
-        Bulk::Merge => {}
+        Bulk::Merge(_) => {}
     }
     let incoming: BTreeSet<String> = entries.iter().map(entry_key).collect();
     let mut out: Vec<Mapping> = current
@@ -257,7 +275,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
         let snapshots = self.snapshots.as_ref().ok_or(StoreError::NoBucket)?;
         let loaded = self.store.load_current_with(&|_, _| {}).await?;
         let published = snapshots
-            .publish(loaded.head.version, &loaded.entries)
+            .publish(loaded.head.version, &loaded.entries, &loaded.head.apis)
             .await?;
         if loaded.head.snapshot.as_ref() != Some(&published.digest()) {
             let recorded = self.store.record_snapshot(&published.digest()).await?;
@@ -310,16 +328,57 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
         dry_run: bool,
         progress: Progress<'_>,
     ) -> Result<Changed, AdminError> {
+        let document = Document {
+            mappings: entries,
+            ..Document::default()
+        };
+        self.import_document(action, document, replace, dry_run, progress)
+            .await
+    }
+
+    /// [`import`](Self::import) of a whole document: its entries and its API kinds, which a
+    /// merge declares over the current ones and a replace declares instead of them.
+    ///
+    /// # Errors
+    /// As [`import`](Self::import).
+    pub async fn import_document(
+        &self,
+        action: &str,
+        document: Document,
+        replace: bool,
+        dry_run: bool,
+        progress: Progress<'_>,
+    ) -> Result<Changed, AdminError> {
+        let (entries, apis) = (document.mappings, document.apis);
         check_unique(&entries, "the import")?;
         let change = if replace {
-            Change::Replace(entries)
+            Change::Replace(entries, apis)
         } else {
-            Change::Merge(entries)
+            Change::Merge(entries, apis)
         };
         if dry_run {
             return self.plan(&change).await;
         }
         self.change(action, change, None, progress).await
+    }
+
+    /// Declares `api` an API of `kind`: one change of the version record, in the history,
+    /// published like any other. Declaring the kind it has is no change.
+    ///
+    /// # Errors
+    /// [`AdminError::Busy`]; [`AdminError`].
+    pub async fn declare(&self, api: ApiArn, kind: ApiKind) -> Result<Changed, AdminError> {
+        let apis = [(api, kind)].into_iter().collect();
+        self.change("kind", Change::Merge(Vec::new(), apis), None, &|_, _| {})
+            .await
+    }
+
+    /// The API kinds declared now.
+    ///
+    /// # Errors
+    /// As [`MappingWriter::read_head`].
+    pub async fn kinds(&self) -> Result<ApiKinds, AdminError> {
+        Ok(self.store.read_head().await?.apis)
     }
 
     /// What `change` would do now: a dry run.
@@ -329,9 +388,10 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
     pub async fn plan(&self, change: &Change) -> Result<Changed, AdminError> {
         let current = self.store.load_current_with(&|_, _| {}).await?;
         let diff = match change {
-            Change::Merge(_) | Change::Replace(_) | Change::ReplaceWithin { .. } => {
+            Change::Merge(..) | Change::Replace(..) | Change::ReplaceWithin { .. } => {
                 let (e, how) = change.bulk().expect("a bulk change");
                 Diff::between(&current.entries, &merged(&current.entries, e, how))
+                    .with_kinds(&current.head.apis, &how.kinds(&current.head.apis))
             }
             Change::Add(e) => {
                 let new: Vec<Mapping> = e
@@ -341,7 +401,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
                     .collect();
                 Diff::between(
                     &current.entries,
-                    &merged(&current.entries, &new, Bulk::Merge),
+                    &merged(&current.entries, &new, Bulk::Merge(&ApiKinds::new())),
                 )
             }
             Change::Remove(targets) => {
@@ -392,7 +452,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
                 Change::Add(_) | Change::Remove(_) => {
                     self.edit_once(action, &mut change, expected).await
                 }
-                Change::Merge(_) | Change::Replace(_) | Change::ReplaceWithin { .. } => {
+                Change::Merge(..) | Change::Replace(..) | Change::ReplaceWithin { .. } => {
                     let (e, how) = change.bulk().expect("a bulk change");
                     self.import_once(action, e, how, expected, &mut written, progress)
                         .await
@@ -471,7 +531,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
                     diff.removed.push(stored);
                 }
             }
-            Change::Merge(_) | Change::Replace(_) | Change::ReplaceWithin { .. } => {
+            Change::Merge(..) | Change::Replace(..) | Change::ReplaceWithin { .. } => {
                 unreachable!("imports go through import_once")
             }
         }
@@ -492,7 +552,12 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
         let summary = format!("{action} {}", diff.summary());
         match self
             .store
-            .apply(&head, &edits, &self.note(action, summary, &diff))
+            .apply(
+                &head,
+                &edits,
+                &head.apis,
+                &self.note(action, summary, &diff),
+            )
             .await
         {
             Ok(new) => Ok(Changed {
@@ -555,7 +620,8 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
     ) -> Result<Changed, AdminError> {
         let current = self.store.load_current_with(&|_, _| {}).await?;
         let new_set = merged(&current.entries, entries, how);
-        let diff = Diff::between(&current.entries, &new_set);
+        let apis = how.kinds(&current.head.apis);
+        let diff = Diff::between(&current.entries, &new_set).with_kinds(&current.head.apis, &apis);
         let head = current.head;
         if expected.is_some_and(|want| !want.same_changes(&diff)) {
             return Err(AdminError::PlanChanged {
@@ -575,7 +641,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
         let summary = format!("{action}{} {}", how.label(), diff.summary());
         let note = self.note(action, summary, &diff);
         let new = if written.is_none() && diff.edit_count() <= MAX_TRANSACTION_EDITS {
-            self.store.apply(&head, &diff.edits(), &note).await?
+            self.store.apply(&head, &diff.edits(), &apis, &note).await?
         } else {
             let generation = match written.take() {
                 Some((generation, shards, held)) if shards == head.shards.max(1) => {
@@ -599,7 +665,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
             let shards = head.shards.max(1);
             match self
                 .store
-                .switch_generation(&head, &generation, new_set.len(), &note)
+                .switch_generation(&head, &generation, new_set.len(), &apis, &note)
                 .await
             {
                 Ok(new) => new,
@@ -658,6 +724,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
         Ok(Document {
             version: Some(loaded.head.version),
             generated_at: Some(crate::clock::rfc3339_now()),
+            apis: loaded.head.apis,
             mappings: loaded.entries,
         })
     }
@@ -676,7 +743,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
     /// As [`DynamoStore::load_current`].
     pub async fn snapshot(&self) -> Result<Snapshot, AdminError> {
         let loaded = self.store.load_current_with(&|_, _| {}).await?;
-        Ok(Snapshot::new(loaded.head.version, loaded.entries))
+        Ok(Snapshot::new(loaded.head.version, loaded.entries).with_kinds(loaded.head.apis))
     }
 }
 
@@ -963,7 +1030,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_confirmed_plan_is_applied_only_while_it_is_still_the_plan() {
         let a = admin(&[m("a", "GET", "x", "Allow")]);
-        let change = Change::Replace(vec![m("b", "GET", "y", "Allow")]);
+        let change = Change::Replace(vec![m("b", "GET", "y", "Allow")], ApiKinds::new());
         let plan = a.plan(&change).await.unwrap();
         assert!(plan.dry_run && plan.diff.removed.len() == 1 && plan.diff.added.len() == 1);
         assert_eq!(
@@ -1095,6 +1162,7 @@ mod tests {
             api: here.api.clone(),
             stage: here.stage.clone(),
             entries: vec![new.clone()],
+            kind: ApiKind::Rest,
         };
         let c = a.change("import", change, None, &|_, _| {}).await.unwrap();
         assert_eq!(c.diff.removed, vec![here.clone()]);
@@ -1109,6 +1177,7 @@ mod tests {
             api: here.api.clone(),
             stage: Stage::new("*").unwrap(),
             entries: vec![],
+            kind: ApiKind::Rest,
         };
         let c = a.change("import", change, None, &|_, _| {}).await.unwrap();
         let mut removed = c.diff.removed.clone();

@@ -54,7 +54,9 @@ impl std::fmt::Display for StageTarget {
 /// The stages a change must flush so that nobody keeps what it took away: those of every
 /// Allow removed, every Deny added, and every effect turned from Allow to Deny. A change
 /// that only grants more needs none: a cached policy that lacks a new grant fails closed
-/// until it expires.
+/// until it expires. A change of an API's declared kind flushes every stage of that API:
+/// its policies follow other routing rules (a REST API's slash twins are gone on an HTTP
+/// API).
 pub fn stages_to_flush(diff: &Diff) -> BTreeSet<StageTarget> {
     let target = |m: &Mapping| StageTarget {
         api: m.api.clone(),
@@ -67,7 +69,16 @@ pub fn stages_to_flush(diff: &Diff) -> BTreeSet<StageTarget> {
         .iter()
         .filter(|(old, new)| old.effect == Effect::Allow && new.effect == Effect::Deny)
         .map(|(_, new)| new);
-    removed.chain(added).chain(narrowed).map(target).collect()
+    let kinds = diff.kinds.iter().map(|k| StageTarget {
+        api: k.api.clone(),
+        stage: Stage::new("*").expect("`*` is a stage pattern"),
+    });
+    removed
+        .chain(added)
+        .chain(narrowed)
+        .map(target)
+        .chain(kinds)
+        .collect()
 }
 
 /// What flushing one stage did.
@@ -203,6 +214,7 @@ mod tests {
             removed: vec![m("b", "Deny")],
             changed: vec![(m("c", "Deny"), m("c", "Allow"))],
             unchanged: 3,
+            kinds: Vec::new(),
         };
         assert_eq!(stages(&none), Vec::<String>::new(), "grants more only");
         let some = Diff {
@@ -210,8 +222,16 @@ mod tests {
             removed: vec![m("e", "Allow"), m("*", "Allow")],
             changed: vec![(m("f", "Allow"), m("f", "Deny"))],
             unchanged: 0,
+            kinds: Vec::new(),
         };
         assert_eq!(stages(&some), ["*", "d", "e", "f"]);
+        let kind = Diff::default().with_kinds(
+            &crate::mapping::ApiKinds::new(),
+            &[(ApiArn::parse(API).unwrap(), crate::policy::ApiKind::Http)]
+                .into_iter()
+                .collect(),
+        );
+        assert_eq!(stages(&kind), ["*"], "a kind change flushes the API");
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Derived {
     pub api: ApiArn,
     /// The stage they are for.
     pub stage: Stage,
+    /// The API's kind: from the document where it says so, else from `--kind`, else REST.
+    /// Declared for the API wherever the entries go.
+    pub kind: ApiKind,
 }
 
 /// How a requirement object that lists several scopes reads.
@@ -221,6 +224,7 @@ pub fn derive(doc: &OpenApi, api: &ApiArn, stage: &Stage, read: ReadAs) -> Resul
         operations: doc.operations.len(),
         api: api.clone(),
         stage: stage.clone(),
+        kind,
     })
 }
 
@@ -447,10 +451,11 @@ mod tests {
                 "GET other"
             ]
         );
-        let s = Snapshot::new(1, d.entries);
         for kind in [ApiKind::Rest, ApiKind::Http] {
+            let s = Snapshot::new(1, d.entries.clone())
+                .with_kinds([(d.api.clone(), kind)].into_iter().collect());
             let allowed = |scope: &str, method: &str, path: &str| {
-                s.policy_for_kind([scope], API, "prod", kind)
+                s.policy_for([scope], API, "prod")
                     .evaluate(&method_arn(API, "prod", method, path))
                     == Effect::Allow
             };

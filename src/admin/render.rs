@@ -316,9 +316,15 @@ pub fn render_changed(c: &Changed, output: Output) -> String {
             for (_, new) in &c.diff.changed {
                 line("~", new);
             }
+            for k in &c.diff.kinds {
+                let _ = writeln!(out, "{k}");
+            }
             return out;
         }
         Output::Table => {}
+    }
+    for k in &c.diff.kinds {
+        let _ = writeln!(out, "{k}");
     }
     for m in &c.diff.added {
         let _ = writeln!(out, "+ {m}");

@@ -50,6 +50,19 @@ pub enum AuthorizeError {
     /// No mapping snapshot could be had; fail closed.
     #[error("mappings unavailable: {0}")]
     MappingsUnavailable(#[from] Unavailable),
+    /// The event cannot come from an API of the kind the mappings declare for its API: an
+    /// HTTP API's event for an API declared REST (or declared nowhere), or a REST API's for
+    /// one declared HTTP. Answered by neither kind's rules: the routing rules would be the
+    /// wrong API's, so fail closed (API Gateway answers 500, which it does not cache).
+    #[error("the event is from an API of kind {event}, but the mappings declare {api} of kind {declared} (rest unless declared): declare its kind (\"apis\" in the mapping file, or `scopegate mappings kind`)")]
+    KindMismatch {
+        /// The API ARN, as validated from the event.
+        api: String,
+        /// The kind the mappings declare (REST when undeclared).
+        declared: ApiKind,
+        /// The kind the event's shape gives.
+        event: ApiKind,
+    },
 }
 
 impl AuthorizeError {
@@ -59,6 +72,7 @@ impl AuthorizeError {
             AuthorizeError::Unauthorized(_) => "Unauthorized",
             AuthorizeError::BadEvent(_) => "BadEvent",
             AuthorizeError::MappingsUnavailable(_) => "MappingsUnavailable",
+            AuthorizeError::KindMismatch { .. } => "KindMismatch",
         }
     }
 
@@ -469,11 +483,18 @@ impl<M: Mappings> Authorizer<M> {
             .current()
             .await
             .map_err(AuthorizeError::MappingsUnavailable)?;
-        let policy = snapshot.policy_for_kind(
+        let declared = snapshot.kind_of(arn.api());
+        if declared != req.kind {
+            return Err(AuthorizeError::KindMismatch {
+                api: arn.api().to_owned(),
+                declared,
+                event: req.kind,
+            });
+        }
+        let policy = snapshot.policy_for(
             principal.scopes.iter().map(|s| &**s),
             arn.api(),
             arn.stage(),
-            req.kind,
         );
         if policy.json.get().len() > self.policy_max_bytes {
             tracing::warn!(
@@ -772,11 +793,31 @@ mod tests {
             self.key.sign(&c)
         }
 
+        /// The answer to `event` from the seed mappings, with the seed's API declared the
+        /// kind of API the event's shape says (an HTTP API's events carry a `version`).
         fn answer(&self, event: &[u8], token: &str) -> Result<Value, AuthorizeError> {
+            let http = serde_json::from_slice::<Value>(event)
+                .ok()
+                .is_some_and(|e| e.get("version").is_some());
+            let kind = if http { ApiKind::Http } else { ApiKind::Rest };
+            self.answer_as(event, token, kind)
+        }
+
+        /// The answer to `event` from the seed mappings, their API declared `kind`.
+        fn answer_as(
+            &self,
+            event: &[u8],
+            token: &str,
+            kind: ApiKind,
+        ) -> Result<Value, AuthorizeError> {
             let event = String::from_utf8(event.to_vec())
                 .unwrap()
                 .replace("__TOKEN__", token);
-            let mappings = StaticMappings::from_config(&self.config).unwrap();
+            let seed = StaticMappings::from_config(&self.config).unwrap().0;
+            let api = crate::policy::ApiArn::parse(&ARN[..ARN.find('/').unwrap()]).unwrap();
+            let snapshot = Snapshot::new(seed.version(), seed.entries().to_vec())
+                .with_kinds([(api, kind)].into_iter().collect());
+            let mappings = StaticMappings(Arc::new(snapshot));
             let a =
                 Authorizer::new(&self.config, mappings, Arc::new(ManualClock::new(NOW))).unwrap();
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -805,6 +846,33 @@ mod tests {
                 json!({"sub": "user-1", "scope": "email", "client_id": "app"})
             );
         }
+    }
+
+    /// Issue 20 §1: the kind of API is declared with the mappings, and an event that cannot
+    /// come from an API of that kind is refused (a 500 API Gateway does not cache), never
+    /// decided by either kind's rules: an HTTP API's payload 1.0 looks like a REST event.
+    #[test]
+    fn an_event_of_the_other_kind_than_declared_is_refused() {
+        let f = fixture();
+        let t = f.token(json!({}));
+        for (event, declared) in [
+            (TOKEN, ApiKind::Http),
+            (REQUEST, ApiKind::Http),
+            (HTTP_V2, ApiKind::Rest),
+            (HTTP_V1, ApiKind::Rest),
+        ] {
+            let err = f.answer_as(event, &t, declared).unwrap_err();
+            assert!(
+                matches!(err, AuthorizeError::KindMismatch { declared: d, .. } if d == declared),
+                "{err:?}"
+            );
+            assert_eq!(err.error_type(), "KindMismatch");
+            assert_ne!(err.error_message(), "Unauthorized");
+            assert!(err.error_message().contains("rz8w6b1ik2"), "{err}");
+        }
+        // A bad token is still a 401 first: the refusal tells the caller nothing.
+        let err = f.answer_as(HTTP_V2, "x.y.z", ApiKind::Rest).unwrap_err();
+        assert!(matches!(err, AuthorizeError::Unauthorized(_)), "{err:?}");
     }
 
     #[test]
@@ -930,12 +998,20 @@ mod tests {
         let token = f.token(json!({}));
         let api = "arn:aws:execute-api:us-east-1:219852565112:rz8w6b1ik2";
         for config in [&f.config, &simple_config] {
-            let a = Authorizer::new(
-                config,
-                StaticMappings(Arc::new(Snapshot::new(1, entries.clone()))),
-                Arc::new(ManualClock::new(NOW)),
-            )
-            .unwrap();
+            // One authorizer per kind of API, the same entries: events with a `version` are
+            // an HTTP API's.
+            let authorizer = |kind: ApiKind| {
+                let api = crate::policy::ApiArn::parse(api).unwrap();
+                let s = Snapshot::new(1, entries.clone())
+                    .with_kinds([(api, kind)].into_iter().collect());
+                Authorizer::new(
+                    config,
+                    StaticMappings(Arc::new(s)),
+                    Arc::new(ManualClock::new(NOW)),
+                )
+                .unwrap()
+            };
+            let (http_api, rest_api) = (authorizer(ApiKind::Http), authorizer(ApiKind::Rest));
             let v2 = |arn: &str, source: &str| {
                 json!({"version": "2.0", "type": "REQUEST", "routeArn": arn,
                        "headers": {"authorization": source}})
@@ -956,6 +1032,10 @@ mod tests {
             };
             let bearer = format!("Bearer {token}");
             let answer = |event: String| {
+                let a = match event.contains("\"version\"") {
+                    true => &http_api,
+                    false => &rest_api,
+                };
                 rt.block_on(a.handle_json(event.as_bytes()))
                     .map(|b| serde_json::from_slice::<Value>(&b).unwrap())
             };

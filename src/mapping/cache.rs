@@ -239,7 +239,9 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
         )
         .await?;
         Ok(Current {
-            snapshot: Arc::new(Snapshot::new(loaded.head.version, loaded.entries)),
+            snapshot: Arc::new(
+                Snapshot::new(loaded.head.version, loaded.entries).with_kinds(loaded.head.apis),
+            ),
             source: Source::Dynamo,
             generation: Some(loaded.head.generation),
             confirmed_at: now,
@@ -263,7 +265,11 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
             match fetched {
                 Ok(doc) => {
                     let current = Current {
-                        snapshot: Arc::new(Snapshot::new(head.version, doc.mappings)),
+                        // The version record's kinds, which the object's must be anyway:
+                        // the record is the source of truth.
+                        snapshot: Arc::new(
+                            Snapshot::new(head.version, doc.mappings).with_kinds(head.apis.clone()),
+                        ),
                         source: Source::Dynamo,
                         generation: Some(head.generation.clone()),
                         confirmed_at: now,
@@ -298,7 +304,7 @@ impl<D: VersionedSource, S: SnapshotSource> MappingCache<D, S> {
         };
         let doc = bounded(self.options.load_timeout, "loading the S3 snapshot", fetch).await?;
         Ok(Current {
-            snapshot: Arc::new(Snapshot::new(doc.version.unwrap_or(0), doc.mappings)),
+            snapshot: Arc::new(Snapshot::from_document(doc)),
             source: Source::S3,
             generation: None,
             confirmed_at: now,
@@ -464,6 +470,7 @@ mod tests {
             updated_at: String::new(),
             updated_by: String::new(),
             snapshot: None,
+            apis: Default::default(),
         }
     }
 
@@ -576,8 +583,8 @@ mod tests {
     fn doc(version: u64, mappings: Vec<Mapping>) -> Option<Document> {
         Some(Document {
             version: Some(version),
-            generated_at: None,
             mappings,
+            ..Document::default()
         })
     }
 

@@ -4,8 +4,10 @@
 //! Two shapes are accepted:
 //! - a JSON array of entries, each in the canonical or the blog post's form (see
 //!   [`Mapping`]);
-//! - the snapshot document `{"version": N, "generated_at": "...", "mappings": [...]}`
-//!   (`version` and `generated_at` optional).
+//! - the snapshot document `{"version": N, "generated_at": "...", "apis": {...}, "mappings": [...]}`
+//!   (`version`, `generated_at` and `apis` optional). `apis` declares the kind of each API
+//!   that is not a REST API: `{"arn:aws:execute-api:REGION:ACCOUNT:ID": "http"}` (see
+//!   [`ApiKinds`]).
 //!
 //! Errors name the file, the entry (`mappings[3]`, counting from 0), the field, the value and
 //! the reason, for every bad entry in the file, not just the first: an operator fixing a file
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::api_kinds::ApiKinds;
 use super::entry::{Mapping, MappingError, RawMapping};
 use crate::policy::Effect;
 
@@ -37,7 +40,7 @@ pub enum FileError {
         source: std::io::Error,
     },
     /// The document is not JSON of either accepted shape.
-    #[error("{origin}: expected a JSON array of mappings or an object {{\"version\": N, \"mappings\": [...]}}: {source}")]
+    #[error("{origin}: expected a JSON array of mappings or an object {{\"version\": N, \"apis\": {{...}}, \"mappings\": [...]}}: {source}")]
     Document {
         /// The file (or other source) name.
         origin: String,
@@ -135,8 +138,9 @@ impl Problem {
     }
 }
 
-/// A parsed mapping document: its entries and, when it was a snapshot document, its version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A parsed mapping document: its entries, the kinds of its APIs and, when it was a snapshot
+/// document, its version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Document {
     /// The snapshot version, when the document carried one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,6 +148,10 @@ pub struct Document {
     /// When the snapshot was written, as given (informational).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generated_at: Option<String>,
+    /// The declared kind of each API that has one (an array document declares none: every
+    /// API is REST).
+    #[serde(skip_serializing_if = "ApiKinds::is_empty")]
+    pub apis: ApiKinds,
     /// The entries, in file order.
     pub mappings: Vec<Mapping>,
 }
@@ -153,6 +161,8 @@ pub struct Document {
 struct RawDocument<'a> {
     version: Option<u64>,
     generated_at: Option<String>,
+    #[serde(default)]
+    apis: ApiKinds,
     #[serde(borrow)]
     mappings: Vec<&'a RawValue>,
 }
@@ -184,12 +194,12 @@ pub fn parse_document(bytes: &[u8], origin: &str) -> Result<Document, FileError>
         source,
     };
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    let (version, generated_at, raw) = if first == Some(b'{') {
+    let (version, generated_at, apis, raw) = if first == Some(b'{') {
         let doc: RawDocument<'_> = serde_json::from_slice(bytes).map_err(document)?;
-        (doc.version, doc.generated_at, doc.mappings)
+        (doc.version, doc.generated_at, doc.apis, doc.mappings)
     } else {
         let entries: Vec<&RawValue> = serde_json::from_slice(bytes).map_err(document)?;
-        (None, None, entries)
+        (None, None, ApiKinds::new(), entries)
     };
     let mut mappings = Vec::with_capacity(raw.len());
     let mut problems = Vec::new();
@@ -221,6 +231,7 @@ pub fn parse_document(bytes: &[u8], origin: &str) -> Result<Document, FileError>
     Ok(Document {
         version,
         generated_at,
+        apis,
         mappings,
     })
 }

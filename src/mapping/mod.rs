@@ -11,6 +11,7 @@
 //! [`store`] (DynamoDB, the source of truth at run time, and the S3 snapshot, the fallback);
 //! [`cache`] is the authorizer's warm-container cache over the last two.
 
+pub mod api_kinds;
 pub mod file;
 pub(crate) mod snapshot;
 
@@ -28,6 +29,7 @@ pub mod store;
 pub(crate) mod testing;
 pub(crate) mod token_policy;
 
+pub use api_kinds::ApiKinds;
 pub use entry::{
     Mapping, MappingError, Method, ResourcePath, Scope, Stage, MAX_RESOURCE_LEN, MAX_SCOPE_LEN,
     MAX_STAGE_LEN,

@@ -11,6 +11,7 @@ use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::api_kinds::ApiKinds;
 use super::entry::Mapping;
 use super::exact::{Inseparable, RouteTable};
 use super::token_policy;
@@ -29,6 +30,8 @@ const INLINE_SCOPES: usize = 32;
 pub struct Snapshot {
     version: u64,
     entries: Vec<Mapping>,
+    /// The declared kind of each API: it, never the event, decides the kind's rules.
+    kinds: ApiKinds,
     /// scope -> dense id.
     scope_ids: HashMap<Box<str>, u32>,
     /// id -> scope.
@@ -60,7 +63,6 @@ struct CachedPolicy {
     scope_ids: Box<[u32]>,
     api: Box<str>,
     stage: Box<str>,
-    kind: ApiKind,
     policy: Arc<CompiledPolicy>,
 }
 
@@ -134,20 +136,20 @@ impl ScopeIds {
     }
 }
 
-fn cache_key(scope_ids: &[u32], api: &str, stage: &str, kind: ApiKind) -> u64 {
+fn cache_key(scope_ids: &[u32], api: &str, stage: &str) -> u64 {
     // Not an attack surface (ids of known scopes, and the API Gateway-built ARN), so the
     // fast hasher; a full key comparison confirms every hit anyway.
     let mut h = foldhash::fast::FixedState::default().build_hasher();
     scope_ids.hash(&mut h);
     api.hash(&mut h);
     stage.hash(&mut h);
-    matches!(kind, ApiKind::Http).hash(&mut h);
     h.finish()
 }
 
 impl Snapshot {
-    /// Indexes `entries` (already validated when parsed) as snapshot `version`. Exact
-    /// duplicates are dropped, keeping the first.
+    /// Indexes `entries` (already validated when parsed) as snapshot `version`, every API a
+    /// REST API (see [`with_kinds`](Self::with_kinds)). Exact duplicates are dropped,
+    /// keeping the first.
     pub fn new(version: u64, mut entries: Vec<Mapping>) -> Snapshot {
         let keep: Vec<bool> = {
             let mut seen = HashSet::with_capacity(entries.len());
@@ -201,6 +203,7 @@ impl Snapshot {
         Snapshot {
             version,
             entries,
+            kinds: ApiKinds::new(),
             scope_ids,
             scope_names,
             by_scope,
@@ -210,6 +213,33 @@ impl Snapshot {
             cache: Mutex::new(HashMap::default()),
             tables: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The snapshot of a mapping document: its entries, as its version (0 without one), with
+    /// the API kinds it declares.
+    pub fn from_document(doc: super::file::Document) -> Snapshot {
+        Snapshot::new(doc.version.unwrap_or(0), doc.mappings).with_kinds(doc.apis)
+    }
+
+    /// This snapshot with its APIs of the kinds `kinds` declares (the rest REST).
+    #[must_use]
+    pub fn with_kinds(mut self, kinds: ApiKinds) -> Snapshot {
+        self.kinds = kinds;
+        self.lock_cache().clear();
+        self.lock_tables().clear();
+        self
+    }
+
+    /// The declared kind of `api` (`arn:aws:execute-api:REGION:ACCOUNT:ID`): REST unless
+    /// declared HTTP. An event from an API of the other kind must be refused, not answered
+    /// by this kind's rules.
+    pub fn kind_of(&self, api: &str) -> ApiKind {
+        self.kinds.kind_of(api)
+    }
+
+    /// The declared kinds of the APIs.
+    pub fn kinds(&self) -> &ApiKinds {
+        &self.kinds
     }
 
     /// The version this snapshot was loaded at; a reload happens only when the store's
@@ -256,29 +286,15 @@ impl Snapshot {
     /// The policy for a token carrying `scopes`, requesting on `api`
     /// (`arn:aws:execute-api:REGION:ACCOUNT:APIID`, see [`MethodArn::api`]) and `stage`:
     /// every resource those scopes grant on that API and stage (entries with stage `*`
-    /// included), compacted, explicit Denies kept.
+    /// included), compacted, explicit Denies kept, by the rules of the API's declared kind
+    /// ([`kind_of`](Self::kind_of)): a REST API's Allows carry their trailing-slash twins, an
+    /// HTTP API's policy denies the slash beyond a template ([`Mapping::policy_resources`]).
     ///
     /// Scopes that no entry names do not count: a token with `openid profile orders:read`
     /// shares its policy with every other `orders:read` token. The first call for a key builds
     /// and caches the policy; later calls only hash the token's known scope ids (on the
     /// stack, no allocation for up to 32 scopes) and clone an `Arc`.
     pub fn policy_for<'s, I>(&self, scopes: I, api: &str, stage: &str) -> Arc<CompiledPolicy>
-    where
-        I: IntoIterator<Item = &'s str>,
-    {
-        self.policy_for_kind(scopes, api, stage, ApiKind::Rest)
-    }
-
-    /// [`policy_for`](Self::policy_for) for a request from an API of `kind`: the two differ
-    /// only in the trailing-slash twin of an Allow, which a REST API's policy has and an
-    /// HTTP API's does not ([`Mapping::policy_resources`]).
-    pub fn policy_for_kind<'s, I>(
-        &self,
-        scopes: I,
-        api: &str,
-        stage: &str,
-        kind: ApiKind,
-    ) -> Arc<CompiledPolicy>
     where
         I: IntoIterator<Item = &'s str>,
     {
@@ -292,19 +308,15 @@ impl Snapshot {
         if ids.is_empty() && self.any_token.is_empty() {
             return Arc::clone(&self.deny_all);
         }
-        let key = cache_key(ids, api, stage, kind);
+        let key = cache_key(ids, api, stage);
         if let Some(hit) = self.lock_cache().get(&key) {
-            if &*hit.scope_ids == ids
-                && &*hit.api == api
-                && &*hit.stage == stage
-                && hit.kind == kind
-            {
+            if &*hit.scope_ids == ids && &*hit.api == api && &*hit.stage == stage {
                 return Arc::clone(&hit.policy);
             }
         }
         // Built outside the lock: two racing misses both build, and the second insert wins;
         // cheaper than making every other request wait for a build.
-        let policy = Arc::new(self.compile(ids, api, stage, kind));
+        let policy = Arc::new(self.compile(ids, api, stage));
         let mut cache = self.lock_cache();
         if cache.len() >= POLICY_CACHE_CAPACITY {
             cache.clear();
@@ -315,7 +327,6 @@ impl Snapshot {
                 scope_ids: ids.into(),
                 api: api.into(),
                 stage: stage.into(),
-                kind,
                 policy: Arc::clone(&policy),
             },
         );
@@ -330,6 +341,8 @@ impl Snapshot {
         I: IntoIterator<Item = &'s str>,
     {
         let request = MethodArn::parse(method_arn)?;
+        let kind = self.kind_of(request.api());
+        let request = MethodArn::parse_for(method_arn, kind)?;
         let (api, stage) = (request.api(), request.stage());
         let mut known = Vec::new();
         let mut unknown_scopes: Vec<String> = Vec::new();
@@ -350,7 +363,7 @@ impl Snapshot {
             stage,
         );
         let matches = |m: &Mapping| {
-            m.policy_resources(stage, ApiKind::Rest)
+            m.policy_resources(stage, kind)
                 .iter()
                 .any(|r| glob_match(r, method_arn))
         };
@@ -390,7 +403,7 @@ impl Snapshot {
         let routes = self.table_for(&token, api, stage);
         let exactness = routes
             .as_deref()
-            .map(|t| t.exactness(&self.entries, &token, false))
+            .map(|t| t.exactness(&self.entries, &token, kind == ApiKind::Http))
             .unwrap_or_default();
         let entry = |i: u32| &self.entries[i as usize];
         let exact_denied_by = exactness
@@ -459,25 +472,10 @@ impl Snapshot {
     }
 
     /// The routes IAM cannot tell apart for a token carrying exactly `scopes` on `api` and
-    /// `stage` (see [`super::exact`]): requests of granted routes that the policy denies.
-    /// Empty when the policy is exact. For `validate` and `explain`.
+    /// `stage` (see [`super::exact`]), by the rules of the API's declared kind: requests of
+    /// granted routes that the policy denies. Empty when the policy is exact. For `validate`
+    /// and `explain`.
     pub fn inseparable<'s, I>(&self, scopes: I, api: &str, stage: &str) -> Vec<Inseparable>
-    where
-        I: IntoIterator<Item = &'s str>,
-    {
-        self.inseparable_for_kind(scopes, api, stage, ApiKind::Rest)
-    }
-
-    /// [`inseparable`](Self::inseparable) for a request from an API of `kind`: an HTTP
-    /// API's policy also denies the slash beyond a template, which a glob of the token may
-    /// lose requests to.
-    pub fn inseparable_for_kind<'s, I>(
-        &self,
-        scopes: I,
-        api: &str,
-        stage: &str,
-        kind: ApiKind,
-    ) -> Vec<Inseparable>
     where
         I: IntoIterator<Item = &'s str>,
     {
@@ -490,7 +488,7 @@ impl Snapshot {
         let token: Vec<u32> = self.applicable(&ids, api, stage).collect();
         self.table_for(&token, api, stage)
             .map(|t| {
-                t.exactness(&self.entries, &token, kind == ApiKind::Http)
+                t.exactness(&self.entries, &token, self.kind_of(api) == ApiKind::Http)
                     .inseparable
             })
             .unwrap_or_default()
@@ -546,9 +544,10 @@ impl Snapshot {
     /// and the Denies that keep the Allows of its routes to exactly those routes
     /// ([`super::exact`]), from the route table when it needs one
     /// ([`table_for`](Self::table_for)).
-    fn compile(&self, scope_ids: &[u32], api: &str, stage: &str, kind: ApiKind) -> CompiledPolicy {
+    fn compile(&self, scope_ids: &[u32], api: &str, stage: &str) -> CompiledPolicy {
         let token: Vec<u32> = self.applicable(scope_ids, api, stage).collect();
         let table = self.table_for(&token, api, stage);
+        let kind = self.kind_of(api);
         token_policy::compile(&self.entries, &token, table.as_deref(), api, stage, kind)
     }
 
@@ -949,31 +948,41 @@ mod tests {
         use crate::policy::method_arn;
 
         fn allowed(s: &Snapshot, scopes: &[&str], method: &str, path: &str) -> bool {
-            s.policy_for_kind(scopes.iter().copied(), API, "dev", ApiKind::Rest)
+            s.policy_for(scopes.iter().copied(), API, "dev")
                 .evaluate(&method_arn(API, "dev", method, path))
                 == Effect::Allow
         }
 
+        /// A snapshot of `entries` with `API` declared of `kind`.
+        fn of_kind(kind: ApiKind, entries: Vec<Mapping>) -> Snapshot {
+            let api = crate::policy::ApiArn::parse(API).unwrap();
+            Snapshot::new(1, entries).with_kinds([(api, kind)].into_iter().collect())
+        }
+
         #[test]
         fn on_an_http_api_a_template_does_not_allow_its_slash() {
-            let s = Snapshot::new(1, vec![entry("orders:read", "GET", "orders/{id}", "Allow")]);
+            let entries = vec![entry("orders:read", "GET", "orders/{id}", "Allow")];
+            let s = Snapshot::new(1, entries.clone());
+            let h = of_kind(ApiKind::Http, entries);
             let http = |path: &str| {
-                s.policy_for_kind(["orders:read"], API, "dev", ApiKind::Http)
+                h.policy_for(["orders:read"], API, "dev")
                     .evaluate(&method_arn(API, "dev", "GET", path))
             };
+            assert_eq!(s.kind_of(API), ApiKind::Rest);
+            assert_eq!(h.kind_of(API), ApiKind::Http);
             assert_eq!(http("orders/7"), Effect::Allow);
             assert_eq!(http("orders/7/"), Effect::Deny);
             assert!(allowed(&s, &["orders:read"], "GET", "orders/7/"));
             // Not where a glob of the token grants the path (found by the long differential
             // run: `* *` and `POST {id}` for one scope, `POST /a/` on an HTTP API).
-            let s = Snapshot::new(
-                1,
+            let s = of_kind(
+                ApiKind::Http,
                 vec![
                     entry("s1", "*", "*", "Allow"),
                     entry("s1", "POST", "{id}", "Allow"),
                 ],
             );
-            let p = s.policy_for_kind(["s1"], API, "dev", ApiKind::Http);
+            let p = s.policy_for(["s1"], API, "dev");
             assert_eq!(
                 p.evaluate(&method_arn(API, "dev", "POST", "a/")),
                 Effect::Allow
@@ -986,8 +995,8 @@ mod tests {
         /// too, and reported.
         #[test]
         fn on_an_http_api_a_glob_meeting_the_slash_does_not_lift_its_deny() {
-            let s = Snapshot::new(
-                1,
+            let s = of_kind(
+                ApiKind::Http,
                 vec![
                     entry("orders:read", "GET", "orders/{id}", "Allow"),
                     entry("orders:read", "GET", "orders/a*", "Allow"),
@@ -995,26 +1004,26 @@ mod tests {
                 ],
             );
             let http = |path: &str| {
-                s.policy_for_kind(["orders:read"], API, "dev", ApiKind::Http)
+                s.policy_for(["orders:read"], API, "dev")
                     .evaluate(&method_arn(API, "dev", "GET", path))
             };
             assert_eq!(http("orders/7"), Effect::Allow);
             assert_eq!(http("orders/b/"), Effect::Deny);
             assert_eq!(http("orders/a/"), Effect::Deny);
-            let report = s.inseparable_for_kind(["orders:read"], API, "dev", ApiKind::Http);
+            let report = s.inseparable(["orders:read"], API, "dev");
             assert!(
                 report.iter().any(|i| i.granted == "GET /orders/a*"),
                 "{report:?}"
             );
             // A glob that covers all of the slash grants it: no Deny.
-            let s = Snapshot::new(
-                1,
+            let s = of_kind(
+                ApiKind::Http,
                 vec![
                     entry("orders:read", "GET", "orders/{id}", "Allow"),
                     entry("orders:read", "GET", "orders/*", "Allow"),
                 ],
             );
-            let p = s.policy_for_kind(["orders:read"], API, "dev", ApiKind::Http);
+            let p = s.policy_for(["orders:read"], API, "dev");
             assert_eq!(
                 p.evaluate(&method_arn(API, "dev", "GET", "orders/b/")),
                 Effect::Allow,
@@ -1035,14 +1044,14 @@ mod tests {
             for m in Method::CONCRETE {
                 entries.push(entry("a", m.as_str(), "orders/{id}/payments", "Allow"));
             }
-            let s = Snapshot::new(1, entries);
-            let p = s.policy_for_kind(["a"], API, "dev", ApiKind::Http);
+            let s = of_kind(ApiKind::Http, entries);
+            let p = s.policy_for(["a"], API, "dev");
             let arn = |m: &str, path: &str| method_arn(API, "dev", m, path);
             assert_eq!(p.evaluate(&arn("ANY", "orders/7/payments")), Effect::Deny);
             assert_eq!(p.evaluate(&arn("ANY", "orders/7")), Effect::Allow);
             // The Deny is written for every method, so the GET route may lose its requests
             // too: then denied and reported, never allowed wrongly.
-            let report = s.inseparable_for_kind(["a"], API, "dev", ApiKind::Http);
+            let report = s.inseparable(["a"], API, "dev");
             assert!(
                 p.evaluate(&arn("GET", "orders/7/payments")) == Effect::Allow || !report.is_empty()
             );
@@ -1082,18 +1091,16 @@ mod tests {
         #[test]
         fn star_is_every_method_of_its_route_and_any_is_api_gateways_any_route() {
             for (method, post_for_admin) in [("*", true), ("ANY", false)] {
-                let s = Snapshot::new(
-                    1,
-                    vec![
-                        entry("admin", method, "orders", "Allow"),
-                        entry("orders:write", "POST", "orders", "Allow"),
-                        entry("admin", method, "orders/{id}", "Allow"),
-                        entry("orders:write", "DELETE", "orders/{id}", "Allow"),
-                    ],
-                );
+                let entries = vec![
+                    entry("admin", method, "orders", "Allow"),
+                    entry("orders:write", "POST", "orders", "Allow"),
+                    entry("admin", method, "orders/{id}", "Allow"),
+                    entry("orders:write", "DELETE", "orders/{id}", "Allow"),
+                ];
                 for kind in [ApiKind::Rest, ApiKind::Http] {
+                    let s = of_kind(kind, entries.clone());
                     let allowed = |scope: &str, verb: &str, path: &str| {
-                        s.policy_for_kind([scope], API, "dev", kind)
+                        s.policy_for([scope], API, "dev")
                             .evaluate(&method_arn(API, "dev", verb, path))
                             == Effect::Allow
                     };

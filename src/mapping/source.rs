@@ -64,10 +64,7 @@ impl StaticMappings {
             }
             MappingsSource::File(p) => load_document(p)?,
         };
-        Ok(Self(Arc::new(Snapshot::new(
-            doc.version.unwrap_or(0),
-            doc.mappings,
-        ))))
+        Ok(Self(Arc::new(Snapshot::from_document(doc))))
     }
 }
 

@@ -68,13 +68,33 @@ pub const REQUEST_METHODS: [&str; 7] = ["DELETE", "GET", "HEAD", "OPTIONS", "PAT
 /// The method segment of an HTTP API route declared `ANY`.
 pub const ANY_METHOD: &str = "ANY";
 
-/// Which kind of API sent the ARN: it decides which method segments are possible.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which kind of API Gateway API: REST (`methodArn`, payload without a version) or HTTP
+/// (`routeArn`, payload 1.0 or 2.0). It decides which method segments an ARN may carry, and
+/// the routing rules a mapping set follows for that API (trailing-slash twins, `ANY`
+/// routes, `$default`). Written `rest` / `http` in mapping files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ApiKind {
     /// A REST API's methodArn: one of `REQUEST_METHODS`.
     Rest,
     /// An HTTP API's routeArn: one of `REQUEST_METHODS`, or `ANY_METHOD`.
     Http,
+}
+
+impl ApiKind {
+    /// The name used in mapping files and on the command line: `rest` or `http`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKind::Rest => "rest",
+            ApiKind::Http => "http",
+        }
+    }
+}
+
+impl fmt::Display for ApiKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An API Gateway stage name as it appears in a request: 1 to 128 of `[A-Za-z0-9_-]`, or
@@ -218,6 +238,14 @@ impl ApiArn {
 impl fmt::Display for ApiArn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Lets an [`ApiArn`]-keyed map be searched by a request's [`MethodArn::api`]; the derived
+/// order is the text's, so the two agree.
+impl std::borrow::Borrow<str> for ApiArn {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 

@@ -22,6 +22,10 @@
 //! answered twice so the token cache's path is judged too. Requests an API Gateway could not
 //! have sent (a stage `*`, a method `get`) must be refused as bad events, never decided.
 //!
+//! Each case declares the kind of each API at random (issue 20 §1): the policy follows the
+//! declared kind, and an event of the other kind (its shape: REST's, or an HTTP API's 1.0 or
+//! 2.0) must be refused, never decided by either kind's rules.
+//!
 //! Cases per run: 2000 by default; `SCOPEGATE_PROPTEST_CASES=1000000 cargo test --release
 //! --test it differential::` is the long run (docs/testing.md).
 
@@ -34,8 +38,8 @@ use scopegate::authorizer::{AuthorizeError, Authorizer};
 use scopegate::clock::ManualClock;
 use scopegate::config::{Config, IssuerConfig, JwksSource, ResponseMode};
 use scopegate::mapping::StaticMappings;
-use scopegate::mapping::{Mapping, Snapshot};
-use scopegate::policy::ApiKind;
+use scopegate::mapping::{ApiKinds, Mapping, Snapshot};
+use scopegate::policy::{ApiArn, ApiKind};
 use scopegate::token::mint::SigningKey;
 use scopegate::token::Alg;
 use serde_json::{json, Value};
@@ -188,12 +192,12 @@ impl Harness {
         }
     }
 
-    fn authorizer(&self, entries: &[Mapping], simple: bool) -> Authorizer<StaticMappings> {
+    fn authorizer(&self, snapshot: Snapshot, simple: bool) -> Authorizer<StaticMappings> {
         let mut config = self.config.clone();
         if simple {
             config.response = ResponseMode::Simple;
         }
-        let mappings = StaticMappings(Arc::new(Snapshot::new(1, entries.to_vec())));
+        let mappings = StaticMappings(Arc::new(snapshot));
         Authorizer::new(&config, mappings, Arc::new(ManualClock::new(NOW))).unwrap()
     }
 
@@ -255,18 +259,46 @@ fn events(req: &Req, token: &str) -> Vec<(&'static str, Vec<u8>)> {
 #[derive(Debug, Clone)]
 struct Case {
     entries: Vec<Mapping>,
+    /// Which of `APIS` and `OTHER_API` are declared HTTP APIs (`None`: not declared, so
+    /// REST).
+    http: [Option<bool>; 3],
     scope_sets: Vec<Vec<&'static str>>,
     requests: Vec<Req>,
+}
+
+impl Case {
+    fn kinds(&self) -> ApiKinds {
+        [APIS[0], APIS[1], OTHER_API]
+            .iter()
+            .zip(self.http)
+            .filter_map(|(api, http)| {
+                let kind = if http? { ApiKind::Http } else { ApiKind::Rest };
+                Some((ApiArn::parse(api).unwrap(), kind))
+            })
+            .collect()
+    }
+
+    /// Whether `api` is declared an HTTP API.
+    fn is_http(&self, api: &str) -> bool {
+        let at = [APIS[0], APIS[1], OTHER_API].iter().position(|a| *a == api);
+        at.and_then(|i| self.http[i]).unwrap_or(false)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::new(1, self.entries.clone()).with_kinds(self.kinds())
+    }
 }
 
 fn case() -> impl Strategy<Value = Case> {
     (
         prop::collection::vec(entry(), 0..10),
+        prop::array::uniform3(prop::option::of(any::<bool>())),
         prop::collection::vec(prop::sample::subsequence(SCOPES.to_vec(), 0..=4), 1..3),
         prop::collection::vec(request(), 1..12),
     )
-        .prop_map(|(entries, scope_sets, requests)| Case {
+        .prop_map(|(entries, http, scope_sets, requests)| Case {
             entries,
+            http,
             scope_sets,
             requests,
         })
@@ -282,22 +314,22 @@ fn snapshot_policies_mean_what_the_mappings_mean() {
     });
     runner
         .run(&case(), |c| {
-            let snapshot = Snapshot::new(1, c.entries.clone());
+            let snapshot = c.snapshot();
             for scopes in &c.scope_sets {
-                for req in c.requests.iter().filter(|r| r.valid()) {
-                    let kind = if req.http {
-                        ApiKind::Http
-                    } else {
-                        ApiKind::Rest
-                    };
-                    let policy =
-                        snapshot.policy_for_kind(scopes.iter().copied(), req.api, req.stage, kind);
+                // The policy follows the API's declared kind, whatever sent the request.
+                let requests = c.requests.iter().map(|r| Req {
+                    http: c.is_http(r.api),
+                    ..r.clone()
+                });
+                for req in requests.filter(|r| r.valid()) {
+                    let req = &req;
+                    let policy = snapshot.policy_for(scopes.iter().copied(), req.api, req.stage);
                     let doc: Value = serde_json::from_str(policy.json.get()).unwrap();
                     let arn = req.arn();
                     let got = iam_allows(&doc, &arn);
                     let want = meaning(&c.entries, scopes, req);
                     let inseparable = !snapshot
-                        .inseparable_for_kind(scopes.iter().copied(), req.api, req.stage, kind)
+                        .inseparable(scopes.iter().copied(), req.api, req.stage)
                         .is_empty();
                     prop_assert!(
                         acceptable(got, want, inseparable),
@@ -330,20 +362,17 @@ fn authorizer_answers_mean_what_the_mappings_mean() {
     });
     runner
         .run(&case(), |c| {
-            let iam = h.authorizer(&c.entries, false);
-            let simple = h.authorizer(&c.entries, true);
-            let snapshot = Snapshot::new(1, c.entries.clone());
+            let iam = h.authorizer(c.snapshot(), false);
+            let simple = h.authorizer(c.snapshot(), true);
+            let snapshot = c.snapshot();
             for scopes in &c.scope_sets {
                 let token = h.token(scopes);
                 for req in &c.requests {
                     let want = meaning(&c.entries, scopes, req);
-                    let kind = if req.http {
-                        ApiKind::Http
-                    } else {
-                        ApiKind::Rest
-                    };
+                    // An event of the other kind than the API's declared one.
+                    let mismatch = req.http != c.is_http(req.api);
                     let inseparable = !snapshot
-                        .inseparable_for_kind(scopes.iter().copied(), req.api, req.stage, kind)
+                        .inseparable(scopes.iter().copied(), req.api, req.stage)
                         .is_empty();
                     let authorizers: &[(&str, &Authorizer<StaticMappings>)] = if req.http {
                         &[("iam", &iam), ("simple", &simple)]
@@ -362,6 +391,13 @@ fn authorizer_answers_mean_what_the_mappings_mean() {
                                     prop_assert!(
                                         matches!(got, Err(AuthorizeError::BadEvent(_))),
                                         "{at}: {got:?}"
+                                    );
+                                    continue;
+                                }
+                                if mismatch {
+                                    prop_assert!(
+                                        matches!(got, Err(AuthorizeError::KindMismatch { .. })),
+                                        "{at}: an event of the other kind than declared: {got:?}"
                                     );
                                     continue;
                                 }

@@ -165,6 +165,39 @@ fn fixture(name: &str, token: &str) -> String {
         .replace("__TOKEN__", token)
 }
 
+/// The HTTP API the HTTP fixtures are sent as: an API apart from the seed's REST API, since
+/// an API is one kind or the other (issue 20 §1).
+const HTTP_API: &str = "arn:aws:execute-api:us-east-1:219852565112:h77pd4o3ab";
+
+/// The seed's mappings, and its REST API's entries again for [`HTTP_API`], declared an
+/// HTTP API.
+fn seed_with_an_http_api() -> tempfile::NamedTempFile {
+    let text = std::fs::read_to_string(repo_root().join("seed-data/mappings.json")).unwrap();
+    let rest: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let http: Vec<Value> = rest
+        .iter()
+        .filter(|e| e.to_string().contains("rz8w6b1ik2"))
+        .map(|e| serde_json::from_str(&e.to_string().replace("rz8w6b1ik2", http_api_id())))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let doc = serde_json::json!({
+        "apis": {HTTP_API: "http"},
+        "mappings": rest.into_iter().chain(http).collect::<Vec<_>>(),
+    });
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), doc.to_string()).unwrap();
+    file
+}
+
+fn http_api_id() -> &'static str {
+    HTTP_API.rsplit(':').next().unwrap()
+}
+
+/// An HTTP API fixture event, sent by [`HTTP_API`].
+fn http_fixture(name: &str, token: &str) -> String {
+    fixture(name, token).replace("rz8w6b1ik2", http_api_id())
+}
+
 fn token_event(token: &str) -> String {
     String::from_utf8(crate::oidc::token_event(token, SEED_GET)).unwrap()
 }
@@ -179,10 +212,13 @@ async fn the_lambda_answers_token_request_and_http_api_events() {
     let idp = IdpGuard::start().await;
     let email = idp.token("email").await;
     let profile = idp.token("profile").await;
+    let mappings = seed_with_an_http_api();
     let mut lambda = LambdaGuard::start(&[
         ("SCOPEGATE_ISSUER", idp.issuer()),
         ("SCOPEGATE_AUDIENCE", API_AUDIENCE),
+        ("SCOPEGATE_MAPPINGS_FILE", mappings.path().to_str().unwrap()),
     ]);
+    let http_get = SEED_GET.replace("rz8w6b1ik2", http_api_id());
 
     // TOKEN (REST API, the seed's configuration).
     let a = lambda.answer(&token_event(&email));
@@ -195,18 +231,27 @@ async fn the_lambda_answers_token_request_and_http_api_events() {
     assert_eq!(evaluate(&policy(&a), SEED_GET), Effect::Allow, "{a}");
 
     // HTTP API, payload 2.0: routeArn, IAM policy answer (the default SCOPEGATE_RESPONSE).
-    let a = lambda.answer(&fixture("http_api_v2.json", &email));
-    assert_eq!(evaluate(&policy(&a), SEED_GET), Effect::Allow, "{a}");
+    let a = lambda.answer(&http_fixture("http_api_v2.json", &email));
+    assert_eq!(evaluate(&policy(&a), &http_get), Effect::Allow, "{a}");
 
     // HTTP API, payload 1.0 (REST's shape, "version": "1.0"): an IAM policy by HTTP rules,
     // which do not grant another route's `my-resource/`.
-    let a = lambda.answer(&fixture("http_api_v1.json", &email));
-    assert_eq!(evaluate(&policy(&a), SEED_GET), Effect::Allow, "{a}");
+    let a = lambda.answer(&http_fixture("http_api_v1.json", &email));
+    assert_eq!(evaluate(&policy(&a), &http_get), Effect::Allow, "{a}");
     assert_eq!(
-        evaluate(&policy(&a), &format!("{SEED_GET}/")),
+        evaluate(&policy(&a), &format!("{http_get}/")),
         Effect::Deny,
         "{a}"
     );
+
+    // An HTTP API's event for the API declared REST is refused, not decided (issue 20 §1).
+    let out = lambda.invoke(&fixture("http_api_v1.json", &email));
+    assert!(
+        !out.status.success(),
+        "a kind mismatch must not get an answer"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("KindMismatch"), "{stderr}");
 
     // A valid token without the scope: the deny-all policy (403).
     let a = lambda.answer(&token_event(&profile));
@@ -260,7 +305,7 @@ async fn the_lambda_answers_token_request_and_http_api_events() {
             serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
         })
         .collect();
-    assert_eq!(decisions.len(), 8, "{log}");
+    assert_eq!(decisions.len(), 9, "{log}");
     for d in &decisions {
         let id = d["span"]["request_id"].as_str().unwrap_or_default();
         assert_eq!(id.len(), 36, "a request id on every decision: {d}");
@@ -274,7 +319,8 @@ async fn the_lambda_answers_token_request_and_http_api_events() {
     }
 
     // The metrics: EMF lines on stdout, one per decision (when the entry point installs
-    // scopegate::metrics), counting 3 Allow, 1 Deny, 2 Unauthorized, 1 Error.
+    // scopegate::metrics), counting 4 Allow, 1 Deny, 2 Unauthorized, 2 Errors (the kind
+    // mismatch and the broken event).
     let emf: Vec<Value> = log
         .lines()
         .filter(|l| l.starts_with('{') && l.contains(r#""_aws""#) && l.contains(r#""Latency""#))
@@ -292,7 +338,7 @@ async fn the_lambda_answers_token_request_and_http_api_events() {
         ];
         assert_eq!(
             counts,
-            [4, 1, 2, 1],
+            [4, 1, 2, 2],
             "Allow, Deny, Unauthorized, Error in\n{emf:#?}"
         );
         assert_eq!(emf[0]["FunctionName"], FUNCTION);

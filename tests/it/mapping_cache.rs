@@ -554,7 +554,10 @@ async fn an_openapi_document_is_imported_and_decides_per_route() {
     let run = |args: &[&str], stdin: Option<Vec<u8>>| scopegate_on(&fx, &jwks, args, stdin);
     let doc = doc.to_str().unwrap();
     let (printed, notes) = run(&["openapi", doc, "--api", API, "--stage", "dev"], None);
-    let entries: Vec<Value> = serde_json::from_str(&printed).unwrap();
+    let printed_doc: Value = serde_json::from_str(&printed).unwrap();
+    // The document declares its API's kind: rest, as --kind defaults to.
+    assert_eq!(printed_doc["apis"][API], "rest", "{printed}");
+    let entries = printed_doc["mappings"].as_array().unwrap();
     assert_eq!(entries.len(), 6, "{printed}");
     // The apiKey-only operation is a route held for nobody, through the store as well.
     assert_eq!(
@@ -598,15 +601,18 @@ async fn an_openapi_document_is_imported_and_decides_per_route() {
         ("openid", "GET", "orders", Effect::Deny),
         ("orders:read", "GET", "keys", Effect::Deny),
     ];
-    let mut input = Vec::new();
-    for (scopes, method, path, _) in &cases {
-        input.extend(event(
-            &token(&key, scopes),
-            &format!("{API}/dev/{method}/{path}"),
-        ));
-        input.push(b'\n');
-    }
-    let (answers, stderr) = run(&["invoke"], Some(input));
+    let input_for = |cases: &[(&str, &str, &str, Effect)]| {
+        let mut input = Vec::new();
+        for (scopes, method, path, _) in cases {
+            input.extend(event(
+                &token(&key, scopes),
+                &format!("{API}/dev/{method}/{path}"),
+            ));
+            input.push(b'\n');
+        }
+        input
+    };
+    let (answers, stderr) = run(&["invoke"], Some(input_for(&cases)));
     let answers: Vec<&str> = answers.lines().collect();
     assert_eq!(answers.len(), cases.len(), "{stderr}");
     for ((scopes, method, path, want), answer) in cases.iter().zip(answers) {
@@ -635,6 +641,21 @@ async fn an_openapi_document_is_imported_and_decides_per_route() {
         why.contains("exactness: denied as route GET /orders/{id}/payments"),
         "{why}"
     );
+    // The import declared the API's kind; `mappings kind` shows and changes it, and an
+    // event of the other kind is then refused, not decided (issue 20 §1).
+    let (kind, _) = run(&["mappings", "kind", "--api", API], None);
+    assert_eq!(kind.trim(), format!("{API}: rest"));
+    let (changed, _) = run(&["mappings", "kind", "--api", API, "http"], None);
+    assert!(
+        changed.contains(&format!("kind {API}: rest -> http")),
+        "{changed}"
+    );
+    let (kind, _) = run(&["mappings", "kind", "--api", API], None);
+    assert_eq!(kind.trim(), format!("{API}: http"));
+    let (answers, _) = run(&["invoke"], Some(input_for(&cases[..1])));
+    let answer: Value = serde_json::from_str(answers.trim()).unwrap();
+    assert_eq!(answer["errorType"], "KindMismatch", "{answers}");
+    assert!(answer.get("policyDocument").is_none(), "{answers}");
     fx.cleanup().await;
 }
 

@@ -12,7 +12,6 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestRunner};
 use scopegate::mapping::{Mapping, Snapshot};
-use scopegate::policy::ApiKind;
 use serde_json::{json, Value};
 
 use super::model::{iam_allows, meaning, Req};
@@ -146,8 +145,7 @@ fn every_route_request_is_allowed_exactly_when_its_route_grants_it() {
             let entries = entries(&t);
             let snapshot = Snapshot::new(1, entries.clone());
             for token in &t.tokens {
-                let policy =
-                    snapshot.policy_for_kind(token.iter().copied(), API, "dev", ApiKind::Rest);
+                let policy = snapshot.policy_for(token.iter().copied(), API, "dev");
                 let doc: Value = serde_json::from_str(policy.json.get()).unwrap();
                 let inseparable = snapshot.inseparable(token.iter().copied(), API, "dev");
                 for (method, segs, _) in &t.routes {
@@ -228,12 +226,8 @@ fn orders_star_no_longer_reaches_payments() {
         e("GET", "orders/{id}/payments", "payments:read"),
     ];
     let s = Snapshot::new(1, entries);
-    let doc: Value = serde_json::from_str(
-        s.policy_for_kind(["orders:read"], API, "dev", ApiKind::Rest)
-            .json
-            .get(),
-    )
-    .unwrap();
+    let doc: Value =
+        serde_json::from_str(s.policy_for(["orders:read"], API, "dev").json.get()).unwrap();
     assert!(iam_allows(&doc, &format!("{API}/dev/GET/orders/7")));
     assert!(
         !iam_allows(&doc, &format!("{API}/dev/GET/orders/7/payments")),

@@ -13,7 +13,7 @@ use scopegate::mapping::file;
 use scopegate::mapping::store::aws::AwsOptions;
 use scopegate::mapping::store::Published;
 use scopegate::mapping::store::{ChangeNote, Edit, MappingWriter as _, StoreError};
-use scopegate::mapping::Mapping;
+use scopegate::mapping::{ApiKinds, Mapping};
 
 use crate::support::emulator::{
     unique_name, AwsEmulator, ACCESS_KEY, ENDPOINT_ENV, REGION, SECRET_KEY,
@@ -381,6 +381,7 @@ async fn a_stale_read_loses_with_a_clear_error() {
         .apply(
             &read,
             &[Edit::Add(entry("a", "GET", "a", "Allow"))],
+            &read.apis,
             &note("first", "add"),
         )
         .await
@@ -389,6 +390,7 @@ async fn a_stale_read_loses_with_a_clear_error() {
         .apply(
             &read,
             &[Edit::Add(entry("b", "GET", "b", "Allow"))],
+            &read.apis,
             &note("second", "add"),
         )
         .await
@@ -418,6 +420,7 @@ async fn a_stale_read_loses_with_a_clear_error() {
         .replace_all(
             &read,
             &[entry("c", "GET", "c", "Allow")],
+            &read.apis,
             &note("third", "import"),
             &|_, _| {},
         )
@@ -721,7 +724,10 @@ async fn publish_is_conditional_and_follows_changes() {
     ));
     assert!(!snapshots.read().await.unwrap().mappings.is_empty());
     // An older version never overwrites a newer one.
-    let err = snapshots.publish(1, &[]).await.unwrap_err();
+    let err = snapshots
+        .publish(1, &[], &ApiKinds::new())
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,

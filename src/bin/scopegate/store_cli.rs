@@ -537,6 +537,18 @@ pub enum MappingsCommand {
         #[command(flatten)]
         entry: EntryArgs,
     },
+    /// Show or declare whether an API is a REST or an HTTP API. Its routing rules follow the
+    /// declared kind (an API declared nowhere is REST), and the authorizer refuses an event
+    /// from an API of the other kind.
+    Kind {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The API: arn:aws:execute-api:REGION:ACCOUNT:ID.
+        #[arg(long)]
+        api: String,
+        /// Declare it this kind; without, show its kind.
+        kind: Option<KindArg>,
+    },
 }
 
 /// Asks `question` on a terminal unless `yes`; refuses without `--yes` when standard input is
@@ -704,8 +716,11 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             dry_run,
             yes,
         } => {
-            let (entries, within) = match (&file, &openapi) {
-                (Some(file), _) => (load_file(file, store.output())?.mappings, None),
+            let (entries, apis, within) = match (&file, &openapi) {
+                (Some(file), _) => {
+                    let doc = load_file(file, store.output())?;
+                    (doc.mappings, doc.apis, None)
+                }
                 (None, Some(doc)) => {
                     let (api, stage) = (api.unwrap_or_default(), stage.unwrap_or_default());
                     let read = from_openapi::ReadAs {
@@ -718,19 +733,25 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                     }
                     file::check_unique(&derived.entries, "the OpenAPI document")?;
                     // The document speaks for this API and stage only, even when it maps
-                    // nothing: --replace never reaches past them.
-                    (derived.entries, Some((derived.api, derived.stage)))
+                    // nothing: --replace never reaches past them. It declares the API's kind.
+                    let apis = [(derived.api.clone(), derived.kind)].into_iter().collect();
+                    (
+                        derived.entries,
+                        apis,
+                        Some((derived.api, derived.stage, derived.kind)),
+                    )
                 }
                 (None, None) => unreachable!("clap requires a file or --openapi"),
             };
             let change = match (replace, within) {
-                (true, Some((api, stage))) => Change::ReplaceWithin {
+                (true, Some((api, stage, kind))) => Change::ReplaceWithin {
                     api,
                     stage,
                     entries,
+                    kind,
                 },
-                (true, None) => Change::Replace(entries),
-                (false, _) => Change::Merge(entries),
+                (true, None) => Change::Replace(entries, apis),
+                (false, _) => Change::Merge(entries, apis),
             };
             if dry_run {
                 let admin = store.open().await?;
@@ -762,7 +783,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                     Change::ReplaceWithin { api, stage, .. } => {
                         format!("replace the mappings of {api} stage {stage} in")
                     }
-                    Change::Replace(_) => "replace the mappings in".to_owned(),
+                    Change::Replace(..) => "replace the mappings in".to_owned(),
                     _ => "merge into".to_owned(),
                 };
                 let source = file.as_ref().or(openapi.as_ref()).map(|p| p.display());
@@ -780,7 +801,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             let doc = load_file(&file, store.output())?;
             let admin = store.open().await?;
             let plan = admin
-                .import("diff", doc.mappings, true, true, &|_, _| {})
+                .import_document("diff", doc, true, true, &|_, _| {})
                 .await?;
             if store.output() == Output::Table && plan.diff.is_empty() {
                 print(&ops::render_same(&file, store.table(), plan.from_version));
@@ -839,16 +860,23 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 eprintln!("scopegate: note: {note}");
             }
             file::check_unique(&derived.entries, "the OpenAPI document")?;
-            // One entry per line: a document to review, diff and keep in version control.
+            // One entry per line: a document to review, diff and keep in version control. It
+            // declares the API's kind, which the entries' routing rules follow.
             let lines: Vec<String> = derived
                 .entries
                 .iter()
                 .map(|m| serde_json::to_string(m).expect("entries serialize"))
                 .collect();
+            let apis: scopegate::mapping::ApiKinds =
+                [(derived.api.clone(), derived.kind)].into_iter().collect();
+            let apis = serde_json::to_string(&apis).expect("kinds serialize");
             if lines.is_empty() {
-                println!("[]");
+                println!("{{\n  \"apis\": {apis},\n  \"mappings\": []\n}}");
             } else {
-                println!("[\n  {}\n]", lines.join(",\n  "));
+                println!(
+                    "{{\n  \"apis\": {apis},\n  \"mappings\": [\n    {}\n  ]\n}}",
+                    lines.join(",\n    ")
+                );
             }
             eprintln!(
                 "scopegate: {} from {} operations",
@@ -902,8 +930,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             };
             let snapshot = match file {
                 Some(f) => {
-                    let doc = load_file(&f, Output::Table)?;
-                    scopegate::mapping::Snapshot::new(doc.version.unwrap_or(0), doc.mappings)
+                    scopegate::mapping::Snapshot::from_document(load_file(&f, Output::Table)?)
                 }
                 None => store.open().await?.snapshot().await?,
             };
@@ -974,6 +1001,27 @@ async fn mappings(command: MappingsCommand) -> anyhow::Result<u8> {
                 Some(head.version),
             ));
         }
+        MappingsCommand::Kind { store, api, kind } => {
+            let api = scopegate::policy::ApiArn::parse(&api)
+                .map_err(|e| AdminError::Usage(format!("--api: {e}")))?;
+            let admin = match kind {
+                Some(_) => store.open_for_change().await?,
+                None => store.open().await?,
+            };
+            match kind {
+                Some(kind) => {
+                    let changed = admin.declare(api, kind.into()).await?;
+                    print(&ops::render_changed(&changed, store.output()));
+                }
+                None => {
+                    let declared = admin.kinds().await?.declared(api.as_str());
+                    match declared {
+                        Some(k) => println!("{api}: {k}"),
+                        None => println!("{api}: rest (not declared)"),
+                    }
+                }
+            }
+        }
         MappingsCommand::Get { store, entry } => {
             let m = entry.mapping()?;
             let admin = store.open().await?;
@@ -1008,7 +1056,8 @@ impl StoreCommand {
                 MappingsCommand::Add { store, .. }
                 | MappingsCommand::Remove { store, .. }
                 | MappingsCommand::List { store, .. }
-                | MappingsCommand::Get { store, .. } => store,
+                | MappingsCommand::Get { store, .. }
+                | MappingsCommand::Kind { store, .. } => store,
             }),
         }
     }

@@ -7,9 +7,35 @@ use serde::Serialize;
 
 use super::layout::entry_key;
 use super::records::{Edit, MAX_HISTORY_CHANGES};
+use crate::mapping::api_kinds::ApiKinds;
 use crate::mapping::entry::Mapping;
+use crate::policy::{ApiArn, ApiKind};
 
-/// The difference between two sets of entries, by target.
+/// A change of one API's declared kind ([`ApiKinds`]): `None` is undeclared (REST).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KindChange {
+    /// The API.
+    pub api: ApiArn,
+    /// Its declaration before.
+    pub before: Option<ApiKind>,
+    /// Its declaration after.
+    pub after: Option<ApiKind>,
+}
+
+impl std::fmt::Display for KindChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = |k: Option<ApiKind>| k.map_or("undeclared (rest)", ApiKind::as_str);
+        write!(
+            f,
+            "kind {}: {} -> {}",
+            self.api,
+            name(self.before),
+            name(self.after)
+        )
+    }
+}
+
+/// The difference between two sets of entries, by target, and between their API kinds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Diff {
     /// Entries only in the new set.
@@ -20,6 +46,9 @@ pub struct Diff {
     pub changed: Vec<(Mapping, Mapping)>,
     /// Entries in both, unchanged.
     pub unchanged: usize,
+    /// The API kinds declared otherwise afterwards.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<KindChange>,
 }
 
 impl Diff {
@@ -45,15 +74,36 @@ impl Diff {
         diff
     }
 
+    /// This diff with the change of API kinds from `before` to `after`.
+    #[must_use]
+    pub fn with_kinds(mut self, before: &ApiKinds, after: &ApiKinds) -> Diff {
+        self.kinds = after
+            .changes_from(before)
+            .into_iter()
+            .map(|(api, before, after)| KindChange {
+                api: api.clone(),
+                before,
+                after,
+            })
+            .collect();
+        self
+    }
+
     /// Whether both make the same changes (the count of entries left alone may differ: an
     /// entry someone else added meanwhile does not change a merge's plan).
     pub fn same_changes(&self, other: &Diff) -> bool {
-        self.added == other.added && self.removed == other.removed && self.changed == other.changed
+        self.added == other.added
+            && self.removed == other.removed
+            && self.changed == other.changed
+            && self.kinds == other.kinds
     }
 
     /// Whether nothing changes.
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && self.kinds.is_empty()
     }
 
     /// The edits that apply it to the old set, one per target (a changed effect is one
@@ -74,10 +124,15 @@ impl Diff {
         self.added.len() + self.removed.len() + self.changed.len()
     }
 
-    /// `+3 -1 ~2 (=10 unchanged)`.
+    /// `+3 -1 ~2 (=10 unchanged)`, and `, 1 API kind` when kinds change.
     pub fn summary(&self) -> String {
+        let kinds = match self.kinds.len() {
+            0 => String::new(),
+            1 => ", 1 API kind".to_owned(),
+            n => format!(", {n} API kinds"),
+        };
         format!(
-            "+{} -{} ~{} (={} unchanged)",
+            "+{} -{} ~{} (={} unchanged){kinds}",
             self.added.len(),
             self.removed.len(),
             self.changed.len(),
@@ -85,12 +140,14 @@ impl Diff {
         )
     }
 
-    /// Changed entries as text, for the history (at most [`MAX_HISTORY_CHANGES`]).
+    /// The kind changes, then the changed entries, as text, for the history (at most
+    /// [`MAX_HISTORY_CHANGES`]).
     pub fn lines(&self) -> Vec<String> {
-        self.edits()
+        self.kinds
             .iter()
-            .take(MAX_HISTORY_CHANGES)
             .map(ToString::to_string)
+            .chain(self.edits().iter().map(ToString::to_string))
+            .take(MAX_HISTORY_CHANGES)
             .collect()
     }
 }

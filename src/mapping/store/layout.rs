@@ -6,7 +6,7 @@
 //! # Table layout (DynamoDB, one table, string keys `pk` / `sk`)
 //!
 //! ```text
-//! pk = META                 sk = VERSION        version, generation, previous, shards, entries, updated_at, updated_by
+//! pk = META                 sk = VERSION        version, generation, previous, shards, entries, apis, updated_at, updated_by
 //! pk = G#<gen>#S#<shard>    sk = <entry key>    api, stage, method, resource, scope | scopes | nobody, effect, updated_at, updated_by
 //! pk = HISTORY              sk = <version:020>  version, at, actor, action, summary, changes[]
 //! pk = MIGRATION            sk = <id>           applied_at, actor, checksum, description
@@ -31,6 +31,11 @@
 //!   scopes, so a shard's items are read grouped by scope.
 //! - One scope is stored as `scope` (a string), as it always was; all-of and any-token as
 //!   `scopes` (a list). An item with both, or neither, is corrupt.
+//! - `apis` is the map of declared API kinds (`{"arn:...": "http"}`, see
+//!   [`ApiKinds`](crate::mapping::ApiKinds)), absent when none is declared. Every change
+//!   writes it in the same conditional update that bumps the version, so the kinds a reader
+//!   gets always belong to the generation it reads. An authorizer older than the field
+//!   ignores it, and reads every API as before.
 //! - The previous generation is kept until the next switch, so that a reader that started on it
 //!   finishes; a reader re-reads the version record after its Queries and retries when its
 //!   generation is neither current nor previous (it may have been deleted under it).
@@ -43,6 +48,7 @@ use serde_dynamo::aws_sdk_dynamodb_1::from_item;
 
 use super::error::StoreError;
 use super::records::{Head, HistoryRecord, MigrationRecord, SnapshotDigest};
+use crate::mapping::api_kinds::ApiKinds;
 use crate::mapping::entry::{Mapping, Method, ResourcePath, Scope, Stage};
 use crate::mapping::requirement::Requirement;
 use crate::policy::{ApiArn, Effect};
@@ -136,6 +142,9 @@ pub(super) struct MetaItem {
     /// SHA-256 of that snapshot's bytes, lowercase hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) snapshot_sha256: Option<String>,
+    /// The declared API kinds; validated as it is read (a bad ARN or kind fails the load).
+    #[serde(default, skip_serializing_if = "ApiKinds::is_empty")]
+    pub(super) apis: ApiKinds,
 }
 
 impl From<MetaItem> for Head {
@@ -152,6 +161,7 @@ impl From<MetaItem> for Head {
                 .snapshot_version
                 .zip(m.snapshot_sha256)
                 .map(|(version, sha256)| SnapshotDigest { version, sha256 }),
+            apis: m.apis,
         }
     }
 }

@@ -17,6 +17,7 @@ use super::records::{
     ChangeNote, Edit, Head, HistoryRecord, Loaded, Progress, Published, SnapshotDigest,
 };
 use super::seams::{MappingWriter, SnapshotPublisher};
+use crate::mapping::api_kinds::ApiKinds;
 use crate::mapping::entry::Mapping;
 
 /// What the table holds.
@@ -105,6 +106,7 @@ impl MemoryStore {
                     updated_at: String::new(),
                     updated_by: String::new(),
                     snapshot: None,
+                    apis: ApiKinds::new(),
                 },
                 generations: HashMap::from([(generation, set)]),
                 history: Vec::new(),
@@ -174,6 +176,7 @@ impl MappingWriter for MemoryStore {
         &self,
         read: &Head,
         edits: &[Edit],
+        apis: &ApiKinds,
         note: &ChangeNote,
     ) -> Result<Head, StoreError> {
         self.count("apply");
@@ -222,6 +225,7 @@ impl MappingWriter for MemoryStore {
             }
             *current = next;
             s.head.entries = current.len() as u64;
+            s.head.apis = apis.clone();
             s.bump(&note.actor, &note.summary);
             Ok(s.head.clone())
         })
@@ -277,6 +281,7 @@ impl MappingWriter for MemoryStore {
         read: &Head,
         generation: &str,
         entries: usize,
+        apis: &ApiKinds,
         note: &ChangeNote,
     ) -> Result<Head, StoreError> {
         self.count("switch_generation");
@@ -288,6 +293,7 @@ impl MappingWriter for MemoryStore {
             s.head.previous = Some(s.head.generation.clone());
             s.head.generation = generation.to_owned();
             s.head.entries = entries as u64;
+            s.head.apis = apis.clone();
             s.bump(&note.actor, &note.summary);
             Ok(s.head.clone())
         })
@@ -318,7 +324,12 @@ pub(crate) struct MemorySnapshots {
 }
 
 impl SnapshotPublisher for MemorySnapshots {
-    async fn publish(&self, version: u64, entries: &[Mapping]) -> Result<Published, StoreError> {
+    async fn publish(
+        &self,
+        version: u64,
+        entries: &[Mapping],
+        _apis: &ApiKinds,
+    ) -> Result<Published, StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::service(
                 "PutObject",

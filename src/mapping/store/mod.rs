@@ -27,7 +27,7 @@ pub(crate) mod seams;
 pub(crate) mod testing;
 pub(crate) mod write;
 
-pub use diff::Diff;
+pub use diff::{Diff, KindChange};
 pub use dynamo::DynamoStore;
 pub use error::{Fault, StoreError};
 pub use layout::{

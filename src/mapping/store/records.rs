@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::mapping::api_kinds::ApiKinds;
 use crate::mapping::entry::Mapping;
 
 /// The version record: which version and generation is current.
@@ -30,6 +31,11 @@ pub struct Head {
     /// [`vouched_snapshot`](Self::vouched_snapshot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotDigest>,
+    /// The declared kind of each API of the current set ([`ApiKinds`]). Kept in the version
+    /// record, so that it changes atomically with the entries and a reader never sees a
+    /// generation under another set's declarations.
+    #[serde(default, skip_serializing_if = "ApiKinds::is_empty")]
+    pub apis: ApiKinds,
 }
 
 impl Head {

@@ -1,5 +1,5 @@
 //! The S3 snapshot: one JSON document
-//! `{"version": N, "generated_at": "...", "mappings": [...]}` (the [`file`](crate::mapping::file)
+//! `{"version": N, "generated_at": "...", "apis": {...}, "mappings": [...]}` (the [`file`](crate::mapping::file)
 //! snapshot form), written by `scopegate publish` and after admin changes, read by the
 //! authorizer only when DynamoDB fails.
 //!
@@ -22,6 +22,7 @@ use super::error::{Fault, StoreError};
 use super::records::{Published, SnapshotDigest};
 use super::sdk::service;
 use super::seams::{SnapshotPublisher, SnapshotSource};
+use crate::mapping::api_kinds::ApiKinds;
 use crate::mapping::entry::Mapping;
 use crate::mapping::file::{parse_document, Document};
 
@@ -34,6 +35,8 @@ pub const MAX_SNAPSHOT_BYTES: u64 = 64 << 20;
 struct SnapshotDocument<'a> {
     version: u64,
     generated_at: String,
+    #[serde(skip_serializing_if = "ApiKinds::is_empty")]
+    apis: &'a ApiKinds,
     mappings: &'a [Mapping],
 }
 
@@ -169,11 +172,13 @@ impl S3Snapshots {
         &self,
         version: u64,
         mappings: &[Mapping],
+        apis: &ApiKinds,
     ) -> Result<Published, StoreError> {
         // Compact: a cold start downloads and parses it.
         let body = serde_json::to_vec(&SnapshotDocument {
             version,
             generated_at: crate::clock::rfc3339_now(),
+            apis,
             mappings,
         })
         .expect("a snapshot is serializable");
@@ -192,7 +197,10 @@ impl S3Snapshots {
                                     theirs,
                                 });
                             }
-                            if theirs == version && same_entries(&doc.mappings, mappings) {
+                            if theirs == version
+                                && same_entries(&doc.mappings, mappings)
+                                && doc.apis == *apis
+                            {
                                 return Ok(Published::AlreadyCurrent {
                                     version,
                                     sha256: sha256_hex(bytes),
@@ -368,7 +376,12 @@ fn same_entries(a: &[Mapping], b: &[Mapping]) -> bool {
 }
 
 impl SnapshotPublisher for S3Snapshots {
-    async fn publish(&self, version: u64, entries: &[Mapping]) -> Result<Published, StoreError> {
-        S3Snapshots::publish(self, version, entries).await
+    async fn publish(
+        &self,
+        version: u64,
+        entries: &[Mapping],
+        apis: &ApiKinds,
+    ) -> Result<Published, StoreError> {
+        S3Snapshots::publish(self, version, entries, apis).await
     }
 }

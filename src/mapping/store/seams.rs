@@ -10,6 +10,7 @@ use super::error::StoreError;
 use super::records::{
     ChangeNote, Edit, Head, HistoryRecord, Loaded, Progress, Published, SnapshotDigest,
 };
+use crate::mapping::api_kinds::ApiKinds;
 use crate::mapping::entry::Mapping;
 use crate::mapping::file::Document;
 
@@ -75,12 +76,14 @@ pub trait MappingWriter: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<HistoryRecord>, StoreError>> + Send;
 
-    /// Applies 1 to `MAX_TRANSACTION_EDITS` edits, bumps the version and records the history,
-    /// atomically and only if `read` is still the version record.
+    /// Applies 1 to `MAX_TRANSACTION_EDITS` edits (or none, when only the API kinds change),
+    /// leaves `apis` declared, bumps the version and records the history, atomically and
+    /// only if `read` is still the version record.
     fn apply(
         &self,
         read: &Head,
         edits: &[Edit],
+        apis: &ApiKinds,
         note: &ChangeNote,
     ) -> impl Future<Output = Result<Head, StoreError>> + Send;
 
@@ -104,13 +107,14 @@ pub trait MappingWriter: Send + Sync {
         progress: Progress<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Makes `generation` current, with the history record, only if `read` is still the
-    /// version record.
+    /// Makes `generation` current, with `apis` declared and the history record, only if
+    /// `read` is still the version record.
     fn switch_generation(
         &self,
         read: &Head,
         generation: &str,
         entries: usize,
+        apis: &ApiKinds,
         note: &ChangeNote,
     ) -> impl Future<Output = Result<Head, StoreError>> + Send;
 
@@ -131,10 +135,12 @@ pub trait MappingWriter: Send + Sync {
 
 /// Where the admin commands publish the current set for the authorizer's fallback.
 pub trait SnapshotPublisher: Send + Sync {
-    /// Writes `entries` as the snapshot of `version`, never over a newer one.
+    /// Writes `entries`, with the API kinds `apis` declares, as the snapshot of `version`,
+    /// never over a newer one.
     fn publish(
         &self,
         version: u64,
         entries: &[Mapping],
+        apis: &ApiKinds,
     ) -> impl Future<Output = Result<Published, StoreError>> + Send;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    Delete, DeleteRequest, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, Delete, DeleteRequest, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
 };
 use serde_dynamo::aws_sdk_dynamodb_1::to_item;
 
@@ -23,12 +23,26 @@ use super::records::{
     ChangeNote, Edit, Head, HistoryRecord, Loaded, MigrationRecord, Progress, SnapshotDigest,
 };
 use super::seams::MappingWriter;
+use crate::mapping::api_kinds::ApiKinds;
 use crate::mapping::entry::Mapping;
 
 /// A fresh ClientRequestToken: the SDK's own retry of a transaction whose answer was lost
 /// then returns the first outcome instead of failing on the version it already moved.
 fn request_token() -> String {
     new_generation(0)
+}
+
+/// The version record's update for a change that leaves `apis` declared: `set` (a `SET`
+/// clause) with `apis = :apis`, or with `REMOVE apis` when nothing is declared; and the
+/// value to bind to `:apis`.
+fn with_apis(set: &str, apis: &ApiKinds) -> (String, Option<AttributeValue>) {
+    if apis.is_empty() {
+        (format!("{set} REMOVE apis"), None)
+    } else {
+        let value = serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(apis)
+            .expect("a map of strings serializes");
+        (format!("{set}, apis = :apis"), Some(value))
+    }
 }
 
 impl DynamoStore {
@@ -50,6 +64,7 @@ impl DynamoStore {
             updated_by: actor.to_owned(),
             snapshot_version: None,
             snapshot_sha256: None,
+            apis: ApiKinds::new(),
         };
         self.put_if_absent(to_item(&meta).expect("serializable"))
             .await
@@ -196,6 +211,7 @@ impl DynamoStore {
         &self,
         read: &Head,
         entries: &[Mapping],
+        apis: &ApiKinds,
         note: &ChangeNote,
         progress: Progress<'_>,
     ) -> Result<Head, StoreError> {
@@ -203,7 +219,7 @@ impl DynamoStore {
             .write_generation(read, entries, &note.actor, progress)
             .await?;
         match self
-            .switch_generation(read, &generation, entries.len(), note)
+            .switch_generation(read, &generation, entries.len(), apis, note)
             .await
         {
             Ok(head) => Ok(head),
@@ -352,11 +368,12 @@ impl MappingWriter for DynamoStore {
         &self,
         read: &Head,
         edits: &[Edit],
+        apis: &ApiKinds,
         note: &ChangeNote,
     ) -> Result<Head, StoreError> {
         assert!(
-            !edits.is_empty() && edits.len() <= MAX_TRANSACTION_EDITS,
-            "1 to {MAX_TRANSACTION_EDITS} edits per transaction"
+            (!edits.is_empty() || *apis != read.apis) && edits.len() <= MAX_TRANSACTION_EDITS,
+            "1 to {MAX_TRANSACTION_EDITS} edits per transaction, or a change of the API kinds"
         );
         let at = crate::clock::rfc3339_now();
         let new_version = read.version + 1;
@@ -404,13 +421,22 @@ impl MappingWriter for DynamoStore {
             items.push(op);
         }
         let entries = (read.entries as i64 + delta).max(0) as u64;
+        let (expression, apis_value) = with_apis(
+            "SET version = :new, entries = :entries, updated_at = :at, updated_by = :by",
+            apis,
+        );
         items.push(
             TransactWriteItem::builder()
                 .update(
                     Update::builder()
                         .table_name(&*self.table)
                         .set_key(Some(key(META_PK, META_SK)))
-                        .update_expression("SET version = :new, entries = :entries, updated_at = :at, updated_by = :by")
+                        .update_expression(expression)
+                        .set_expression_attribute_values(
+                            apis_value.map(|v| {
+                                std::collections::HashMap::from([(":apis".to_owned(), v)])
+                            }),
+                        )
                         .condition_expression("version = :read AND generation = :gen")
                         .expression_attribute_values(":new", n(new_version))
                         .expression_attribute_values(":read", n(read.version))
@@ -437,6 +463,7 @@ impl MappingWriter for DynamoStore {
                 entries,
                 updated_at: at,
                 updated_by: note.actor.clone(),
+                apis: apis.clone(),
                 ..read.clone()
             }),
             Err(e) => Err(self.transaction_error(e, read, Some(edits)).await),
@@ -522,19 +549,26 @@ impl MappingWriter for DynamoStore {
         read: &Head,
         generation: &str,
         entries: usize,
+        apis: &ApiKinds,
         note: &ChangeNote,
     ) -> Result<Head, StoreError> {
         let at = crate::clock::rfc3339_now();
         let new_version = read.version + 1;
         let shards = read.shards.max(1);
+        let (expression, apis_value) = with_apis(
+            "SET version = :new, generation = :gen, previous = :prev, shards = :shards, \
+             entries = :entries, updated_at = :at, updated_by = :by",
+            apis,
+        );
         let flip = TransactWriteItem::builder()
             .update(
                 Update::builder()
                     .table_name(&*self.table)
                     .set_key(Some(key(META_PK, META_SK)))
-                    .update_expression(
-                        "SET version = :new, generation = :gen, previous = :prev, shards = :shards, \
-                         entries = :entries, updated_at = :at, updated_by = :by",
+                    .update_expression(expression)
+                    .set_expression_attribute_values(
+                        apis_value
+                            .map(|v| std::collections::HashMap::from([(":apis".to_owned(), v)])),
                     )
                     .condition_expression("version = :read AND generation = :readgen")
                     .expression_attribute_values(":new", n(new_version))
@@ -575,6 +609,7 @@ impl MappingWriter for DynamoStore {
             updated_at: at,
             updated_by: note.actor.clone(),
             snapshot: read.snapshot.clone(),
+            apis: apis.clone(),
         })
     }
 
