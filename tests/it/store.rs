@@ -793,3 +793,82 @@ async fn corrupt_items_and_snapshots_are_refused() {
     ));
     fx.cleanup().await;
 }
+
+/// Issue 20 §1: an API's kind is declared with the entries, in the version record: an
+/// import declares a file's kinds, a later edit or a large import through a new generation
+/// keeps them, export and the published snapshot carry them, and `--replace` with a file
+/// that declares none makes every API REST again.
+#[tokio::test]
+async fn api_kinds_are_declared_with_the_entries_and_travel_with_them() {
+    use scopegate::policy::ApiKind;
+    let fx = Fixture::new().await;
+    let first = entry("orders:read", "GET", "orders/{id}", "Allow");
+    let text = format!(
+        r#"{{"apis": {{"{API}": "http"}}, "mappings": [{}]}}"#,
+        serde_json::to_string(&first).unwrap()
+    );
+    let doc = file::parse_document(text.as_bytes(), "kinds.json").unwrap();
+    let changed = fx
+        .admin
+        .import_document("import", doc, false, false, &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(changed.diff.kinds.len(), 1, "{:?}", changed.diff);
+    assert_eq!(
+        changed.diff.kinds[0].to_string(),
+        format!("kind {API}: undeclared (rest) -> http")
+    );
+    let kind_now = || async { fx.admin.kinds().await.unwrap().kind_of(API) };
+    assert_eq!(kind_now().await, ApiKind::Http);
+    // An edit (one transaction) and a large import (a new generation) keep the declaration.
+    fx.admin
+        .add(vec![entry("b", "GET", "b", "Allow")])
+        .await
+        .unwrap();
+    assert_eq!(kind_now().await, ApiKind::Http);
+    let many: Vec<Mapping> = (0..150)
+        .map(|i| entry("bulk", "GET", &format!("bulk/{i}"), "Allow"))
+        .collect();
+    fx.admin
+        .import("import", many, false, false, &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(kind_now().await, ApiKind::Http);
+    assert_eq!(
+        fx.admin.snapshot().await.unwrap().kind_of(API),
+        ApiKind::Http
+    );
+    let exported = fx.admin.export().await.unwrap();
+    assert_eq!(exported.apis.declared(API), Some(ApiKind::Http));
+    if let Some(s) = &fx.admin.snapshots {
+        fx.admin.publish_now().await.unwrap();
+        assert_eq!(
+            s.read().await.unwrap().apis.declared(API),
+            Some(ApiKind::Http),
+            "the published snapshot carries the kinds"
+        );
+    }
+    // Declaring the kind it has is no change; another is one, in the history.
+    let same = fx
+        .admin
+        .declare(first.api.clone(), ApiKind::Http)
+        .await
+        .unwrap();
+    assert_eq!(same.version, same.from_version);
+    let rest = fx
+        .admin
+        .declare(first.api.clone(), ApiKind::Rest)
+        .await
+        .unwrap();
+    assert_eq!(rest.version, same.version + 1);
+    assert!(fx.admin.history(1).await.unwrap()[0]
+        .changes
+        .contains(&format!("kind {API}: http -> rest")));
+    // --replace with a file that declares nothing: no declarations left.
+    fx.admin
+        .import("import", vec![first], true, false, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(fx.admin.kinds().await.unwrap().is_empty());
+    fx.cleanup().await;
+}
