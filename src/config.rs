@@ -363,16 +363,18 @@ pub const MAPPING_MAX_STALE_SECONDS: Setting = Setting {
     },
     doc: "How long the last good mappings are served while DynamoDB fails, before the S3 snapshot.",
 };
-/// `SCOPEGATE_POLICY_MAX_BYTES`: Policy size budget; a larger policy is logged as a warning.
+/// `SCOPEGATE_POLICY_MAX_BYTES`: The largest answer returned; a larger one is narrowed to
+/// the request. API Gateway's quota on a Lambda authorizer's result is 8 KB and cannot be
+/// raised, so 8 192 is both the default and the most.
 pub const POLICY_MAX_BYTES: Setting = Setting {
     name: "SCOPEGATE_POLICY_MAX_BYTES",
     kind: Kind::Number {
-        default: 10_240,
+        default: 8192,
         min: 1024,
-        max: 1_048_576,
+        max: 8192,
         floor: None,
     },
-    doc: "Policy size budget; a larger policy is logged as a warning.",
+    doc: "The largest answer (policy, context and principal) returned; a larger one is narrowed to the request alone.",
 };
 /// `SCOPEGATE_LOG_LEVEL`: Log filter: a level, or `target=level` directives.
 pub const LOG_LEVEL: Setting = Setting {
@@ -573,7 +575,8 @@ pub struct Config {
     pub usage_key_claim: Option<String>,
     /// Where the mappings come from. Defaults to the embedded seed data.
     pub mappings: MappingsSource,
-    /// Policy size budget in bytes; larger policies are logged. Defaults to 10 KiB.
+    /// The largest IAM answer returned, in bytes; a larger one is narrowed to the request.
+    /// Defaults to 8 192, API Gateway's quota on an authorizer's result.
     pub policy_max_bytes: usize,
     /// DynamoDB table of the mappings; when set it replaces [`Config::mappings`]. Defaults to
     /// none.

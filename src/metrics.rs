@@ -200,6 +200,11 @@ impl Metrics {
         self.emit(&[("IdpUnavailable", Value::from(1), "Count")], Map::new());
     }
 
+    /// An answer was over API Gateway's size limit and was narrowed to its request.
+    pub fn oversized(&self) {
+        self.emit(&[("AnswersNarrowed", Value::from(1), "Count")], Map::new());
+    }
+
     /// An issuer's JWKS was fetched again because a token named an unknown key (`ok`: the
     /// fetch succeeded). Not counted: the fetch at cold start.
     pub fn jwks_refetch(&self, issuer: &str, ok: bool) {
@@ -294,6 +299,13 @@ pub fn mapping_refresh_failed(source: &str) {
 pub fn idp_unavailable() {
     if let Some(m) = INSTALLED.get() {
         m.idp_unavailable();
+    }
+}
+
+/// [`Metrics::oversized`] on the installed writer; nothing when none is installed.
+pub fn oversized() {
+    if let Some(m) = INSTALLED.get() {
+        m.oversized();
     }
 }
 

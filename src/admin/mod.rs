@@ -31,4 +31,4 @@ pub use render::{
     render_mappings, render_migrated, render_published, render_same, render_valid, Output,
     Rendered,
 };
-pub use validate::{validate, validate_entries, ValidateReport};
+pub use validate::{validate, validate_document, validate_entries, Largest, ValidateReport};

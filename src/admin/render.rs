@@ -189,11 +189,25 @@ pub fn render_valid(r: &ValidateReport, output: Output) -> Rendered {
             for w in &r.warnings {
                 let _ = writeln!(out.out, "warning\t{w}");
             }
+            if let Some(l) = &r.largest {
+                let _ = writeln!(
+                    out.out,
+                    "largest\t{}\t{}\t{}\t{}",
+                    l.bytes, l.api, l.stage, l.scopes
+                );
+            }
             let _ = writeln!(out.out, "valid\t{}\t{}\t{}", r.file, r.entries, r.scopes);
         }
         Output::Table => {
             for w in &r.warnings {
                 let _ = writeln!(out.err, "warning: {}: {w}", r.file);
+            }
+            if let Some(l) = &r.largest {
+                let _ = writeln!(
+                    out.err,
+                    "{}: largest policy {} bytes ({} on {} stage {})",
+                    r.file, l.bytes, l.scopes, l.api, l.stage
+                );
             }
             let _ = writeln!(
                 out.out,
@@ -571,6 +585,7 @@ mod tests {
             scopes: 1,
             warnings: vec!["big".into()],
             inseparable: 0,
+            largest: None,
         };
         let people = render_valid(&v, Output::Table);
         assert_eq!(people.out, "f.json: 1 entry, 1 scope: valid\n");

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::error::AdminError;
 use crate::mapping::file;
-use crate::mapping::{Mapping, Snapshot};
+use crate::mapping::{ApiKinds, Mapping, Snapshot};
 
 /// The answer of `validate`.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +26,23 @@ pub struct ValidateReport {
     /// How many of the warnings are route pairs IAM cannot separate, which cost a granted
     /// route requests: `validate` exits 4 on them unless told to accept them.
     pub inseparable: usize,
+    /// The largest policy of the scope sets checked (each set the entries require, and all
+    /// of an API's scopes together, which bounds what one token can be granted there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub largest: Option<Largest>,
+}
+
+/// The largest policy `validate` found: how big, for which scopes, API and stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct Largest {
+    /// The policy document's bytes.
+    pub bytes: usize,
+    /// Which scopes (`scope x`, `all 12 scopes together`).
+    pub scopes: String,
+    /// The API.
+    pub api: String,
+    /// The stage.
+    pub stage: String,
 }
 
 /// Validates a mapping file (every entry, duplicates, Allow/Deny that cancel out) and warns
@@ -36,15 +53,26 @@ pub struct ValidateReport {
 /// `FileError` naming the file, the entry and the field.
 pub fn validate(path: &Path, budget: usize) -> Result<ValidateReport, AdminError> {
     let doc = file::load_document(path)?;
-    Ok(validate_entries(
-        &path.display().to_string(),
-        doc.mappings,
-        budget,
-    ))
+    Ok(validate_document(&path.display().to_string(), doc, budget))
 }
 
-/// [`validate`] of entries already parsed.
+/// [`validate`] of entries already parsed, every API a REST API.
 pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> ValidateReport {
+    validate_entries_of(origin, entries, ApiKinds::new(), budget)
+}
+
+/// [`validate`] of a document already parsed: its entries, by the rules of its APIs'
+/// declared kinds.
+pub fn validate_document(origin: &str, doc: file::Document, budget: usize) -> ValidateReport {
+    validate_entries_of(origin, doc.mappings, doc.apis, budget)
+}
+
+fn validate_entries_of(
+    origin: &str,
+    entries: Vec<Mapping>,
+    kinds: ApiKinds,
+    budget: usize,
+) -> ValidateReport {
     use std::collections::BTreeMap;
     let n = entries.len();
     // API -> (stages named, the scope sets its entries require).
@@ -68,8 +96,9 @@ pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> V
         );
     }
     let mut warnings = star_beside_methods(&entries);
-    let snapshot = Snapshot::new(0, entries);
+    let snapshot = Snapshot::new(0, entries).with_kinds(kinds);
     let mut inseparable = 0;
+    let mut largest: Option<Largest> = None;
     for (api, (stages, sets)) in &apis {
         let scopes: BTreeSet<&str> = sets.iter().flatten().map(String::as_str).collect();
         let stages: Vec<&str> = if stages.is_empty() {
@@ -91,9 +120,17 @@ pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> V
                 let bytes = p.json.get().len();
                 if bytes > budget {
                     warnings.push(format!(
-                        "{label} on {api} stage {stage}: policy of {bytes} bytes ({} statements) is over the budget of {budget} bytes",
+                        "{label} on {api} stage {stage}: policy of {bytes} bytes ({} resources) is over the limit of {budget} bytes (API Gateway takes an authorizer's answer up to 8 KB): such a token is answered for each request alone, and API Gateway's cached answer denies its other routes until it expires",
                         p.grants
                     ));
+                }
+                if largest.as_ref().is_none_or(|l| bytes > l.bytes) {
+                    largest = Some(Largest {
+                        bytes,
+                        scopes: label.clone(),
+                        api: api.clone(),
+                        stage: stage.to_owned(),
+                    });
                 }
             };
             for set in sets {
@@ -119,6 +156,7 @@ pub fn validate_entries(origin: &str, entries: Vec<Mapping>, budget: usize) -> V
         scopes,
         warnings,
         inseparable,
+        largest,
     }
 }
 

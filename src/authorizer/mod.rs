@@ -144,6 +144,23 @@ impl Serialize for Response {
     }
 }
 
+/// The bytes `response` serializes to, counted without writing them anywhere.
+fn answer_size(response: &Response) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, response).expect("a Response is always serializable");
+    count.0
+}
+
 /// The authorizer: config, keys, caches and mappings, built once per container.
 pub struct Authorizer<M: Mappings = StaticMappings> {
     verifier: Verifier,
@@ -496,15 +513,12 @@ impl<M: Mappings> Authorizer<M> {
             arn.api(),
             arn.stage(),
         );
-        if policy.json.get().len() > self.policy_max_bytes {
-            tracing::warn!(
-                bytes = policy.json.get().len(),
-                budget = self.policy_max_bytes,
-                "policy over the size budget"
-            );
-        }
         let effect = policy.evaluate(arn.as_str());
         let simple = req.simple.then_some(effect == Effect::Allow);
+        let policy = match simple {
+            Some(_) => policy,
+            None => self.within_limit(policy, &principal, arn.as_str(), effect),
+        };
         Ok((
             Response {
                 principal,
@@ -513,6 +527,58 @@ impl<M: Mappings> Authorizer<M> {
             },
             effect,
         ))
+    }
+
+    /// `policy`, or when the answer carrying it would be over `policy_max_bytes`, a policy
+    /// for the request alone.
+    ///
+    /// API Gateway's quota on a Lambda authorizer's result is 8 KB, not adjustable (AWS's
+    /// quota list: "AWS Lambda authorizer result size"); past it the request fails. A token
+    /// whose scopes grant more than fits gets the decision for this request, exactly: an
+    /// Allow of its methodArn alone, or the deny-all policy. Never more than the mappings
+    /// grant, but API Gateway caches the answer for the token, so its other routes are
+    /// denied until the TTL ends; the warning says so. A methodArn holding an IAM wildcard
+    /// (`*`, `?` are legal in a path) cannot be allowed alone, so it is denied.
+    fn within_limit(
+        &self,
+        policy: Arc<CompiledPolicy>,
+        principal: &Arc<Principal>,
+        arn: &str,
+        effect: Effect,
+    ) -> Arc<CompiledPolicy> {
+        // A bound first, so that the usual answer is not serialized twice: a string may
+        // grow six times when escaped (`\u001f`), and the keys and braces take under 128.
+        let escaped = |s: &str| 6 * s.len();
+        let bound = 128
+            + policy.json.get().len()
+            + principal.context.get().len()
+            + escaped(&principal.id)
+            + principal.usage_key.as_deref().map_or(0, escaped);
+        if bound <= self.policy_max_bytes {
+            return policy;
+        }
+        let bytes = answer_size(&Response {
+            principal: Arc::clone(principal),
+            policy: Arc::clone(&policy),
+            simple: None,
+        });
+        if bytes <= self.policy_max_bytes {
+            return policy;
+        }
+        let narrowed = effect == Effect::Allow && !arn.contains(['*', '?']);
+        tracing::warn!(
+            bytes,
+            limit = self.policy_max_bytes,
+            grants = policy.grants,
+            narrowed_to = if narrowed { "this request" } else { "deny-all" },
+            "the answer is over API Gateway's size limit: answered for this request alone, so API Gateway's cached answer denies the token's other routes until it expires"
+        );
+        crate::metrics::oversized();
+        Arc::new(if narrowed {
+            CompiledPolicy::new(crate::policy::build([(Effect::Allow, arn)]))
+        } else {
+            CompiledPolicy::deny_all()
+        })
     }
 
     /// The verified principal for `token`: from the cache, or verified now and cached.
@@ -846,6 +912,83 @@ mod tests {
                 json!({"sub": "user-1", "scope": "email", "client_id": "app"})
             );
         }
+    }
+
+    /// Issue 20 §5: API Gateway takes an authorizer's result up to 8 KB. A token granted
+    /// more gets the decision for its request alone, never a larger answer and never more
+    /// than the mappings grant.
+    #[test]
+    fn an_answer_over_the_size_limit_is_narrowed_to_the_request() {
+        let f = fixture();
+        let api = "arn:aws:execute-api:us-east-1:219852565112:rz8w6b1ik2";
+        let mut entries: Vec<crate::mapping::Mapping> = (0..300)
+            .map(|i| {
+                serde_json::from_value(json!({"api": api, "stage": "dev", "method": "GET",
+                    "resource": format!("reports/quarterly-{i:04}/summary"), "scope": "email"}))
+                .unwrap()
+            })
+            .collect();
+        entries.push(
+            serde_json::from_value(json!({"api": api, "stage": "dev", "method": "GET",
+                "resource": "small", "scope": "profile"}))
+            .unwrap(),
+        );
+        entries.push(
+            serde_json::from_value(json!({"api": api, "stage": "dev", "method": "GET",
+                "resource": "archive/*", "scope": "email"}))
+            .unwrap(),
+        );
+        let a = Authorizer::new(
+            &f.config,
+            StaticMappings(Arc::new(Snapshot::new(1, entries))),
+            Arc::new(ManualClock::new(NOW)),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let ask = |scope: &str, path: &str| {
+            let arn = format!("{api}/dev/GET/{path}");
+            let event = json!({"type": "TOKEN", "methodArn": arn,
+                "authorizationToken": format!("Bearer {}", f.token(json!({"scope": scope})))});
+            let bytes = rt
+                .block_on(a.handle_json(event.to_string().as_bytes()))
+                .unwrap();
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            let p: Policy = serde_json::from_value(v["policyDocument"].clone()).unwrap();
+            (bytes.len(), p)
+        };
+        let (bytes, p) = ask("email", "reports/quarterly-0007/summary");
+        assert!(bytes <= 8192, "{bytes} bytes");
+        let arn = |path: &str| format!("{api}/dev/GET/{path}");
+        assert_eq!(
+            evaluate(&p, &arn("reports/quarterly-0007/summary")),
+            Effect::Allow
+        );
+        // Narrowed: the token's other routes are not in this answer.
+        assert_eq!(
+            evaluate(&p, &arn("reports/quarterly-0008/summary")),
+            Effect::Deny
+        );
+        assert_eq!(p.grant_count(), 1);
+        // Not granted: the deny-all policy, however much else the token holds.
+        let (_, p) = ask("email", "small");
+        assert_eq!(p.grant_count(), 0);
+        // A path holding an IAM wildcard cannot be allowed alone, though `archive/*`
+        // grants it: denied (an Allow of it would reach every `archive/` path).
+        let (_, p) = ask("email", "archive/a*");
+        assert_eq!(p.grant_count(), 0);
+        let (_, p) = ask("email", "archive/a");
+        assert_eq!(evaluate(&p, &arn("archive/a")), Effect::Allow);
+        // A policy that fits is the whole policy, as before.
+        let (_, p) = ask("profile", "small");
+        assert_eq!(evaluate(&p, &arn("small")), Effect::Allow);
+        let (_, p) = ask("profile", "reports/quarterly-0007/summary");
+        assert_eq!(
+            evaluate(&p, &arn("small")),
+            Effect::Allow,
+            "the full policy"
+        );
     }
 
     /// Issue 20 §1: the kind of API is declared with the mappings, and an event that cannot

@@ -784,7 +784,10 @@ async fn the_admin_cli_migrates_seeds_imports_exports_and_validates() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("over the budget of 300 bytes"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("over the limit of 300 bytes"), "{err}");
+    // The largest policy any scope set checked can give (issue 20 §5).
+    assert!(err.contains(": largest policy "), "{err}");
     // Routes IAM cannot separate (orders/7/items/payments is an item's, and matches the
     // payments route's orders/*/payments): exit 4, unless accepted.
     let pair = dir.path().join("pair.json");

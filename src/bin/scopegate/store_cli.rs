@@ -893,7 +893,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
         } => {
             let output: Output = output.into();
             let doc = load_file(&file, output)?;
-            let report = ops::validate_entries(&file.display().to_string(), doc.mappings, budget);
+            let report = ops::validate_document(&file.display().to_string(), doc, budget);
             let rendered = ops::render_valid(&report, output);
             eprint!("{}", rendered.err);
             print(&rendered.out);
