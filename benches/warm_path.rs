@@ -11,6 +11,10 @@
 //!   super-linear, so the large one costs about its size more, not its size squared.
 //! - `policy/*`: the policy for one grant from snapshots of 100, 10k and 100k entries, cached
 //!   (what a request pays) and built (what the first request per scope set pays).
+//! - `cold/*`: a cold start's work once the snapshot's bytes are in: the document of 1 000
+//!   and 10 000 route entries parsed, validated and indexed (`load_*`), then also a 16-scope
+//!   token's first policy built (`start_*`); against `cold/json_*`, the same bytes parsed as
+//!   untyped JSON.
 
 use std::future::Future;
 use std::io::Write;
@@ -408,12 +412,49 @@ fn bench_logged(c: &mut Criterion) {
     g.finish();
 }
 
+/// A cold start from the snapshot document of `n` route entries (issue 20 §4: at most 50 ms
+/// at 10 000), against parsing the same bytes as untyped JSON.
+fn bench_cold(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cold");
+    g.sample_size(10);
+    let api = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+    let scopes: Vec<String> = (0..8)
+        .flat_map(|k| [format!("r{k}:read"), format!("r{k}:write")])
+        .collect();
+    for n in [1000, 10_000] {
+        let mut entries = routes(n / 9 + 1, Shape::Templates);
+        entries.truncate(n);
+        let bytes = serde_json::to_vec(&json!({"version": 7, "apis": {api: "rest"},
+            "mappings": entries}))
+        .unwrap();
+        g.bench_function(format!("json_{n}"), |b| {
+            b.iter(|| serde_json::from_slice::<serde_json::Value>(&bytes).unwrap())
+        });
+        g.bench_function(format!("load_{n}"), |b| {
+            b.iter(|| {
+                let doc = scopegate::mapping::file::parse_document(&bytes, "bench").unwrap();
+                Snapshot::from_document(doc)
+            })
+        });
+        g.bench_function(format!("start_{n}"), |b| {
+            b.iter(|| {
+                let doc = scopegate::mapping::file::parse_document(&bytes, "bench").unwrap();
+                let s = Snapshot::from_document(doc);
+                let p = s.policy_for(scopes.iter().map(String::as_str), api, "dev");
+                (s, p)
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_warm,
     bench_policy,
     bench_routes,
     bench_nested,
+    bench_cold,
     bench_logged
 );
 criterion_main!(benches);

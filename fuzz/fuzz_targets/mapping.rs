@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        let snapshot = Snapshot::new(doc.version.unwrap_or(0), doc.mappings);
+        let snapshot = Snapshot::from_document(doc);
         let scopes: Vec<&str> = snapshot.scopes().collect();
         if let Some(first) = snapshot.entries().first() {
             let _ = snapshot.policy_for(scopes.iter().copied(), first.api.as_str(), "dev");
