@@ -368,6 +368,10 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
     /// # Errors
     /// [`AdminError::Busy`]; [`AdminError`].
     pub async fn declare(&self, api: ApiArn, kind: ApiKind) -> Result<Changed, AdminError> {
+        let head = self.store.read_head().await?;
+        if head.apis.kind_of(api.as_str()) == kind {
+            return Ok(self.unchanged(&head, Diff::default()));
+        }
         let apis = [(api, kind)].into_iter().collect();
         self.change("kind", Change::Merge(Vec::new(), apis), None, &|_, _| {})
             .await

@@ -284,6 +284,16 @@ async fn apply_step(admin: &Admin, id: &str, step: &Step) -> Result<(), AdminErr
 /// # Errors
 /// [`FileError`] naming the file, entry and field.
 pub fn seed_entries(dir: &Path) -> Result<Vec<Mapping>, AdminError> {
+    seed_document(dir).map(|d| d.mappings)
+}
+
+/// The seed data at `dir` (a file, or every `*.json` file in a folder) as one document: the
+/// entries of all, and the API kinds they declare.
+///
+/// # Errors
+/// [`AdminError`] naming the file; a repeated entry across files; two files declaring one
+/// API of two kinds.
+pub fn seed_document(dir: &Path) -> Result<file::Document, AdminError> {
     let files: Vec<std::path::PathBuf> = if dir.is_file() {
         vec![dir.to_owned()]
     } else {
@@ -293,11 +303,25 @@ pub fn seed_entries(dir: &Path) -> Result<Vec<Mapping>, AdminError> {
         })?
     };
     let mut entries = Vec::new();
+    let mut apis = crate::mapping::ApiKinds::new();
     for f in &files {
-        entries.extend(file::load(f)?);
+        let doc = file::load_document(f)?;
+        for (api, kind) in doc.apis.iter() {
+            if apis.declare(api.clone(), kind).is_some_and(|k| k != kind) {
+                return Err(AdminError::Usage(format!(
+                    "{}: declares {api} {kind}, which another seed file declares otherwise",
+                    f.display()
+                )));
+            }
+        }
+        entries.extend(doc.mappings);
     }
     file::check_unique(&entries, &dir.display().to_string())?;
-    Ok(entries)
+    Ok(file::Document {
+        apis,
+        mappings: entries,
+        ..file::Document::default()
+    })
 }
 
 /// `scopegate seed`: merges the seed data into the current set (one change; none when it is
@@ -306,9 +330,9 @@ pub fn seed_entries(dir: &Path) -> Result<Vec<Mapping>, AdminError> {
 /// # Errors
 /// [`AdminError`].
 pub async fn seed(admin: &Admin, dir: &Path, replace: bool) -> Result<Changed, AdminError> {
-    let entries = seed_entries(dir)?;
+    let doc = seed_document(dir)?;
     admin
-        .import("seed", entries, replace, false, &|_, _| {})
+        .import_document("seed", doc, replace, false, &|_, _| {})
         .await
 }
 

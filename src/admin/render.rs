@@ -331,7 +331,14 @@ pub fn render_changed(c: &Changed, output: Output) -> String {
                 line("~", new);
             }
             for k in &c.diff.kinds {
-                let _ = writeln!(out, "{k}");
+                let name = |k: Option<crate::policy::ApiKind>| k.map_or("-", |k| k.as_str());
+                let _ = writeln!(
+                    out,
+                    "kind\t{}\t{}\t{}",
+                    k.api,
+                    name(k.before),
+                    name(k.after)
+                );
             }
             return out;
         }

@@ -840,15 +840,24 @@ async fn api_kinds_are_declared_with_the_entries_and_travel_with_them() {
     );
     let exported = fx.admin.export().await.unwrap();
     assert_eq!(exported.apis.declared(API), Some(ApiKind::Http));
-    if let Some(s) = &fx.admin.snapshots {
-        fx.admin.publish_now().await.unwrap();
-        assert_eq!(
-            s.read().await.unwrap().apis.declared(API),
-            Some(ApiKind::Http),
-            "the published snapshot carries the kinds"
-        );
-    }
-    // Declaring the kind it has is no change; another is one, in the history.
+    let snapshots = fx
+        .admin
+        .snapshots
+        .as_ref()
+        .expect("the fixture has a bucket");
+    fx.admin.publish_now().await.unwrap();
+    assert_eq!(
+        snapshots.read().await.unwrap().apis.declared(API),
+        Some(ApiKind::Http),
+        "the published snapshot carries the kinds"
+    );
+    // Declaring the kind it has is no change, nor REST for an API declared nowhere; another
+    // is one, in the history.
+    let other =
+        scopegate::policy::ApiArn::parse("arn:aws:execute-api:us-east-1:123456789012:zzzzzzzzzz")
+            .unwrap();
+    let none = fx.admin.declare(other, ApiKind::Rest).await.unwrap();
+    assert_eq!(none.version, none.from_version);
     let same = fx
         .admin
         .declare(first.api.clone(), ApiKind::Http)
@@ -866,9 +875,22 @@ async fn api_kinds_are_declared_with_the_entries_and_travel_with_them() {
         .contains(&format!("kind {API}: http -> rest")));
     // --replace with a file that declares nothing: no declarations left.
     fx.admin
+        .import("import", vec![first.clone()], true, false, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(fx.admin.kinds().await.unwrap().is_empty());
+    // The same through one transaction (only the kinds change): `REMOVE apis` there too.
+    fx.admin
+        .declare(first.api.clone(), ApiKind::Http)
+        .await
+        .unwrap();
+    let replaced = fx
+        .admin
         .import("import", vec![first], true, false, &|_, _| {})
         .await
         .unwrap();
+    assert_eq!(replaced.diff.edit_count(), 0, "{:?}", replaced.diff);
+    assert_eq!(replaced.version, replaced.from_version + 1);
     assert!(fx.admin.kinds().await.unwrap().is_empty());
     fx.cleanup().await;
 }

@@ -685,7 +685,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             replace,
             yes,
         } => {
-            let entries = migrate::seed_entries(&dir)?;
+            let doc = migrate::seed_document(&dir)?;
             if replace {
                 confirm(
                     &format!(
@@ -698,7 +698,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             }
             let admin = store.open_for_change().await?;
             let changed = admin
-                .import("seed", entries, replace, false, &|_, _| {})
+                .import_document("seed", doc, replace, false, &|_, _| {})
                 .await?;
             print(&ops::render_changed(&changed, store.output()));
             store.flush_after(&changed.diff, false).await;
@@ -723,9 +723,16 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 }
                 (None, Some(doc)) => {
                     let (api, stage) = (api.unwrap_or_default(), stage.unwrap_or_default());
+                    // Without --kind, the kind the table declares for the API (the document
+                    // may still say it is an HTTP API's): an import never flips a declared
+                    // HTTP API to REST by omission.
+                    let kind = match kind {
+                        Some(k) => Some(k.into()),
+                        None => store.open().await?.kinds().await?.declared(&api),
+                    };
                     let read = from_openapi::ReadAs {
                         scope_lists: scope_lists.into(),
-                        kind: kind.map(Into::into),
+                        kind,
                     };
                     let derived = from_openapi::load(doc, &api, &stage, read)?;
                     for note in &derived.notes {
@@ -1012,6 +1019,7 @@ async fn mappings(command: MappingsCommand) -> anyhow::Result<u8> {
                 Some(kind) => {
                     let changed = admin.declare(api, kind.into()).await?;
                     print(&ops::render_changed(&changed, store.output()));
+                    store.flush_after(&changed.diff, false).await;
                 }
                 None => {
                     let declared = admin.kinds().await?.declared(api.as_str());

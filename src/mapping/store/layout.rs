@@ -33,9 +33,11 @@
 //!   `scopes` (a list). An item with both, or neither, is corrupt.
 //! - `apis` is the map of declared API kinds (`{"arn:...": "http"}`, see
 //!   [`ApiKinds`](crate::mapping::ApiKinds)), absent when none is declared. Every change
-//!   writes it in the same conditional update that bumps the version, so the kinds a reader
-//!   gets always belong to the generation it reads. An authorizer older than the field
-//!   ignores it, and reads every API as before.
+//!   writes it in the same conditional update that bumps the version (with the entries it
+//!   comes with). An authorizer older than the field ignores it in the version record, and
+//!   reads every API as before; it cannot read an S3 snapshot that carries `apis` (its
+//!   document reader refuses unknown fields), so deploy the authorizer before declaring a
+//!   kind (docs/deploying.md).
 //! - The previous generation is kept until the next switch, so that a reader that started on it
 //!   finishes; a reader re-reads the version record after its Queries and retries when its
 //!   generation is neither current nor previous (it may have been deleted under it).

@@ -32,8 +32,7 @@ pub struct Head {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotDigest>,
     /// The declared kind of each API of the current set ([`ApiKinds`]). Kept in the version
-    /// record, so that it changes atomically with the entries and a reader never sees a
-    /// generation under another set's declarations.
+    /// record, written in the same conditional update as the entries it comes with.
     #[serde(default, skip_serializing_if = "ApiKinds::is_empty")]
     pub apis: ApiKinds,
 }
