@@ -538,7 +538,8 @@ impl<M: Mappings> Authorizer<M> {
     /// Allow of its methodArn alone, or the deny-all policy. Never more than the mappings
     /// grant, but API Gateway caches the answer for the token, so its other routes are
     /// denied until the TTL ends; the warning says so. A methodArn holding an IAM wildcard
-    /// (`*`, `?` are legal in a path) cannot be allowed alone, so it is denied.
+    /// (`*`, `?` are legal in a path) cannot be allowed alone, so it is denied. The same
+    /// for a policy with a resource ARN longer than API Gateway takes (512 characters).
     fn within_limit(
         &self,
         policy: Arc<CompiledPolicy>,
@@ -554,7 +555,8 @@ impl<M: Mappings> Authorizer<M> {
             + principal.context.get().len()
             + escaped(&principal.id)
             + principal.usage_key.as_deref().map_or(0, escaped);
-        if bound <= self.policy_max_bytes {
+        let long = policy.longest_resource > crate::policy::MAX_RESOURCE_ARN_LEN;
+        if bound <= self.policy_max_bytes && !long {
             return policy;
         }
         let bytes = answer_size(&Response {
@@ -562,16 +564,18 @@ impl<M: Mappings> Authorizer<M> {
             policy: Arc::clone(&policy),
             simple: None,
         });
-        if bytes <= self.policy_max_bytes {
+        if bytes <= self.policy_max_bytes && !long {
             return policy;
         }
-        let narrowed = effect == Effect::Allow && !arn.contains(['*', '?']);
+        let narrowed = effect == Effect::Allow
+            && !arn.contains(['*', '?'])
+            && arn.len() <= crate::policy::MAX_RESOURCE_ARN_LEN;
         tracing::warn!(
             bytes,
             limit = self.policy_max_bytes,
             grants = policy.grants,
             narrowed_to = if narrowed { "this request" } else { "deny-all" },
-            "the answer is over API Gateway's size limit: answered for this request alone, so API Gateway's cached answer denies the token's other routes until it expires"
+            "the answer is over API Gateway's limits (its size, or a resource ARN over 512 characters): answered for this request alone, so API Gateway's cached answer denies the token's other routes until it expires"
         );
         crate::metrics::oversized();
         Arc::new(if narrowed {
@@ -938,6 +942,16 @@ mod tests {
                 "resource": "archive/*", "scope": "email"}))
             .unwrap(),
         );
+        for (resource, scope) in [
+            ("small".to_owned(), "phone"),
+            (format!("long/{}", "x".repeat(480)), "phone"),
+        ] {
+            entries.push(
+                serde_json::from_value(json!({"api": api, "stage": "dev", "method": "GET",
+                    "resource": resource, "scope": scope}))
+                .unwrap(),
+            );
+        }
         let a = Authorizer::new(
             &f.config,
             StaticMappings(Arc::new(Snapshot::new(1, entries))),
@@ -980,6 +994,14 @@ mod tests {
         assert_eq!(p.grant_count(), 0);
         let (_, p) = ask("email", "archive/a");
         assert_eq!(evaluate(&p, &arn("archive/a")), Effect::Allow);
+        // A resource ARN over 512 characters is refused by API Gateway: the policy holding
+        // one is narrowed too, and the long route itself cannot be allowed alone.
+        let long = format!("long/{}", "x".repeat(480));
+        let (_, p) = ask("phone", "small");
+        assert_eq!(evaluate(&p, &arn("small")), Effect::Allow);
+        assert_eq!(p.grant_count(), 1, "narrowed: the long ARN is left out");
+        let (_, p) = ask("phone", &long);
+        assert_eq!(p.grant_count(), 0);
         // A policy that fits is the whole policy, as before.
         let (_, p) = ask("profile", "small");
         assert_eq!(evaluate(&p, &arn("small")), Effect::Allow);

@@ -18,7 +18,15 @@ pub struct CompiledPolicy {
     /// Whether anything at all is allowed; false means the caller gets a 403 for every
     /// method.
     pub allows_anything: bool,
+    /// The length of its longest resource ARN: API Gateway refuses a policy with one over
+    /// [`MAX_RESOURCE_ARN_LEN`].
+    pub longest_resource: usize,
 }
+
+/// The longest resource ARN API Gateway takes in an authorizer's policy statement ("the
+/// Resource ARN ... is currently limited to 512 characters long", AWS's Lambda authorizer
+/// output documentation).
+pub const MAX_RESOURCE_ARN_LEN: usize = 512;
 
 impl CompiledPolicy {
     /// Serializes `policy` once.
@@ -27,11 +35,19 @@ impl CompiledPolicy {
         let json = serde_json::value::to_raw_value(&policy)
             .expect("a Policy is strings and fixed keys, always serializable");
         let grants = policy.grant_count();
+        let longest_resource = policy
+            .statements
+            .iter()
+            .flat_map(|s| &s.resources)
+            .map(String::len)
+            .max()
+            .unwrap_or(0);
         CompiledPolicy {
             policy,
             json,
             grants,
             allows_anything: grants > 0,
+            longest_resource,
         }
     }
 

@@ -28,7 +28,7 @@ mod tests;
 
 pub use arn::{method_arn, ApiArn, ApiKind, ArnError, ArnProblem, MethodArn};
 pub use build::{build, covers};
-pub use compiled::CompiledPolicy;
+pub use compiled::{CompiledPolicy, MAX_RESOURCE_ARN_LEN};
 pub use document::{Effect, Policy, Statement, POLICY_VERSION};
 pub use eval::evaluate;
 pub use glob::glob_match;
