@@ -276,6 +276,13 @@ fn routes(resources: usize, shape: Shape) -> Vec<Mapping> {
     out
 }
 
+/// The 16 scopes of the token [`routes`]' benches ask for: read and write of 8 resources.
+fn sixteen_scopes() -> Vec<String> {
+    (0..8)
+        .flat_map(|k| [format!("r{k}:read"), format!("r{k}:write")])
+        .collect()
+}
+
 /// The cost exactness adds to a policy on an OpenAPI-like route table, at three sizes:
 /// - `first_*`: a fresh snapshot's first policy, for a token of 16 scopes: the route table
 ///   compiled (once per snapshot, API and stage) and the policy assembled;
@@ -287,9 +294,7 @@ fn bench_routes(c: &mut Criterion) {
     let mut g = c.benchmark_group("routes");
     g.sample_size(10);
     let api = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
-    let scopes: Vec<String> = (0..8)
-        .flat_map(|k| [format!("r{k}:read"), format!("r{k}:write")])
-        .collect();
+    let scopes = sixteen_scopes();
     let other: Vec<String> = (8..16)
         .flat_map(|k| [format!("r{k}:read"), format!("r{k}:admin")])
         .collect();
@@ -418,9 +423,7 @@ fn bench_cold(c: &mut Criterion) {
     let mut g = c.benchmark_group("cold");
     g.sample_size(10);
     let api = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
-    let scopes: Vec<String> = (0..8)
-        .flat_map(|k| [format!("r{k}:read"), format!("r{k}:write")])
-        .collect();
+    let scopes = sixteen_scopes();
     for n in [1000, 10_000] {
         let mut entries = routes(n / 9 + 1, Shape::Templates);
         entries.truncate(n);

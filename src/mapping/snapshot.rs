@@ -237,11 +237,6 @@ impl Snapshot {
         self.kinds.kind_of(api)
     }
 
-    /// The declared kinds of the APIs.
-    pub fn kinds(&self) -> &ApiKinds {
-        &self.kinds
-    }
-
     /// The version this snapshot was loaded at; a reload happens only when the store's
     /// version differs.
     pub fn version(&self) -> u64 {

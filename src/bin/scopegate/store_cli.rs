@@ -1011,18 +1011,15 @@ async fn mappings(command: MappingsCommand) -> anyhow::Result<u8> {
         MappingsCommand::Kind { store, api, kind } => {
             let api = scopegate::policy::ApiArn::parse(&api)
                 .map_err(|e| AdminError::Usage(format!("--api: {e}")))?;
-            let admin = match kind {
-                Some(_) => store.open_for_change().await?,
-                None => store.open().await?,
-            };
             match kind {
                 Some(kind) => {
+                    let admin = store.open_for_change().await?;
                     let changed = admin.declare(api, kind.into()).await?;
                     print(&ops::render_changed(&changed, store.output()));
                     store.flush_after(&changed.diff, false).await;
                 }
                 None => {
-                    let declared = admin.kinds().await?.declared(api.as_str());
+                    let declared = store.open().await?.kinds().await?.declared(api.as_str());
                     match declared {
                         Some(k) => println!("{api}: {k}"),
                         None => println!("{api}: rest (not declared)"),
