@@ -19,10 +19,13 @@
 //! What depends only on the table is computed once per table: for every pattern a policy may
 //! hold (each route's own pattern, each template's Allow and what it reaches past its
 //! route), the routes that own some request it matches, found by one walk of the route trie
-//! (see `RouteTable::owners`). What each over-covering route's Allow reaches is walked in
-//! [`RouteTable::new`]; a Deny pattern's owners on the first policy that weighs that Deny,
-//! then kept. A token's Denies are then set lookups over its granted routes: a new scope
-//! set costs what its routes reach, and a walk only for patterns no earlier token needed.
+//! (see `RouteTable::owners`). [`RouteTable::new`] only builds the trie and interns the
+//! patterns; each walk runs on the first policy that needs it, then is kept: what a route's
+//! Allow reaches when a token is first granted that route, a Deny pattern's owners when a
+//! policy first weighs that Deny. A token's Denies are then set lookups over its granted
+//! routes: a new scope set costs what its routes reach, and a walk only for patterns no
+//! earlier token needed. A table of literal paths (whose Allows reach no other route) costs
+//! about what the same table written as globs costs.
 //! Only a token's glob entries (IAM meaning, any shape) are compared with a Deny per token,
 //! by `pattern::meet` on two patterns.
 
@@ -110,8 +113,6 @@ struct Route {
     method: Method,
     /// The entry it was first named by (index into the snapshot's entries).
     entry: u32,
-    /// `METHOD /path`, for reports.
-    label: String,
     /// Its segments' ranks (literal 2, `{param}` 1, `{proxy+}` 0): the route order.
     ranks: Box<[u8]>,
     /// Its path, for the rare pairwise test of [`routes_meet`].
@@ -119,9 +120,10 @@ struct Route {
     /// Its own Deny pattern (`orders/*/payments`), an index into `patterns`.
     own: u32,
     /// The other routes whose requests its Allow's pattern covers, for a method the Allow
-    /// covers; empty for a route whose Allow covers only its own requests (a literal path of
-    /// one method).
-    reach: Box<[u32]>,
+    /// covers ([`RouteTable::reach_of`]): walked for on the first policy that grants the
+    /// route, then kept. Empty for a route whose Allow covers only its own requests (a
+    /// literal path of one method).
+    reach: OnceLock<Box<[u32]>>,
     /// What its Allow covers beyond the route (see [`over_reach`]), indices into `patterns`.
     over_reach: Box<[u32]>,
 }
@@ -184,7 +186,7 @@ pub struct RouteTable {
     patterns: Vec<DenyPattern>,
     /// Entry index -> its routes (one, or every method's for `*`), for the entries that
     /// name a route.
-    by_entry: HashMap<u32, Box<[u32]>>,
+    by_entry: HashMap<u32, Box<[u32]>, FixedState>,
     /// A segment value no route names: stands for every such value in a walk.
     fresh: Box<str>,
 }
@@ -197,15 +199,17 @@ impl RouteTable {
             routes: Vec::new(),
             nodes: vec![Node::default()],
             patterns: Vec::new(),
-            by_entry: HashMap::with_capacity(table.len()),
+            by_entry: HashMap::with_capacity_and_hasher(table.len(), FixedState::default()),
             fresh: "x".into(),
         };
-        let mut shapes: HashMap<(Method, Vec<Segment<'_>>), u32> = HashMap::new();
-        let mut literals: HashSet<&str> = HashSet::new();
+        // The trie node each route's path ends at: one per path shape, so the routes of a
+        // path (one per method) are found there, and share one own pattern.
+        let mut ends_at: Vec<u32> = Vec::with_capacity(table.len());
         for &i in table {
             let m = &entries[i as usize];
             debug_assert!(m.effect == Effect::Allow && m.resource.is_route());
             let segs = segments(&m.resource);
+            let node = t.insert(&segs);
             // `*` names every method's route on its path (and the `ANY` route an HTTP API's
             // `ANY` request takes): one route per method, each the same route as an entry of
             // that method alone.
@@ -216,27 +220,25 @@ impl RouteTable {
             };
             let mut ids = Vec::with_capacity(methods.len());
             for &method in methods {
-                let next = u32::try_from(t.routes.len()).expect("fewer than 2^32 routes");
-                let id = *shapes.entry((method, segs.clone())).or_insert(next);
-                ids.push(id);
-                if id != next {
+                let ends = &t.nodes[node as usize].ends;
+                if let Some(&id) = ends
+                    .iter()
+                    .find(|&&r| t.routes[r as usize].method == method)
+                {
+                    ids.push(id);
                     continue;
                 }
-                for s in &segs {
-                    if let Segment::Literal(l) = s {
-                        literals.insert(l);
-                    }
-                }
-                let node = t.insert(&segs);
+                let id = u32::try_from(t.routes.len()).expect("fewer than 2^32 routes");
+                ids.push(id);
                 t.nodes[node as usize].ends.push(id);
+                ends_at.push(node);
                 t.routes.push(Route {
                     method,
                     entry: i,
-                    label: format!("{method} /{}", m.resource),
                     ranks: segs.iter().map(|s| s.rank()).collect(),
                     resource: m.resource.clone(),
                     own: 0,
-                    reach: Box::new([]),
+                    reach: OnceLock::new(),
                     over_reach: Box::new([]),
                 });
             }
@@ -250,53 +252,67 @@ impl RouteTable {
                     format!("x{n}")
                 }
             })
-            .find(|f| !literals.contains(f.as_str()))
+            .find(|f| !t.nodes.iter().any(|n| n.literal.contains_key(f.as_str())))
             .expect("a segment value no route names")
             .into();
-        // Patterns are shared: two routes of one path but different methods have one own
-        // pattern.
-        let mut interned: HashMap<(String, bool), u32> = HashMap::new();
-        for r in 0..t.routes.len() {
-            let resource = t.routes[r].resource.clone();
-            let own = own_pattern(&resource);
-            let own = t.intern(&mut interned, own);
-            let (method, over) = (t.routes[r].method, over_covers(&t.routes[r]));
-            let (reach, over_reach) = if over {
-                let allow = Glob::new(&resource.policy_pattern());
-                let reach = match t.owners(&allow) {
-                    Owners::Known(list) => {
-                        let mut ids: Vec<u32> = list
-                            .iter()
-                            .filter(|o| {
-                                o.route as usize != r
-                                    && (method == Method::Any || o.method == method)
-                            })
-                            .map(|o| o.route)
-                            .collect();
-                        ids.sort_unstable();
-                        ids.dedup();
-                        ids
-                    }
-                    Owners::GaveUp => (0..t.routes.len() as u32)
-                        .filter(|&o| {
-                            o as usize != r && methods_meet(method, t.routes[o as usize].method)
-                        })
-                        .collect(),
-                };
-                let beyond = over_reach(&segments(&resource))
+        // Patterns are shared (one owners walk each): the routes of one path (one per method)
+        // have one own pattern, made once for the node their path ends at, and the root's is
+        // also what a root `{proxy+}` reaches beyond its route.
+        let mut own_of_node: Vec<u32> = vec![NONE; t.nodes.len()];
+        let mut interned: HashMap<(String, bool), u32, FixedState> = HashMap::default();
+        for (r, &node) in ends_at.iter().enumerate() {
+            let node = node as usize;
+            if own_of_node[node] == NONE {
+                own_of_node[node] = t.intern(&mut interned, own_pattern(&t.routes[r].resource));
+            }
+            let own = own_of_node[node];
+            let over_reach = if over_covers(&t.routes[r]) {
+                over_reach(&segments(&t.routes[r].resource))
                     .into_iter()
                     .map(|p| t.intern(&mut interned, p))
-                    .collect();
-                (reach, beyond)
+                    .collect()
             } else {
-                (Vec::new(), Vec::new())
+                Box::default()
             };
             let route = &mut t.routes[r];
             route.own = own;
-            route.reach = reach.into();
-            route.over_reach = over_reach.into();
+            route.over_reach = over_reach;
         }
         t
+    }
+
+    /// The other routes whose requests route `r`'s Allow covers, for a method it covers:
+    /// walked for on first use and kept, so that a table costs the walks of the routes its
+    /// tokens are granted, not of every template and `ANY` route it holds.
+    fn reach_of(&self, r: u32) -> &[u32] {
+        let route = &self.routes[r as usize];
+        route.reach.get_or_init(|| {
+            if !over_covers(route) {
+                return Box::default();
+            }
+            let method = route.method;
+            match self.owners(&Glob::new(&route.resource.policy_pattern())) {
+                Owners::Known(list) => {
+                    let mut ids: Vec<u32> = list
+                        .iter()
+                        .filter(|o| o.route != r && (method == Method::Any || o.method == method))
+                        .map(|o| o.route)
+                        .collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    ids.into()
+                }
+                Owners::GaveUp => (0..self.routes.len() as u32)
+                    .filter(|&o| o != r && methods_meet(method, self.routes[o as usize].method))
+                    .collect(),
+            }
+        })
+    }
+
+    /// `METHOD /path` of route `r`, for reports.
+    fn label(&self, r: u32) -> String {
+        let route = &self.routes[r as usize];
+        format!("{} /{}", route.method, route.resource)
     }
 
     fn insert(&mut self, segs: &[Segment<'_>]) -> u32 {
@@ -317,7 +333,11 @@ impl RouteTable {
         at
     }
 
-    fn intern(&mut self, interned: &mut HashMap<(String, bool), u32>, p: Pattern) -> u32 {
+    fn intern(
+        &mut self,
+        interned: &mut HashMap<(String, bool), u32, FixedState>,
+        p: Pattern,
+    ) -> u32 {
         let key = (p.path, p.slash_too);
         if let Some(&id) = interned.get(&key) {
             return id;
@@ -592,9 +612,9 @@ impl RouteTable {
         http: bool,
         out: &mut Exactness<'t>,
     ) {
-        let mut written: HashSet<(Method, u32)> = HashSet::new();
+        let mut written: HashSet<(Method, u32), FixedState> = HashSet::default();
         let push = |out: &mut Exactness<'t>,
-                    written: &mut HashSet<(Method, u32)>,
+                    written: &mut HashSet<(Method, u32), FixedState>,
                     method: Method,
                     p: u32,
                     route: u32,
@@ -616,7 +636,7 @@ impl RouteTable {
             if !over_covers(by) {
                 continue;
             }
-            for &s in by.reach.iter() {
+            for &s in self.reach_of(r as u32) {
                 if granted[s as usize] {
                     continue;
                 }
@@ -680,7 +700,7 @@ impl RouteTable {
                 for &p in chosen {
                     push(out, &mut written, m, p, denied.entry, by.entry);
                 }
-                out.report(&denied.label, lost);
+                out.report(&self.label(s), lost);
             }
         }
         // Paths no route names: what a granted template's `*` reaches beyond its route is
@@ -735,11 +755,7 @@ impl RouteTable {
                         && (http || o.method != Method::Any)
                         && losers.insert(o.route)
                     {
-                        lost.push((
-                            self.routes[o.route as usize].label.clone(),
-                            o.method,
-                            o.example.to_string(),
-                        ));
+                        lost.push((self.label(o.route), o.method, o.example.to_string()));
                     }
                 }
             }
@@ -749,7 +765,7 @@ impl RouteTable {
                 for (r, route) in self.routes.iter().enumerate() {
                     if granted[r] && methods_meet(route.method, method) {
                         let m = concrete(method, route.method);
-                        lost.push((route.label.clone(), m, GAVE_UP.to_owned()));
+                        lost.push((self.label(r as u32), m, GAVE_UP.to_owned()));
                     }
                 }
             }

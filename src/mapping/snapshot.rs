@@ -43,7 +43,7 @@ pub struct Snapshot {
     /// Indices of the entries any verified token meets (`"scopes": []`), sorted by entry.
     any_token: Box<[u32]>,
     /// Indices of the Allow entries on routes (not globs), whatever they require, sorted by
-    /// entry: the route table that exactness is computed against.
+    /// API and path, then entry: the route table that exactness is computed against.
     routes: Box<[u32]>,
     deny_all: Arc<CompiledPolicy>,
     cache: Mutex<HashMap<u64, CachedPolicy, BuildHasherDefault<PreHashed>>>,
@@ -199,7 +199,15 @@ impl Snapshot {
         };
         let by_scope = by_scope.into_iter().map(sorted).collect();
         let any_token = sorted(any_token);
-        let routes = sorted(routes);
+        // By API and path first, so that the routes of one path are one run (see
+        // [`Snapshot::reaches_other_routes`]).
+        routes.sort_by(|&a, &b| {
+            let (a, b) = (&entries[a as usize], &entries[b as usize]);
+            (&a.api, &a.resource)
+                .cmp(&(&b.api, &b.resource))
+                .then_with(|| a.cmp(b))
+        });
+        let routes = routes.into_boxed_slice();
         Snapshot {
             version,
             entries,
@@ -495,8 +503,36 @@ impl Snapshot {
     fn table_for(&self, token: &[u32], api: &str, stage: &str) -> Option<Arc<RouteTable>> {
         token
             .iter()
-            .any(|&i| super::exact::entry_over_covers(&self.entries[i as usize]))
+            .any(|&i| self.reaches_other_routes(i))
             .then(|| self.compiled_table(api, stage))
+    }
+
+    /// Whether entry `i`'s Allow may cover requests of another route: a template's `*` may;
+    /// an `ANY` route on a literal path only when another route is on that very path (its
+    /// Allow covers the requests of its own path alone, and no other route can take one of
+    /// those: a literal path is the most specific route of its requests, and of the routes
+    /// on it, only a method's own beats `ANY`). So a table of literal paths is compiled only
+    /// where an `ANY` route shares its path, and otherwise costs what globs cost.
+    fn reaches_other_routes(&self, i: u32) -> bool {
+        let m = &self.entries[i as usize];
+        if !super::exact::entry_over_covers(m) {
+            return false;
+        }
+        if m.resource.has_params() {
+            return true;
+        }
+        let key = (&m.api, &m.resource);
+        let start = self.routes.partition_point(|&j| {
+            let r = &self.entries[j as usize];
+            (&r.api, &r.resource) < key
+        });
+        self.routes[start..]
+            .iter()
+            .take_while(|&&j| {
+                let r = &self.entries[j as usize];
+                (&r.api, &r.resource) == key
+            })
+            .any(|&j| j != i)
     }
 
     /// The entries (indices) a token carrying the scope ids `scope_ids` (sorted,

@@ -38,9 +38,13 @@ where
         }
     }
     let deny = compact(deny);
-    let allow: Vec<String> = compact(allow)
+    let allow = compact(allow);
+    let mut denied = vec![false; allow.len()];
+    each_cover(&deny, &allow, |_, a| denied[a] = true);
+    let allow: Vec<String> = allow
         .into_iter()
-        .filter(|a| !deny.iter().any(|d| covers(d, a)))
+        .zip(denied)
+        .filter_map(|(a, denied)| (!denied).then_some(a))
         .collect();
     if allow.is_empty() {
         return Policy::deny_all();
@@ -69,20 +73,58 @@ pub fn covers(outer: &str, inner: &str) -> bool {
 /// Drops every pattern that another remaining pattern covers. Removing one pattern at a time,
 /// and only when a pattern still present covers it, keeps the union of the set intact even
 /// when two patterns cover each other (`a*` and `a**`: the later one survives).
+///
+/// `set` is sorted, so [`each_cover`] compares each pattern only with the patterns that
+/// share its literal prefix, not with every other one.
 fn compact(set: BTreeSet<String>) -> Vec<String> {
     let patterns: Vec<String> = set.into_iter().collect();
+    let mut coverers: Vec<Vec<usize>> = vec![Vec::new(); patterns.len()];
+    each_cover(&patterns, &patterns, |outer, inner| {
+        if outer != inner {
+            coverers[inner].push(outer);
+        }
+    });
     let mut alive = vec![true; patterns.len()];
     for i in 0..patterns.len() {
-        alive[i] = !patterns
-            .iter()
-            .enumerate()
-            .any(|(j, p)| j != i && alive[j] && covers(p, &patterns[i]));
+        alive[i] = !coverers[i].iter().any(|&j| alive[j]);
     }
     patterns
         .into_iter()
         .zip(alive)
         .filter_map(|(p, keep)| keep.then_some(p))
         .collect()
+}
+
+/// Calls `f(o, i)` for every pattern `outers[o]` that [covers] `inners[i]`, where `inners`
+/// is sorted.
+///
+/// Whatever a pattern covers starts with the pattern's literal prefix (the text before its
+/// first wildcard), and in sorted order those patterns are one run: a literal pattern costs
+/// a binary search (it covers only itself), a wildcard one a binary search and a match per
+/// pattern of its run. So a policy of literal paths compacts in O(n log n), where a
+/// comparison of every pair cost O(n²) matches (4 million for a token granted 2 000 routes).
+/// The worst case is still quadratic: patterns whose wildcard comes early (`*/GET/...`, a
+/// stage or method wildcard) each run over the whole API.
+fn each_cover(outers: &[String], inners: &[String], mut f: impl FnMut(usize, usize)) {
+    debug_assert!(inners.is_sorted());
+    for (o, outer) in outers.iter().enumerate() {
+        let Some(wild) = outer.find(['*', '?']) else {
+            if let Ok(i) = inners.binary_search(outer) {
+                f(o, i);
+            }
+            continue;
+        };
+        let prefix = &outer[..wild];
+        let start = inners.partition_point(|p| p.as_str() < prefix);
+        for (i, inner) in inners.iter().enumerate().skip(start) {
+            if !inner.starts_with(prefix) {
+                break;
+            }
+            if wildcard_match(&outer.as_bytes()[wild..], &inner.as_bytes()[wild..], true) {
+                f(o, i);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +276,63 @@ mod tests {
     fn everything_denied_is_deny_all() {
         let p = build([g(Effect::Allow, "dev/GET/orders"), g(Effect::Deny, "dev/*")]);
         assert_eq!(p, Policy::deny_all());
+    }
+
+    /// The old comparison of every pair, the model that [`compact`]'s pruning must agree
+    /// with.
+    fn compact_pairwise(set: BTreeSet<String>) -> Vec<String> {
+        let patterns: Vec<String> = set.into_iter().collect();
+        let mut alive = vec![true; patterns.len()];
+        for i in 0..patterns.len() {
+            alive[i] = !patterns
+                .iter()
+                .enumerate()
+                .any(|(j, p)| j != i && alive[j] && covers(p, &patterns[i]));
+        }
+        patterns
+            .into_iter()
+            .zip(alive)
+            .filter_map(|(p, keep)| keep.then_some(p))
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Patterns over a small alphabet, so that prefixes, wildcards and coverings collide
+        /// often: the pruned compaction keeps exactly what the pairwise one keeps, and the
+        /// built policy decides every short text as the grants do.
+        #[test]
+        fn compaction_by_prefix_runs_is_the_pairwise_one(
+            grants in proptest::collection::vec(
+                (proptest::bool::ANY, "[ab/*?]{0,5}"), 0..24),
+            texts in proptest::collection::vec("[ab/]{0,5}", 16),
+        ) {
+            let grants: Vec<(Effect, String)> = grants
+                .into_iter()
+                .map(|(allow, r)| {
+                    let e = if allow { Effect::Allow } else { Effect::Deny };
+                    (e, format!("{API}/{r}"))
+                })
+                .collect();
+            for effect in [Effect::Allow, Effect::Deny] {
+                let set: BTreeSet<String> = grants
+                    .iter()
+                    .filter(|(e, _)| *e == effect)
+                    .map(|(_, r)| r.clone())
+                    .collect();
+                proptest::prop_assert_eq!(compact(set.clone()), compact_pairwise(set));
+            }
+            let policy = build(grants.clone());
+            let naive = Policy {
+                statements: grants
+                    .iter()
+                    .map(|(e, r)| Statement { effect: *e, resources: vec![r.clone()] })
+                    .collect(),
+            };
+            for t in texts {
+                let m = arn(&t);
+                proptest::prop_assert_eq!(evaluate(&policy, &m), evaluate(&naive, &m), "{}", m);
+            }
+        }
     }
 
     #[test]
