@@ -124,6 +124,13 @@ fn validate_entries_of(
                         p.grants
                     ));
                 }
+                if p.longest_resource > crate::policy::MAX_RESOURCE_ARN_LEN {
+                    warnings.push(format!(
+                        "{label} on {api} stage {stage}: the policy holds a resource ARN of {} characters, over API Gateway's limit of {} on a policy statement's Resource: such a token is answered for each request alone (an Allow of the request's own ARN, when that fits), and API Gateway's cached answer denies its other routes until it expires",
+                        p.longest_resource,
+                        crate::policy::MAX_RESOURCE_ARN_LEN
+                    ));
+                }
                 if largest.as_ref().is_none_or(|l| bytes > l.bytes) {
                     largest = Some(Largest {
                         bytes,
@@ -281,5 +288,26 @@ mod tests {
             r.warnings
         );
         assert!(!r.warnings.iter().any(|w| w.starts_with("scope small ")));
+    }
+
+    #[test]
+    fn validate_warns_of_a_resource_arn_over_512_characters() {
+        let long = "segment/".repeat(60);
+        let entries = vec![
+            m("long", "GET", long.trim_end_matches('/'), "Allow"),
+            m("short", "GET", "a", "Allow"),
+        ];
+        let r = validate_entries("f.json", entries, 8000);
+        let over: Vec<&String> = r
+            .warnings
+            .iter()
+            .filter(|w| w.contains("over API Gateway's limit of 512"))
+            .collect();
+        assert!(
+            over.iter().any(|w| w.starts_with("scope long ")),
+            "{:?}",
+            r.warnings
+        );
+        assert!(!over.iter().any(|w| w.starts_with("scope short ")));
     }
 }
