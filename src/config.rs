@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::alg::Alg;
+use crate::claim::ClaimName;
 
 /// One setting the code reads: its name, what values it takes (with its default and range)
 /// and what it does. This table drives the parser (numbers are read through their row, so
@@ -180,6 +181,15 @@ pub const SCOPE_CLAIM: Setting = Setting {
         values: "a claim name",
     },
     doc: "Claim holding the scopes; default scp (array or string), then scope.",
+};
+/// `SCOPEGATE_GRANT_CLAIMS`: Claims besides the scopes that mapping entries may require.
+pub const GRANT_CLAIMS: Setting = Setting {
+    name: "SCOPEGATE_GRANT_CLAIMS",
+    kind: Kind::Text {
+        default: "",
+        values: "comma-separated claim names or JSON Pointers",
+    },
+    doc: "Claims besides the scopes that mapping entries may require (groups, roles, /realm_access/roles, acr).",
 };
 /// `SCOPEGATE_INTROSPECT`: RFC 7662 introspection: never, opaque (non-JWT tokens only) or always.
 pub const INTROSPECT: Setting = Setting {
@@ -397,6 +407,7 @@ pub const SETTINGS: &[Setting] = &[
     LEEWAY_SECONDS,
     REQUIRE_TYP,
     SCOPE_CLAIM,
+    GRANT_CLAIMS,
     INTROSPECT,
     INTROSPECTION_URL,
     INTROSPECTION_CLIENT_ID,
@@ -554,6 +565,9 @@ pub struct Config {
     pub require_at_jwt: bool,
     /// Where scopes are read from. Defaults to [`ScopeClaim::Standard`].
     pub scope_claim: ScopeClaim,
+    /// The claims besides the scopes that mapping entries may require; a token's other claims
+    /// are never read for a grant. Defaults to none.
+    pub grant_claims: Vec<ClaimName>,
     /// Introspection, when on. Defaults to off.
     pub introspection: Option<IntrospectionConfig>,
     /// How long a verified token is reused; zero turns the cache off. Defaults to 300 s.
@@ -602,6 +616,7 @@ impl Config {
             leeway: LEEWAY_SECONDS.number_default(),
             require_at_jwt: false,
             scope_claim: ScopeClaim::Standard,
+            grant_claims: Vec::new(),
             introspection: None,
             token_cache_ttl: Duration::from_secs(TOKEN_CACHE_SECONDS.number_default()),
             token_cache_entries: TOKEN_CACHE_ENTRIES.number_default() as usize,
@@ -703,6 +718,7 @@ impl Config {
         if let Some(v) = get(SCOPE_CLAIM.name) {
             cfg.scope_claim = ScopeClaim::Named(v);
         }
+        cfg.grant_claims = grant_claims(get(GRANT_CLAIMS.name).as_deref())?;
         cfg.introspection = introspection(&get)?;
         cfg.token_cache_ttl = Duration::from_secs(number(&get, &TOKEN_CACHE_SECONDS)?);
         cfg.token_cache_entries = number(&get, &TOKEN_CACHE_ENTRIES)? as usize;
@@ -825,6 +841,22 @@ fn introspection(
         client_secret,
         cache_ttl: Duration::from_secs(number(get, &INTROSPECTION_CACHE_SECONDS)?),
     }))
+}
+
+/// `SCOPEGATE_GRANT_CLAIMS`: each name checked ([`ClaimName`]), repeats dropped.
+///
+/// # Errors
+/// [`ConfigError`] naming the setting and the first bad name.
+pub fn grant_claims(v: Option<&str>) -> Result<Vec<ClaimName>, ConfigError> {
+    let mut out: Vec<ClaimName> = Vec::new();
+    for name in list(v) {
+        let claim =
+            ClaimName::new(&name).map_err(|e| invalid(GRANT_CLAIMS.name, &name, e.reason()))?;
+        if !out.contains(&claim) {
+            out.push(claim);
+        }
+    }
+    Ok(out)
 }
 
 fn list(v: Option<&str>) -> Vec<String> {

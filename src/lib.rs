@@ -31,6 +31,7 @@
 pub mod admin;
 pub mod alg;
 pub mod authorizer;
+pub mod claim;
 pub mod clock;
 pub mod config;
 pub mod error_text;

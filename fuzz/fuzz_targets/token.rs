@@ -3,6 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use scopegate::claim::{is_grant_key, ClaimName, MAX_CLAIM_LEN};
 use scopegate::config::ScopeClaim;
 use scopegate::scope::{check_token, MAX_SCOPES};
 use scopegate::token::claims::{self, Claims, ClaimsSpec};
@@ -17,22 +18,36 @@ fn check(c: &Claims) {
     if let Some(p) = c.principal() {
         assert!(!p.is_empty());
     }
+    // A grant key is never a scope, never repeated, and never longer than a name, a tag
+    // and the longest value (in bytes: at most 4 per character).
+    for (i, g) in c.grants.iter().enumerate() {
+        assert!(is_grant_key(g) && check_token(g).is_err(), "{g:?}");
+        assert!(!c.grants[..i].contains(g), "repeated grant {g:?}");
+        assert!(g.len() <= 2 + MAX_CLAIM_LEN + 2 + 4 * MAX_CLAIM_LEN, "{g:?}");
+    }
 }
 
 fn claims(payload: &[u8]) {
     let _ = claims::issuer(payload);
     let named = ScopeClaim::Named("permissions".into());
     let wanted = ["scope".to_owned(), "email".to_owned(), "sub".to_owned()];
-    for (scope_claim, wanted) in [
-        (&ScopeClaim::Standard, &[][..]),
-        (&named, &wanted[..]),
-        (&ScopeClaim::Standard, &wanted[..]),
+    // Grant claims: a top-level one that is also a context claim, a nested one, and one
+    // under a standard claim's name.
+    let grant: Vec<ClaimName> = ["groups", "/realm_access/roles", "email", "aud"]
+        .iter()
+        .map(|n| ClaimName::new(n).expect("a valid claim name"))
+        .collect();
+    for (scope_claim, wanted, grant) in [
+        (&ScopeClaim::Standard, &[][..], &[][..]),
+        (&named, &wanted[..], &grant[..]),
+        (&ScopeClaim::Standard, &wanted[..], &grant[..]),
     ] {
         if let Ok(c) = claims::parse(
             payload,
             ClaimsSpec {
                 scope_claim,
                 wanted,
+                grant,
             },
         ) {
             check(&c);

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::error::AdminError;
 use super::retry::RetryPolicy;
+use crate::claim::ClaimName;
 use crate::mapping::file::{check_unique, Document};
 use crate::mapping::store::aws::{AwsConfig, AwsOptions, CallerIdentity};
 use crate::mapping::store::{
@@ -42,6 +43,9 @@ pub struct Target {
     /// Publish the snapshot after every change (when a bucket is set). Defaults to true in
     /// the CLI.
     pub publish: bool,
+    /// The claims entries may require (`SCOPEGATE_GRANT_CLAIMS`, as the authorizer is
+    /// configured): a change adding an entry that names another is refused.
+    pub grant_claims: Vec<ClaimName>,
 }
 
 /// The actor when none is given: `$USER`, else `unknown`.
@@ -66,6 +70,8 @@ pub struct Admin<S = DynamoStore, P = S3Snapshots> {
     pub publish: bool,
     /// How changes retry after a conflict.
     pub retry: RetryPolicy,
+    /// The claims entries may require (see [`Target::grant_claims`]).
+    pub grant_claims: Vec<ClaimName>,
 }
 
 /// What a change did.
@@ -212,7 +218,8 @@ impl Admin {
                 .map(|b| S3Snapshots::new(&aws, b, &target.key)),
             &target.actor,
             target.publish,
-        ))
+        )
+        .with_grant_claims(target.grant_claims.clone()))
     }
 
     /// The resolved region (to name where the table is, to create a bucket in).
@@ -242,7 +249,26 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
             actor: actor.to_owned(),
             publish,
             retry: RetryPolicy::default(),
+            grant_claims: Vec::new(),
         }
+    }
+
+    /// This admin, refusing entries that require claims other than `claims`.
+    #[must_use]
+    pub fn with_grant_claims(mut self, claims: Vec<ClaimName>) -> Self {
+        self.grant_claims = claims;
+        self
+    }
+
+    /// Refuses a change that would write an entry requiring an undeclared claim: the
+    /// authorizer never reads such a claim, so the entry would silently never apply.
+    fn check_claims(&self, change: &Change) -> Result<(), AdminError> {
+        let entries = match change {
+            Change::Add(e) | Change::Merge(e, _) | Change::Replace(e, _) => e,
+            Change::ReplaceWithin { entries, .. } => entries,
+            Change::Remove(_) => return Ok(()),
+        };
+        super::validate::check_declared(entries, &self.grant_claims)
     }
 
     fn note(&self, action: &str, summary: String, diff: &Diff) -> ChangeNote {
@@ -390,6 +416,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
     /// # Errors
     /// As [`DynamoStore::load_current`].
     pub async fn plan(&self, change: &Change) -> Result<Changed, AdminError> {
+        self.check_claims(change)?;
         let current = self.store.load_current_with(&|_, _| {}).await?;
         let diff = match change {
             Change::Merge(..) | Change::Replace(..) | Change::ReplaceWithin { .. } => {
@@ -444,6 +471,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
         expected: Option<&Diff>,
         progress: Progress<'_>,
     ) -> Result<Changed, AdminError> {
+        self.check_claims(&change)?;
         let mut attempts = 0;
         let mut first_conflict: Option<crate::clock::Stopwatch> = None;
         // A generation written by a lost attempt, and the set it holds: patched, not

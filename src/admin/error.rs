@@ -39,6 +39,17 @@ pub enum AdminError {
         /// The version now.
         version: u64,
     },
+    /// An entry requires a claim the authorizer is not configured to read
+    /// (`SCOPEGATE_GRANT_CLAIMS`): it would never apply.
+    #[error("{entry}: claim {claim:?} is not one of SCOPEGATE_GRANT_CLAIMS ({declared}): the authorizer reads only the claims it declares, so this entry would never apply; declare the claim (for the authorizer and for this command), or remove it from the entry")]
+    UndeclaredClaim {
+        /// The entry.
+        entry: String,
+        /// The claim it names.
+        claim: String,
+        /// The claims declared, comma-separated (`none` when none).
+        declared: String,
+    },
     /// The operator said no at the prompt.
     #[error("cancelled: nothing was written")]
     Cancelled,
@@ -91,7 +102,10 @@ impl AdminError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             AdminError::Store(e) => ErrorKind::of_store(e),
-            AdminError::File(_) | AdminError::Arn(_) | AdminError::OpenApi(_) => ErrorKind::Invalid,
+            AdminError::File(_)
+            | AdminError::Arn(_)
+            | AdminError::OpenApi(_)
+            | AdminError::UndeclaredClaim { .. } => ErrorKind::Invalid,
             AdminError::Usage(_) => ErrorKind::Usage,
             AdminError::Busy { .. } | AdminError::PlanChanged { .. } => ErrorKind::Conflict,
             AdminError::Cancelled => ErrorKind::Cancelled,

@@ -31,4 +31,6 @@ pub use render::{
     render_mappings, render_migrated, render_published, render_same, render_valid, Output,
     Rendered,
 };
-pub use validate::{validate, validate_document, validate_entries, Largest, ValidateReport};
+pub use validate::{
+    check_declared, validate, validate_document, validate_entries, Largest, ValidateReport,
+};

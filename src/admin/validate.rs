@@ -87,13 +87,8 @@ fn validate_entries_of(
             // A route held for nobody: no scope set meets it.
             continue;
         }
-        sets.insert(
-            m.scopes
-                .scopes()
-                .iter()
-                .map(|s| s.as_str().to_owned())
-                .collect(),
-        );
+        // Scopes and claim values (grant keys) alike: what a token must carry.
+        sets.insert(m.scopes.keys().map(str::to_owned).collect());
     }
     let mut warnings = star_beside_methods(&entries);
     let snapshot = Snapshot::new(0, entries).with_kinds(kinds);
@@ -143,8 +138,14 @@ fn validate_entries_of(
             for set in sets {
                 let label = match set.len() {
                     0 => "any token".to_owned(),
-                    1 => format!("scope {}", set[0]),
-                    _ => format!("scopes {}", set.join(" ")),
+                    1 if !crate::claim::is_grant_key(&set[0]) => format!("scope {}", set[0]),
+                    _ => format!(
+                        "scopes {}",
+                        set.iter()
+                            .map(|k| crate::claim::key_label(k))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
                 };
                 check(set.iter().map(String::as_str).collect(), label);
             }
@@ -156,7 +157,7 @@ fn validate_entries_of(
             }
         }
     }
-    let scopes = snapshot.scopes().len();
+    let scopes = snapshot.scopes().count();
     ValidateReport {
         file: origin.to_owned(),
         entries: n,
@@ -165,6 +166,41 @@ fn validate_entries_of(
         inseparable,
         largest,
     }
+}
+
+/// Refuses the first entry that requires a claim not among `declared` (the authorizer's
+/// `SCOPEGATE_GRANT_CLAIMS`), naming the entry and the claim.
+///
+/// # Errors
+/// [`AdminError::UndeclaredClaim`].
+pub fn check_declared(
+    entries: &[Mapping],
+    declared: &[crate::claim::ClaimName],
+) -> Result<(), AdminError> {
+    for m in entries {
+        if let Some(c) = m
+            .scopes
+            .claims()
+            .iter()
+            .find(|c| !declared.contains(c.name()))
+        {
+            let declared = if declared.is_empty() {
+                "none".to_owned()
+            } else {
+                declared
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            return Err(AdminError::UndeclaredClaim {
+                entry: m.to_string(),
+                claim: c.name().to_string(),
+                declared,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A `*` route entry beside entries of one method on the same path for other scopes: `*`

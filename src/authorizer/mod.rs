@@ -105,6 +105,9 @@ pub struct Principal {
     pub id: Box<str>,
     /// The token's scopes.
     pub scopes: Box<[Box<str>]>,
+    /// The grant keys of its declared grant claims' values ([`crate::claim`]), matched
+    /// beside the scopes. Never logged: they are the token's text.
+    pub grants: Box<[Box<str>]>,
     /// The authorizer context, serialized once.
     pub context: Box<RawValue>,
     /// `usageIdentifierKey`, when configured and present.
@@ -509,7 +512,11 @@ impl<M: Mappings> Authorizer<M> {
             });
         }
         let policy = snapshot.policy_for(
-            principal.scopes.iter().map(|s| &**s),
+            principal
+                .scopes
+                .iter()
+                .chain(&*principal.grants)
+                .map(|s| &**s),
             arn.api(),
             arn.stage(),
         );
@@ -633,6 +640,7 @@ impl<M: Mappings> Authorizer<M> {
             usage_key,
             exp: c.exp.unwrap_or(0),
             scopes: claims.scopes.into_boxed_slice(),
+            grants: claims.grants.into_boxed_slice(),
         })
     }
 

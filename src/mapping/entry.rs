@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use super::invalid::MappingError;
-pub use super::requirement::{Requirement, Scope, MAX_SCOPE_LEN};
+pub use super::requirement::{ClaimMatch, Requirement, Scope, MAX_SCOPE_LEN};
 use crate::policy::{ApiArn, ApiKind, Effect};
 /// Every method segment a request ARN can hold: the seven methods and HTTP APIs' `ANY`. What
 /// an entry for every method is written as, unless its path starts with `*`.
@@ -498,6 +498,22 @@ impl fmt::Display for Mapping {
     }
 }
 
+/// `"claims"` as written: each claim once, with its values, in order.
+struct ClaimsOut<'a>(&'a [ClaimMatch]);
+
+impl Serialize for ClaimsOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = serializer.serialize_map(None)?;
+        for group in self.0.chunk_by(|a, b| a.name() == b.name()) {
+            let values: Vec<serde_json::Value> =
+                group.iter().map(|c| c.value().to_json()).collect();
+            m.serialize_entry(group[0].name().as_str(), &values)?;
+        }
+        m.end()
+    }
+}
+
 impl Serialize for Mapping {
     /// The canonical form: `"scope"` for one scope (as the seed writes it), `"scopes"` for
     /// all of several or for none (`[]`, any verified token), `"nobody": true` for a route
@@ -515,6 +531,9 @@ impl Serialize for Mapping {
             match self.scopes.single() {
                 Some(one) => s.serialize_field("scope", one)?,
                 None => s.serialize_field("scopes", self.scopes.scopes())?,
+            }
+            if !self.scopes.claims().is_empty() {
+                s.serialize_field("claims", &ClaimsOut(self.scopes.claims()))?;
             }
         }
         s.serialize_field("effect", &self.effect)?;
@@ -540,7 +559,78 @@ pub(crate) struct RawMapping {
     /// `true`: the route is held for nobody ([`Requirement::nobody`]), in place of `scope`
     /// or `scopes`.
     nobody: Option<bool>,
+    /// Claim values required beside the scopes: `{"groups": ["support-leads"]}`.
+    claims: Option<RawClaims>,
     effect: Option<String>,
+}
+
+/// `"claims"` as written: claim name -> the values it must hold, all of them. A name given
+/// twice is refused (a JSON reader keeping the last would silently drop a requirement).
+#[derive(Debug, Default)]
+pub(crate) struct RawClaims(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for RawClaims {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawClaims;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of claim names to lists of values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawClaims, A::Error> {
+                let mut out: Vec<(String, serde_json::Value)> = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    if out.iter().any(|(n, _)| *n == name) {
+                        return Err(serde::de::Error::custom(format!(
+                            "claim {name:?} is given twice"
+                        )));
+                    }
+                    out.push((name, map.next_value()?));
+                }
+                Ok(RawClaims(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl RawClaims {
+    /// The claim values required, each checked.
+    fn matches(self) -> Result<Vec<ClaimMatch>, MappingError> {
+        claim_matches(self.0)
+    }
+}
+
+/// The claim values `claims` (name -> list of values) requires, each checked: an entry's
+/// `"claims"`, or a stored item's.
+pub(crate) fn claim_matches(
+    claims: impl IntoIterator<Item = (String, serde_json::Value)>,
+) -> Result<Vec<ClaimMatch>, MappingError> {
+    {
+        use crate::claim::{ClaimName, ClaimValue};
+        let mut out = Vec::new();
+        for (name, values) in claims {
+            let bad = |reason| MappingError::Claims {
+                value: name.clone(),
+                reason,
+            };
+            let claim = ClaimName::new(&name).map_err(|e| bad(e.reason()))?;
+            let serde_json::Value::Array(values) = values else {
+                return Err(bad("list the values the claim must hold: [\"value\", ...]"));
+            };
+            if values.is_empty() {
+                return Err(bad("list at least one value"));
+            }
+            for v in &values {
+                let v = ClaimValue::from_json(v).map_err(|e| bad(e.reason()))?;
+                out.push(ClaimMatch::new(claim.clone(), v));
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn one_of(
@@ -602,6 +692,10 @@ impl TryFrom<RawMapping> for Mapping {
                     field: "scope (or scopes: [...], [] for any verified token)",
                 })
             }
+        };
+        let scopes = match raw.claims {
+            Some(claims) => scopes.with_claims(claims.matches()?)?,
+            None => scopes,
         };
         let effect = match raw.effect.as_deref() {
             None => Effect::Allow,
@@ -690,6 +784,69 @@ mod tests {
         assert_eq!(Method::Options.to_string(), "OPTIONS");
         let err = "FETCH".parse::<Method>().unwrap_err();
         assert!(err.to_string().contains("\"FETCH\""), "{err}");
+    }
+
+    #[test]
+    fn claims_are_required_beside_scopes_and_refused_when_unusable() {
+        let api = API;
+        let parse = |rest: &str| -> Result<Mapping, String> {
+            serde_json::from_str::<Mapping>(&format!(
+                r#"{{"api":"{api}","stage":"dev","method":"DELETE","resource":"orders/{{id}}",{rest}}}"#
+            ))
+            .map_err(|e| e.to_string())
+        };
+        let m = parse(
+            r#""scopes":["orders:write"],"claims":{"groups":["support-leads"],"acr":["urn:okta:mfa"]}"#,
+        )
+        .unwrap();
+        assert_eq!(m.scopes.claims().len(), 2);
+        assert_eq!(
+            m.scopes.to_string(),
+            r#"orders:write acr="urn:okta:mfa" groups="support-leads""#
+        );
+        assert!(!m.scopes.is_any_token());
+        assert_eq!(m.scopes.single().map(Scope::as_str), Some("orders:write"));
+        // Written back: the one scope as "scope", the claims grouped by name.
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(
+            json.contains(r#""scope":"orders:write","claims":{"acr":["urn:okta:mfa"],"groups":["support-leads"]}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Mapping>(&json).unwrap(), m);
+        // Claims alone, with "scopes": [] written out.
+        let only =
+            parse(r#""scopes":[],"claims":{"/realm_access/roles":["admin"],"tier":[3, true]}"#)
+                .unwrap();
+        assert!(only.scopes.scopes().is_empty() && !only.scopes.is_any_token());
+        assert_eq!(only.scopes.keys().len(), 3);
+        for (bad, why) in [
+            (r#""scope":"a","claims":{"groups":"x"}"#, "list the values"),
+            (r#""scope":"a","claims":{"groups":[]}"#, "at least one"),
+            (
+                r#""scope":"a","claims":{"groups":["x"],"groups":["y"]}"#,
+                "twice",
+            ),
+            (r#""scope":"a","claims":{"g r":["x"]}"#, "printable ASCII"),
+            (r#""scope":"a","claims":{"scope":["x"]}"#, "hold scopes"),
+            (r#""scope":"a","claims":{"/a//b":["x"]}"#, "JSON Pointer"),
+            (r#""scope":"a","claims":{"g":[1.5]}"#, "an integer"),
+            (r#""scope":"a","claims":{"g":[""]}"#, "1 to 256"),
+            (r#""scope":"a","claims":{"g":[null]}"#, "an integer"),
+            (r#""scope":"a","claims":{"g":[["x"]]}"#, "an integer"),
+            (r#""scope":"a","claims":{"g":["a"]}"#, "control"),
+            (r#""nobody":true,"claims":{"g":["x"]}"#, "nobody"),
+            (r#""claims":{"g":["x"]}"#, "missing"),
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let many: Vec<String> = (0..17).map(|i| format!("\"v{i}\"")).collect();
+        let err = parse(&format!(
+            r#""scope":"a","claims":{{"g":[{}]}}"#,
+            many.join(",")
+        ))
+        .unwrap_err();
+        assert!(err.contains("at most 16"), "{err}");
     }
 
     #[test]

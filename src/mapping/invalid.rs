@@ -54,6 +54,14 @@ pub enum MappingError {
         /// Why it is refused.
         reason: &'static str,
     },
+    /// A claim the entry requires cannot be named or matched so.
+    #[error("field \"claims\": invalid claim {value:?}: {reason}")]
+    Claims {
+        /// The claim's name (or the value given).
+        value: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
     /// The effect is neither Allow nor Deny.
     #[error("field \"effect\": invalid effect {value:?}: expected \"Allow\" or \"Deny\"")]
     Effect {
@@ -80,6 +88,7 @@ impl MappingError {
             MappingError::Method { .. } => "method",
             MappingError::Resource { .. } => "resource",
             MappingError::Scope { .. } => "scope",
+            MappingError::Claims { .. } => "claims",
             MappingError::Effect { .. } => "effect",
             MappingError::Nobody { .. } => "nobody",
         })
@@ -96,6 +105,7 @@ impl MappingError {
             | MappingError::Method { value }
             | MappingError::Resource { value, .. }
             | MappingError::Scope { value, .. }
+            | MappingError::Claims { value, .. }
             | MappingError::Effect { value } => Some(value),
         }
     }
@@ -116,6 +126,7 @@ impl MappingError {
             }
             MappingError::Resource { reason, .. }
             | MappingError::Scope { reason, .. }
+            | MappingError::Claims { reason, .. }
             | MappingError::Nobody { reason } => (*reason).to_owned(),
             MappingError::Effect { .. } => "expected \"Allow\" or \"Deny\"".to_owned(),
         }

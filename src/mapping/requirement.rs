@@ -1,12 +1,15 @@
 //! [`Scope`] and [`Requirement`]: what a token must carry for a mapping entry to apply. One
 //! scope (the seed's `"scope": "email"`), several scopes at once (all-of, `"scopes":
 //! ["orders:write", "orders:admin"]`), none beyond a verified token (`"scopes": []`), or
-//! something no token carries (`"nobody": true`: a route held for nobody).
+//! something no token carries (`"nobody": true`: a route held for nobody); and beside the
+//! scopes, claim values ([`ClaimMatch`], `"claims": {"groups": ["support-leads"]}`), all of
+//! them required too.
 
 use std::fmt;
 use std::str::FromStr;
 
 use super::invalid::MappingError;
+use crate::claim::{grant_key, ClaimName, ClaimValue};
 
 /// The longest scope accepted: far beyond real scopes, short enough to bound what a mapping
 /// can make the authorizer hash and log.
@@ -78,19 +81,66 @@ pub(crate) const NOBODY: &str = "\"nobody\"";
 /// low enough that checking one stays trivial.
 pub const MAX_REQUIRED_SCOPES: usize = 16;
 
-/// The scopes an entry requires, all of them: sorted and without repeats, so that two
-/// spellings of one rule (`[b, a]`, `[a, b, a]`) are one entry.
+/// The most claim values one entry may require at once, over all its claims.
+pub const MAX_REQUIRED_CLAIMS: usize = 16;
+
+/// One claim value an entry requires: the token's claim `name` is `value`, or an array
+/// holding it (see [`crate::claim`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClaimMatch {
+    name: ClaimName,
+    value: ClaimValue,
+    /// [`grant_key`] of the two, made once: what the snapshot indexes the entry under.
+    key: Box<str>,
+}
+
+impl ClaimMatch {
+    /// Claim `name` must hold `value`.
+    pub fn new(name: ClaimName, value: ClaimValue) -> ClaimMatch {
+        let key = grant_key(&name, &value).into();
+        ClaimMatch { name, value, key }
+    }
+
+    /// The claim.
+    pub fn name(&self) -> &ClaimName {
+        &self.name
+    }
+
+    /// The value it must hold.
+    pub fn value(&self) -> &ClaimValue {
+        &self.value
+    }
+
+    /// Its grant key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// What an entry requires, all of it: scopes and claim values, each sorted and without
+/// repeats, so that two spellings of one rule (`[b, a]`, `[a, b, a]`) are one entry.
 ///
 /// Empty means any verified token. That is never the result of a field left out: a document
 /// must write `"scopes": []` (an entry with neither `scope` nor `scopes` is refused), because
-/// an entry that silently applied to every token would be the widest grant there is.
+/// an entry that silently applied to every token would be the widest grant there is. An
+/// entry with claims and `"scopes": []` requires the claims alone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Requirement(Box<[Scope]>);
+pub struct Requirement {
+    scopes: Box<[Scope]>,
+    claims: Box<[ClaimMatch]>,
+}
 
 impl Requirement {
     /// One scope: the seed's form, and the common case.
     pub fn one(scope: Scope) -> Requirement {
-        Requirement(Box::new([scope]))
+        Requirement::of(Box::new([scope]))
+    }
+
+    fn of(scopes: Box<[Scope]>) -> Requirement {
+        Requirement {
+            scopes,
+            claims: Box::new([]),
+        }
     }
 
     /// Every one of `scopes`, sorted and deduplicated; none means any verified token.
@@ -112,12 +162,45 @@ impl Requirement {
                 reason: "an entry may require at most 16 scopes at once",
             });
         }
-        Ok(Requirement(scopes.into_boxed_slice()))
+        Ok(Requirement::of(scopes.into_boxed_slice()))
+    }
+
+    /// This requirement with `claims` required too (sorted and deduplicated).
+    ///
+    /// # Errors
+    /// [`MappingError::Claims`] when there are more than [`MAX_REQUIRED_CLAIMS`] distinct
+    /// values, or this is [`nobody`](Requirement::nobody).
+    pub fn with_claims(
+        self,
+        claims: impl IntoIterator<Item = ClaimMatch>,
+    ) -> Result<Requirement, MappingError> {
+        let mut claims: Vec<ClaimMatch> = claims.into_iter().collect();
+        claims.sort_unstable();
+        claims.dedup();
+        if claims.is_empty() {
+            return Ok(self);
+        }
+        if self.is_nobody() {
+            return Err(MappingError::Claims {
+                value: String::new(),
+                reason: "a route held for nobody requires nothing else",
+            });
+        }
+        if claims.len() > MAX_REQUIRED_CLAIMS {
+            return Err(MappingError::Claims {
+                value: claims[0].name.to_string(),
+                reason: "an entry may require at most 16 claim values at once",
+            });
+        }
+        Ok(Requirement {
+            scopes: self.scopes,
+            claims: claims.into_boxed_slice(),
+        })
     }
 
     /// Any verified token, whatever its scopes.
     pub fn any_token() -> Requirement {
-        Requirement(Box::new([]))
+        Requirement::of(Box::new([]))
     }
 
     /// What no token meets: the requirement of a route that is held for nobody (an OpenAPI
@@ -131,23 +214,28 @@ impl Requirement {
     ///
     /// [`is_met_by`]: Requirement::is_met_by
     pub fn nobody() -> Requirement {
-        Requirement(Box::new([Scope(NOBODY.to_owned())]))
+        Requirement::of(Box::new([Scope(NOBODY.to_owned())]))
     }
 
     /// Whether this is [`nobody`](Requirement::nobody).
     pub fn is_nobody(&self) -> bool {
-        matches!(&*self.0, [one] if one.0 == NOBODY)
+        matches!(&*self.scopes, [one] if one.0 == NOBODY)
     }
 
     /// The required scopes, sorted; empty for any verified token.
     pub fn scopes(&self) -> &[Scope] {
-        &self.0
+        &self.scopes
+    }
+
+    /// The required claim values, sorted by claim and value.
+    pub fn claims(&self) -> &[ClaimMatch] {
+        &self.claims
     }
 
     /// The one scope, when exactly one is required (written as `"scope"`); never for
     /// [`nobody`](Requirement::nobody).
     pub fn single(&self) -> Option<&Scope> {
-        match &*self.0 {
+        match &*self.scopes {
             [one] if one.0 != NOBODY => Some(one),
             _ => None,
         }
@@ -155,31 +243,73 @@ impl Requirement {
 
     /// Whether any verified token meets it.
     pub fn is_any_token(&self) -> bool {
-        self.0.is_empty()
+        self.scopes.is_empty() && self.claims.is_empty()
     }
 
-    /// Whether a token carrying `has` meets it: every required scope is there.
-    pub fn is_met_by(&self, has: impl Fn(&str) -> bool) -> bool {
-        self.0.iter().all(|s| has(s.as_str()))
+    /// Everything required, as the snapshot indexes it: the scopes, then the claim values'
+    /// grant keys ([`crate::claim`]).
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + Clone + '_ {
+        let scopes = self.scopes.iter().map(Scope::as_str);
+        let claims = self.claims.iter().map(ClaimMatch::key);
+        // Two plain slices: an exact size without a chain's.
+        Keys { scopes, claims }
     }
+
+    /// Whether a token carrying `has` (scopes and grant keys) meets it: everything required
+    /// is there.
+    pub fn is_met_by(&self, has: impl Fn(&str) -> bool) -> bool {
+        self.keys().all(has)
+    }
+}
+
+/// [`Requirement::keys`].
+#[derive(Clone)]
+struct Keys<S, C> {
+    scopes: S,
+    claims: C,
+}
+
+impl<'a, S, C> Iterator for Keys<S, C>
+where
+    S: ExactSizeIterator<Item = &'a str>,
+    C: ExactSizeIterator<Item = &'a str>,
+{
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        self.scopes.next().or_else(|| self.claims.next())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.scopes.len() + self.claims.len();
+        (n, Some(n))
+    }
+}
+
+impl<'a, S, C> ExactSizeIterator for Keys<S, C>
+where
+    S: ExactSizeIterator<Item = &'a str>,
+    C: ExactSizeIterator<Item = &'a str>,
+{
 }
 
 impl fmt::Display for Requirement {
     /// `email`; `orders:admin orders:write` (all of them: space-separated, as in a token's
     /// `scope` claim, and a space cannot occur in a scope); `(any token)` (which no scope can
-    /// be, for the same reason).
+    /// be, for the same reason); claims after the scopes as `groups="support-leads"` (a
+    /// scope holds no `"`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
+        if self.is_any_token() {
             return f.write_str("(any token)");
         }
         if self.is_nobody() {
             return f.write_str("(nobody)");
         }
-        for (i, s) in self.0.iter().enumerate() {
+        for (i, k) in self.keys().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
             }
-            f.write_str(s.as_str())?;
+            f.write_str(&crate::claim::key_label(k))?;
         }
         Ok(())
     }

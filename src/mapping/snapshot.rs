@@ -173,15 +173,17 @@ impl Snapshot {
                 // its text, can look it up.
                 continue;
             }
+            // Scopes and claim values alike: a claim value is indexed by its grant key
+            // (`crate::claim`), which a token carrying it brings beside its scopes.
             let mut first = None;
-            for scope in m.scopes.scopes() {
-                let id = match scope_ids.get(scope.as_str()) {
+            for key in m.scopes.keys() {
+                let id = match scope_ids.get(key) {
                     Some(&id) => id,
                     None => {
                         let id = u32::try_from(scope_names.len())
                             .expect("fewer than 2^32 scopes in one snapshot");
-                        scope_ids.insert(scope.as_str().into(), id);
-                        scope_names.push(scope.as_str().into());
+                        scope_ids.insert(key.into(), id);
+                        scope_names.push(key.into());
                         by_scope.push(Vec::new());
                         id
                     }
@@ -267,7 +269,16 @@ impl Snapshot {
     }
 
     /// Every scope that some entry names, in order of first appearance.
-    pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+    pub fn scopes(&self) -> impl Iterator<Item = &str> + '_ {
+        self.scope_names
+            .iter()
+            .map(|s| &**s)
+            .filter(|k| !crate::claim::is_grant_key(k))
+    }
+
+    /// Every scope and claim value's grant key ([`crate::claim`]) that some entry names, in
+    /// order of first appearance: what a token's policy can depend on.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         self.scope_names.iter().map(|s| &**s)
     }
 
@@ -293,8 +304,11 @@ impl Snapshot {
     /// ([`kind_of`](Self::kind_of)): a REST API's Allows carry their trailing-slash twins, an
     /// HTTP API's policy denies the slash beyond a template ([`Mapping::policy_resources`]).
     ///
-    /// Scopes that no entry names do not count: a token with `openid profile orders:read`
-    /// shares its policy with every other `orders:read` token. The first call for a key builds
+    /// `scopes` are the token's scopes and the grant keys of its declared claims
+    /// ([`crate::claim::token_keys`]). Those that no entry names do not count: a token with
+    /// `openid profile orders:read` shares its policy with every other `orders:read` token,
+    /// and one of 10 000 tenants' groups with every token of the same groups that entries
+    /// name. The first call for a key builds
     /// and caches the policy; later calls only hash the token's known scope ids (on the
     /// stack, no allocation for up to 32 scopes) and clone an `Arc`.
     pub fn policy_for<'s, I>(&self, scopes: I, api: &str, stage: &str) -> Arc<CompiledPolicy>
@@ -566,7 +580,7 @@ impl Snapshot {
                 .flat_map(move |&id| on_api(&self.by_scope[id as usize]))
                 .filter(move |&i| {
                     let m = &self.entries[i as usize];
-                    m.scopes.scopes().len() == 1 || m.scopes.is_met_by(has)
+                    m.scopes.keys().len() == 1 || m.scopes.is_met_by(has)
                 }),
         )
     }
@@ -807,6 +821,97 @@ mod tests {
                 Effect::Deny
             );
         }
+    }
+
+    /// Issue 21 §1: claim values are required as scopes are (all-of across both), matched
+    /// exactly, Denies included, and the policy cache sees only values some entry names.
+    #[test]
+    fn claims_grant_and_deny_as_scopes_do() {
+        use crate::claim::{token_keys, ClaimName};
+        use serde_json::json;
+        let e =
+            |json: &str| -> Mapping { serde_json::from_str(&json.replace("API", ORDERS)).unwrap() };
+        let s = Snapshot::new(
+            1,
+            vec![
+                e(
+                    r#"{"api":"API","stage":"dev","method":"GET","resource":"orders/{id}","scope":"orders:read"}"#,
+                ),
+                e(
+                    r#"{"api":"API","stage":"dev","method":"DELETE","resource":"orders/{id}","scope":"orders:write","claims":{"groups":["support-leads"],"acr":["mfa"]}}"#,
+                ),
+                e(
+                    r#"{"api":"API","stage":"dev","method":"GET","resource":"admin","scopes":[],"claims":{"/realm_access/roles":["admin"]}}"#,
+                ),
+                e(
+                    r#"{"api":"API","stage":"dev","method":"GET","resource":"orders/secret","scopes":[],"claims":{"groups":["contractors"]},"effect":"Deny"}"#,
+                ),
+            ],
+        );
+        let token = |scopes: &[&str], claims: serde_json::Value| -> Vec<String> {
+            let mut keys: Vec<Box<str>> = Vec::new();
+            for name in ["groups", "acr", "/realm_access/roles"] {
+                let name = ClaimName::new(name).unwrap();
+                let top = claims.get(name.top_level());
+                token_keys(&name, top.and_then(|v| name.within(v)), &mut keys).unwrap();
+            }
+            scopes
+                .iter()
+                .map(|s| (*s).to_owned())
+                .chain(keys.into_iter().map(String::from))
+                .collect()
+        };
+        let decide = |t: &[String], method: &str, path: &str| {
+            let p = s.policy_for(t.iter().map(String::as_str), ORDERS, "dev");
+            p.evaluate(&method_arn(ORDERS, "dev", method, path))
+        };
+        let lead = token(
+            &["orders:read", "orders:write"],
+            json!({"groups": ["support-leads", "x"], "acr": "mfa"}),
+        );
+        assert_eq!(decide(&lead, "DELETE", "orders/7"), Effect::Allow);
+        assert_eq!(decide(&lead, "GET", "orders/7"), Effect::Allow);
+        // All of it: without the scope, or one claim value, or with another value.
+        for t in [
+            token(
+                &["orders:read"],
+                json!({"groups": ["support-leads"], "acr": "mfa"}),
+            ),
+            token(&["orders:write"], json!({"groups": ["support-leads"]})),
+            token(
+                &["orders:write"],
+                json!({"groups": "Support-Leads", "acr": "mfa"}),
+            ),
+            token(
+                &["orders:write"],
+                json!({"groups": ["support-leads mfa"], "acr": ["mfa2"]}),
+            ),
+        ] {
+            assert_eq!(decide(&t, "DELETE", "orders/7"), Effect::Deny, "{t:?}");
+        }
+        // A nested claim, by JSON Pointer; claims alone.
+        let admin = token(&[], json!({"realm_access": {"roles": ["admin"]}}));
+        assert_eq!(decide(&admin, "GET", "admin"), Effect::Allow);
+        let not = token(&[], json!({"realm_access": ["admin"], "roles": ["admin"]}));
+        assert_eq!(decide(&not, "GET", "admin"), Effect::Deny);
+        // A Deny by claim.
+        let contractor = token(&["orders:read"], json!({"groups": ["contractors"]}));
+        assert_eq!(decide(&contractor, "GET", "orders/7"), Effect::Allow);
+        assert_eq!(decide(&contractor, "GET", "orders/secret"), Effect::Deny);
+        // Values no entry names share a policy: the cache is keyed by what entries see.
+        let before = s.cached_policies();
+        let a = token(&["orders:read"], json!({"groups": ["tenant-1"]}));
+        let b = token(&["orders:read"], json!({"groups": ["tenant-2", "t3"]}));
+        let pa = s.policy_for(a.iter().map(String::as_str), ORDERS, "dev");
+        let pb = s.policy_for(b.iter().map(String::as_str), ORDERS, "dev");
+        assert!(Arc::ptr_eq(&pa, &pb));
+        assert!(s.cached_policies() <= before + 1);
+        // Scopes stay scopes; grant keys are listed apart.
+        assert_eq!(
+            s.scopes().collect::<Vec<_>>(),
+            ["orders:read", "orders:write"]
+        );
+        assert_eq!(s.keys().len(), 6);
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! - Scopes (RFC 6749 3.3) are split on the space character alone, and a scope value with
 //!   any other whitespace or control character refuses the token ([`crate::scope`]).
 //! - An empty `sub`, `client_id`, `azp` or `cid` names nobody and counts as absent.
+//! - Grant claims (`SCOPEGATE_GRANT_CLAIMS`) become grant keys by [`crate::claim`]'s exact
+//!   rules; a declared claim with a member given twice at any depth, more than 512 values
+//!   or a value over 256 characters refuses the token.
 //!
 //! This parse runs only after the signature has verified (see `super::verify`); what runs
 //! before it is [`issuer`], which reads `iss` and skips the rest.
@@ -23,6 +26,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::rejection::Rejection;
+use crate::claim::{token_keys, ClaimName};
 use crate::config::ScopeClaim;
 use crate::scope::{self, ScopeError, MAX_SCOPES};
 
@@ -47,6 +51,9 @@ pub struct Claims {
     pub scopes: Vec<Box<str>>,
     /// The other claims asked for (context claims, usage key claim), as given.
     pub extra: Vec<(Box<str>, Value)>,
+    /// The grant keys of the declared grant claims' values ([`crate::claim::token_keys`]),
+    /// which the snapshot matches beside the scopes.
+    pub grants: Vec<Box<str>>,
 }
 
 impl Claims {
@@ -76,6 +83,8 @@ pub struct ClaimsSpec<'a> {
     pub scope_claim: &'a ScopeClaim,
     /// Further claims to keep as JSON values.
     pub wanted: &'a [String],
+    /// The grant claims mappings may name (`SCOPEGATE_GRANT_CLAIMS`).
+    pub grant: &'a [ClaimName],
 }
 
 /// Reads only `iss` from a decoded payload, skipping every other member without building
@@ -111,7 +120,7 @@ pub fn parse(payload: &[u8], spec: ClaimsSpec<'_>) -> Result<Claims, Rejection> 
     let mut de = serde_json::Deserializer::from_slice(payload);
     // serde's error is text; the scope readers leave the typed reason here instead.
     let scope_error = Cell::new(None);
-    let claims = ClaimsVisitor {
+    let mut claims = ClaimsVisitor {
         spec,
         scope_error: &scope_error,
     }
@@ -122,7 +131,14 @@ pub fn parse(payload: &[u8], spec: ClaimsSpec<'_>) -> Result<Claims, Rejection> 
     })?;
     de.end()
         .map_err(|_| Rejection::Malformed("trailing data after the claims"))?;
-    Ok(claims)
+    let tops = std::mem::take(&mut claims.grant_tops);
+    for name in spec.grant {
+        let top = tops.iter().find(|(k, _)| &**k == name.top_level());
+        let value = top.and_then(|(_, v)| name.within(v));
+        token_keys(name, value, &mut claims.c.grants).map_err(Rejection::Claim)?;
+    }
+    scope::dedup_in_order(&mut claims.c.grants);
+    Ok(claims.c)
 }
 
 /// The scopes of a compact JWT read without verifying its signature, by exactly the rules
@@ -140,6 +156,7 @@ pub(crate) fn unverified_scopes(
     let spec = ClaimsSpec {
         scope_claim,
         wanted: &[],
+        grant: &[],
     };
     Ok(parse(&payload, spec)?.scopes)
 }
@@ -150,9 +167,16 @@ struct ClaimsVisitor<'a> {
 }
 
 impl ClaimsVisitor<'_> {
-    fn run<'de, D: Deserializer<'de>>(self, d: D) -> Result<Claims, D::Error> {
+    fn run<'de, D: Deserializer<'de>>(self, d: D) -> Result<Parsed, D::Error> {
         d.deserialize_map(self)
     }
+}
+
+/// What the one pass yields: the claims, and the top-level members the grant claims read
+/// (resolved to grant keys once the payload is known to be whole).
+struct Parsed {
+    c: Claims,
+    grant_tops: Vec<(Box<str>, Value)>,
 }
 
 /// The claims read into typed fields; a claim's bit in the `seen` mask is its index here.
@@ -212,23 +236,28 @@ impl<'de> DeserializeSeed<'de> for StandardSeed<'_, '_> {
 }
 
 impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
-    type Value = Claims;
+    type Value = Parsed;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object of claims")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
         let spec = self.spec;
         let mut fields = Fields::default();
         let mut seen = 0u16;
         let mut named: Option<Vec<Box<str>>> = None;
+        let mut grant_tops: Vec<(Box<str>, Value)> = Vec::new();
         let scopes = ScopesSeed(self.scope_error);
         while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
             let key: &str = &key;
             let standard = STANDARD.iter().position(|s| *s == key);
             let wanted = spec.wanted.iter().any(|w| w == key);
             let named_scope = matches!(spec.scope_claim, ScopeClaim::Named(n) if n == key);
+            let grant = spec.grant.iter().any(|g| g.top_level() == key);
+            if grant && grant_tops.iter().any(|(k, _)| &**k == key) {
+                return Err(de::Error::custom("a claim is given twice"));
+            }
             if let Some(i) = standard {
                 if seen & (1 << i) != 0 {
                     return Err(de::Error::custom("a claim is given twice"));
@@ -240,8 +269,34 @@ impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
                 if repeated {
                     return Err(de::Error::custom("a claim is given twice"));
                 }
-            } else {
+            } else if !grant {
                 map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            if grant {
+                // Read strictly (a member twice at any depth refuses the token: two readers
+                // of it could disagree), kept for the grant keys, and read as any other
+                // claim too.
+                let value: Value = map.next_value_seed(StrictValue)?;
+                let wrong = |_: serde_json::Error| {
+                    <A::Error as de::Error>::custom("a claim has the wrong type")
+                };
+                if named_scope {
+                    named = Some(scopes.deserialize(&value).map_err(wrong)?);
+                }
+                if let Some(index) = standard {
+                    StandardSeed {
+                        index,
+                        fields: &mut fields,
+                        scopes,
+                    }
+                    .deserialize(&value)
+                    .map_err(wrong)?;
+                }
+                if wanted {
+                    fields.c.extra.push((key.into(), value.clone()));
+                }
+                grant_tops.push((key.into(), value));
                 continue;
             }
             if !(wanted || named_scope) {
@@ -287,7 +342,76 @@ impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
             ScopeClaim::Standard => scp.or(scope).unwrap_or_default(),
             ScopeClaim::Named(_) => named.unwrap_or_default(),
         };
-        Ok(c)
+        Ok(Parsed { c, grant_tops })
+    }
+}
+
+/// A JSON value read like serde_json's own, but refusing an object that names a member
+/// twice, at any depth: serde_json keeps the last, another reader the first, and a grant
+/// must not depend on which. Depth is bounded by serde_json's recursion limit.
+struct StrictValue;
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(StrictValue)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(Text(k)) = map.next_key::<Text<'de>>()? {
+            if out.contains_key(&*k) {
+                return Err(de::Error::custom("a member is given twice"));
+            }
+            let v = map.next_value_seed(StrictValue)?;
+            out.insert(k.into_owned(), v);
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -460,6 +584,7 @@ mod tests {
         parse(
             json.as_bytes(),
             ClaimsSpec {
+                grant: &[],
                 scope_claim: &std_spec(),
                 wanted: &[],
             },
@@ -504,6 +629,7 @@ mod tests {
                     let got = parse(
                         json.as_bytes(),
                         ClaimsSpec {
+                            grant: &[],
                             scope_claim,
                             wanted,
                         },
@@ -552,6 +678,7 @@ mod tests {
         let c = parse(
             br#"{"aud":"a\tb"}"#,
             ClaimsSpec {
+                grant: &[],
                 scope_claim: &std_spec(),
                 wanted: &wanted,
             },
@@ -605,7 +732,7 @@ mod tests {
         let wanted = vec!["email".to_owned(), "tenant".to_owned(), "sub".to_owned()];
         let c = parse(
             br#"{"permissions":["read:orders"],"scope":"ignored","email":"a@b.c","tenant":7,"sub":"u1","other":{"x":1}}"#,
-            ClaimsSpec { scope_claim: &claim, wanted: &wanted },
+            ClaimsSpec { scope_claim: &claim, wanted: &wanted, grant: &[] },
         )
         .unwrap();
         assert_eq!(c.scopes, vec!["read:orders".into()] as Vec<Box<str>>);
@@ -613,6 +740,74 @@ mod tests {
         assert_eq!(c.extra("sub"), Some(&Value::from("u1")));
         assert_eq!(c.sub.as_deref(), Some("u1"));
         assert!(c.extra("other").is_none());
+    }
+
+    /// Issue 21 §1: only declared grant claims are read, by exact rules; a member given
+    /// twice at any depth of one, or a claim over the caps, refuses the token.
+    #[test]
+    fn grant_claims_become_grant_keys() {
+        use crate::claim::{grant_key, ClaimValue};
+        let grant: Vec<ClaimName> = ["groups", "cognito:groups", "/realm_access/roles", "email"]
+            .iter()
+            .map(|n| ClaimName::new(n).unwrap())
+            .collect();
+        let wanted = ["email".to_owned()];
+        let parse_with = |json: &str| {
+            parse(
+                json.as_bytes(),
+                ClaimsSpec {
+                    scope_claim: &std_spec(),
+                    wanted: &wanted,
+                    grant: &grant,
+                },
+            )
+        };
+        let key = |n: usize, v: &str| -> Box<str> {
+            grant_key(&grant[n], &ClaimValue::String(v.into())).into()
+        };
+        let c = parse_with(
+            r#"{"groups":["a","b","a"],"cognito:groups":"c d","roles":["x"],"realm_access":{"roles":["admin"],"other":{"k":1}},"email":"e@x","scope":"s"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.grants,
+            vec![
+                key(0, "a"),
+                key(0, "b"),
+                key(1, "c d"),
+                key(2, "admin"),
+                key(3, "e@x")
+            ]
+        );
+        assert_eq!(c.extra("email"), Some(&Value::from("e@x")));
+        assert_eq!(c.scopes, vec!["s".into()] as Vec<Box<str>>);
+        // Undeclared claims are never read; absent ones bring nothing.
+        assert!(parse_with(r#"{"roles":["admin"]}"#)
+            .unwrap()
+            .grants
+            .is_empty());
+        for twice in [
+            r#"{"groups":["a"],"groups":["b"]}"#,
+            r#"{"realm_access":{"roles":["a"],"roles":["admin"]}}"#,
+            r#"{"realm_access":{"x":{"y":1,"y":2}}}"#,
+        ] {
+            assert!(
+                matches!(parse_with(twice), Err(Rejection::Malformed(_))),
+                "{twice}"
+            );
+        }
+        // Undeclared, a repeat deep inside is not read at all.
+        assert!(p(r#"{"realm_access":{"roles":["a"],"roles":["b"]}}"#).is_ok());
+        let many = vec!["\"g\""; crate::claim::MAX_CLAIM_VALUES + 1].join(",");
+        assert!(matches!(
+            parse_with(&format!(r#"{{"groups":[{many}]}}"#)),
+            Err(Rejection::Claim(crate::claim::ClaimError::TooMany))
+        ));
+        let long = "x".repeat(crate::claim::MAX_CLAIM_LEN + 1);
+        assert!(matches!(
+            parse_with(&format!(r#"{{"realm_access":{{"roles":["{long}"]}}}}"#)),
+            Err(Rejection::Claim(crate::claim::ClaimError::TooLong))
+        ));
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub enum Rejection {
     /// control character, ...), or there are too many scopes.
     #[error("invalid scope claim: {0}")]
     Scope(#[from] crate::scope::ScopeError),
+    /// A declared grant claim (`SCOPEGATE_GRANT_CLAIMS`) breaks the caps scopes have: more
+    /// than 512 values, or a value over 256 characters.
+    #[error("invalid grant claim: {0}")]
+    Claim(crate::claim::ClaimError),
     /// The token source (the Authorization header, or the configured one) is given more
     /// than once with different values, so which one API Gateway meant is unknowable.
     #[error("the token source is given more than once")]

@@ -60,6 +60,7 @@ pub struct Verifier {
     require_at_jwt: bool,
     scope_claim: ScopeClaim,
     wanted: Vec<String>,
+    grant: Vec<crate::claim::ClaimName>,
     fetch: Arc<dyn Fetch>,
 }
 
@@ -120,6 +121,7 @@ impl Verifier {
             require_at_jwt: config.require_at_jwt,
             scope_claim: config.scope_claim.clone(),
             wanted,
+            grant: config.grant_claims.clone(),
             fetch,
         })
     }
@@ -153,6 +155,7 @@ impl Verifier {
         ClaimsSpec {
             scope_claim: &self.scope_claim,
             wanted: &self.wanted,
+            grant: &self.grant,
         }
     }
 

@@ -12,18 +12,23 @@ use crate::support::repo_root;
 /// What each room may import, down the request path. A room missing here may import nothing.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("alg", &[]),
+    ("claim", &[]),
     ("clock", &[]),
     ("error_text", &[]),
     ("scope", &[]),
     ("ttl_cache", &[]),
     ("logging", &["config"]),
     ("metrics", &["clock"]),
-    ("config", &["alg"]),
+    ("config", &["alg", "claim"]),
     ("policy", &[]),
-    ("token", &["alg", "clock", "config", "scope", "ttl_cache"]),
+    (
+        "token",
+        &["alg", "claim", "clock", "config", "scope", "ttl_cache"],
+    ),
     (
         "mapping",
         &[
+            "claim",
             "clock",
             "config",
             "error_text",
@@ -52,6 +57,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "alg",
             "authorizer",
+            "claim",
             "clock",
             "config",
             "error_text",

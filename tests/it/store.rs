@@ -123,6 +123,7 @@ impl Fixture {
             key: "mappings/snapshot.json".to_owned(),
             actor: "tester".to_owned(),
             publish: false,
+            grant_claims: Vec::new(),
         };
         let admin = Admin::open(&target).await.unwrap();
         let report = migrate::migrate(&admin, &migrate::embedded())

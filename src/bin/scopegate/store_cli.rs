@@ -60,6 +60,10 @@ pub struct StoreArgs {
     /// Do not publish the S3 snapshot after a change.
     #[arg(long)]
     no_publish: bool,
+    /// The claims entries may require, as the authorizer is configured (comma-separated
+    /// names or JSON Pointers): a change adding an entry that requires another is refused.
+    #[arg(long, env = "SCOPEGATE_GRANT_CLAIMS", value_parser = parse_grant_claims, default_value = "")]
+    grant_claims: GrantClaims,
     /// After a change that takes a grant away (an Allow removed, a Deny added, an Allow
     /// turned into a Deny), flush API Gateway's authorizer cache of the stages it names (a
     /// stage `*`: every stage of the API): at once, and again after
@@ -217,8 +221,19 @@ impl StoreArgs {
             key: self.key.clone(),
             actor: self.actor.clone().unwrap_or_else(ops::default_actor),
             publish: !self.no_publish,
+            grant_claims: self.grant_claims.0.clone(),
         }
     }
+}
+
+/// `--grant-claims` / `SCOPEGATE_GRANT_CLAIMS`, read as the authorizer reads it.
+#[derive(Debug, Clone, Default)]
+pub struct GrantClaims(Vec<scopegate::claim::ClaimName>);
+
+fn parse_grant_claims(v: &str) -> Result<GrantClaims, String> {
+    scopegate::config::grant_claims(Some(v))
+        .map(GrantClaims)
+        .map_err(|e| e.to_string())
 }
 
 /// One entry on the command line.
@@ -407,6 +422,10 @@ pub enum StoreCommand {
         /// (they are denied, and listed): without it, such a pair exits 4.
         #[arg(long)]
         accept_inseparable: bool,
+        /// The claims entries may require, as the authorizer is configured: an entry that
+        /// requires another is refused (exit 4).
+        #[arg(long, env = "SCOPEGATE_GRANT_CLAIMS", value_parser = parse_grant_claims, default_value = "")]
+        grant_claims: GrantClaims,
     },
     /// Flush API Gateway's authorizer cache of a stage (FlushStageAuthorizersCache), so that
     /// every token's next request is decided again from the current mappings. Stage `*`:
@@ -897,9 +916,11 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             budget,
             output,
             accept_inseparable,
+            grant_claims,
         } => {
             let output: Output = output.into();
             let doc = load_file(&file, output)?;
+            scopegate::admin::check_declared(&doc.mappings, &grant_claims.0)?;
             let report = ops::validate_document(&file.display().to_string(), doc, budget);
             let rendered = ops::render_valid(&report, output);
             eprint!("{}", rendered.err);

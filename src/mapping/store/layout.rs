@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! pk = META                 sk = VERSION        version, generation, previous, shards, entries, apis, updated_at, updated_by
-//! pk = G#<gen>#S#<shard>    sk = <entry key>    api, stage, method, resource, scope | scopes | nobody, effect, updated_at, updated_by
+//! pk = G#<gen>#S#<shard>    sk = <entry key>    api, stage, method, resource, scope | scopes | nobody | claims + claim_scopes, effect, updated_at, updated_by
 //! pk = HISTORY              sk = <version:020>  version, at, actor, action, summary, changes[]
 //! pk = MIGRATION            sk = <id>           applied_at, actor, checksum, description
 //! ```
@@ -28,9 +28,17 @@
 //!   (any verified token, so the key starts with a space), or `"nobody"` with its quotes (a
 //!   route held for nobody; no scope holds `"`). A space cannot occur in any field
 //!   and the last four fields are always there, so keys never collide. It starts with the
-//!   scopes, so a shard's items are read grouped by scope.
+//!   scopes, so a shard's items are read grouped by scope. An entry that requires claims
+//!   has them after the scopes as a JSON object (`orders:write {"groups":["leads"]} arn:...`):
+//!   it starts with `{"`, which no scope holds, and ends where its JSON ends, so these keys
+//!   never collide either.
 //! - One scope is stored as `scope` (a string), as it always was; all-of and any-token as
 //!   `scopes` (a list). An item with both, or neither, is corrupt.
+//! - An entry that requires claims is stored with `claims` (a map of claim name to the list
+//!   of values, each a string, number or boolean) and its scopes as `claim_scopes` (a list,
+//!   maybe empty), never as `scope` or `scopes`: an authorizer older than claims finds none
+//!   of the fields it knows, reads the item as corrupt and fails its load closed, where one
+//!   that read `scope` alone would grant the entry to every token with that scope.
 //! - `apis` is the map of declared API kinds (`{"arn:...": "http"}`, see
 //!   [`ApiKinds`](crate::mapping::ApiKinds)), absent when none is declared. Every change
 //!   writes it in the same conditional update that bumps the version (with the entries it
@@ -42,7 +50,7 @@
 //!   finishes; a reader re-reads the version record after its Queries and retries when its
 //!   generation is neither current nor previous (it may have been deleted under it).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -68,8 +76,12 @@ pub const MAX_TRANSACTION_EDITS: usize = 98;
 pub fn entry_key(m: &Mapping) -> String {
     // Not the requirement's Display: `(any token)` could also be two scopes.
     let scopes: Vec<&str> = m.scopes.scopes().iter().map(|s| s.as_str()).collect();
+    let claims = match claims_json(&m.scopes) {
+        Some(json) => format!(" {json}"),
+        None => String::new(),
+    };
     format!(
-        "{} {} {} {} /{}",
+        "{}{claims} {} {} {} /{}",
         scopes.join(" "),
         m.api,
         m.stage,
@@ -168,6 +180,24 @@ impl From<MetaItem> for Head {
     }
 }
 
+/// The claims a requirement holds as one compact JSON object, `{"groups":["leads"]}`, or
+/// none.
+fn claims_json(r: &Requirement) -> Option<String> {
+    (!r.claims().is_empty())
+        .then(|| serde_json::to_string(&stored_claims(r)).expect("a map of JSON values serializes"))
+}
+
+/// The claims a requirement holds, as stored: claim name -> its values.
+fn stored_claims(r: &Requirement) -> BTreeMap<String, Vec<serde_json::Value>> {
+    let mut out: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for c in r.claims() {
+        out.entry(c.name().as_str().to_owned())
+            .or_default()
+            .push(c.value().to_json());
+    }
+    out
+}
+
 /// A mapping entry as stored: the canonical fields, typed so that reading validates them,
 /// plus keys and audit fields.
 #[derive(Debug, Serialize, Deserialize)]
@@ -187,6 +217,12 @@ pub(super) struct EntryItem {
     /// corrupt and fails its load closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) nobody: Option<bool>,
+    /// The claims an entry requires (see the module docs), with its scopes in
+    /// `claim_scopes` and neither `scope` nor `scopes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) claims: Option<BTreeMap<String, Vec<serde_json::Value>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) claim_scopes: Option<Vec<Scope>>,
     pub(super) effect: Effect,
     pub(super) updated_at: String,
     pub(super) updated_by: String,
@@ -195,6 +231,7 @@ pub(super) struct EntryItem {
 impl EntryItem {
     pub(super) fn new(m: &Mapping, generation: &str, shards: u32, at: &str, by: &str) -> EntryItem {
         let sk = entry_key(m);
+        let with_claims = !m.scopes.claims().is_empty();
         EntryItem {
             pk: shard_pk(generation, shard_of(&sk, shards)),
             sk,
@@ -202,22 +239,52 @@ impl EntryItem {
             stage: m.stage.clone(),
             method: m.method,
             resource: m.resource.clone(),
-            scope: m.scopes.single().cloned(),
+            scope: m.scopes.single().filter(|_| !with_claims).cloned(),
             scopes: match m.scopes.single() {
+                _ if with_claims => None,
                 Some(_) => None,
                 None if m.scopes.is_nobody() => None,
                 None => Some(m.scopes.scopes().to_vec()),
             },
             nobody: m.scopes.is_nobody().then_some(true),
+            claims: with_claims.then(|| stored_claims(&m.scopes)),
+            claim_scopes: with_claims.then(|| m.scopes.scopes().to_vec()),
             effect: m.effect,
             updated_at: at.to_owned(),
             updated_by: by.to_owned(),
         }
     }
 
-    /// The requirement the item holds: `scope`, `scopes` or `nobody: true`, exactly one of
-    /// them.
+    /// The requirement the item holds: `scope`, `scopes`, `nobody: true` or `claims` with
+    /// `claim_scopes`, exactly one of them.
     fn requirement(&self) -> Result<Requirement, String> {
+        match (&self.claims, &self.claim_scopes) {
+            (None, None) => {}
+            (Some(claims), Some(scopes)) => {
+                if self.scope.is_some() || self.scopes.is_some() || self.nobody.is_some() {
+                    return Err(
+                        "it has \"claims\" beside \"scope\", \"scopes\" or \"nobody\"".to_owned(),
+                    );
+                }
+                if claims.is_empty() {
+                    return Err("its \"claims\" is empty".to_owned());
+                }
+                let raw: serde_json::Map<String, serde_json::Value> = claims
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                    .collect();
+                let claims =
+                    crate::mapping::entry::claim_matches(raw).map_err(|e| e.to_string())?;
+                return Requirement::all_of(scopes.iter().cloned())
+                    .and_then(|r| r.with_claims(claims))
+                    .map_err(|e| e.to_string());
+            }
+            _ => {
+                return Err(
+                    "it has one of \"claims\" and \"claim_scopes\" without the other".to_owned(),
+                )
+            }
+        }
         match (&self.scope, &self.scopes, self.nobody) {
             (Some(one), None, None) => Ok(Requirement::one(one.clone())),
             (None, Some(all), None) => {
@@ -343,6 +410,60 @@ mod tests {
             (0..200).map(|i| shard_of(&format!("k{i}"), 8)).collect();
         assert_eq!(spread.len(), 8);
         assert_eq!(shard_pk("7-ab", 3), "G#7-ab#S#003");
+    }
+
+    /// An entry that requires claims round-trips, has a key of its own, and holds neither
+    /// `scope` nor `scopes`: an authorizer older than claims reads it as corrupt (fails
+    /// closed) instead of granting it to every token with the scope.
+    #[test]
+    fn claim_items_round_trip_and_are_corrupt_to_an_older_reader() {
+        use serde_dynamo::aws_sdk_dynamodb_1::to_item;
+        let api = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+        let entry = |rest: &str| -> Mapping {
+            serde_json::from_str(&format!(
+                r#"{{"api":"{api}","stage":"dev","method":"GET","resource":"r",{rest}}}"#
+            ))
+            .unwrap()
+        };
+        let plain = entry(r#""scope":"a""#);
+        let claims = entry(
+            r#""scope":"a","claims":{"groups":["x y","b"],"/realm_access/roles":["r"],"mfa":[true],"level":[3]}"#,
+        );
+        let only_claims = entry(r#""scopes":[],"claims":{"groups":["b"]}"#);
+        assert_eq!(
+            entry_key(&claims),
+            format!(
+                r#"a {{"/realm_access/roles":["r"],"groups":["b","x y"],"level":[3],"mfa":[true]}} {api} dev GET /r"#
+            )
+        );
+        assert_eq!(
+            entry_key(&only_claims),
+            format!(r#" {{"groups":["b"]}} {api} dev GET /r"#)
+        );
+        assert_ne!(entry_key(&claims), entry_key(&plain));
+        for m in [&claims, &only_claims] {
+            let item: Item = to_item(EntryItem::new(m, "g", 4, "t", "me")).unwrap();
+            assert!(
+                !item.contains_key("scope") && !item.contains_key("scopes"),
+                "{m}"
+            );
+            assert!(item.contains_key("claims") && item.contains_key("claim_scopes"));
+            assert_eq!(parse_entry(item.clone(), "g", 4).unwrap(), *m);
+            // What an older reader does: none of scope, scopes and nobody is corrupt.
+            let mut old = item;
+            old.remove("claims");
+            old.remove("claim_scopes");
+            let err = parse_entry(old, "g", 4).unwrap_err().to_string();
+            assert!(err.contains("none of"), "{err}");
+        }
+        // Half of the pair, or claims beside scope, is corrupt.
+        let item: Item = to_item(EntryItem::new(&claims, "g", 4, "t", "me")).unwrap();
+        let mut half = item.clone();
+        half.remove("claim_scopes");
+        assert!(parse_entry(half, "g", 4).is_err());
+        let mut both = item;
+        both.insert("scope".into(), AttributeValue::S("a".into()));
+        assert!(parse_entry(both, "g", 4).is_err());
     }
 
     #[test]
