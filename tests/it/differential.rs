@@ -35,6 +35,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestRunner};
 use scopegate::authorizer::{AuthorizeError, Authorizer};
+use scopegate::claim::{grant_key, token_keys, ClaimName, ClaimValue};
 use scopegate::clock::ManualClock;
 use scopegate::config::{Config, IssuerConfig, JwksSource, ResponseMode};
 use scopegate::mapping::StaticMappings;
@@ -44,7 +45,7 @@ use scopegate::token::mint::SigningKey;
 use scopegate::token::Alg;
 use serde_json::{json, Value};
 
-use super::model::{iam_allows, meaning, wildcard, Req};
+use super::model::{holds_claim, iam_allows, meaning, meaning_with_claims, wildcard, Req};
 use crate::support::proptest_cases;
 
 /// Whether an answer is one the mappings allow: equal to the meaning, or a Deny where the
@@ -65,6 +66,9 @@ const APIS: [&str; 2] = [
 /// Requests also go to an API no entry names.
 const OTHER_API: &str = "arn:aws:execute-api:us-east-1:123456789012:cccccccccc";
 const SCOPES: [&str; 4] = ["s1", "s2", "s3", "s4"];
+/// The grant claims the authorizer is configured with (issue 21): a top-level array claim,
+/// a nested one by JSON Pointer, and one that tokens write with several JSON types.
+const GRANT: [&str; 3] = ["groups", "/org/roles", "tier"];
 
 /// Path pieces chosen so that patterns and paths collide often: shared words, the methods
 /// (a path can contain `GET/`), a literal `*` (legal in a URL path), and empty segments.
@@ -109,10 +113,11 @@ fn entry() -> impl Strategy<Value = Mapping> {
         resource_pattern(),
         requirement(),
         prop::sample::select(vec!["Allow", "Allow", "Deny"]),
+        prop::option::weighted(0.35, entry_claims()),
     )
         .prop_filter_map(
             "a resource the mapping refuses",
-            |(api, stage, method, resource, scopes, effect)| {
+            |(api, stage, method, resource, scopes, effect, claims)| {
                 let mut entry = json!({
                     "api": api, "stage": stage, "method": method, "resource": resource,
                     "effect": effect,
@@ -122,9 +127,81 @@ fn entry() -> impl Strategy<Value = Mapping> {
                     [one] => entry["scope"] = json!(one),
                     all => entry["scopes"] = json!(all),
                 }
+                if let (Some(claims), false) = (claims, scopes.as_slice() == [NOBODY]) {
+                    entry["claims"] = claims;
+                }
                 serde_json::from_value::<Mapping>(entry).ok()
             },
         )
+}
+
+/// Claim values an entry requires: one or two of the grant claims, one or two values each,
+/// of the types an entry may name.
+fn entry_claims() -> impl Strategy<Value = Value> {
+    let value = prop::sample::select(vec![
+        json!("a"),
+        json!("b"),
+        json!("A"),
+        json!("a b"),
+        json!("5"),
+        json!(5),
+        json!(true),
+    ]);
+    prop::collection::btree_map(
+        prop::sample::select(GRANT.to_vec()),
+        prop::collection::vec(value, 1..3),
+        1..3,
+    )
+    .prop_map(|m| json!(m))
+}
+
+/// What a token's grant claims hold, hostile shapes included: arrays and bare values, case
+/// and type variants (`"5"`, `5`, `5.0`), a space inside one value, the nested claim at the
+/// wrong depth, objects, null.
+fn token_claims() -> impl Strategy<Value = Value> {
+    let value = prop::sample::select(vec![
+        json!("a"),
+        json!("b"),
+        json!("A"),
+        json!("a b"),
+        json!(["a", "b"]),
+        json!(["b"]),
+        json!(["a b", "x"]),
+        json!("5"),
+        json!(5),
+        json!(5.0),
+        json!([5, true]),
+        json!(true),
+        json!(null),
+        json!({"a": true}),
+        json!([["a"]]),
+    ]);
+    (
+        prop::option::of(value.clone()),
+        prop::option::of(value.clone()),
+        prop::option::of(value),
+        any::<bool>(),
+    )
+        .prop_map(|(groups, roles, tier, nested)| {
+            let mut c = serde_json::Map::new();
+            if let Some(g) = groups {
+                c.insert("groups".into(), g);
+            }
+            if let Some(r) = roles {
+                // `/org/roles` is nested; a top-level `roles` or `org` holding the values
+                // directly must not count.
+                if nested {
+                    c.insert("org".into(), json!({"roles": r}));
+                } else {
+                    c.insert("roles".into(), r.clone());
+                    c.insert("org".into(), r);
+                }
+            }
+            if let Some(t) = tier {
+                c.insert("tier".into(), t);
+            }
+            Value::Object(c)
+        })
 }
 
 /// Stands for `"nobody": true` in [`requirement`]'s output (a route held for nobody, as
@@ -177,10 +254,11 @@ impl Harness {
         let mut jwks = tempfile::NamedTempFile::new().unwrap();
         jwks.write_all(SigningKey::jwks(&[&key]).to_string().as_bytes())
             .unwrap();
-        let config = Config::new(vec![IssuerConfig {
+        let mut config = Config::new(vec![IssuerConfig {
             issuer: ISS.into(),
             jwks: JwksSource::File(jwks.path().to_owned()),
         }]);
+        config.grant_claims = GRANT.iter().map(|n| ClaimName::new(n).unwrap()).collect();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -201,11 +279,41 @@ impl Harness {
         Authorizer::new(&config, mappings, Arc::new(ManualClock::new(NOW))).unwrap()
     }
 
-    fn token(&self, scopes: &[&str]) -> String {
-        self.key.sign(&json!({
+    /// A token with `scopes` and the claims `claims` besides.
+    fn token_with(&self, scopes: &[&str], claims: &Value) -> String {
+        let mut payload = json!({
             "iss": ISS, "sub": "user", "scope": scopes.join(" "),
             "iat": NOW, "exp": NOW + 3600,
-        }))
+        });
+        if let Value::Object(c) = claims {
+            for (k, v) in c {
+                payload[k] = v.clone();
+            }
+        }
+        self.key.sign(&payload)
+    }
+
+    /// What such a token brings to the snapshot, for `inseparable`: its scopes and the
+    /// grant keys of its claim values the model says it holds.
+    fn brings(&self, scopes: &[&str], claims: &Value) -> Vec<String> {
+        let mut out: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        for name in GRANT {
+            let name = ClaimName::new(name).unwrap();
+            for v in [
+                json!("a"),
+                json!("b"),
+                json!("A"),
+                json!("a b"),
+                json!("5"),
+                json!(5),
+                json!(true),
+            ] {
+                if holds_claim(claims, name.as_str(), &v) {
+                    out.push(grant_key(&name, &ClaimValue::from_json(&v).unwrap()));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -262,7 +370,8 @@ struct Case {
     /// Which of `APIS` and `OTHER_API` are declared HTTP APIs (`None`: not declared, so
     /// REST).
     http: [Option<bool>; 3],
-    scope_sets: Vec<Vec<&'static str>>,
+    /// Each token: its scopes and its other claims.
+    scope_sets: Vec<(Vec<&'static str>, Value)>,
     requests: Vec<Req>,
 }
 
@@ -293,7 +402,13 @@ fn case() -> impl Strategy<Value = Case> {
     (
         prop::collection::vec(entry(), 0..10),
         prop::array::uniform3(prop::option::of(any::<bool>())),
-        prop::collection::vec(prop::sample::subsequence(SCOPES.to_vec(), 0..=4), 1..3),
+        prop::collection::vec(
+            (
+                prop::sample::subsequence(SCOPES.to_vec(), 0..=4),
+                token_claims(),
+            ),
+            1..3,
+        ),
         prop::collection::vec(request(), 1..12),
     )
         .prop_map(|(entries, http, scope_sets, requests)| Case {
@@ -315,7 +430,20 @@ fn snapshot_policies_mean_what_the_mappings_mean() {
     runner
         .run(&case(), |c| {
             let snapshot = c.snapshot();
-            for scopes in &c.scope_sets {
+            for (scopes, claims) in &c.scope_sets {
+                // What the token brings beside its scopes: its grant claims' keys, as the
+                // authorizer reads them (its own test is the handler test below).
+                let mut keys: Vec<Box<str>> = Vec::new();
+                for name in GRANT {
+                    let name = ClaimName::new(name).unwrap();
+                    let top = claims.get(name.top_level());
+                    token_keys(&name, top.and_then(|v| name.within(v)), &mut keys).unwrap();
+                }
+                let brings: Vec<&str> = scopes
+                    .iter()
+                    .copied()
+                    .chain(keys.iter().map(|k| &**k))
+                    .collect();
                 // The policy follows the API's declared kind, whatever sent the request.
                 let requests = c.requests.iter().map(|r| Req {
                     http: c.is_http(r.api),
@@ -323,21 +451,22 @@ fn snapshot_policies_mean_what_the_mappings_mean() {
                 });
                 for req in requests.filter(|r| r.valid()) {
                     let req = &req;
-                    let policy = snapshot.policy_for(scopes.iter().copied(), req.api, req.stage);
+                    let policy = snapshot.policy_for(brings.iter().copied(), req.api, req.stage);
                     let doc: Value = serde_json::from_str(policy.json.get()).unwrap();
                     let arn = req.arn();
                     let got = iam_allows(&doc, &arn);
-                    let want = meaning(&c.entries, scopes, req);
+                    let want = meaning_with_claims(&c.entries, scopes, claims, req);
                     let inseparable = !snapshot
-                        .inseparable(scopes.iter().copied(), req.api, req.stage)
+                        .inseparable(brings.iter().copied(), req.api, req.stage)
                         .is_empty();
                     prop_assert!(
                         acceptable(got, want, inseparable),
-                        "got {}, meant {:?} (inseparable: {}): scopes {:?}, request {}, policy {}",
+                        "got {}, meant {:?} (inseparable: {}): scopes {:?}, claims {}, request {}, policy {}",
                         got,
                         want,
                         inseparable,
                         scopes,
+                        claims,
                         arn,
                         doc
                     );
@@ -365,14 +494,15 @@ fn authorizer_answers_mean_what_the_mappings_mean() {
             let iam = h.authorizer(c.snapshot(), false);
             let simple = h.authorizer(c.snapshot(), true);
             let snapshot = c.snapshot();
-            for scopes in &c.scope_sets {
-                let token = h.token(scopes);
+            for (scopes, claims) in &c.scope_sets {
+                let token = h.token_with(scopes, claims);
+                let brings = h.brings(scopes, claims);
                 for req in &c.requests {
-                    let want = meaning(&c.entries, scopes, req);
+                    let want = meaning_with_claims(&c.entries, scopes, claims, req);
                     // An event of the other kind than the API's declared one.
                     let mismatch = req.http != c.is_http(req.api);
                     let inseparable = !snapshot
-                        .inseparable(scopes.iter().copied(), req.api, req.stage)
+                        .inseparable(brings.iter().map(String::as_str), req.api, req.stage)
                         .is_empty();
                     let authorizers: &[(&str, &Authorizer<StaticMappings>)] = if req.http {
                         &[("iam", &iam), ("simple", &simple)]
@@ -384,7 +514,7 @@ fn authorizer_answers_mean_what_the_mappings_mean() {
                             for pass in ["first", "cached"] {
                                 let got = h.rt.block_on(a.handle_json(&event));
                                 let at = format!(
-                                    "{shape} {mode} {pass}: scopes {scopes:?}, request {}",
+                                    "{shape} {mode} {pass}: scopes {scopes:?}, claims {claims}, request {}",
                                     req.arn()
                                 );
                                 if !req.valid() {
@@ -420,6 +550,100 @@ fn authorizer_answers_mean_what_the_mappings_mean() {
                             }
                         }
                     }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A case where claims decide (issue 21): one API and stage, a few paths that requests hit,
+/// most entries requiring claim values, tokens with hostile claim shapes.
+fn claim_case() -> impl Strategy<Value = Case> {
+    let entry = (
+        prop::sample::select(vec!["GET", "DELETE", "*"]),
+        prop::sample::select(vec!["orders", "orders/{id}", "orders/*", "a"]),
+        prop::sample::select(vec![vec![], vec!["s1"], vec!["s1", "s2"]]),
+        prop::sample::select(vec!["Allow", "Allow", "Deny"]),
+        prop::option::weighted(0.8, entry_claims()),
+    )
+        .prop_map(|(method, resource, scopes, effect, claims)| {
+            let mut e = json!({"api": APIS[0], "stage": "dev", "method": method,
+                "resource": resource, "scopes": scopes, "effect": effect});
+            if let Some(c) = claims {
+                e["claims"] = c;
+            }
+            serde_json::from_value::<Mapping>(e).expect("a valid entry")
+        });
+    let request = (
+        prop::sample::select(vec!["GET", "DELETE"]),
+        prop::sample::select(vec!["orders", "orders/7", "a", "orders/7/x"]),
+    )
+        .prop_map(|(verb, path)| Req {
+            api: APIS[0],
+            stage: "dev",
+            verb,
+            path: path.to_owned(),
+            http: false,
+        });
+    (
+        prop::collection::vec(entry, 1..6),
+        prop::collection::vec(
+            (
+                prop::sample::subsequence(vec!["s1", "s2"], 0..=2),
+                token_claims(),
+            ),
+            1..4,
+        ),
+        prop::collection::vec(request, 1..6),
+    )
+        .prop_map(|(entries, scope_sets, requests)| Case {
+            entries,
+            http: [None; 3],
+            scope_sets,
+            requests,
+        })
+}
+
+/// Claims through the whole handler: real signed tokens whose claims are read by the
+/// authorizer's own rules, against the model's exact matching (`holds_claim`).
+#[test]
+fn claims_grant_exactly_what_the_model_says() {
+    let h = Harness::new();
+    let mut runner = TestRunner::new(PtConfig {
+        cases: (proptest_cases() / 2).max(128),
+        failure_persistence: None,
+        ..PtConfig::default()
+    });
+    runner
+        .run(&claim_case(), |c| {
+            let iam = h.authorizer(c.snapshot(), false);
+            let snapshot = c.snapshot();
+            for (scopes, claims) in &c.scope_sets {
+                let token = h.token_with(scopes, claims);
+                let brings = h.brings(scopes, claims);
+                for req in &c.requests {
+                    let want = meaning_with_claims(&c.entries, scopes, claims, req);
+                    let inseparable = !snapshot
+                        .inseparable(brings.iter().map(String::as_str), req.api, req.stage)
+                        .is_empty();
+                    let (_, event) = &events(req, &token)[0];
+                    let got = h.rt.block_on(iam.handle_json(event));
+                    let body: Value = serde_json::from_slice(
+                        &got.map_err(|e| TestCaseError::fail(format!("{}: {e}", req.arn())))?,
+                    )
+                    .unwrap();
+                    let allowed = iam_allows(&body["policyDocument"], &req.arn());
+                    prop_assert!(
+                        acceptable(allowed, want, inseparable),
+                        "got {}, meant {:?}: scopes {:?}, claims {}, request {}: {}",
+                        allowed,
+                        want,
+                        scopes,
+                        claims,
+                        req.arn(),
+                        body
+                    );
                 }
             }
             Ok(())

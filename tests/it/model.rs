@@ -152,6 +152,34 @@ fn shape(resource: &str) -> String {
 ///   `*` names every method's own route), and is allowed when an Allow entry naming that
 ///   route applies.
 pub fn meaning(entries: &[Mapping], scopes: &[&str], req: &Req) -> Option<bool> {
+    meaning_with_claims(entries, scopes, &Value::Null, req)
+}
+
+/// Whether a token whose claims are `claims` (the whole JSON payload) holds `value` of claim
+/// `name` (issue 21): the claim, found by name or, for a name starting with `/`, by JSON
+/// Pointer from the payload's root, is that JSON value, or an array with an element that
+/// is. Nothing else: no case folding, no splitting, `"5"` is not `5`.
+pub fn holds_claim(claims: &Value, name: &str, value: &Value) -> bool {
+    let found = if name.starts_with('/') {
+        claims.pointer(name)
+    } else {
+        claims.get(name)
+    };
+    match found {
+        Some(Value::Array(items)) => items.iter().any(|v| v == value),
+        Some(v) => v == value,
+        None => false,
+    }
+}
+
+/// [`meaning`] for a token with claims: an entry that requires claim values applies only
+/// when the token [holds](holds_claim) every one of them, beside its scopes.
+pub fn meaning_with_claims(
+    entries: &[Mapping],
+    scopes: &[&str],
+    claims: &Value,
+    req: &Req,
+) -> Option<bool> {
     // `*` and `ANY` both cover every method of a request; they differ only in the route
     // they name (below).
     let method_ok = |m: &Mapping| {
@@ -171,6 +199,10 @@ pub fn meaning(entries: &[Mapping], scopes: &[&str], req: &Req) -> Option<bool> 
                 .scopes()
                 .iter()
                 .all(|s| scopes.contains(&s.as_str()))
+            && m.scopes
+                .claims()
+                .iter()
+                .all(|c| holds_claim(claims, c.name().as_str(), &c.value().to_json()))
     };
     let applies = |m: &Mapping| held(m) && on_request(m) && method_ok(m);
     let matches = |m: &Mapping| {
