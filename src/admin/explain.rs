@@ -4,10 +4,11 @@
 use serde::Serialize;
 
 use super::error::AdminError;
+use crate::claim::{key_label, token_keys, ClaimName};
 use crate::config::ScopeClaim;
 use crate::mapping::{Mapping, Snapshot};
 use crate::policy::Effect;
-use crate::token::claims::unverified_scopes;
+use crate::token::claims::unverified;
 
 /// An exactness Deny that applied to the request.
 #[derive(Debug, Clone, Serialize)]
@@ -26,7 +27,7 @@ pub struct ExplainReport {
     pub version: u64,
     /// The request.
     pub method_arn: String,
-    /// The scopes considered.
+    /// The scopes considered, and the claim values (`groups="support-leads"`).
     pub scopes: Vec<String>,
     /// Allow or Deny, as API Gateway would answer under the token's whole policy.
     pub decision: Effect,
@@ -89,11 +90,11 @@ pub fn explain(
     Ok(ExplainReport {
         version: snapshot.version(),
         method_arn: method_arn.to_owned(),
-        scopes: scopes.to_vec(),
+        scopes: scopes.iter().map(|k| key_label(k)).collect(),
         decision: e.effect,
         deciding: e.deciding().iter().map(|m| (*m).clone()).collect(),
         overruled,
-        unknown_scopes: e.unknown_scopes.clone(),
+        unknown_scopes: e.unknown_scopes.iter().map(|k| key_label(k)).collect(),
         route: e.route.map(route_text),
         route_requires: e.route_requires.iter().map(ToString::to_string).collect(),
         exact_denies,
@@ -120,16 +121,54 @@ pub fn explain(
 /// # Errors
 /// [`AdminError::Usage`] when it is not a JWT, or one without scopes.
 pub fn token_scopes(jwt: &str) -> Result<Vec<String>, AdminError> {
+    token_grants(jwt, &[])
+}
+
+/// [`token_scopes`], then the grant keys of the token's values of the claims `grant` (the
+/// authorizer's `SCOPEGATE_GRANT_CLAIMS`), read by the authorizer's rules: what the
+/// snapshot matches for this token.
+///
+/// # Errors
+/// As [`token_scopes`]; a grant claim the authorizer would refuse.
+pub fn token_grants(jwt: &str, grant: &[ClaimName]) -> Result<Vec<String>, AdminError> {
     let jwt = jwt.trim();
     let jwt = jwt.strip_prefix("Bearer ").unwrap_or(jwt);
-    let scopes = unverified_scopes(jwt, &ScopeClaim::Standard)
+    let c = unverified(jwt, &ScopeClaim::Standard, grant)
         .map_err(|e| AdminError::Usage(format!("--token: {e}")))?;
-    if scopes.is_empty() {
+    if c.scopes.is_empty() && c.grants.is_empty() {
         return Err(AdminError::Usage(
-            "--token: the token has no scp or scope claim".into(),
+            "--token: the token has no scp or scope claim, nor a value of a declared grant claim"
+                .into(),
         ));
     }
-    Ok(scopes.into_iter().map(String::from).collect())
+    Ok(c.scopes
+        .into_iter()
+        .chain(c.grants)
+        .map(String::from)
+        .collect())
+}
+
+/// The grant keys of `claims` (a token's claims, as JSON) for the grant claims `grant`, by
+/// the authorizer's rules: for `explain --claims`.
+///
+/// # Errors
+/// [`AdminError::Usage`] when `claims` is not an object, or a claim breaks the caps.
+pub fn claim_grants(
+    claims: &serde_json::Value,
+    grant: &[ClaimName],
+) -> Result<Vec<String>, AdminError> {
+    if !claims.is_object() {
+        return Err(AdminError::Usage(
+            "--claims: give the token's claims as a JSON object".into(),
+        ));
+    }
+    let mut keys: Vec<Box<str>> = Vec::new();
+    for name in grant {
+        let top = claims.get(name.top_level());
+        token_keys(name, top.and_then(|v| name.within(v)), &mut keys)
+            .map_err(|e| AdminError::Usage(format!("--claims: {name}: {e}")))?;
+    }
+    Ok(keys.into_iter().map(String::from).collect())
 }
 
 #[cfg(test)]

@@ -141,24 +141,25 @@ pub fn parse(payload: &[u8], spec: ClaimsSpec<'_>) -> Result<Claims, Rejection> 
     Ok(claims.c)
 }
 
-/// The scopes of a compact JWT read without verifying its signature, by exactly the rules
-/// of a verified token's ([`parse`]). Only for `scopegate mappings explain --token`, an
-/// operator's look at a token they already hold: the authorizer never calls it.
+/// The claims of a compact JWT read without verifying its signature, by exactly the rules
+/// of a verified token's ([`parse`]), grant claims `grant` included. Only for `explain
+/// --token`: the authorizer never calls it.
 ///
 /// # Errors
 /// [`Rejection`] when it is not a JWS in compact form or its payload does not parse.
-pub(crate) fn unverified_scopes(
+pub(crate) fn unverified(
     jwt: &str,
     scope_claim: &ScopeClaim,
-) -> Result<Vec<Box<str>>, Rejection> {
+    grant: &[ClaimName],
+) -> Result<Claims, Rejection> {
     let parts = super::jws::split(jwt)?;
     let payload = super::jws::payload(parts.payload)?;
     let spec = ClaimsSpec {
         scope_claim,
         wanted: &[],
-        grant: &[],
+        grant,
     };
-    Ok(parse(&payload, spec)?.scopes)
+    parse(&payload, spec)
 }
 
 struct ClaimsVisitor<'a> {

@@ -24,6 +24,7 @@ fn scopegate<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Com
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("SCOPEGATE_MAPPINGS_TABLE")
         .env_remove("SCOPEGATE_SNAPSHOT_BUCKET")
+        .env_remove("SCOPEGATE_GRANT_CLAIMS")
         .env_remove("RUST_LOG")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/nonexistent/scopegate-test/config")
@@ -387,6 +388,103 @@ async fn aws_errors_are_code_message_and_request_id_without_a_dump() {
         assert!(!err.contains(dump), "no SDK debug text ({dump}): {err}");
     }
     assert!(err.len() < 600, "{} bytes: {err}", err.len());
+}
+
+/// Issue 21 §1/§5: an entry that requires claims goes through `validate`, `mappings add`,
+/// `get`, `list` and `explain`; one naming a claim the authorizer does not declare
+/// (`SCOPEGATE_GRANT_CLAIMS`) is refused (exit 4) and the table is left as it was.
+#[tokio::test]
+async fn claims_go_through_the_cli_and_undeclared_ones_are_refused() {
+    let fx = Fixture::new().await;
+    let endpoint = emulator().await.endpoint().to_owned();
+    let base = at(&fx, &endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    let declared = [("SCOPEGATE_GRANT_CLAIMS", "groups,/realm_access/roles")];
+    let file = write(
+        dir.path(),
+        "claims.json",
+        &format!(
+            r#"[{{"api":"{API}","stage":"dev","method":"DELETE","resource":"orders/{{id}}","scope":"orders:write","claims":{{"groups":["support-leads"]}}}}]"#
+        ),
+    );
+    let out = run(scopegate(&["validate", &file], &[])).await;
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("claim \"groups\" is not one of SCOPEGATE_GRANT_CLAIMS (none)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(scopegate(&["validate", &file], &declared)).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    let entry = [
+        "--api",
+        API,
+        "--stage",
+        "dev",
+        "--method",
+        "DELETE",
+        "--resource",
+        "orders/{id}",
+        "--scope",
+        "orders:write",
+        "--claim",
+        "groups=support-leads",
+        "--claim",
+        "/realm_access/roles=admin",
+    ];
+    let add = args(&args(&["mappings", "add"], &base), &entry);
+    let out = run(scopegate(&add, &[("SCOPEGATE_GRANT_CLAIMS", "groups")])).await;
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/realm_access/roles"),
+        "{}",
+        stderr(&out)
+    );
+    let list = args(&["mappings", "list", "--output", "json"], &base);
+    let out = run(scopegate(&list, &[])).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+
+    let out = run(scopegate(&add, &declared)).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let get = args(&args(&["mappings", "get"], &base), &entry);
+    assert_eq!(code(&run(scopegate(&get, &[])).await), 0);
+    // The same target without the claims is another entry.
+    let plain = args(&args(&["mappings", "get"], &base), &entry[..10]);
+    assert_eq!(code(&run(scopegate(&plain, &[])).await), 1);
+    let out = run(scopegate(&list, &[])).await;
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        listed[0]["claims"],
+        serde_json::json!({"/realm_access/roles": ["admin"], "groups": ["support-leads"]}),
+        "{listed}"
+    );
+
+    let arn = format!("{API}/dev/DELETE/orders/7");
+    let explain = |claims: &'static str| {
+        let mut a = args(
+            &["explain", "--scopes", "orders:write", "--method-arn"],
+            &base,
+        );
+        a.insert(4, &arn);
+        a.extend(["--claims", claims]);
+        a
+    };
+    let out = run(scopegate(
+        &explain(r#"{"groups":["support-leads"],"realm_access":{"roles":["admin"]}}"#),
+        &declared,
+    ))
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("Allow"), "{}", stdout(&out));
+    let out = run(scopegate(
+        &explain(r#"{"groups":"support-leads"}"#),
+        &declared,
+    ))
+    .await;
+    assert!(stdout(&out).starts_with("Deny"), "{}", stdout(&out));
 }
 
 #[tokio::test]

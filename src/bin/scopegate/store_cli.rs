@@ -254,13 +254,19 @@ pub struct EntryArgs {
     /// The scope; give it more than once to require all of them at once.
     #[arg(long, required_unless_present_any = ["any_token", "nobody"])]
     scope: Vec<String>,
-    /// Require no scope, only a verified token ("scopes": []).
+    /// Require no scope ("scopes": []): only a verified token, or with --claim, only the
+    /// claims.
     #[arg(long, conflicts_with_all = ["scope", "nobody"])]
     any_token: bool,
     /// A route held for nobody ("nobody": true): no token is granted it, and other routes'
     /// grants are kept off it.
-    #[arg(long, conflicts_with = "scope")]
+    #[arg(long, conflicts_with_all = ["scope", "claim"])]
     nobody: bool,
+    /// A claim value required too: NAME=VALUE for a string (groups=support-leads), or
+    /// NAME:=JSON for a number or a boolean (tier:=3, mfa:=true). Give it more than once to
+    /// require all of them. The claim must be one of SCOPEGATE_GRANT_CLAIMS.
+    #[arg(long, value_name = "NAME=VALUE")]
+    claim: Vec<String>,
     /// Allow or Deny.
     #[arg(long, default_value = "Allow")]
     effect: String,
@@ -277,10 +283,44 @@ impl EntryArgs {
             [one] => json["scope"] = one.as_str().into(),
             all => json["scopes"] = all.into(),
         }
+        if !self.claim.is_empty() {
+            json["claims"] = claims_arg(&self.claim)?;
+        }
         let bytes = serde_json::to_vec(&[json])?;
         let mut entries = file::parse(&bytes, "the command line")?;
         Ok(entries.remove(0))
     }
+}
+
+/// `--claim` values as an entry's `"claims"`: `NAME=VALUE` (a string) or `NAME:=JSON`.
+fn claims_arg(args: &[String]) -> Result<serde_json::Value, AdminError> {
+    let mut claims = serde_json::Map::new();
+    for arg in args {
+        let (name, value) = match (arg.split_once(":="), arg.split_once('=')) {
+            (Some((n, json)), Some((m, _))) if n.len() < m.len() => (
+                n,
+                serde_json::from_str(json).map_err(|_| {
+                    AdminError::Usage(format!(
+                        "--claim {n}:=...: not a JSON value (write a number, true or false)"
+                    ))
+                })?,
+            ),
+            (_, Some((n, v))) => (n, serde_json::Value::from(v)),
+            _ => {
+                return Err(AdminError::Usage(
+                    "--claim takes NAME=VALUE (a string) or NAME:=JSON (a number or boolean)"
+                        .into(),
+                ))
+            }
+        };
+        let values = claims
+            .entry(name.to_owned())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let serde_json::Value::Array(v) = values {
+            v.push(value);
+        }
+    }
+    Ok(serde_json::Value::Object(claims))
 }
 
 /// The store commands.
@@ -461,9 +501,14 @@ pub enum StoreCommand {
         /// Space-separated scopes.
         #[arg(long, conflicts_with = "token", required_unless_present = "token")]
         scopes: Option<String>,
-        /// A JWT whose scopes to use (read, not verified).
+        /// A JWT whose scopes to use (read, not verified), and its values of the grant claims
+        /// (--grant-claims, SCOPEGATE_GRANT_CLAIMS).
         #[arg(long)]
         token: Option<String>,
+        /// With --scopes: the token's other claims, as a JSON object
+        /// ('{"groups":["support-leads"]}'), of which the grant claims count.
+        #[arg(long, conflicts_with = "token")]
+        claims: Option<String>,
         /// The request: arn:aws:execute-api:REGION:ACCOUNT:APIID/STAGE/METHOD/PATH.
         #[arg(long)]
         method_arn: String,
@@ -946,16 +991,26 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             store,
             scopes,
             token,
+            claims,
             method_arn,
             file,
         } => {
-            let scopes: Vec<String> = match (scopes, token) {
+            let grant = &store.grant_claims.0;
+            let mut scopes: Vec<String> = match (scopes, token) {
                 (Some(s), _) => s.split_whitespace().map(str::to_owned).collect(),
-                (None, Some(t)) => ops::token_scopes(&t)?,
+                (None, Some(t)) => ops::token_grants(&t, grant)?,
                 (None, None) => {
                     return Err(AdminError::Usage("give --scopes or --token".into()).into())
                 }
             };
+            if let Some(c) = claims {
+                let c: serde_json::Value = serde_json::from_str(&c).map_err(|_| {
+                    AdminError::Usage(
+                        "--claims: not JSON: give the token's claims as a JSON object".into(),
+                    )
+                })?;
+                scopes.extend(ops::claim_grants(&c, grant)?);
+            }
             let snapshot = match file {
                 Some(f) => {
                     scopegate::mapping::Snapshot::from_document(load_file(&f, Output::Table)?)
