@@ -453,6 +453,8 @@ impl<M: Mappings> Authorizer<M> {
                 principal = %resp.principal.id,
                 decision = effect.as_str(),
                 grants = resp.policy.grants,
+                // How many claim values the token brought (never which: they are its text).
+                claim_values = resp.principal.grants.len(),
                 latency_us = micros,
                 "decision"
             ),
