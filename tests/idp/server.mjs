@@ -20,6 +20,9 @@
 //   scopegate-test / scopegate-test-secret          grant client_credentials, all API scopes
 //   scopegate-introspector / introspector-secret    may introspect any token
 //   scopegate-introspector-post / introspector-secret   the same, with client_secret_post
+//   scopegate-lead / scopegate-lead-secret          like scopegate-test; its tokens also carry
+//                                   groups, tenant_id and realm_access.roles (CLIENT_CLAIMS)
+//   scopegate-contractor / scopegate-contractor-secret   the same, with other values
 //
 // Resources (RFC 8707 `resource` parameter):
 //   https://api.scopegate.test      the default: RS256 JWT access tokens (typ at+jwt, claims
@@ -41,6 +44,21 @@ const SCOPES = ['email', 'profile', 'orders:read', 'orders:write', 'inventory:re
 const API = 'https://api.scopegate.test';
 const OPAQUE = 'https://opaque.scopegate.test';
 const SHORT = 'https://short.scopegate.test';
+
+// Claims besides the scopes, per client, in the shapes identity providers write them: an
+// array of groups (Okta, Cognito), a tenant id string, Keycloak's nested realm roles.
+const CLIENT_CLAIMS = {
+  'scopegate-lead': {
+    groups: ['support-leads', 'staff'],
+    tenant_id: 'acme',
+    realm_access: { roles: ['admin'] },
+  },
+  'scopegate-contractor': {
+    groups: ['contractors'],
+    tenant_id: 'globex',
+    realm_access: { roles: ['Admin'] },
+  },
+};
 
 function intFromEnv(name, fallback) {
   const raw = process.env[name];
@@ -106,6 +124,15 @@ const provider = new Provider(issuer, {
       token_endpoint_auth_method: 'client_secret_basic',
       scope: SCOPES.join(' '),
     },
+    ...Object.keys(CLIENT_CLAIMS).map((client_id) => ({
+      client_id,
+      client_secret: `${client_id}-secret`,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+      scope: SCOPES.join(' '),
+    })),
     {
       client_id: 'scopegate-introspector',
       client_secret: 'introspector-secret',
@@ -124,6 +151,7 @@ const provider = new Provider(issuer, {
     },
   ],
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
+  extraTokenClaims: async (_ctx, token) => CLIENT_CLAIMS[token.clientId],
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },

@@ -22,6 +22,8 @@ use crate::support::{free_port, ChildGuard};
 
 #[path = "store_cli.rs"]
 mod cli;
+#[path = "grant_claims.rs"]
+mod grant_claims;
 
 /// One emulator for the whole test binary (a moto server costs ~95 MB): tests isolate
 /// themselves by table and bucket names. The moto child exits with the test process.

@@ -255,6 +255,28 @@ impl IdpGuard {
         self.access_token(API_AUDIENCE, scopes).await
     }
 
+    /// A client_credentials JWT for [`API_AUDIENCE`] issued to `client_id` (its secret is
+    /// `<client_id>-secret`): `scopegate-lead` and `scopegate-contractor` get claims besides
+    /// the scopes (`groups`, `tenant_id`, `realm_access.roles`; tests/idp/server.mjs).
+    pub async fn token_for(&self, client_id: &str, scopes: &str) -> String {
+        let secret = format!("{client_id}-secret");
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("resource", API_AUDIENCE),
+        ];
+        if !scopes.is_empty() {
+            form.push(("scope", scopes));
+        }
+        let (status, body) = self
+            .post_form(&self.token_endpoint, client_id, &secret, &form)
+            .await;
+        assert_eq!(status, 200, "token request as {client_id} failed: {body}");
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("token response has no access_token: {body}"))
+            .to_owned()
+    }
+
     /// An opaque client_credentials access token for [`OPAQUE_AUDIENCE`], for introspection.
     pub async fn opaque_token(&self, scopes: &str) -> String {
         self.access_token(OPAQUE_AUDIENCE, scopes).await
