@@ -128,6 +128,15 @@ pub async fn run(
     config.audiences = vec![idp.audience().to_owned()];
     config.mappings = source.mappings.clone();
     config.mappings_table = source.mappings_table.clone();
+    // Local mode reads the claims its mappings require (SCOPEGATE_GRANT_CLAIMS in a
+    // deployment): `scopegate token --claim` issues them.
+    for m in snapshot.entries() {
+        for c in m.scopes.claims() {
+            if !config.grant_claims.contains(c.name()) {
+                config.grant_claims.push(c.name().clone());
+            }
+        }
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {

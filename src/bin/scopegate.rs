@@ -86,6 +86,11 @@ enum Command {
         /// Space-separated scopes to ask for.
         #[arg(long, default_value = "")]
         scope: String,
+        /// A claim to issue besides: NAME=VALUE for a string (tenant_id=acme), NAME:=JSON for
+        /// anything else (realm_access:='{"roles":["admin"]}'). A NAME given more than once
+        /// is an array of its values (--claim groups=a --claim groups=b).
+        #[arg(long, value_name = "NAME=VALUE")]
+        claim: Vec<String>,
         /// The dev identity provider's base URL.
         #[arg(
             long,
@@ -104,6 +109,38 @@ enum Command {
     },
     #[command(flatten)]
     Store(store_cli::StoreCommand),
+}
+
+/// `scopegate token --claim`s as a JSON object: `NAME=VALUE` a string, `NAME:=JSON` any
+/// value; a name given more than once holds the array of its values.
+fn token_claims(args: &[String]) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut given: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+    for arg in args {
+        let (name, value) = match (arg.split_once(":="), arg.split_once('=')) {
+            (Some((n, json)), Some((m, _))) if n.len() < m.len() => (
+                n,
+                serde_json::from_str(json)
+                    .with_context(|| format!("--claim {n}:=...: not a JSON value"))?,
+            ),
+            (_, Some((n, v))) => (n, serde_json::Value::from(v)),
+            _ => anyhow::bail!("--claim takes NAME=VALUE or NAME:=JSON"),
+        };
+        match given.iter_mut().find(|(n, _)| n == name) {
+            Some((_, values)) => values.push(value),
+            None => given.push((name.to_owned(), vec![value])),
+        }
+    }
+    Ok(given
+        .into_iter()
+        .map(|(name, mut values)| {
+            let value = if values.len() == 1 {
+                values.remove(0)
+            } else {
+                serde_json::Value::Array(values)
+            };
+            (name, value)
+        })
+        .collect())
 }
 
 fn main() -> ExitCode {
@@ -190,9 +227,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             admin::invoke::run(&authorizer, input, io::stdout().lock()).await?;
             Ok(0)
         }
-        Command::Token { scope, idp } => {
+        Command::Token { scope, claim, idp } => {
             let endpoint = format!("{}/token", idp.trim_end_matches('/'));
-            let token = scopegate::local::fetch_token(&endpoint, &scope)
+            let claims = token_claims(&claim)?;
+            let token = scopegate::local::fetch_token_with(&endpoint, &scope, &claims)
                 .await
                 .with_context(|| {
                     format!("is `scopegate local` running with its provider at {idp}?")

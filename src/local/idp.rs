@@ -224,7 +224,8 @@ impl DevIdp {
             value: scope.to_owned(),
             reason,
         })?;
-        self.signer().sign(CLIENT_ID, &scopes)
+        self.signer()
+            .sign(CLIENT_ID, &scopes, &serde_json::Map::new())
     }
 
     /// Serves discovery, the JWKS and the token endpoint until `shutdown` completes, then
@@ -293,6 +294,20 @@ impl DevIdp {
 /// to see a 403). The client authenticates with HTTP Basic. The exchange is bounded: 10 s,
 /// no redirects, no proxy (the endpoint is on loopback), at most 64 KiB of answer.
 pub async fn fetch_token(token_endpoint: &str, scopes: &str) -> Result<String, LocalError> {
+    fetch_token_with(token_endpoint, scopes, &serde_json::Map::new()).await
+}
+
+/// [`fetch_token`] for a token that also carries `claims` (groups, a tenant id: what
+/// mappings may require besides scopes), sent as the dev provider's `claims` parameter:
+/// `scopegate token --claim groups=support-leads`.
+///
+/// # Errors
+/// As [`fetch_token`].
+pub async fn fetch_token_with(
+    token_endpoint: &str,
+    scopes: &str,
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String, LocalError> {
     let url = token_endpoint.to_owned();
     let request_error = |source| LocalError::TokenRequest {
         url: url.clone(),
@@ -308,6 +323,10 @@ pub async fn fetch_token(token_endpoint: &str, scopes: &str) -> Result<String, L
     let mut form = vec![("grant_type", "client_credentials")];
     if !scope.is_empty() {
         form.push(("scope", &scope));
+    }
+    let claims_json = serde_json::Value::Object(claims.clone()).to_string();
+    if !claims.is_empty() {
+        form.push(("claims", &claims_json));
     }
     let mut response = client
         .post(token_endpoint)
@@ -409,10 +428,18 @@ struct AccessTokenClaims<'a> {
     nbf: u64,
     exp: u64,
     jti: String,
+    /// The claims the request asked for besides (never one of the above).
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 impl Signer {
-    fn sign(&self, client_id: &str, scopes: &[String]) -> Result<String, LocalError> {
+    fn sign(
+        &self,
+        client_id: &str,
+        scopes: &[String],
+        extra: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, LocalError> {
         let now = self.clock.now();
         let claims = AccessTokenClaims {
             iss: &self.issuer,
@@ -425,6 +452,7 @@ impl Signer {
             nbf: now,
             exp: now.saturating_add(self.lifetime),
             jti: random_id()?,
+            extra,
         };
         let mut header = Header::new(Algorithm::ES256);
         header.typ = Some("at+jwt".to_owned());
@@ -538,7 +566,10 @@ async fn token(
             return error.into_response();
         }
     };
-    match state.signer.sign(&request.client_id, &request.scopes) {
+    match state
+        .signer
+        .sign(&request.client_id, &request.scopes, &request.claims)
+    {
         Ok(access_token) => {
             tracing::debug!(scope = %request.scopes.join(" "), "token issued");
             let body = json!({
@@ -571,6 +602,46 @@ async fn token(
 struct TokenRequest {
     client_id: String,
     scopes: Vec<String>,
+    /// Claims to issue besides the standard ones (the dev provider's `claims` parameter).
+    claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The claims the dev provider sets itself: a `claims` parameter may not name them.
+const ISSUED_CLAIMS: [&str; 11] = [
+    "iss",
+    "sub",
+    "aud",
+    "client_id",
+    "scope",
+    "scp",
+    "iat",
+    "nbf",
+    "exp",
+    "jti",
+    "azp",
+];
+
+/// The dev provider's `claims` parameter: a JSON object of claims to issue besides the
+/// standard ones (groups, a tenant id), so that local mode can try mappings that require
+/// them. Never one the provider sets itself.
+fn parse_claims(
+    param: Option<&str>,
+) -> Result<serde_json::Map<String, serde_json::Value>, OAuthError> {
+    let Some(text) = param else {
+        return Ok(serde_json::Map::new());
+    };
+    let bad = |why: String| OAuthError::bad_request("invalid_request", why);
+    let serde_json::Value::Object(claims) = serde_json::from_str(text)
+        .map_err(|_| bad("claims is not JSON: give a JSON object of claims".to_owned()))?
+    else {
+        return Err(bad("claims is not a JSON object".to_owned()));
+    };
+    if let Some(k) = claims.keys().find(|k| ISSUED_CLAIMS.contains(&k.as_str())) {
+        return Err(bad(format!(
+            "claims may not set {k:?}: the provider sets it"
+        )));
+    }
+    Ok(claims)
 }
 
 /// Checks a token request (pure: headers and form in, request or RFC 6749 error out).
@@ -611,7 +682,12 @@ fn token_request(
     let client_id = authenticate(headers, param("client_id"), param("client_secret"))?;
     let scopes = parse_scope(param("scope").unwrap_or(""))
         .map_err(|reason| OAuthError::bad_request("invalid_scope", reason))?;
-    Ok(TokenRequest { client_id, scopes })
+    let claims = parse_claims(param("claims"))?;
+    Ok(TokenRequest {
+        client_id,
+        scopes,
+        claims,
+    })
 }
 
 /// Client authentication: HTTP Basic or form credentials, which must be the dev client's, or
@@ -751,6 +827,7 @@ mod tests {
         let expected = TokenRequest {
             client_id: CLIENT_ID.to_owned(),
             scopes: vec!["email".to_owned(), "profile".to_owned()],
+            claims: serde_json::Map::new(),
         };
         assert_eq!(token_request(&HeaderMap::new(), &form), Ok(expected));
         let ok = token_request(&basic(CLIENT_ID, CLIENT_SECRET), &form).unwrap();
@@ -761,6 +838,28 @@ mod tests {
             ("client_secret", CLIENT_SECRET),
         ]));
         assert!(token_request(&HeaderMap::new(), &post).is_ok());
+    }
+
+    /// The dev provider issues claims besides the scopes when asked (local mode's way to try
+    /// mappings that require groups or a tenant), never one it sets itself.
+    #[test]
+    fn token_request_takes_extra_claims_but_not_the_issued_ones() {
+        let with = |claims: &str| {
+            token_request(
+                &HeaderMap::new(),
+                &params(&[("grant_type", "client_credentials"), ("claims", claims)]),
+            )
+        };
+        let ok = with(r#"{"groups":["support-leads"],"tenant_id":"acme"}"#).unwrap();
+        assert_eq!(ok.claims["tenant_id"], "acme");
+        for bad in [
+            r#"{"sub":"admin"}"#,
+            r#"{"scope":"admin"}"#,
+            r#"["x"]"#,
+            "{",
+        ] {
+            assert_eq!(with(bad).unwrap_err().code, "invalid_request", "{bad}");
+        }
     }
 
     #[test]

@@ -26,4 +26,4 @@ mod tests;
 pub use banner::{startup_banner, Banner, CurlExample};
 pub use error::LocalError;
 pub use gateway::{serve, Authorize, AuthorizeError, GatewayOptions, Route};
-pub use idp::{fetch_token, DevIdp};
+pub use idp::{fetch_token, fetch_token_with, DevIdp};

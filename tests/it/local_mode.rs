@@ -18,7 +18,7 @@ struct Local {
 
 impl Local {
     async fn start(api: Option<&str>, stage: Option<&str>, ttl: u32) -> Local {
-        Local::start_with(api, stage, ttl, None).await
+        Local::start_with(api, stage, ttl, None, None).await
     }
 
     async fn start_with(
@@ -26,6 +26,7 @@ impl Local {
         stage: Option<&str>,
         ttl: u32,
         table: Option<(String, scopegate::mapping::store::aws::AwsOptions)>,
+        mappings: Option<std::path::PathBuf>,
     ) -> Local {
         let (table, aws) = match table {
             Some((t, a)) => (Some(t), a),
@@ -36,7 +37,7 @@ impl Local {
         let (stop, stopped) = oneshot::channel::<()>();
         let (ready_tx, ready) = oneshot::channel();
         let opts = LocalOptions {
-            mappings: None,
+            mappings,
             api: api.map(str::to_owned),
             stage: stage.map(str::to_owned),
             authorizer_ttl: ttl,
@@ -65,6 +66,19 @@ impl Local {
             task,
             http: reqwest::Client::new(),
         }
+    }
+
+    async fn token_with(&self, scope: &str, claims: serde_json::Value) -> String {
+        let serde_json::Value::Object(claims) = claims else {
+            panic!("claims are an object")
+        };
+        scopegate::local::fetch_token_with(
+            &format!("{}/token", self.running.issuer),
+            scope,
+            &claims,
+        )
+        .await
+        .unwrap()
     }
 
     async fn token(&self, scope: &str) -> String {
@@ -196,7 +210,7 @@ async fn serves_the_mappings_of_a_dynamodb_table() {
         .unwrap();
     let table = Some((fx.target.table.clone(), fx.target.aws.clone()));
     let seed_api = "arn:aws:execute-api:us-east-1:219852565112:rz8w6b1ik2";
-    let local = Local::start_with(Some(seed_api), Some("dev"), 300, table).await;
+    let local = Local::start_with(Some(seed_api), Some("dev"), 300, table, None).await;
     let email = format!("Bearer {}", local.token("email").await);
     let (s, c, body) = local.call("GET", "/dev/my-resource", Some(&email)).await;
     assert_eq!((s, c.as_str()), (200, "miss"), "{body}");
@@ -205,4 +219,46 @@ async fn serves_the_mappings_of_a_dynamodb_table() {
     assert_eq!(s, 403);
     local.stop().await;
     fx.cleanup().await;
+}
+
+/// Local mode with mappings that require claims (issue 21 §5): it reads the claims its
+/// mappings name, and the dev provider issues them on request.
+#[tokio::test]
+async fn local_mode_grants_by_the_claims_the_dev_provider_issues() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("claims.json");
+    std::fs::write(
+        &file,
+        format!(
+            r#"[{{"api":"{ORDERS}","stage":"dev","method":"GET","resource":"orders","scope":"orders:read"}},
+               {{"api":"{ORDERS}","stage":"dev","method":"DELETE","resource":"orders/*","scopes":[],"claims":{{"groups":["support-leads"]}}}}]"#
+        ),
+    )
+    .unwrap();
+    let local = Local::start_with(Some(ORDERS), Some("dev"), 0, None, Some(file)).await;
+    let lead = format!(
+        "Bearer {}",
+        local
+            .token_with("", serde_json::json!({"groups": ["support-leads"]}))
+            .await
+    );
+    let other = format!(
+        "Bearer {}",
+        local
+            .token_with(
+                "orders:read",
+                serde_json::json!({"groups": ["Support-Leads"]})
+            )
+            .await
+    );
+    assert_eq!(
+        local.call("DELETE", "/dev/orders/7", Some(&lead)).await.0,
+        200
+    );
+    assert_eq!(
+        local.call("DELETE", "/dev/orders/7", Some(&other)).await.0,
+        403
+    );
+    assert_eq!(local.call("GET", "/dev/orders", Some(&other)).await.0, 200);
+    local.stop().await;
 }
