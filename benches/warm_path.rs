@@ -59,11 +59,37 @@ fn token(key: &SigningKey) -> String {
     }))
 }
 
+/// [`token`] with the claims identity providers add for groups, roles and tenants: ten
+/// groups (Okta, Cognito), Keycloak's nested realm roles, a tenant id.
+fn token_with_claims(key: &SigningKey) -> String {
+    let groups: Vec<String> = (0..10).map(|i| format!("group-{i}")).collect();
+    key.sign(&json!({
+        "iss": ISS, "sub": "00u1abcd2EFGH3ijk4x7", "aud": "api://default",
+        "client_id": "0oa1bcd2efGH3iJK4x7", "scope": "openid profile email orders:read",
+        "iat": NOW - 60, "exp": NOW + 3600, "jti": "AT.abcdefghijklmnop",
+        "groups": groups, "realm_access": {"roles": ["admin", "user", "offline_access"]},
+        "tenant_id": "acme",
+    }))
+}
+
 fn authorizer(jwks: &std::path::Path, cache_seconds: u64) -> Authorizer {
+    authorizer_with(jwks, cache_seconds, &[])
+}
+
+/// [`authorizer`] reading `grant_claims` besides the scopes.
+fn authorizer_with(
+    jwks: &std::path::Path,
+    cache_seconds: u64,
+    grant_claims: &[&str],
+) -> Authorizer {
     let mut config = Config::new(vec![IssuerConfig {
         issuer: ISS.into(),
         jwks: JwksSource::File(jwks.to_owned()),
     }]);
+    config.grant_claims = grant_claims
+        .iter()
+        .map(|n| scopegate::claim::ClaimName::new(n).unwrap())
+        .collect();
     config.audiences = vec!["api://default".into()];
     config.token_cache_ttl = std::time::Duration::from_secs(cache_seconds);
     let mappings = StaticMappings::from_config(&config).unwrap();
@@ -119,6 +145,18 @@ fn bench_warm(c: &mut Criterion) {
             b.iter(|| ready(uncached.handle_json(&ev)).unwrap())
         });
     }
+    // The same token with groups, nested roles and a tenant, read as grant claims: what
+    // reading them adds per event.
+    let with_claims = authorizer_with(
+        file.path(),
+        0,
+        &["groups", "/realm_access/roles", "tenant_id"],
+    );
+    let ev = event(&token_with_claims(&rsa));
+    assert!(ready(with_claims.handle_json(&ev)).is_ok());
+    g.bench_function("unseen_RS256_claims", |b| {
+        b.iter(|| ready(with_claims.handle_json(&ev)).unwrap())
+    });
     let cached = authorizer(file.path(), 300);
     let ev = event(&token(&rsa));
     assert!(ready(cached.handle_json(&ev)).is_ok());

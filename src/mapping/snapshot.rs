@@ -914,6 +914,46 @@ mod tests {
         assert_eq!(s.keys().len(), 6);
     }
 
+    /// Issue 21: 10 000 tenants' tokens keep the policy cache at the number of distinct
+    /// things entries name, not the number of tenants: a claim value no entry names never
+    /// enters the key.
+    #[test]
+    fn ten_thousand_tenants_share_a_bounded_policy_cache() {
+        use crate::claim::{grant_key, ClaimName, ClaimValue};
+        let e =
+            |json: &str| -> Mapping { serde_json::from_str(&json.replace("API", ORDERS)).unwrap() };
+        let s = Snapshot::new(
+            1,
+            vec![
+                e(
+                    r#"{"api":"API","stage":"dev","method":"GET","resource":"orders","scope":"orders:read"}"#,
+                ),
+                e(
+                    r#"{"api":"API","stage":"dev","method":"GET","resource":"tenants/acme","scopes":[],"claims":{"tenant_id":["acme"]}}"#,
+                ),
+                e(
+                    r#"{"api":"API","stage":"dev","method":"GET","resource":"tenants/globex","scopes":[],"claims":{"tenant_id":["globex"]}}"#,
+                ),
+            ],
+        );
+        let tenant = ClaimName::new("tenant_id").unwrap();
+        let key = |t: &str| grant_key(&tenant, &ClaimValue::String(t.into()));
+        for i in 0..10_000 {
+            let k = key(&format!("tenant-{i}"));
+            let p = s.policy_for(["orders:read", k.as_str()], ORDERS, "dev");
+            assert_eq!(p.grants, 2);
+        }
+        for t in ["acme", "globex"] {
+            let k = key(t);
+            let p = s.policy_for(["orders:read", k.as_str()], ORDERS, "dev");
+            assert_eq!(
+                p.evaluate(&method_arn(ORDERS, "dev", "GET", &format!("tenants/{t}"))),
+                Effect::Allow
+            );
+        }
+        assert_eq!(s.cached_policies(), 3);
+    }
+
     #[test]
     fn no_known_scope_is_deny_all() {
         let s = table();
