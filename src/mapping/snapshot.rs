@@ -941,7 +941,7 @@ mod tests {
         for i in 0..10_000 {
             let k = key(&format!("tenant-{i}"));
             let p = s.policy_for(["orders:read", k.as_str()], ORDERS, "dev");
-            assert_eq!(p.grants, 2);
+            assert!(p.allows_anything);
         }
         for t in ["acme", "globex"] {
             let k = key(t);
