@@ -63,6 +63,14 @@ pub enum AuthorizeError {
         /// The kind the event's shape gives.
         event: ApiKind,
     },
+    /// A Deny entry requires a claim this authorizer does not read
+    /// (`SCOPEGATE_GRANT_CLAIMS`): it could never apply, so the Deny would be silently lost.
+    /// Fail closed until the claim is declared or the entry changed.
+    #[error("a Deny entry requires claim {claim:?}, which SCOPEGATE_GRANT_CLAIMS does not declare: it would never deny; declare the claim, or change the entry")]
+    UndeclaredClaim {
+        /// The claim's name (from the mappings, validated).
+        claim: String,
+    },
 }
 
 impl AuthorizeError {
@@ -73,6 +81,7 @@ impl AuthorizeError {
             AuthorizeError::BadEvent(_) => "BadEvent",
             AuthorizeError::MappingsUnavailable(_) => "MappingsUnavailable",
             AuthorizeError::KindMismatch { .. } => "KindMismatch",
+            AuthorizeError::UndeclaredClaim { .. } => "UndeclaredClaim",
         }
     }
 
@@ -177,6 +186,7 @@ pub struct Authorizer<M: Mappings = StaticMappings> {
     usage_key_claim: Option<String>,
     max_token_bytes: usize,
     policy_max_bytes: usize,
+    grant_claims: Vec<crate::claim::ClaimName>,
 }
 
 impl<M: Mappings> std::fmt::Debug for Authorizer<M> {
@@ -409,6 +419,7 @@ impl<M: Mappings> Authorizer<M> {
             token_header,
             response: config.response,
             context_claims: config.context_claims.clone(),
+            grant_claims: config.grant_claims.clone(),
             usage_key_claim: config.usage_key_claim.clone(),
             max_token_bytes: config.max_token_bytes,
             policy_max_bytes: config.policy_max_bytes,
@@ -511,6 +522,15 @@ impl<M: Mappings> Authorizer<M> {
                 api: arn.api().to_owned(),
                 declared,
                 event: req.kind,
+            });
+        }
+        if let Some(claim) = snapshot
+            .deny_claims()
+            .iter()
+            .find(|c| !self.grant_claims.contains(c))
+        {
+            return Err(AuthorizeError::UndeclaredClaim {
+                claim: claim.to_string(),
             });
         }
         let policy = snapshot.policy_for(
@@ -1048,6 +1068,45 @@ mod tests {
         // A bad token is still a 401 first: the refusal tells the caller nothing.
         let err = f.answer_as(HTTP_V2, "x.y.z", ApiKind::Rest).unwrap_err();
         assert!(matches!(err, AuthorizeError::Unauthorized(_)), "{err:?}");
+    }
+
+    /// Found by review: a Deny that requires a claim this authorizer does not read would
+    /// never apply. Until the claim is declared, every answer fails closed (a 500, never
+    /// cached); once declared, the Deny applies to the tokens that carry the value.
+    #[test]
+    fn a_deny_on_an_undeclared_claim_fails_closed() {
+        let mut f = fixture();
+        let api = &ARN[..ARN.find('/').unwrap()];
+        let path = &ARN[ARN.find("/GET/").unwrap() + 5..];
+        let entries: Vec<crate::mapping::Mapping> = serde_json::from_value(json!([
+            {"api": api, "stage": "*", "method": "*", "resource": path, "scope": "email"},
+            {"api": api, "stage": "*", "method": "*", "resource": path, "scopes": [],
+             "claims": {"groups": ["contractors"]}, "effect": "Deny"},
+        ]))
+        .unwrap();
+        let answer = |config: &Config, token: &str| {
+            let a = Authorizer::new(
+                config,
+                StaticMappings(Arc::new(Snapshot::new(1, entries.clone()))),
+                Arc::new(ManualClock::new(NOW)),
+            )
+            .unwrap();
+            let event = String::from_utf8(TOKEN.to_vec())
+                .unwrap()
+                .replace("__TOKEN__", token);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(a.handle_json(event.as_bytes()))
+                .map(|b| serde_json::from_slice::<Value>(&b).unwrap())
+        };
+        let contractor = f.token(json!({"groups": ["contractors"]}));
+        let err = answer(&f.config, &contractor).unwrap_err();
+        assert_eq!(err.error_type(), "UndeclaredClaim", "{err}");
+        assert!(err.to_string().contains("\"groups\""), "{err}");
+        f.config.grant_claims = vec![crate::claim::ClaimName::new("groups").unwrap()];
+        assert!(!allows(&answer(&f.config, &contractor).unwrap()));
+        assert!(allows(&answer(&f.config, &f.token(json!({}))).unwrap()));
     }
 
     #[test]

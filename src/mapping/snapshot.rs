@@ -45,6 +45,8 @@ pub struct Snapshot {
     /// Indices of the Allow entries on routes (not globs), whatever they require, sorted by
     /// API and path, then entry: the route table that exactness is computed against.
     routes: Box<[u32]>,
+    /// The claims Deny entries require, each once (see [`Snapshot::deny_claims`]).
+    deny_claims: Box<[crate::claim::ClaimName]>,
     deny_all: Arc<CompiledPolicy>,
     cache: Mutex<HashMap<u64, CachedPolicy, BuildHasherDefault<PreHashed>>>,
     /// The compiled route tables, per (API, stage), built on first use.
@@ -210,7 +212,15 @@ impl Snapshot {
                 .then_with(|| a.cmp(b))
         });
         let routes = routes.into_boxed_slice();
+        let mut deny_claims: Vec<crate::claim::ClaimName> = entries
+            .iter()
+            .filter(|m| m.effect == Effect::Deny)
+            .flat_map(|m| m.scopes.claims().iter().map(|c| c.name().clone()))
+            .collect();
+        deny_claims.sort_unstable();
+        deny_claims.dedup();
         Snapshot {
+            deny_claims: deny_claims.into_boxed_slice(),
             version,
             entries,
             kinds: ApiKinds::new(),
@@ -274,6 +284,12 @@ impl Snapshot {
             .iter()
             .map(|s| &**s)
             .filter(|k| !crate::claim::is_grant_key(k))
+    }
+
+    /// The claims that Deny entries require, each once. An authorizer must read all of them
+    /// (`SCOPEGATE_GRANT_CLAIMS`): a Deny requiring a claim it never reads would never apply.
+    pub fn deny_claims(&self) -> &[crate::claim::ClaimName] {
+        &self.deny_claims
     }
 
     /// Every scope and claim value's grant key ([`crate::claim`]) that some entry names, in

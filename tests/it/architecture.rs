@@ -41,6 +41,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "authorizer",
         &[
             "alg",
+            "claim",
             "clock",
             "config",
             "mapping",
