@@ -168,7 +168,7 @@ impl Requirement {
     /// This requirement with `claims` required too (sorted and deduplicated).
     ///
     /// # Errors
-    /// [`MappingError::Claims`] when there are more than [`MAX_REQUIRED_CLAIMS`] distinct
+    /// [`MappingError::Claims`] when there are more than `MAX_REQUIRED_CLAIMS` (16) distinct
     /// values, or this is [`nobody`](Requirement::nobody).
     pub fn with_claims(
         self,
