@@ -23,7 +23,10 @@ fn check(c: &Claims) {
     for (i, g) in c.grants.iter().enumerate() {
         assert!(is_grant_key(g) && check_token(g).is_err(), "{g:?}");
         assert!(!c.grants[..i].contains(g), "repeated grant {g:?}");
-        assert!(g.len() <= 2 + MAX_CLAIM_LEN + 2 + 4 * MAX_CLAIM_LEN, "{g:?}");
+        assert!(
+            g.len() <= 2 + MAX_CLAIM_LEN + 2 + 4 * MAX_CLAIM_LEN,
+            "{g:?}"
+        );
     }
 }
 
