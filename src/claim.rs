@@ -39,7 +39,7 @@ pub enum ClaimError {
     Name,
     /// A JSON Pointer (RFC 6901) with a `~` not followed by `0` or `1`, or an empty step.
     Pointer,
-    /// `scope` or `scp`, which scopes are read from.
+    /// `scope` or `scp`, which scopes are read from, by name or by a pointer into them.
     ScopeClaim,
     /// A value an entry cannot require: empty, too long, a control character, a fraction, or
     /// not a string, integer or boolean.
@@ -94,13 +94,15 @@ impl ClaimName {
                 }
             }
         }
-        if s == "scope" || s == "scp" {
-            return Err(ClaimError::ScopeClaim);
-        }
         let top = match s.strip_prefix('/') {
             Some(rest) => unescape(rest.split('/').next().unwrap_or_default()),
             None => s.to_owned(),
         };
+        // `/scope` is the scope claim by another spelling, and a pointer below it reads into
+        // the same string: a grant from it would bypass the scope claim's own rules.
+        if top == "scope" || top == "scp" {
+            return Err(ClaimError::ScopeClaim);
+        }
         // The second field is a function of the first: comparisons stay those of the name.
         Ok(ClaimName(s.into(), top.into()))
     }
@@ -330,6 +332,9 @@ mod tests {
             ("/a~", ClaimError::Pointer),
             ("scope", ClaimError::ScopeClaim),
             ("scp", ClaimError::ScopeClaim),
+            ("/scope", ClaimError::ScopeClaim),
+            ("/scp", ClaimError::ScopeClaim),
+            ("/scp/0", ClaimError::ScopeClaim),
         ] {
             assert_eq!(ClaimName::new(bad), Err(why), "{bad:?}");
         }

@@ -260,15 +260,17 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
         self
     }
 
-    /// Refuses a change that would write an entry requiring an undeclared claim: the
-    /// authorizer never reads such a claim, so the entry would silently never apply.
-    fn check_claims(&self, change: &Change) -> Result<(), AdminError> {
+    /// Refuses a change that would write an entry requiring an undeclared claim (the
+    /// authorizer never reads such a claim, so the entry would silently never apply), or
+    /// one whose item key DynamoDB would refuse.
+    fn check_entries(&self, change: &Change) -> Result<(), AdminError> {
         let entries = match change {
             Change::Add(e) | Change::Merge(e, _) | Change::Replace(e, _) => e,
             Change::ReplaceWithin { entries, .. } => entries,
             Change::Remove(_) => return Ok(()),
         };
-        super::validate::check_declared(entries, &self.grant_claims)
+        super::validate::check_declared(entries, &self.grant_claims)?;
+        super::validate::check_storable(entries)
     }
 
     fn note(&self, action: &str, summary: String, diff: &Diff) -> ChangeNote {
@@ -416,7 +418,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
     /// # Errors
     /// As [`DynamoStore::load_current`].
     pub async fn plan(&self, change: &Change) -> Result<Changed, AdminError> {
-        self.check_claims(change)?;
+        self.check_entries(change)?;
         let current = self.store.load_current_with(&|_, _| {}).await?;
         let diff = match change {
             Change::Merge(..) | Change::Replace(..) | Change::ReplaceWithin { .. } => {
@@ -471,7 +473,7 @@ impl<S: MappingWriter, P: SnapshotPublisher> Admin<S, P> {
         expected: Option<&Diff>,
         progress: Progress<'_>,
     ) -> Result<Changed, AdminError> {
-        self.check_claims(&change)?;
+        self.check_entries(&change)?;
         let mut attempts = 0;
         let mut first_conflict: Option<crate::clock::Stopwatch> = None;
         // A generation written by a lost attempt, and the set it holds: patched, not

@@ -50,6 +50,17 @@ pub enum AdminError {
         /// The claims declared, comma-separated (`none` when none).
         declared: String,
     },
+    /// An entry whose item key would be over DynamoDB's limit on a sort key: the write would
+    /// fail with an AWS validation error that names no entry.
+    #[error("{entry}: its item key is {bytes} bytes, over DynamoDB's {max} for a sort key (the key holds the scopes, claims, API, stage, method and resource): split the entry or shorten what it names")]
+    EntryKeyTooLong {
+        /// The entry.
+        entry: String,
+        /// The key's length in bytes.
+        bytes: usize,
+        /// DynamoDB's limit.
+        max: usize,
+    },
     /// The operator said no at the prompt.
     #[error("cancelled: nothing was written")]
     Cancelled,
@@ -105,7 +116,8 @@ impl AdminError {
             AdminError::File(_)
             | AdminError::Arn(_)
             | AdminError::OpenApi(_)
-            | AdminError::UndeclaredClaim { .. } => ErrorKind::Invalid,
+            | AdminError::UndeclaredClaim { .. }
+            | AdminError::EntryKeyTooLong { .. } => ErrorKind::Invalid,
             AdminError::Usage(_) => ErrorKind::Usage,
             AdminError::Busy { .. } | AdminError::PlanChanged { .. } => ErrorKind::Conflict,
             AdminError::Cancelled => ErrorKind::Cancelled,

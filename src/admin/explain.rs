@@ -4,11 +4,11 @@
 use serde::Serialize;
 
 use super::error::AdminError;
-use crate::claim::{key_label, token_keys, ClaimName};
+use crate::claim::{key_label, ClaimName};
 use crate::config::ScopeClaim;
 use crate::mapping::{Mapping, Snapshot};
 use crate::policy::Effect;
-use crate::token::claims::unverified;
+use crate::token::claims::{parse, unverified, ClaimsSpec};
 
 /// An exactness Deny that applied to the request.
 #[derive(Debug, Clone, Serialize)]
@@ -148,27 +148,26 @@ pub fn token_grants(jwt: &str, grant: &[ClaimName]) -> Result<Vec<String>, Admin
         .collect())
 }
 
-/// The grant keys of `claims` (a token's claims, as JSON) for the grant claims `grant`, by
-/// the authorizer's rules: for `explain --claims`.
+/// The grant keys of `claims` (a token's claims, as JSON text) for the grant claims
+/// `grant`, read by the authorizer's own parser: a member given twice, a value over the
+/// caps, or a claim of the wrong type is refused here as the authorizer would refuse the
+/// token. For `explain --claims`.
 ///
 /// # Errors
-/// [`AdminError::Usage`] when `claims` is not an object, or a claim breaks the caps.
-pub fn claim_grants(
-    claims: &serde_json::Value,
-    grant: &[ClaimName],
-) -> Result<Vec<String>, AdminError> {
-    if !claims.is_object() {
-        return Err(AdminError::Usage(
-            "--claims: give the token's claims as a JSON object".into(),
-        ));
-    }
-    let mut keys: Vec<Box<str>> = Vec::new();
-    for name in grant {
-        let top = claims.get(name.top_level());
-        token_keys(name, top.and_then(|v| name.within(v)), &mut keys)
-            .map_err(|e| AdminError::Usage(format!("--claims: {name}: {e}")))?;
-    }
-    Ok(keys.into_iter().map(String::from).collect())
+/// [`AdminError::Usage`] when `claims` is not a JSON object, or the authorizer would refuse
+/// it.
+pub fn claim_grants(claims: &str, grant: &[ClaimName]) -> Result<Vec<String>, AdminError> {
+    let spec = ClaimsSpec {
+        scope_claim: &ScopeClaim::Standard,
+        wanted: &[],
+        grant,
+    };
+    let c = parse(claims.trim().as_bytes(), spec).map_err(|e| {
+        AdminError::Usage(format!(
+            "--claims: {e}: give the token's claims as one JSON object"
+        ))
+    })?;
+    Ok(c.grants.into_iter().map(String::from).collect())
 }
 
 #[cfg(test)]
@@ -249,5 +248,24 @@ mod tests {
         assert!(token_scopes(&enc(serde_json::json!({"sub": "x"}))).is_err());
         // The verified reader's rules: a tab is not a scope separator (RFC 6749 3.3).
         assert!(token_scopes(&enc(serde_json::json!({"scope": "a\tb"}))).is_err());
+    }
+
+    #[test]
+    fn claims_are_read_as_the_authorizer_reads_them() {
+        let grant = [ClaimName::new("groups").unwrap()];
+        let keys = claim_grants(r#"{"groups": ["a", "b"], "other": 1}"#, &grant).unwrap();
+        let labels: Vec<String> = keys.iter().map(|k| key_label(k)).collect();
+        assert_eq!(labels, [r#"groups="a""#, r#"groups="b""#]);
+        // A member given twice is refused, not read last-wins: the authorizer refuses the
+        // token, so explain must not answer for it.
+        let twice = r#"{"groups": ["a"], "groups": ["admin"]}"#;
+        assert!(matches!(
+            claim_grants(twice, &grant),
+            Err(AdminError::Usage(_))
+        ));
+        let nested = r#"{"groups": {"x": 1, "x": 2}}"#;
+        assert!(claim_grants(nested, &grant).is_err());
+        assert!(claim_grants(r#"["groups"]"#, &grant).is_err());
+        assert!(claim_grants("groups=a", &grant).is_err());
     }
 }

@@ -32,5 +32,6 @@ pub use render::{
     Rendered,
 };
 pub use validate::{
-    check_declared, validate, validate_document, validate_entries, Largest, ValidateReport,
+    check_declared, check_storable, validate, validate_document, validate_entries, Largest,
+    ValidateReport,
 };

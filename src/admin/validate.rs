@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::error::AdminError;
 use crate::mapping::file;
+use crate::mapping::store::{entry_key, MAX_SORT_KEY_BYTES};
 use crate::mapping::{ApiKinds, Mapping, Snapshot};
 
 /// The answer of `validate`.
@@ -197,6 +198,26 @@ pub fn check_declared(
                 entry: m.to_string(),
                 claim: c.name().to_string(),
                 declared,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses the first entry whose DynamoDB item key (the scopes, claims, API, stage, method
+/// and resource) is over the sort key's limit: each part is within its own cap, but sixteen
+/// long scopes beside a long resource are not, and DynamoDB's own error names no entry.
+///
+/// # Errors
+/// [`AdminError::EntryKeyTooLong`].
+pub fn check_storable(entries: &[Mapping]) -> Result<(), AdminError> {
+    for m in entries {
+        let bytes = entry_key(m).len();
+        if bytes > MAX_SORT_KEY_BYTES {
+            return Err(AdminError::EntryKeyTooLong {
+                entry: m.to_string(),
+                bytes,
+                max: MAX_SORT_KEY_BYTES,
             });
         }
     }

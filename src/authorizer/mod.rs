@@ -187,6 +187,9 @@ pub struct Authorizer<M: Mappings = StaticMappings> {
     max_token_bytes: usize,
     policy_max_bytes: usize,
     grant_claims: Vec<crate::claim::ClaimName>,
+    /// The snapshot version last checked for Allow entries on undeclared claims (a warning
+    /// once per version, not per request).
+    checked_version: std::sync::atomic::AtomicU64,
 }
 
 impl<M: Mappings> std::fmt::Debug for Authorizer<M> {
@@ -420,6 +423,7 @@ impl<M: Mappings> Authorizer<M> {
             response: config.response,
             context_claims: config.context_claims.clone(),
             grant_claims: config.grant_claims.clone(),
+            checked_version: std::sync::atomic::AtomicU64::new(u64::MAX),
             usage_key_claim: config.usage_key_claim.clone(),
             max_token_bytes: config.max_token_bytes,
             policy_max_bytes: config.policy_max_bytes,
@@ -532,6 +536,25 @@ impl<M: Mappings> Authorizer<M> {
             return Err(AuthorizeError::UndeclaredClaim {
                 claim: claim.to_string(),
             });
+        }
+        let version = snapshot.version();
+        if self
+            .checked_version
+            .swap(version, std::sync::atomic::Ordering::Relaxed)
+            != version
+        {
+            for claim in snapshot
+                .allow_claims()
+                .iter()
+                .filter(|c| !self.grant_claims.contains(c))
+            {
+                // Fails closed, but silently: the operator should hear of it.
+                tracing::warn!(
+                    %claim,
+                    version,
+                    "an Allow entry requires a claim that SCOPEGATE_GRANT_CLAIMS does not declare: it never applies"
+                );
+            }
         }
         let policy = snapshot.policy_for(
             principal
@@ -1107,6 +1130,54 @@ mod tests {
         f.config.grant_claims = vec![crate::claim::ClaimName::new("groups").unwrap()];
         assert!(!allows(&answer(&f.config, &contractor).unwrap()));
         assert!(allows(&answer(&f.config, &f.token(json!({}))).unwrap()));
+    }
+
+    /// An Allow on a claim the authorizer does not read never applies: closed, but silent
+    /// unless the authorizer says so, once per snapshot version.
+    #[test]
+    fn an_allow_on_an_undeclared_claim_is_warned_of_once() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let f = fixture();
+        let api = &ARN[..ARN.find('/').unwrap()];
+        let path = &ARN[ARN.find("/GET/").unwrap() + 5..];
+        let entries: Vec<crate::mapping::Mapping> = serde_json::from_value(json!([
+            {"api": api, "stage": "*", "method": "*", "resource": path, "scopes": [],
+             "claims": {"/org/roles": ["admin"]}},
+        ]))
+        .unwrap();
+        let a = Authorizer::new(
+            &f.config,
+            StaticMappings(Arc::new(Snapshot::new(1, entries))),
+            Arc::new(ManualClock::new(NOW)),
+        )
+        .unwrap();
+        let event = String::from_utf8(TOKEN.to_vec())
+            .unwrap()
+            .replace("__TOKEN__", &f.token(json!({"org": {"roles": ["admin"]}})));
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let out = Arc::new(std::fs::File::create(&log).unwrap());
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(out.clone()),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..3 {
+                let answer = rt.block_on(a.handle_json(event.as_bytes())).unwrap();
+                assert!(!allows(&serde_json::from_slice(&answer).unwrap()));
+            }
+        });
+        let text = std::fs::read_to_string(&log).unwrap();
+        let warned: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("does not declare"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{text}");
+        assert!(warned[0].contains("/org/roles"), "{text}");
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Snapshot {
     routes: Box<[u32]>,
     /// The claims Deny entries require, each once (see [`Snapshot::deny_claims`]).
     deny_claims: Box<[crate::claim::ClaimName]>,
+    /// The claims Allow entries require, each once (see [`Snapshot::allow_claims`]).
+    allow_claims: Box<[crate::claim::ClaimName]>,
     deny_all: Arc<CompiledPolicy>,
     cache: Mutex<HashMap<u64, CachedPolicy, BuildHasherDefault<PreHashed>>>,
     /// The compiled route tables, per (API, stage), built on first use.
@@ -212,15 +214,19 @@ impl Snapshot {
                 .then_with(|| a.cmp(b))
         });
         let routes = routes.into_boxed_slice();
-        let mut deny_claims: Vec<crate::claim::ClaimName> = entries
-            .iter()
-            .filter(|m| m.effect == Effect::Deny)
-            .flat_map(|m| m.scopes.claims().iter().map(|c| c.name().clone()))
-            .collect();
-        deny_claims.sort_unstable();
-        deny_claims.dedup();
+        let claims_of = |effect: Effect| {
+            let mut names: Vec<crate::claim::ClaimName> = entries
+                .iter()
+                .filter(|m| m.effect == effect)
+                .flat_map(|m| m.scopes.claims().iter().map(|c| c.name().clone()))
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            names.into_boxed_slice()
+        };
         Snapshot {
-            deny_claims: deny_claims.into_boxed_slice(),
+            deny_claims: claims_of(Effect::Deny),
+            allow_claims: claims_of(Effect::Allow),
             version,
             entries,
             kinds: ApiKinds::new(),
@@ -290,6 +296,13 @@ impl Snapshot {
     /// (`SCOPEGATE_GRANT_CLAIMS`): a Deny requiring a claim it never reads would never apply.
     pub fn deny_claims(&self) -> &[crate::claim::ClaimName] {
         &self.deny_claims
+    }
+
+    /// The claims that Allow entries require, each once. An Allow requiring a claim the
+    /// authorizer does not read never applies: that fails closed, but silently, so the
+    /// authorizer warns of it.
+    pub fn allow_claims(&self) -> &[crate::claim::ClaimName] {
+        &self.allow_claims
     }
 
     /// Every scope and claim value's grant key ([`crate::claim`]) that some entry names, in

@@ -485,6 +485,48 @@ async fn claims_go_through_the_cli_and_undeclared_ones_are_refused() {
     ))
     .await;
     assert!(stdout(&out).starts_with("Deny"), "{}", stdout(&out));
+    // The claims are read as the authorizer reads them: a member twice is refused, where a
+    // last-wins reader would answer Allow for a token the authorizer refuses.
+    let out = run(scopegate(
+        &explain(
+            r#"{"groups":["x"],"groups":["support-leads"],"realm_access":{"roles":["admin"]}}"#,
+        ),
+        &declared,
+    ))
+    .await;
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    assert!(stderr(&out).contains("--claims"), "{}", stderr(&out));
+}
+
+/// Every part of an entry is within its own cap, but together they can pass DynamoDB's
+/// 1 024 bytes for a sort key: the admin refuses such an entry by name, before any write.
+#[tokio::test]
+async fn an_entry_over_the_item_key_limit_is_refused_by_name() {
+    let fx = Fixture::new().await;
+    let endpoint = emulator().await.endpoint().to_owned();
+    let base = at(&fx, &endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    let scopes: Vec<String> = (0..8).map(|i| format!("{i}{}", "s".repeat(120))).collect();
+    let resource = format!("orders/{}", "r".repeat(200));
+    let entry = serde_json::json!([{"api": API, "stage": "dev", "method": "GET",
+        "resource": resource, "scopes": scopes}]);
+    let file = write(dir.path(), "long.json", &entry.to_string());
+    let out = run(scopegate(&["validate", &file], &[])).await;
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(stderr(&out).contains("sort key"), "{}", stderr(&out));
+    let import = args(&["import", &file, "--yes"], &base);
+    let out = run(scopegate(&import, &[])).await;
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("over DynamoDB's 1024"),
+        "{}",
+        stderr(&out)
+    );
+    let list = args(&["mappings", "list", "--output", "json"], &base);
+    let out = run(scopegate(&list, &[])).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
 }
 
 #[tokio::test]

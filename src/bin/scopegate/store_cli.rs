@@ -966,6 +966,7 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             let output: Output = output.into();
             let doc = load_file(&file, output)?;
             scopegate::admin::check_declared(&doc.mappings, &grant_claims.0)?;
+            scopegate::admin::check_storable(&doc.mappings)?;
             let report = ops::validate_document(&file.display().to_string(), doc, budget);
             let rendered = ops::render_valid(&report, output);
             eprint!("{}", rendered.err);
@@ -1004,11 +1005,6 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
                 }
             };
             if let Some(c) = claims {
-                let c: serde_json::Value = serde_json::from_str(&c).map_err(|_| {
-                    AdminError::Usage(
-                        "--claims: not JSON: give the token's claims as a JSON object".into(),
-                    )
-                })?;
                 scopes.extend(ops::claim_grants(&c, grant)?);
             }
             let snapshot = match file {

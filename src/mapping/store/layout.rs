@@ -72,6 +72,9 @@ pub const DEFAULT_SHARDS: u32 = 8;
 /// changes go through a new generation.
 pub const MAX_TRANSACTION_EDITS: usize = 98;
 
+/// DynamoDB's limit on a sort key, in bytes: [`entry_key`] must fit it.
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+
 /// The item key of an entry within its generation (see the module docs: the table layout).
 pub fn entry_key(m: &Mapping) -> String {
     // Not the requirement's Display: `(any token)` could also be two scopes.

@@ -32,7 +32,7 @@ pub use dynamo::DynamoStore;
 pub use error::{Fault, StoreError};
 pub use layout::{
     decode_entry, entry_key, new_generation, shard_of, shard_pk, DEFAULT_SHARDS,
-    MAX_TRANSACTION_EDITS,
+    MAX_SORT_KEY_BYTES, MAX_TRANSACTION_EDITS,
 };
 pub use records::{
     ChangeNote, Edit, Head, HistoryRecord, Loaded, MigrationRecord, Progress, Published,
