@@ -306,11 +306,11 @@ pub const RESPONSE: Setting = Setting {
     },
     doc: "HTTP API (payload 2.0) answer: iam (policy) or simple (isAuthorized, one route: cache it per route, see caching.md).",
 };
-/// `SCOPEGATE_CONTEXT_CLAIMS`: Extra claims copied into the authorizer context (strings, numbers, booleans; arrays joined).
+/// `SCOPEGATE_CONTEXT_CLAIMS`: Claims copied into the authorizer context: `KEY=NAME` (NAME a claim or a JSON Pointer) or a top-level NAME as its own key; string values of at most 256 bytes only, anything else left out whole.
 pub const CONTEXT_CLAIMS: Setting = Setting {
     name: "SCOPEGATE_CONTEXT_CLAIMS",
-    kind: Kind::Text { default: "", values: "comma-separated claim names" },
-    doc: "Extra claims copied into the authorizer context (strings, numbers, booleans; arrays joined).",
+    kind: Kind::Text { default: "", values: "comma-separated `KEY=NAME` or `NAME`" },
+    doc: "Claims copied into the authorizer context: `KEY=NAME` (NAME a claim or a JSON Pointer) or a top-level NAME as its own key; string values of at most 256 bytes only, anything else left out whole.",
 };
 /// `SCOPEGATE_USAGE_KEY_CLAIM`: Claim returned as usageIdentifierKey (API Gateway usage plans).
 pub const USAGE_KEY_CLAIM: Setting = Setting {
@@ -584,8 +584,8 @@ pub struct Config {
     pub token_header: String,
     /// HTTP API answer format. Defaults to [`ResponseMode::Iam`].
     pub response: ResponseMode,
-    /// Claims copied into the authorizer context.
-    pub context_claims: Vec<String>,
+    /// Claims copied into the authorizer context, each under its key.
+    pub context_claims: Vec<ContextClaim>,
     /// Claim returned as usageIdentifierKey.
     pub usage_key_claim: Option<String>,
     /// Where the mappings come from. Defaults to the embedded seed data.
@@ -741,7 +741,7 @@ impl Config {
                 _ => return Err(invalid(RESPONSE.name, &v, "expected iam or simple")),
             };
         }
-        cfg.context_claims = list(get(CONTEXT_CLAIMS.name).as_deref());
+        cfg.context_claims = context_claims(get(CONTEXT_CLAIMS.name).as_deref())?;
         cfg.usage_key_claim = get(USAGE_KEY_CLAIM.name);
         if let Some(v) = get(MAPPINGS_FILE.name) {
             cfg.mappings = MappingsSource::File(PathBuf::from(v));
@@ -855,6 +855,69 @@ pub fn grant_claims(v: Option<&str>) -> Result<Vec<ClaimName>, ConfigError> {
         if !out.contains(&claim) {
             out.push(claim);
         }
+    }
+    Ok(out)
+}
+
+/// A claim copied into the authorizer context (`SCOPEGATE_CONTEXT_CLAIMS`), under `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextClaim {
+    /// The context key: what an integration reads as `$context.authorizer.KEY`.
+    pub key: Box<str>,
+    /// The claim, top-level or a JSON Pointer.
+    pub claim: ClaimName,
+}
+
+/// The context keys the authorizer always writes itself.
+const FIXED_CONTEXT_KEYS: [&str; 3] = ["sub", "scope", "client_id"];
+
+/// Reads `SCOPEGATE_CONTEXT_CLAIMS`: `KEY=NAME`, or a top-level `NAME` as its own key. A
+/// pointer needs a key (`org=/org/id`): `/org/id` is no name an integration can read.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for a bad claim name or key, a key given twice, or one of the
+/// keys the authorizer writes itself (`sub`, `scope`, `client_id`).
+pub fn context_claims(v: Option<&str>) -> Result<Vec<ContextClaim>, ConfigError> {
+    let name = CONTEXT_CLAIMS.name;
+    let mut out: Vec<ContextClaim> = Vec::new();
+    for item in list(v) {
+        let (key, claim) = match item.split_once('=') {
+            Some((k, c)) => (k.trim(), c.trim()),
+            None if item.starts_with('/') => {
+                return Err(invalid(
+                    name,
+                    &item,
+                    "a JSON Pointer needs a context key: KEY=/path/to/claim",
+                ))
+            }
+            None => (item.as_str(), item.as_str()),
+        };
+        let claim = ClaimName::new(claim).map_err(|e| invalid(name, &item, e.reason()))?;
+        let key_ok = (1..=64).contains(&key.len())
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+        if !key_ok {
+            return Err(invalid(
+                name,
+                &item,
+                "a context key is 1 to 64 of A-Z a-z 0-9 _ - . :",
+            ));
+        }
+        if FIXED_CONTEXT_KEYS.contains(&key) {
+            return Err(invalid(
+                name,
+                &item,
+                "sub, scope and client_id are written by the authorizer itself: use another key",
+            ));
+        }
+        if out.iter().any(|c| &*c.key == key) {
+            return Err(invalid(name, &item, "this context key is given twice"));
+        }
+        out.push(ContextClaim {
+            key: key.into(),
+            claim,
+        });
     }
     Ok(out)
 }
@@ -1097,5 +1160,35 @@ mod tests {
                 "{name}={value}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn context_claims_take_keys_and_pointers() {
+        let c = context_claims(Some("tenant_id, email,org=/org/id, cognito:groups")).unwrap();
+        let pairs: Vec<(&str, &str)> = c.iter().map(|c| (&*c.key, c.claim.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("tenant_id", "tenant_id"),
+                ("email", "email"),
+                ("org", "/org/id"),
+                ("cognito:groups", "cognito:groups")
+            ]
+        );
+        for (bad, needle) in [
+            ("/org/id", "needs a context key"),
+            ("sub", "written by the authorizer"),
+            ("scope=email", "written by the authorizer"),
+            ("a=email,a=sub", "given twice"),
+            ("a b=email", "1 to 64"),
+            ("=email", "1 to 64"),
+            ("t=", "1 to 256"),
+            ("x=scope", "scope"),
+            ("https://example.com/tenant", "1 to 64"),
+        ] {
+            let err = context_claims(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+        assert!(context_claims(Some("tenant=https://example.com/tenant")).is_ok());
     }
 }

@@ -123,7 +123,13 @@ pub struct Principal {
     pub usage_key: Option<Box<str>>,
     /// The token's exp.
     pub exp: u64,
+    /// How many `SCOPEGATE_CONTEXT_CLAIMS` the token has but the context leaves out (not
+    /// a string, or over [`MAX_CONTEXT_VALUE`] bytes).
+    pub context_left_out: u16,
 }
+
+/// The longest claim value copied into the authorizer context, in bytes.
+pub const MAX_CONTEXT_VALUE: usize = 256;
 
 /// The answer, ready to serialize: shared parts spliced in as raw JSON.
 #[derive(Debug, Clone)]
@@ -182,7 +188,7 @@ pub struct Authorizer<M: Mappings = StaticMappings> {
     clock: Arc<dyn Clock>,
     token_header: http::HeaderName,
     response: ResponseMode,
-    context_claims: Vec<String>,
+    context_claims: Vec<crate::config::ContextClaim>,
     usage_key_claim: Option<String>,
     max_token_bytes: usize,
     policy_max_bytes: usize,
@@ -470,6 +476,7 @@ impl<M: Mappings> Authorizer<M> {
                 grants = resp.policy.grants,
                 // How many claim values the token brought (never which: they are its text).
                 claim_values = resp.principal.grants.len(),
+                context_left_out = resp.principal.context_left_out,
                 latency_us = micros,
                 "decision"
             ),
@@ -667,10 +674,25 @@ impl<M: Mappings> Authorizer<M> {
     fn build_principal(&self, claims: Claims) -> Result<Principal, Rejection> {
         let c = &claims;
         let id: Box<str> = c.principal().ok_or(Rejection::NoPrincipal)?.into();
+        let mut extra: Vec<(&str, &str)> = Vec::with_capacity(self.context_claims.len());
+        let mut left_out: u16 = 0;
+        for cc in &self.context_claims {
+            let value = c
+                .extra(cc.claim.top_level())
+                .and_then(|top| cc.claim.within(top));
+            match value {
+                None => {}
+                Some(Value::String(v)) if !v.is_empty() && v.len() <= MAX_CONTEXT_VALUE => {
+                    extra.push((&cc.key, v));
+                }
+                // Left out whole, never cut: a cut tenant id can name another tenant.
+                Some(_) => left_out = left_out.saturating_add(1),
+            }
+        }
         let context = Context {
             claims: c,
             scope: c.scopes.join(" "),
-            extra: &self.context_claims,
+            extra: &extra,
         };
         let usage_key = self
             .usage_key_claim
@@ -686,6 +708,7 @@ impl<M: Mappings> Authorizer<M> {
             exp: c.exp.unwrap_or(0),
             scopes: claims.scopes.into_boxed_slice(),
             grants: claims.grants.into_boxed_slice(),
+            context_left_out: left_out,
         })
     }
 
@@ -793,54 +816,26 @@ impl<M: Mappings> Authorizer<M> {
 struct Context<'a> {
     claims: &'a Claims,
     scope: String,
-    extra: &'a [String],
+    /// `SCOPEGATE_CONTEXT_CLAIMS` keys and the token's values, checked: distinct keys, none
+    /// of the fixed ones (config refuses both).
+    extra: &'a [(&'a str, &'a str)],
 }
 
 impl Serialize for Context<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let c = self.claims;
         let mut m = s.serialize_map(None)?;
-        let mut written: [&str; 3] = ["scope", "", ""];
         if let Some(sub) = &c.sub {
             m.serialize_entry("sub", sub)?;
-            written[1] = "sub";
         }
         m.serialize_entry("scope", &self.scope)?;
         if let Some(cid) = &c.client_id {
             m.serialize_entry("client_id", cid)?;
-            written[2] = "client_id";
         }
-        for (i, name) in self.extra.iter().enumerate() {
-            // The fixed keys win, and a claim named twice in the setting is written once.
-            if written.contains(&name.as_str()) || self.extra[..i].contains(name) {
-                continue;
-            }
-            if let Some(v) = c.extra(name).and_then(context_value) {
-                m.serialize_entry(name, &v)?;
-            }
+        for (key, value) in self.extra {
+            m.serialize_entry(key, value)?;
         }
         m.end()
-    }
-}
-
-/// An authorizer context value: API Gateway accepts strings, numbers and booleans only.
-/// Arrays of those are joined with commas; objects and nulls are left out.
-fn context_value(v: &Value) -> Option<Value> {
-    match v {
-        Value::String(_) | Value::Number(_) | Value::Bool(_) => Some(v.clone()),
-        Value::Array(items) => {
-            let parts: Option<Vec<String>> = items
-                .iter()
-                .map(|i| match i {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    Value::Bool(b) => Some(b.to_string()),
-                    _ => None,
-                })
-                .collect();
-            parts.map(|p| Value::from(p.join(",")))
-        }
-        _ => None,
     }
 }
 
@@ -1230,24 +1225,38 @@ mod tests {
     #[test]
     fn context_claims_and_usage_key() {
         let mut f = fixture();
-        f.config.context_claims = vec![
-            "email".into(),
-            "groups".into(),
-            "tenant".into(),
-            "nested".into(),
-        ];
+        f.config.context_claims = crate::config::context_claims(Some(
+            "email,groups,tenant,nested,org=/org/id,long,edge,absent",
+        ))
+        .unwrap();
         f.config.usage_key_claim = Some("plan_key".into());
-        let t = f.token(
-            json!({"email": "a@example.com", "groups": ["admins", "ops"], "tenant": 42,
-                               "nested": {"x": 1}, "plan_key": "key-123"}),
-        );
+        let t = f.token(json!({
+            "email": "a@example.com", "groups": ["admins", "ops"], "tenant": 42,
+            "nested": {"x": 1}, "org": {"id": "acme"}, "plan_key": "key-123",
+            "long": "x".repeat(MAX_CONTEXT_VALUE + 1), "edge": "y".repeat(MAX_CONTEXT_VALUE),
+        }));
         let a = f.answer(TOKEN, &t).unwrap();
+        // Strings only, whole: an array, a number, an object and a string one byte too long
+        // are left out, never joined, converted or cut.
         assert_eq!(
             a["context"],
             json!({"sub": "user-1", "scope": "email", "client_id": "app", "email": "a@example.com",
-                   "groups": "admins,ops", "tenant": 42})
+                   "org": "acme", "edge": "y".repeat(MAX_CONTEXT_VALUE)})
         );
         assert_eq!(a["usageIdentifierKey"], "key-123");
+        let authorizer = Authorizer::new(
+            &f.config,
+            StaticMappings(Arc::new(Snapshot::new(1, Vec::new()))),
+            Arc::new(ManualClock::new(NOW)),
+        )
+        .unwrap();
+        let principal = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(authorizer.principal(&t))
+            .unwrap();
+        assert_eq!(principal.context_left_out, 4);
     }
 
     #[test]

@@ -107,7 +107,13 @@ impl Verifier {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let mut wanted = config.context_claims.clone();
+        let mut wanted: Vec<String> = Vec::new();
+        for c in &config.context_claims {
+            let top = c.claim.top_level();
+            if !wanted.iter().any(|w| w == top) {
+                wanted.push(top.to_owned());
+            }
+        }
         if let Some(k) = &config.usage_key_claim {
             if !wanted.contains(k) {
                 wanted.push(k.clone());
