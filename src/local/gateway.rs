@@ -130,13 +130,31 @@ impl Route {
 
     /// Whether a request for `method` on `path` (without the stage and its leading slash)
     /// reaches this route. One trailing slash of the path is ignored.
+    ///
+    /// A resource with `{param}` segments is an API route, matched as API Gateway routes: a
+    /// `{param}` is one non-empty segment, a last `{param+}` one or more, every other
+    /// segment itself. Any other resource is a glob.
     pub fn matches(&self, method: &str, path: &str) -> bool {
         let path = path.strip_suffix('/').unwrap_or(path);
-        (self.method == "*" || self.method == method) && glob_match(&self.resource, path)
+        (self.method == "*" || self.method == method)
+            && if self.resource.contains('{') {
+                template_match(&self.resource, path)
+            } else {
+                glob_match(&self.resource, path)
+            }
     }
 
-    /// A concrete path for this route, for examples: each `*` becomes `example`.
+    /// A concrete path for this route, for examples: each `*` and `{param}` becomes
+    /// `example`.
     pub fn example_path(&self) -> String {
+        if self.resource.contains('{') {
+            return self
+                .resource
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "example" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+        }
         self.resource.replace('*', "example")
     }
 }
@@ -606,6 +624,27 @@ impl IntoResponse for Outcome {
     }
 }
 
+/// Whether `path` is a request of the API route `resource` (see [`Route::matches`]).
+fn template_match(resource: &str, path: &str) -> bool {
+    let mut want = resource.split('/');
+    let mut have = path.split('/');
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return true,
+            (Some(w), Some(h)) if w.starts_with('{') && w.ends_with("+}") => {
+                return !h.is_empty() && have.all(|h| !h.is_empty());
+            }
+            (Some(w), Some(h)) if w.starts_with('{') => {
+                if h.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(h)) if w == h => {}
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,6 +672,27 @@ mod tests {
         let root = Route::new("GET", "/");
         assert!(root.matches("GET", "") && !root.matches("GET", "x"));
         assert_eq!(Route::new("GET", "pets/*").example_path(), "pets/example");
+    }
+
+    /// API routes as the mappings write them (`orders/{id}`) route as API Gateway routes
+    /// them; before, they were read as globs and answered Missing Authentication Token.
+    #[test]
+    fn api_routes_match_by_segment() {
+        let one = Route::new("GET", "orders/{id}");
+        assert!(one.matches("GET", "orders/7") && one.matches("GET", "orders/7/"));
+        for miss in ["orders", "orders/", "orders//", "orders/7/items", "order/7"] {
+            assert!(!one.matches("GET", miss), "{miss}");
+        }
+        let nested = Route::new("DELETE", "tenants/{tenant}/orders/{id}");
+        assert!(nested.matches("DELETE", "tenants/acme/orders/1"));
+        assert!(!nested.matches("DELETE", "tenants/acme/orders"));
+        assert!(!nested.matches("DELETE", "tenants//orders/1"));
+        let greedy = Route::new("ANY", "files/{proxy+}");
+        assert!(greedy.matches("PUT", "files/a") && greedy.matches("GET", "files/a/b/c"));
+        assert!(!greedy.matches("GET", "files") && !greedy.matches("GET", "files/a//b"));
+        // A literal segment is compared as it is: no glob inside a route.
+        assert!(!Route::new("GET", "a*/{id}").matches("GET", "ab/1"));
+        assert_eq!(nested.example_path(), "tenants/example/orders/example");
     }
 
     fn opts() -> GatewayOptions {

@@ -231,7 +231,7 @@ async fn local_mode_grants_by_the_claims_the_dev_provider_issues() {
         &file,
         format!(
             r#"[{{"api":"{ORDERS}","stage":"dev","method":"GET","resource":"orders","scope":"orders:read"}},
-               {{"api":"{ORDERS}","stage":"dev","method":"DELETE","resource":"orders/*","scopes":[],"claims":{{"groups":["support-leads"]}}}}]"#
+               {{"api":"{ORDERS}","stage":"dev","method":"DELETE","resource":"orders/{{id}}","scopes":[],"claims":{{"groups":["support-leads"]}}}}]"#
         ),
     )
     .unwrap();
