@@ -293,6 +293,134 @@ pub fn token_keys(
     }
 }
 
+/// The most characters a claim value may have to stand in a `${claim:NAME}` path segment.
+pub const MAX_BOUND_LEN: usize = 128;
+
+/// Why a token's claim cannot stand in a `${claim:NAME}` path segment: an Allow entry bound
+/// to it then grants nothing, and a Deny entry bound to it denies for every value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Unbound {
+    /// The token has no such claim.
+    Missing,
+    /// The claim is not a string (an array, a number, an object...): a segment is one value.
+    NotString,
+    /// The empty string.
+    Empty,
+    /// Over [`MAX_BOUND_LEN`] characters.
+    TooLong,
+    /// A character outside RFC 3986's unreserved set (`A-Z a-z 0-9 . _ ~ -`): `*` and `?`
+    /// would be IAM wildcards, `/` another segment, `%` an escape, and anything else a
+    /// character API Gateway's path may hold in another form.
+    Character,
+    /// `.` or `..`, which name the segment itself or its parent.
+    DotSegment,
+}
+
+impl Unbound {
+    /// What is wrong, in words, for the decision line (never the value).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Unbound::Missing => "missing",
+            Unbound::NotString => "not a string",
+            Unbound::Empty => "empty",
+            Unbound::TooLong => "longer than 128 characters",
+            Unbound::Character => "a character outside A-Z a-z 0-9 . _ ~ -",
+            Unbound::DotSegment => "a dot segment",
+        }
+    }
+
+    /// Its one-letter code inside a binding key.
+    fn code(self) -> char {
+        match self {
+            Unbound::Missing => 'm',
+            Unbound::NotString => 'n',
+            Unbound::Empty => 'e',
+            Unbound::TooLong => 'l',
+            Unbound::Character => 'c',
+            Unbound::DotSegment => 'd',
+        }
+    }
+
+    fn from_code(c: &str) -> Option<Unbound> {
+        Some(match c {
+            "m" => Unbound::Missing,
+            "n" => Unbound::NotString,
+            "e" => Unbound::Empty,
+            "l" => Unbound::TooLong,
+            "c" => Unbound::Character,
+            "d" => Unbound::DotSegment,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Unbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+/// A claim's value as one literal path segment, or why it cannot be one.
+pub fn bound_value(value: Option<&Value>) -> Result<&str, Unbound> {
+    let s = match value {
+        None => return Err(Unbound::Missing),
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(Unbound::NotString),
+    };
+    if s.is_empty() {
+        return Err(Unbound::Empty);
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
+    {
+        return Err(Unbound::Character);
+    }
+    // ASCII only from here, so bytes are characters.
+    if s.len() > MAX_BOUND_LEN {
+        return Err(Unbound::TooLong);
+    }
+    if s == "." || s == ".." {
+        return Err(Unbound::DotSegment);
+    }
+    Ok(s)
+}
+
+/// The binding key of a token's declared claim `name`: what it brings beside its grant keys
+/// so that the snapshot can fill `${claim:NAME}` segments. `\u{2}` first (no scope or grant
+/// key starts so), the name, `\u{0}`, then the value, or `\u{1}` and a code for why it
+/// cannot be bound (a bound value holds no control character). Every declared claim brings
+/// one, so the snapshot can tell a missing claim from a malformed one.
+pub fn binding_key(name: &ClaimName, value: Option<&Value>) -> String {
+    let mut k = String::with_capacity(name.0.len() + 16);
+    k.push('\u{2}');
+    k.push_str(name.as_str());
+    k.push('\u{0}');
+    match bound_value(value) {
+        Ok(v) => k.push_str(v),
+        Err(why) => {
+            k.push('\u{1}');
+            k.push(why.code());
+        }
+    }
+    k
+}
+
+/// Whether `key` is a binding key ([`binding_key`]).
+pub fn is_binding_key(key: &str) -> bool {
+    key.starts_with('\u{2}')
+}
+
+/// A binding key's claim name (as written) and bound value, or why it has none; `None` for
+/// a string that is not a binding key.
+pub fn read_binding_key(key: &str) -> Option<(&str, Result<&str, Unbound>)> {
+    let (name, value) = key.strip_prefix('\u{2}')?.split_once('\u{0}')?;
+    match value.strip_prefix('\u{1}') {
+        Some(code) => Some((name, Err(Unbound::from_code(code)?))),
+        None => Some((name, Ok(value))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,5 +560,57 @@ mod tests {
             ClaimValue::from_json(&json!(i64::MIN)).unwrap().to_json(),
             json!(i64::MIN)
         );
+    }
+
+    #[test]
+    fn bound_values_are_one_unreserved_segment() {
+        assert_eq!(
+            bound_value(Some(&json!("acme-1.b_c~d"))),
+            Ok("acme-1.b_c~d")
+        );
+        let long = "a".repeat(MAX_BOUND_LEN);
+        assert_eq!(bound_value(Some(&json!(long))), Ok(long.as_str()));
+        for (v, why) in [
+            (json!(null), Unbound::NotString),
+            (json!(["acme"]), Unbound::NotString),
+            (json!(5), Unbound::NotString),
+            (json!({"id": "acme"}), Unbound::NotString),
+            (json!(""), Unbound::Empty),
+            (json!("a".repeat(MAX_BOUND_LEN + 1)), Unbound::TooLong),
+            (json!("."), Unbound::DotSegment),
+            (json!(".."), Unbound::DotSegment),
+        ] {
+            assert_eq!(bound_value(Some(&v)), Err(why), "{v}");
+        }
+        for bad in [
+            "*", "a?", "a/b", "$x", "{a}", "a%2Fb", "a b", "a\tb", "é", "a+b", "a:b",
+        ] {
+            assert_eq!(
+                bound_value(Some(&json!(bad))),
+                Err(Unbound::Character),
+                "{bad}"
+            );
+        }
+        assert_eq!(bound_value(None), Err(Unbound::Missing));
+    }
+
+    #[test]
+    fn binding_keys_round_trip_and_stay_apart() {
+        let name = n("/org/id");
+        let ok = binding_key(&name, Some(&json!("acme")));
+        assert_eq!(read_binding_key(&ok), Some(("/org/id", Ok("acme"))));
+        for why in [Unbound::Missing, Unbound::NotString, Unbound::Character] {
+            let v = match why {
+                Unbound::Missing => None,
+                Unbound::NotString => Some(json!(["acme"])),
+                _ => Some(json!("a*")),
+            };
+            let k = binding_key(&name, v.as_ref());
+            assert_eq!(read_binding_key(&k), Some(("/org/id", Err(why))));
+            assert!(is_binding_key(&k) && !is_grant_key(&k));
+        }
+        assert!(read_binding_key("orders:read").is_none());
+        let grant = grant_key(&name, &ClaimValue::String("acme".into()));
+        assert!(read_binding_key(&grant).is_none() && !is_binding_key(&grant));
     }
 }

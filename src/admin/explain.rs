@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::error::AdminError;
-use crate::claim::{key_label, ClaimName};
+use crate::claim::{is_binding_key, key_label, read_binding_key, ClaimName};
 use crate::config::ScopeClaim;
 use crate::mapping::{Mapping, Snapshot};
 use crate::policy::Effect;
@@ -38,6 +38,13 @@ pub struct ExplainReport {
     pub overruled: Vec<Mapping>,
     /// Scopes no entry names.
     pub unknown_scopes: Vec<String>,
+    /// Each claim a `${claim:NAME}` segment names, with the token's value
+    /// (`tenant_id="acme"`) or why it has none (`tenant_id: missing`): an Allow bound to a
+    /// claim without a value grants nothing, a Deny bound to one denies for every value.
+    pub bindings: Vec<String>,
+    /// The bound entries above (deciding or overruled) as this token's policy reads them:
+    /// `GET /tenants/${claim:tenant_id}/orders -> GET /tenants/acme/orders`.
+    pub bound_resources: Vec<String>,
     /// The route the request belongs to (`GET /orders/{id}`): the most specific route entry
     /// that matches it, whatever it requires; none when only globs match.
     pub route: Option<String>,
@@ -87,10 +94,53 @@ pub fn explain(
         } else {
             Vec::new()
         };
+    let value_of = |name: &str| {
+        e.bindings
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref().ok())
+    };
+    let mut bound_resources: Vec<String> = Vec::new();
+    for m in e.deciding().iter().chain(&e.allowed_by).chain(&e.denied_by) {
+        if !m.resource.is_bound() {
+            continue;
+        }
+        let resolved: Vec<&str> = m
+            .resource
+            .segments()
+            .map(|seg| match crate::mapping::placeholder(seg) {
+                Some(name) => value_of(name).unwrap_or("*"),
+                None => seg,
+            })
+            .collect();
+        let line = format!(
+            "{} /{} -> {} /{}",
+            m.method,
+            m.resource,
+            m.method,
+            resolved.join("/")
+        );
+        if !bound_resources.contains(&line) {
+            bound_resources.push(line);
+        }
+    }
     Ok(ExplainReport {
         version: snapshot.version(),
         method_arn: method_arn.to_owned(),
-        scopes: scopes.iter().map(|k| key_label(k)).collect(),
+        scopes: scopes
+            .iter()
+            .filter(|k| !is_binding_key(k))
+            .map(|k| key_label(k))
+            .collect(),
+        bindings: e
+            .bindings
+            .iter()
+            .map(|(name, v)| match v {
+                Ok(v) => format!("{name}={}", serde_json::Value::from(v.as_str())),
+                Err(why) => format!("{name}: {why}"),
+            })
+            .collect(),
+        bound_resources,
         decision: e.effect,
         deciding: e.deciding().iter().map(|m| (*m).clone()).collect(),
         overruled,
@@ -135,7 +185,8 @@ pub fn token_grants(jwt: &str, grant: &[ClaimName]) -> Result<Vec<String>, Admin
     let jwt = jwt.strip_prefix("Bearer ").unwrap_or(jwt);
     let c = unverified(jwt, &ScopeClaim::Standard, grant)
         .map_err(|e| AdminError::Usage(format!("--token: {e}")))?;
-    if c.scopes.is_empty() && c.grants.is_empty() {
+    let bound = |k: &str| read_binding_key(k).is_some_and(|(_, v)| v.is_ok());
+    if c.scopes.is_empty() && c.grants.is_empty() && !c.bindings.iter().any(|k| bound(k)) {
         return Err(AdminError::Usage(
             "--token: the token has no scp or scope claim, nor a value of a declared grant claim"
                 .into(),
@@ -144,6 +195,7 @@ pub fn token_grants(jwt: &str, grant: &[ClaimName]) -> Result<Vec<String>, Admin
     Ok(c.scopes
         .into_iter()
         .chain(c.grants)
+        .chain(c.bindings)
         .map(String::from)
         .collect())
 }
@@ -167,7 +219,11 @@ pub fn claim_grants(claims: &str, grant: &[ClaimName]) -> Result<Vec<String>, Ad
             "--claims: {e}: give the token's claims as one JSON object"
         ))
     })?;
-    Ok(c.grants.into_iter().map(String::from).collect())
+    Ok(c.grants
+        .into_iter()
+        .chain(c.bindings)
+        .map(String::from)
+        .collect())
 }
 
 #[cfg(test)]
@@ -254,8 +310,15 @@ mod tests {
     fn claims_are_read_as_the_authorizer_reads_them() {
         let grant = [ClaimName::new("groups").unwrap()];
         let keys = claim_grants(r#"{"groups": ["a", "b"], "other": 1}"#, &grant).unwrap();
-        let labels: Vec<String> = keys.iter().map(|k| key_label(k)).collect();
+        let labels: Vec<String> = keys
+            .iter()
+            .filter(|k| !is_binding_key(k))
+            .map(|k| key_label(k))
+            .collect();
         assert_eq!(labels, [r#"groups="a""#, r#"groups="b""#]);
+        // And what a `${claim:groups}` segment would read: an array is no segment.
+        let bound: Vec<_> = keys.iter().filter_map(|k| read_binding_key(k)).collect();
+        assert_eq!(bound, [("groups", Err(crate::claim::Unbound::NotString))]);
         // A member given twice is refused, not read last-wins: the authorizer refuses the
         // token, so explain must not answer for it.
         let twice = r#"{"groups": ["a"], "groups": ["admin"]}"#;

@@ -453,6 +453,12 @@ pub fn render_explain(r: &ExplainReport, output: Output) -> String {
             for s in &r.unknown_scopes {
                 text_line(&mut out, &["unknown_scope", s]);
             }
+            for b in &r.bindings {
+                text_line(&mut out, &["binding", b]);
+            }
+            for b in &r.bound_resources {
+                text_line(&mut out, &["bound_resource", b]);
+            }
             if let Some(route) = &r.route {
                 text_line(&mut out, &["route", route]);
             }
@@ -502,6 +508,12 @@ pub fn render_explain(r: &ExplainReport, output: Output) -> String {
                 d.route, d.covered_by
             );
         }
+    }
+    if !r.bindings.is_empty() {
+        let _ = writeln!(out, "  bound claims: {}", r.bindings.join(", "));
+    }
+    for b in &r.bound_resources {
+        let _ = writeln!(out, "  bound: {b}");
     }
     if r.deciding.is_empty() && r.exact_denies.is_empty() {
         let _ = writeln!(out, "  no entry of these scopes matches: implicit deny");

@@ -179,12 +179,13 @@ pub fn check_declared(
     declared: &[crate::claim::ClaimName],
 ) -> Result<(), AdminError> {
     for m in entries {
-        if let Some(c) = m
-            .scopes
-            .claims()
-            .iter()
-            .find(|c| !declared.contains(c.name()))
-        {
+        // The claims it requires, and those its `${claim:NAME}` segments are bound to.
+        let named = m.scopes.claims().iter().map(|c| c.name().clone()).chain(
+            m.resource
+                .bound_claims()
+                .filter_map(|(_, c)| crate::claim::ClaimName::new(c).ok()),
+        );
+        if let Some(c) = named.into_iter().find(|c| !declared.contains(c)) {
             let declared = if declared.is_empty() {
                 "none".to_owned()
             } else {
@@ -196,7 +197,7 @@ pub fn check_declared(
             };
             return Err(AdminError::UndeclaredClaim {
                 entry: m.to_string(),
-                claim: c.name().to_string(),
+                claim: c.to_string(),
                 declared,
             });
         }

@@ -117,6 +117,9 @@ pub struct Principal {
     /// The grant keys of its declared grant claims' values ([`crate::claim`]), matched
     /// beside the scopes. Never logged: they are the token's text.
     pub grants: Box<[Box<str>]>,
+    /// The binding keys of its declared grant claims ([`crate::claim::binding_key`]): what
+    /// `${claim:NAME}` segments read. Never logged either.
+    pub bindings: Box<[Box<str>]>,
     /// The authorizer context, serialized once.
     pub context: Box<RawValue>,
     /// `usageIdentifierKey`, when configured and present.
@@ -140,6 +143,9 @@ pub struct Response {
     pub policy: Arc<CompiledPolicy>,
     /// `Some(authorized)` for the HTTP API simple response; `None` for an IAM policy.
     pub simple: Option<bool>,
+    /// The claims `${claim:NAME}` segments name that the token could not fill, and why
+    /// (`tenant_id: missing`), for the decision line: never a value.
+    pub unbound: Option<Box<str>>,
 }
 
 impl Serialize for Response {
@@ -160,6 +166,28 @@ impl Serialize for Response {
         }
         m.end()
     }
+}
+
+/// The bound claims (`bound`) the token's binding keys (`bindings`) leave without a value,
+/// with why: `tenant_id: missing; /org/id: not a string`. `None` when all have one.
+fn unbound(bound: &[Box<str>], bindings: &[Box<str>]) -> Option<Box<str>> {
+    let mut out = String::new();
+    for name in bound {
+        let why = bindings
+            .iter()
+            .filter_map(|k| crate::claim::read_binding_key(k))
+            .find(|(n, _)| n == &&**name)
+            .map_or(Err(crate::claim::Unbound::Missing), |(_, v)| v.map(drop));
+        if let Err(why) = why {
+            if !out.is_empty() {
+                out.push_str("; ");
+            }
+            out.push_str(name);
+            out.push_str(": ");
+            out.push_str(why.reason());
+        }
+    }
+    (!out.is_empty()).then(|| out.into())
 }
 
 /// The bytes `response` serializes to, counted without writing them anywhere.
@@ -476,6 +504,7 @@ impl<M: Mappings> Authorizer<M> {
                 grants = resp.policy.grants,
                 // How many claim values the token brought (never which: they are its text).
                 claim_values = resp.principal.grants.len(),
+                unbound = resp.unbound.as_deref(),
                 context_left_out = resp.principal.context_left_out,
                 latency_us = micros,
                 "decision"
@@ -568,6 +597,7 @@ impl<M: Mappings> Authorizer<M> {
                 .scopes
                 .iter()
                 .chain(&*principal.grants)
+                .chain(&*principal.bindings)
                 .map(|s| &**s),
             arn.api(),
             arn.stage(),
@@ -580,6 +610,7 @@ impl<M: Mappings> Authorizer<M> {
         };
         Ok((
             Response {
+                unbound: unbound(snapshot.bound_claims(), &principal.bindings),
                 principal,
                 policy,
                 simple,
@@ -619,6 +650,7 @@ impl<M: Mappings> Authorizer<M> {
             return policy;
         }
         let bytes = answer_size(&Response {
+            unbound: None,
             principal: Arc::clone(principal),
             policy: Arc::clone(&policy),
             simple: None,
@@ -708,6 +740,7 @@ impl<M: Mappings> Authorizer<M> {
             exp: c.exp.unwrap_or(0),
             scopes: claims.scopes.into_boxed_slice(),
             grants: claims.grants.into_boxed_slice(),
+            bindings: claims.bindings.into_boxed_slice(),
             context_left_out: left_out,
         })
     }

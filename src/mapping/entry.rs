@@ -294,15 +294,36 @@ impl ResourcePath {
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("it contains whitespace or control characters"));
         }
-        if s.contains("//") {
+        // Empty segments are looked for outside placeholders: a claim named
+        // `https://example.com/tenant` holds a `//` of its own.
+        let masked: String = path_segments(s)
+            .map(|seg| if placeholder(seg).is_some() { "$" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        if masked.contains("//") {
             return Err(bad("it has an empty path segment (//)"));
         }
         let path = s.strip_prefix('/').unwrap_or(s);
         let path = path.strip_suffix('/').unwrap_or(path);
         if path.contains(['{', '}']) {
-            let segments: Vec<&str> = path.split('/').collect();
+            let segments: Vec<&str> = path_segments(path).collect();
             for (i, seg) in segments.iter().enumerate() {
                 if !seg.contains(['{', '}']) {
+                    continue;
+                }
+                if seg.starts_with(PLACEHOLDER) {
+                    let name = placeholder(seg).ok_or(()).map_err(|()| {
+                        bad("a claim placeholder is a whole segment: ${claim:NAME}")
+                    })?;
+                    if name.contains(['{', '}', '*', '?']) {
+                        return Err(bad("a claim placeholder's NAME holds no { } * or ?"));
+                    }
+                    if let Err(e) = crate::claim::ClaimName::new(name) {
+                        return Err(MappingError::Resource {
+                            value: s.to_owned(),
+                            reason: e.reason(),
+                        });
+                    }
                     continue;
                 }
                 let name = seg
@@ -329,10 +350,12 @@ impl ResourcePath {
                     return Err(bad("a greedy parameter {name+} must be the last segment"));
                 }
             }
-            if path.contains(['*', '?']) {
-                return Err(bad(
-                    "a path is a route template ({id}, {proxy+}) or a glob (*, ?), not both",
-                ));
+            if masked.contains(['*', '?']) {
+                return Err(bad(if path.contains(PLACEHOLDER) {
+                    "a ${claim:NAME} segment stands for a route parameter: write the rest of the path as a route ({id}, {proxy+}), not a glob (*, ?)"
+                } else {
+                    "a path is a route template ({id}, {proxy+}) or a glob (*, ?), not both"
+                }));
             }
         }
         Ok(ResourcePath(path.to_owned()))
@@ -365,27 +388,92 @@ impl ResourcePath {
         !self.has_wildcards()
     }
 
-    /// Whether the path has `{param}` or `{proxy+}` segments.
+    /// Whether the path has `{param}`, `{proxy+}` or `${claim:NAME}` segments.
     pub fn has_params(&self) -> bool {
         self.0.contains('{')
     }
 
+    /// Whether the path has `${claim:NAME}` segments: bound, per token, to a claim's value.
+    pub fn is_bound(&self) -> bool {
+        self.0.contains(PLACEHOLDER)
+    }
+
+    /// The segments of the path, a `${claim:NAME}` placeholder one segment whatever `/` its
+    /// NAME holds; the root has one, empty.
+    pub fn segments(&self) -> impl Iterator<Item = &str> + '_ {
+        path_segments(&self.0)
+    }
+
+    /// The claims its `${claim:NAME}` segments name, as written, with each segment's index.
+    pub fn bound_claims(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
+        self.segments()
+            .enumerate()
+            .filter_map(|(i, seg)| placeholder(seg).map(|name| (i, name)))
+    }
+
     /// The path as an IAM resource pattern: a glob as written, and each template segment
-    /// as `*` (`orders/{id}` is `orders/*`). Wider than the route where a template is, since
-    /// `*` also matches `/`: [`crate::mapping::exact`] denies what it over-covers.
+    /// as `*` (`orders/{id}` is `orders/*`), a `${claim:NAME}` segment too. Wider than the
+    /// route where a template is, since `*` also matches `/`: [`crate::mapping::exact`]
+    /// denies what it over-covers.
     pub fn policy_pattern(&self) -> std::borrow::Cow<'_, str> {
+        self.bound_pattern(|_| None)
+    }
+
+    /// [`policy_pattern`](Self::policy_pattern) with each `${claim:NAME}` segment written as
+    /// the literal `value_of(NAME)` where it gives one, else `*`. The values are the
+    /// token's, checked by [`crate::claim::bound_value`]: no `*`, `?` or `/` among them.
+    pub fn bound_pattern<'v>(
+        &self,
+        value_of: impl Fn(&str) -> Option<&'v str>,
+    ) -> std::borrow::Cow<'_, str> {
         if !self.has_params() {
             return std::borrow::Cow::Borrowed(&self.0);
         }
         let mut out = String::with_capacity(self.0.len());
-        for (i, seg) in self.0.split('/').enumerate() {
+        for (i, seg) in self.segments().enumerate() {
             if i > 0 {
                 out.push('/');
             }
-            out.push_str(if seg.starts_with('{') { "*" } else { seg });
+            out.push_str(match placeholder(seg) {
+                Some(name) => value_of(name).unwrap_or("*"),
+                None if seg.starts_with('{') => "*",
+                None => seg,
+            });
         }
         std::borrow::Cow::Owned(out)
     }
+}
+
+/// How a claim placeholder segment starts, in the style of IAM's policy variables.
+pub const PLACEHOLDER: &str = "${claim:";
+
+/// The claim name of a `${claim:NAME}` segment.
+pub fn placeholder(seg: &str) -> Option<&str> {
+    seg.strip_prefix(PLACEHOLDER)?.strip_suffix('}')
+}
+
+/// The segments of `path` split at `/`, but a segment starting `${claim:` runs to its first
+/// `}` before it may end, so that `${claim:/org/id}` is one segment.
+pub(crate) fn path_segments(path: &str) -> impl Iterator<Item = &str> + '_ {
+    let mut rest = Some(path);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        let from = if r.starts_with(PLACEHOLDER) {
+            r.find('}').unwrap_or(0)
+        } else {
+            0
+        };
+        match r[from..].find('/') {
+            Some(k) => {
+                rest = Some(&r[from + k + 1..]);
+                Some(&r[..from + k])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 impl fmt::Display for ResourcePath {
@@ -455,7 +543,17 @@ impl Mapping {
     ///   `orders/` on its own (to a `{proxy+}` route or `$default`), so granting it there
     ///   could reach another route: not granted (fail closed).
     pub fn policy_resources(&self, request_stage: &str, kind: ApiKind) -> Vec<String> {
-        let pattern = self.resource.policy_pattern();
+        self.policy_resources_as(&self.resource.policy_pattern(), request_stage, kind)
+    }
+
+    /// [`policy_resources`](Self::policy_resources) with the resource written as `pattern`:
+    /// its [`bound_pattern`](ResourcePath::bound_pattern) for one token's claims.
+    pub fn policy_resources_as(
+        &self,
+        pattern: &str,
+        request_stage: &str,
+        kind: ApiKind,
+    ) -> Vec<String> {
         let slash_too = !self.resource.is_root()
             && !pattern.ends_with('*')
             && (self.effect == Effect::Deny || kind == ApiKind::Rest);
@@ -464,7 +562,7 @@ impl Mapping {
             self.stage.for_request(request_stage),
             self.method,
             self.effect == Effect::Deny,
-            &pattern,
+            pattern,
             slash_too,
         )
     }

@@ -309,6 +309,33 @@ impl RouteTable {
         })
     }
 
+    /// [`reach_of`](Self::reach_of) route `r` for Allows of it by bound entries `by`, as
+    /// `value_of` fills their bound segments: walked per token (the values are its own),
+    /// about the nodes under the Allow's literal prefix. A walk that gives up falls back on
+    /// the route's whole reach.
+    fn bound_reach<'v>(
+        &self,
+        r: u32,
+        by: &[&Mapping],
+        value_of: &dyn Fn(&str) -> Option<&'v str>,
+    ) -> Vec<u32> {
+        let method = self.routes[r as usize].method;
+        let mut ids: Vec<u32> = Vec::new();
+        for m in by {
+            match self.owners(&Glob::new(&m.resource.bound_pattern(value_of))) {
+                Owners::Known(list) => ids.extend(
+                    list.iter()
+                        .filter(|o| o.route != r && (method == Method::Any || o.method == method))
+                        .map(|o| o.route),
+                ),
+                Owners::GaveUp => return self.reach_of(r).to_vec(),
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// `METHOD /path` of route `r`, for reports.
     fn label(&self, r: u32) -> String {
         let route = &self.routes[r as usize];
@@ -576,11 +603,19 @@ impl RouteTable {
     /// no granted request (the table may not name every route of the API); and on an HTTP
     /// API, which routes `orders/7/` apart from `orders/{id}`, the slash beyond a template
     /// (`RouteTable::http_slash`).
-    pub fn exactness<'t>(
+    ///
+    /// A route granted only by entries with `${claim:NAME}` segments (bound) is granted only
+    /// where those segments are the token's values (`value_of`, by claim name): for the
+    /// Allows of other routes it is a route the token is not granted, so they deny it, and
+    /// that Deny, which also covers the token's own part of it, is reported. Only a bound
+    /// Allow that can reach nothing but that part (every segment the bound route is bound
+    /// at lies in its literal prefix, with the same value) leaves it alone.
+    pub fn exactness<'t, 'v>(
         &'t self,
         entries: &[Mapping],
         token: &[u32],
         http: bool,
+        value_of: &dyn Fn(&str) -> Option<&'v str>,
     ) -> Exactness<'t> {
         let mut out = Exactness::default();
         let globs: Vec<&Mapping> = token
@@ -588,16 +623,26 @@ impl RouteTable {
             .map(|&i| &entries[i as usize])
             .filter(|m| m.effect == Effect::Allow && !m.resource.is_route())
             .collect();
-        let mut granted = vec![false; self.routes.len()];
+        let mut grants = Grants {
+            full: vec![false; self.routes.len()],
+            held: vec![false; self.routes.len()],
+            bound: HashMap::default(),
+        };
         let mut any_over = false;
-        for i in token {
-            for &r in self.by_entry.get(i).into_iter().flatten() {
-                granted[r as usize] = true;
+        for &i in token {
+            let m = &entries[i as usize];
+            for &r in self.by_entry.get(&i).into_iter().flatten() {
+                grants.held[r as usize] = true;
+                if m.resource.is_bound() {
+                    grants.bound.entry(r).or_default().push(m);
+                } else {
+                    grants.full[r as usize] = true;
+                }
                 any_over |= over_covers(&self.routes[r as usize]);
             }
         }
         if any_over {
-            self.route_denies(&granted, &globs, http, &mut out);
+            self.route_denies(&grants, &globs, http, value_of, &mut out);
         }
         if http {
             self.http_slash(entries, token, &globs, &mut out);
@@ -605,13 +650,15 @@ impl RouteTable {
         out
     }
 
-    fn route_denies<'t>(
+    fn route_denies<'t, 'v>(
         &'t self,
-        granted: &[bool],
+        grants: &Grants<'_>,
         globs: &[&Mapping],
         http: bool,
+        value_of: &dyn Fn(&str) -> Option<&'v str>,
         out: &mut Exactness<'t>,
     ) {
+        let granted = &grants.held;
         let mut written: HashSet<(Method, u32), FixedState> = HashSet::default();
         let push = |out: &mut Exactness<'t>,
                     written: &mut HashSet<(Method, u32), FixedState>,
@@ -636,8 +683,15 @@ impl RouteTable {
             if !over_covers(by) {
                 continue;
             }
-            for &s in self.reach_of(r as u32) {
-                if granted[s as usize] {
+            // A route granted only by bound entries reaches what their Allows reach as this
+            // token's values write them (`tenants/acme/orders` does not reach
+            // `tenants/a/reports/orders`, which `tenants/*/orders` does).
+            let reach: Cow<'_, [u32]> = match grants.bound_only(r as u32) {
+                Some(by) => Cow::Owned(self.bound_reach(r as u32, by, value_of)),
+                None => Cow::Borrowed(self.reach_of(r as u32)),
+            };
+            for &s in reach.iter() {
+                if grants.full[s as usize] || grants.covers_bound(r as u32, s, value_of) {
                     continue;
                 }
                 let denied = &self.routes[s as usize];
@@ -814,6 +868,61 @@ impl RouteTable {
             });
         }
     }
+}
+
+/// The routes one token is granted: wholly (by an entry without `${claim:NAME}` segments),
+/// or only where bound segments are its values.
+struct Grants<'e> {
+    /// Granted wholly.
+    full: Vec<bool>,
+    /// Granted wholly or in part: whose requests a Deny may cost.
+    held: Vec<bool>,
+    /// The bound entries granting a route, for the routes granted by any.
+    bound: HashMap<u32, Vec<&'e Mapping>, FixedState>,
+}
+
+impl<'e> Grants<'e> {
+    /// The bound entries granting route `r`, when only bound entries grant it.
+    fn bound_only(&self, r: u32) -> Option<&[&'e Mapping]> {
+        if self.full[r as usize] {
+            return None;
+        }
+        self.bound.get(&r).map(Vec::as_slice)
+    }
+
+    /// Whether the token's Allows of route `r` cover no request of route `s` that it is not
+    /// granted, `s` being granted only by bound entries: `r` is granted only by bound
+    /// entries too, and each of them [implies](implied) one of `s`'s.
+    fn covers_bound<'v>(&self, r: u32, s: u32, value_of: &dyn Fn(&str) -> Option<&'v str>) -> bool {
+        if self.full[r as usize] {
+            return false;
+        }
+        match (self.bound.get(&r), self.bound.get(&s)) {
+            (Some(by), Some(of)) => by
+                .iter()
+                .all(|b| of.iter().any(|e| implied(b, e, value_of))),
+            _ => false,
+        }
+    }
+}
+
+/// Whether every request that bound entry `by`'s Allow covers has, at each segment bound
+/// entry `e` binds, `e`'s value: each such segment of `by` is in its literal prefix (only
+/// literal and bound segments at or before it, so a request's segment there is `by`'s
+/// exactly) and is that value.
+fn implied<'v>(by: &Mapping, e: &Mapping, value_of: &dyn Fn(&str) -> Option<&'v str>) -> bool {
+    let segs: Vec<&str> = by.resource.segments().collect();
+    e.resource.bound_claims().all(|(k, name)| {
+        let Some(want) = value_of(name) else {
+            return false;
+        };
+        k < segs.len()
+            && segs[..=k].iter().all(|seg| !seg.starts_with('{'))
+            && match super::entry::placeholder(segs[k]) {
+                Some(n) => value_of(n) == Some(want),
+                None => segs[k] == want,
+            }
+    })
 }
 
 /// Whether a glob entry of the token for `method` (or every method) covers all of

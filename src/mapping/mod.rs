@@ -31,8 +31,8 @@ pub(crate) mod token_policy;
 
 pub use api_kinds::ApiKinds;
 pub use entry::{
-    Mapping, MappingError, Method, ResourcePath, Scope, Stage, MAX_RESOURCE_LEN, MAX_SCOPE_LEN,
-    MAX_STAGE_LEN,
+    placeholder, Mapping, MappingError, Method, ResourcePath, Scope, Stage, MAX_RESOURCE_LEN,
+    MAX_SCOPE_LEN, MAX_STAGE_LEN,
 };
 pub use requirement::{Requirement, MAX_REQUIRED_SCOPES};
 pub use snapshot::{Explanation, Snapshot};

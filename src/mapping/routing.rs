@@ -43,10 +43,12 @@ pub fn segments(path: &ResourcePath) -> Vec<Segment<'_>> {
     if path.is_root() {
         return Vec::new();
     }
-    path.as_str()
-        .split('/')
+    // A `${claim:NAME}` segment stands in the API's own `{param}` route: it is that route,
+    // granted only where the parameter is the token's value.
+    path.segments()
         .map(
             |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                _ if s.starts_with(super::entry::PLACEHOLDER) => Segment::Param,
                 Some(name) if name.ends_with('+') => Segment::Greedy,
                 Some(_) => Segment::Param,
                 None => Segment::Literal(s),

@@ -15,6 +15,7 @@ use super::api_kinds::ApiKinds;
 use super::entry::Mapping;
 use super::exact::{Inseparable, RouteTable};
 use super::token_policy;
+use crate::claim::Unbound;
 use crate::policy::{glob_match, ApiKind, ArnError, CompiledPolicy, Effect, MethodArn};
 
 /// How many compiled policies a snapshot keeps. When full, the cache is cleared rather than
@@ -49,6 +50,9 @@ pub struct Snapshot {
     deny_claims: Box<[crate::claim::ClaimName]>,
     /// The claims Allow entries require, each once (see [`Snapshot::allow_claims`]).
     allow_claims: Box<[crate::claim::ClaimName]>,
+    /// The claims `${claim:NAME}` segments name, as written, sorted, each once: a token's
+    /// values of these are part of its policy's key.
+    bound_claims: Box<[Box<str>]>,
     deny_all: Arc<CompiledPolicy>,
     cache: Mutex<HashMap<u64, CachedPolicy, BuildHasherDefault<PreHashed>>>,
     /// The compiled route tables, per (API, stage), built on first use.
@@ -65,6 +69,7 @@ pub const ROUTE_TABLE_CAPACITY: usize = 64;
 /// A cache slot: the full key, confirmed on every hit (the map key is only its hash).
 struct CachedPolicy {
     scope_ids: Box<[u32]>,
+    bindings: Box<[Binding<Box<str>>]>,
     api: Box<str>,
     stage: Box<str>,
     policy: Arc<CompiledPolicy>,
@@ -140,11 +145,15 @@ impl ScopeIds {
     }
 }
 
-fn cache_key(scope_ids: &[u32], api: &str, stage: &str) -> u64 {
-    // Not an attack surface (ids of known scopes, and the API Gateway-built ARN), so the
-    // fast hasher; a full key comparison confirms every hit anyway.
+/// A token's value of a claim a `${claim:NAME}` segment names, or why it has none.
+type Binding<S> = Result<S, Unbound>;
+
+fn cache_key(scope_ids: &[u32], bindings: &[Binding<&str>], api: &str, stage: &str) -> u64 {
+    // Not an attack surface (ids of known scopes, bound values, and the API Gateway-built
+    // ARN), so the fast hasher; a full key comparison confirms every hit anyway.
     let mut h = foldhash::fast::FixedState::default().build_hasher();
     scope_ids.hash(&mut h);
+    bindings.hash(&mut h);
     api.hash(&mut h);
     stage.hash(&mut h);
     h.finish()
@@ -214,17 +223,31 @@ impl Snapshot {
                 .then_with(|| a.cmp(b))
         });
         let routes = routes.into_boxed_slice();
+        // A claim a bound segment names is required as much as one `claims` names.
         let claims_of = |effect: Effect| {
             let mut names: Vec<crate::claim::ClaimName> = entries
                 .iter()
                 .filter(|m| m.effect == effect)
-                .flat_map(|m| m.scopes.claims().iter().map(|c| c.name().clone()))
+                .flat_map(|m| {
+                    m.scopes.claims().iter().map(|c| c.name().clone()).chain(
+                        m.resource
+                            .bound_claims()
+                            .filter_map(|(_, c)| crate::claim::ClaimName::new(c).ok()),
+                    )
+                })
                 .collect();
             names.sort_unstable();
             names.dedup();
             names.into_boxed_slice()
         };
+        let mut bound_claims: Vec<Box<str>> = entries
+            .iter()
+            .flat_map(|m| m.resource.bound_claims().map(|(_, c)| Box::from(c)))
+            .collect();
+        bound_claims.sort_unstable();
+        bound_claims.dedup();
         Snapshot {
+            bound_claims: bound_claims.into_boxed_slice(),
             deny_claims: claims_of(Effect::Deny),
             allow_claims: claims_of(Effect::Allow),
             version,
@@ -345,24 +368,36 @@ impl Snapshot {
         I: IntoIterator<Item = &'s str>,
     {
         let mut ids = ScopeIds::new();
-        for scope in scopes {
-            if let Some(&id) = self.scope_ids.get(scope) {
+        let mut bindings: Vec<Binding<&str>> = Vec::new();
+        for key in scopes {
+            if let Some(&id) = self.scope_ids.get(key) {
                 ids.push(id);
+            } else {
+                self.bind(key, &mut bindings);
             }
         }
         let ids = ids.normalise();
         if ids.is_empty() && self.any_token.is_empty() {
             return Arc::clone(&self.deny_all);
         }
-        let key = cache_key(ids, api, stage);
+        let key = cache_key(ids, &bindings, api, stage);
         if let Some(hit) = self.lock_cache().get(&key) {
-            if &*hit.scope_ids == ids && &*hit.api == api && &*hit.stage == stage {
+            if &*hit.scope_ids == ids
+                && hit.bindings.len() == bindings.len()
+                && hit
+                    .bindings
+                    .iter()
+                    .zip(&bindings)
+                    .all(|(a, b)| a.as_deref().map_err(|e| *e) == *b)
+                && &*hit.api == api
+                && &*hit.stage == stage
+            {
                 return Arc::clone(&hit.policy);
             }
         }
         // Built outside the lock: two racing misses both build, and the second insert wins;
         // cheaper than making every other request wait for a build.
-        let policy = Arc::new(self.compile(ids, api, stage));
+        let policy = Arc::new(self.compile(ids, &bindings, api, stage));
         let mut cache = self.lock_cache();
         if cache.len() >= POLICY_CACHE_CAPACITY {
             cache.clear();
@@ -371,12 +406,51 @@ impl Snapshot {
             key,
             CachedPolicy {
                 scope_ids: ids.into(),
+                bindings: bindings.iter().map(|b| b.map(Box::from)).collect(),
                 api: api.into(),
                 stage: stage.into(),
                 policy: Arc::clone(&policy),
             },
         );
         policy
+    }
+
+    /// The claims `${claim:NAME}` segments name, as written, each once: those whose values
+    /// a token's policy depends on.
+    pub fn bound_claims(&self) -> &[Box<str>] {
+        &self.bound_claims
+    }
+
+    /// Takes `key` into `bindings` (one per [`bound_claims`](Self::bound_claims), each
+    /// missing until a key says otherwise) when it is a binding key
+    /// ([`crate::claim::binding_key`]) of a claim some segment names. Two keys for one claim
+    /// are one value too many: it is then bound to nothing.
+    fn bind<'k>(&self, key: &'k str, bindings: &mut Vec<Binding<&'k str>>) {
+        if self.bound_claims.is_empty() {
+            return;
+        }
+        let Some((name, value)) = crate::claim::read_binding_key(key) else {
+            return;
+        };
+        let Ok(i) = self.bound_claims.binary_search_by(|c| (**c).cmp(name)) else {
+            return;
+        };
+        if bindings.is_empty() {
+            bindings.resize(self.bound_claims.len(), Err(Unbound::Missing));
+        }
+        bindings[i] = match bindings[i] {
+            Err(Unbound::Missing) => value,
+            _ => Err(Unbound::NotString),
+        };
+    }
+
+    /// The token's value of bound claim `name` in `bindings`, where it has one.
+    fn value_in<'k>(&self, bindings: &[Binding<&'k str>], name: &str) -> Option<&'k str> {
+        let i = self
+            .bound_claims
+            .binary_search_by(|c| (**c).cmp(name))
+            .ok()?;
+        bindings.get(i).copied().and_then(Result::ok)
     }
 
     /// Why a token carrying `scopes` is allowed or denied `method_arn`: the decision (from the
@@ -392,9 +466,11 @@ impl Snapshot {
         let (api, stage) = (request.api(), request.stage());
         let mut known = Vec::new();
         let mut unknown_scopes: Vec<String> = Vec::new();
+        let mut bindings: Vec<Binding<&str>> = Vec::new();
         for scope in scopes {
             match self.scope_ids.get(scope) {
                 Some(&id) => known.push(id),
+                None if crate::claim::is_binding_key(scope) => self.bind(scope, &mut bindings),
                 None if !unknown_scopes.iter().any(|u| u == scope) => {
                     unknown_scopes.push(scope.to_owned())
                 }
@@ -403,20 +479,40 @@ impl Snapshot {
         }
         known.sort_unstable();
         known.dedup();
+        let keys: Vec<String> = bindings
+            .iter()
+            .zip(self.bound_claims.iter())
+            .map(|(b, name)| {
+                let value = b.map(serde_json::Value::from).ok();
+                let claim = crate::claim::ClaimName::new(name).expect("validated with its entry");
+                crate::claim::binding_key(&claim, value.as_ref())
+            })
+            .collect();
         let policy = self.policy_for(
-            known.iter().map(|&id| &*self.scope_names[id as usize]),
+            known
+                .iter()
+                .map(|&id| &*self.scope_names[id as usize])
+                .chain(keys.iter().map(String::as_str)),
             api,
             stage,
         );
+        let value_of = |name: &str| self.value_in(&bindings, name);
         let matches = |m: &Mapping| {
-            m.policy_resources(stage, kind)
+            m.policy_resources_as(&m.resource.bound_pattern(value_of), stage, kind)
                 .iter()
                 .any(|r| glob_match(r, method_arn))
+        };
+        let bound_ok = |m: &Mapping| {
+            m.effect == Effect::Deny
+                || m.resource
+                    .bound_claims()
+                    .all(|(_, c)| value_of(c).is_some())
         };
         let (mut allowed_by, mut denied_by) = (Vec::new(), Vec::new());
         for m in self
             .applicable(&known, api, stage)
             .map(|i| &self.entries[i as usize])
+            .filter(|m| bound_ok(m))
         {
             if matches(m) {
                 match m.effect {
@@ -445,11 +541,14 @@ impl Snapshot {
                     .collect()
             })
             .unwrap_or_default();
-        let token: Vec<u32> = self.applicable(&known, api, stage).collect();
+        let token: Vec<u32> = self
+            .applicable(&known, api, stage)
+            .filter(|&i| bound_ok(&self.entries[i as usize]))
+            .collect();
         let routes = self.table_for(&token, api, stage);
         let exactness = routes
             .as_deref()
-            .map(|t| t.exactness(&self.entries, &token, kind == ApiKind::Http))
+            .map(|t| t.exactness(&self.entries, &token, kind == ApiKind::Http, &value_of))
             .unwrap_or_default();
         let entry = |i: u32| &self.entries[i as usize];
         let exact_denied_by = exactness
@@ -471,6 +570,17 @@ impl Snapshot {
             exact_denied_by,
             inseparable: exactness.inseparable,
             unknown_scopes,
+            bindings: self
+                .bound_claims
+                .iter()
+                .zip(
+                    bindings
+                        .iter()
+                        .copied()
+                        .chain(std::iter::repeat(Err(Unbound::Missing))),
+                )
+                .map(|(name, b)| (name.to_string(), b.map(str::to_owned)))
+                .collect(),
             policy,
         })
     }
@@ -534,8 +644,13 @@ impl Snapshot {
         let token: Vec<u32> = self.applicable(&ids, api, stage).collect();
         self.table_for(&token, api, stage)
             .map(|t| {
-                t.exactness(&self.entries, &token, self.kind_of(api) == ApiKind::Http)
-                    .inseparable
+                t.exactness(
+                    &self.entries,
+                    &token,
+                    self.kind_of(api) == ApiKind::Http,
+                    &|_| None,
+                )
+                .inseparable
             })
             .unwrap_or_default()
     }
@@ -618,11 +733,40 @@ impl Snapshot {
     /// and the Denies that keep the Allows of its routes to exactly those routes
     /// ([`super::exact`]), from the route table when it needs one
     /// ([`table_for`](Self::table_for)).
-    fn compile(&self, scope_ids: &[u32], api: &str, stage: &str) -> CompiledPolicy {
-        let token: Vec<u32> = self.applicable(scope_ids, api, stage).collect();
+    ///
+    /// `bindings` are the token's values of the claims bound segments name: an Allow with
+    /// a segment whose claim has none (missing, or no valid segment) is left out, and a
+    /// Deny's such segment is written `*` (it denies for every value).
+    fn compile(
+        &self,
+        scope_ids: &[u32],
+        bindings: &[Binding<&str>],
+        api: &str,
+        stage: &str,
+    ) -> CompiledPolicy {
+        let value_of = |name: &str| self.value_in(bindings, name);
+
+        let token: Vec<u32> = self
+            .applicable(scope_ids, api, stage)
+            .filter(|&i| {
+                let m = &self.entries[i as usize];
+                m.effect == Effect::Deny
+                    || m.resource
+                        .bound_claims()
+                        .all(|(_, c)| value_of(c).is_some())
+            })
+            .collect();
         let table = self.table_for(&token, api, stage);
         let kind = self.kind_of(api);
-        token_policy::compile(&self.entries, &token, table.as_deref(), api, stage, kind)
+        token_policy::compile(
+            &self.entries,
+            &token,
+            table.as_deref(),
+            api,
+            stage,
+            kind,
+            &value_of,
+        )
     }
 
     fn lock_tables(&self) -> MutexGuard<'_, Tables> {
@@ -653,6 +797,9 @@ impl fmt::Debug for Snapshot {
 /// Why a request is allowed or denied, for `scopegate explain`.
 #[derive(Debug)]
 pub struct Explanation<'a> {
+    /// Each claim a `${claim:NAME}` segment names, with the token's value or why it has
+    /// none: how the bound entries above were read.
+    pub bindings: Vec<(String, Binding<String>)>,
     /// What API Gateway would answer under the token's policy.
     pub effect: Effect,
     /// The token's Allow entries whose resources match the request.
@@ -941,6 +1088,186 @@ mod tests {
             ["orders:read", "orders:write"]
         );
         assert_eq!(s.keys().len(), 6);
+    }
+
+    /// Issue 21 §2: `${claim:NAME}` segments are the token's value, in the API's own
+    /// `{param}` route; a literal sibling keeps its requests; no value (missing, hostile)
+    /// grants nothing and widens a Deny to every value; the cache is keyed by the values.
+    #[test]
+    fn bound_segments_grant_only_the_tokens_own_tenant() {
+        use crate::claim::{binding_key, ClaimName};
+        use serde_json::json;
+        let e =
+            |json: &str| -> Mapping { serde_json::from_str(&json.replace("API", ORDERS)).unwrap() };
+        let s = Snapshot::new(
+            1,
+            vec![
+                e(
+                    r#"{"api":"API","stage":"dev","method":"GET","resource":"tenants/${claim:tenant_id}/orders","scope":"orders:read"}"#,
+                ),
+                e(
+                    r#"{"api":"API","stage":"dev","method":"GET","resource":"tenants/${claim:tenant_id}/orders/{id}","scope":"orders:read"}"#,
+                ),
+                e(
+                    r#"{"api":"API","stage":"dev","method":"GET","resource":"tenants/${claim:/org/id}/reports/{id}","scope":"orders:read"}"#,
+                ),
+                // Another route of the API, named for nobody in particular.
+                e(
+                    r#"{"api":"API","stage":"dev","method":"GET","resource":"tenants/{t}/orders/{id}/secret","scope":"ops"}"#,
+                ),
+                // A literal sibling: `tenants/admin/orders` belongs to it, not to the binding.
+                e(
+                    r#"{"api":"API","stage":"dev","method":"GET","resource":"tenants/admin/orders","scope":"ops"}"#,
+                ),
+                e(
+                    r#"{"api":"API","stage":"dev","method":"DELETE","resource":"tenants/${claim:tenant_id}/orders/{id}","scopes":[],"effect":"Deny"}"#,
+                ),
+                e(
+                    r#"{"api":"API","stage":"dev","method":"DELETE","resource":"tenants/{t}/orders/{id}","scope":"orders:write"}"#,
+                ),
+            ],
+        );
+        assert_eq!(&*s.bound_claims()[0], "/org/id");
+        let token = |scopes: &[&str], claims: serde_json::Value| -> Vec<String> {
+            let mut keys: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+            for name in ["tenant_id", "/org/id"] {
+                let name = ClaimName::new(name).unwrap();
+                let top = claims.get(name.top_level());
+                keys.push(binding_key(&name, top.and_then(|v| name.within(v))));
+            }
+            keys
+        };
+        let decide = |t: &[String], method: &str, path: &str| {
+            let p = s.policy_for(t.iter().map(String::as_str), ORDERS, "dev");
+            p.evaluate(&method_arn(ORDERS, "dev", method, path))
+        };
+        let acme = token(
+            &["orders:read"],
+            json!({"tenant_id": "acme", "org": {"id": "o-1"}}),
+        );
+        for path in [
+            "tenants/acme/orders",
+            "tenants/acme/orders/7",
+            "tenants/o-1/reports/3",
+        ] {
+            let p = s.policy_for(acme.iter().map(String::as_str), ORDERS, "dev");
+            assert_eq!(
+                decide(&acme, "GET", path),
+                Effect::Allow,
+                "{path} {} {acme:?}",
+                p.json.get()
+            );
+        }
+        for path in [
+            "tenants/globex/orders",
+            "tenants/globex/orders/7",
+            "tenants/acme/reports/3",
+            "tenants/acme/orders/7/secret",
+            "tenants/acme/orders/7/x/secret",
+            "tenants/acme/orders/7/8",
+            "tenants/acmex/orders",
+            "tenants/acme/x/orders",
+        ] {
+            assert_eq!(decide(&acme, "GET", path), Effect::Deny, "{path}");
+        }
+        // The literal sibling, for a token whose tenant is its name.
+        let admin = token(&["orders:read"], json!({"tenant_id": "admin"}));
+        assert_eq!(decide(&admin, "GET", "tenants/admin/orders"), Effect::Deny);
+        assert_eq!(
+            decide(&admin, "GET", "tenants/admin/orders/1"),
+            Effect::Allow
+        );
+        // No value an entry can bind: the bound Allows grant nothing.
+        for claims in [
+            json!({}),
+            json!({"tenant_id": ["acme"]}),
+            json!({"tenant_id": "*"}),
+            json!({"tenant_id": "a/b"}),
+            json!({"tenant_id": ".."}),
+            json!({"tenant_id": ""}),
+            json!({"tenant_id": "%61cme"}),
+            json!({"tenant_id": 7}),
+        ] {
+            let t = token(&["orders:read"], claims.clone());
+            for path in [
+                "tenants/acme/orders",
+                "tenants/*/orders",
+                "tenants/x/orders/1",
+            ] {
+                assert_eq!(decide(&t, "GET", path), Effect::Deny, "{claims} {path}");
+            }
+        }
+        // A bound Deny: its own tenant's orders only, where it has a value...
+        let writer = token(&["orders:write"], json!({"tenant_id": "acme"}));
+        assert_eq!(
+            decide(&writer, "DELETE", "tenants/acme/orders/1"),
+            Effect::Deny
+        );
+        assert_eq!(
+            decide(&writer, "DELETE", "tenants/globex/orders/1"),
+            Effect::Allow
+        );
+        // ...and every tenant's where it has none (fail closed).
+        let odd = token(&["orders:write"], json!({"tenant_id": ["acme"]}));
+        assert_eq!(
+            decide(&odd, "DELETE", "tenants/globex/orders/1"),
+            Effect::Deny
+        );
+        // The cache: one policy per value, and a hit for the same value.
+        let again = token(
+            &["orders:read"],
+            json!({"tenant_id": "acme", "org": {"id": "o-1"}}),
+        );
+        let (pa, pb) = (
+            s.policy_for(acme.iter().map(String::as_str), ORDERS, "dev"),
+            s.policy_for(again.iter().map(String::as_str), ORDERS, "dev"),
+        );
+        assert!(Arc::ptr_eq(&pa, &pb));
+        let globex = token(
+            &["orders:read"],
+            json!({"tenant_id": "globex", "org": {"id": "o-1"}}),
+        );
+        let pc = s.policy_for(globex.iter().map(String::as_str), ORDERS, "dev");
+        assert!(!Arc::ptr_eq(&pa, &pc));
+        // explain reads the bound values and shows the bound resource.
+        let arn = method_arn(ORDERS, "dev", "GET", "tenants/acme/orders/7");
+        let ex = s.explain(acme.iter().map(String::as_str), &arn).unwrap();
+        assert_eq!(ex.effect, Effect::Allow);
+        assert!(ex.unknown_scopes.is_empty(), "{:?}", ex.unknown_scopes);
+        assert_eq!(
+            ex.bindings,
+            [
+                ("/org/id".to_owned(), Ok("o-1".to_owned())),
+                ("tenant_id".to_owned(), Ok("acme".to_owned()))
+            ]
+        );
+    }
+
+    /// Issue 21 §2: 10 000 tenants' tokens leave the cache bounded.
+    #[test]
+    fn ten_thousand_bound_tenants_keep_the_cache_bounded() {
+        let s = Snapshot::new(
+            1,
+            vec![serde_json::from_str(&format!(
+                r#"{{"api":"{ORDERS}","stage":"dev","method":"GET","resource":"tenants/${{claim:tenant_id}}/orders/{{id}}","scope":"orders:read"}}"#
+            ))
+            .unwrap()],
+        );
+        let name = crate::claim::ClaimName::new("tenant_id").unwrap();
+        for i in 0..10_000 {
+            let b = crate::claim::binding_key(&name, Some(&serde_json::json!(format!("t{i}"))));
+            let p = s.policy_for(["orders:read", b.as_str()], ORDERS, "dev");
+            let mine = method_arn(ORDERS, "dev", "GET", &format!("tenants/t{i}/orders/1"));
+            let other = method_arn(
+                ORDERS,
+                "dev",
+                "GET",
+                &format!("tenants/t{}/orders/1", i + 1),
+            );
+            assert_eq!(p.evaluate(&mine), Effect::Allow);
+            assert_eq!(p.evaluate(&other), Effect::Deny);
+            assert!(s.cached_policies() <= POLICY_CACHE_CAPACITY);
+        }
     }
 
     /// Issue 21: 10 000 tenants' tokens keep the policy cache at the number of distinct

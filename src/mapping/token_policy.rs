@@ -9,19 +9,32 @@ use crate::policy::{build, ApiKind, CompiledPolicy, Effect};
 /// The policy for the entries `token` (indices into `entries`) that one token meets on `api`
 /// and `stage`, for a request from an API of `kind`. `table` is the API and stage's compiled
 /// route table, given when some entry of the token may cover other routes.
-pub(crate) fn compile(
+///
+/// `value_of` gives the token's value of a claim a `${claim:NAME}` segment names, where it
+/// can stand in a path segment ([`crate::claim::bound_value`]). An entry's bound segments are
+/// written as those values; where there is none, as `*`: the caller leaves out the Allows
+/// that would need one, so that only a Deny is ever widened (fail closed).
+pub(crate) fn compile<'v>(
     entries: &[Mapping],
     token: &[u32],
     table: Option<&RouteTable>,
     api: &str,
     stage: &str,
     kind: ApiKind,
+    value_of: &dyn Fn(&str) -> Option<&'v str>,
 ) -> CompiledPolicy {
     let exactness = table
-        .map(|t| t.exactness(entries, token, kind == ApiKind::Http))
+        .map(|t| t.exactness(entries, token, kind == ApiKind::Http, value_of))
         .unwrap_or_default();
     let grants = token.iter().map(|&i| &entries[i as usize]).flat_map(|m| {
-        m.policy_resources(stage, kind)
+        debug_assert!(
+            m.effect == Effect::Deny
+                || m.resource
+                    .bound_claims()
+                    .all(|(_, c)| value_of(c).is_some()),
+            "an Allow without its bound values"
+        );
+        m.policy_resources_as(&m.resource.bound_pattern(value_of), stage, kind)
             .into_iter()
             .map(move |r| (m.effect, r))
     });

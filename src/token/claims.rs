@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::rejection::Rejection;
-use crate::claim::{token_keys, ClaimName};
+use crate::claim::{binding_key, token_keys, ClaimName};
 use crate::config::ScopeClaim;
 use crate::scope::{self, ScopeError, MAX_SCOPES};
 
@@ -54,6 +54,9 @@ pub struct Claims {
     /// The grant keys of the declared grant claims' values ([`crate::claim::token_keys`]),
     /// which the snapshot matches beside the scopes.
     pub grants: Vec<Box<str>>,
+    /// One binding key per declared grant claim ([`crate::claim::binding_key`]): its value
+    /// as a `${claim:NAME}` path segment would read it, or why it cannot be one.
+    pub bindings: Vec<Box<str>>,
 }
 
 impl Claims {
@@ -136,6 +139,8 @@ pub fn parse(payload: &[u8], spec: ClaimsSpec<'_>) -> Result<Claims, Rejection> 
         let top = tops.iter().find(|(k, _)| &**k == name.top_level());
         let value = top.and_then(|(_, v)| name.within(v));
         token_keys(name, value, &mut claims.c.grants).map_err(Rejection::Claim)?;
+        // What a `${claim:NAME}` segment would read, valid or not (crate::claim::bound_value).
+        claims.c.bindings.push(binding_key(name, value).into());
     }
     scope::dedup_in_order(&mut claims.c.grants);
     Ok(claims.c)

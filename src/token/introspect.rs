@@ -17,7 +17,7 @@ use crate::ttl_cache::TtlCache;
 /// An introspection answer, as cached.
 #[derive(Debug)]
 enum Answer {
-    Active(Claims),
+    Active(Box<Claims>),
     Inactive,
 }
 
@@ -64,7 +64,7 @@ impl Introspector {
     ) -> Result<Claims, Rejection> {
         if let Some(a) = self.cache.get(token, now) {
             return match &*a {
-                Answer::Active(c) => Ok(c.clone()),
+                Answer::Active(c) => Ok((**c).clone()),
                 Answer::Inactive => Err(Rejection::Inactive),
             };
         }
@@ -108,7 +108,7 @@ impl Introspector {
         verifier.check_claims(&checked, now)?;
         self.cache.insert(
             token,
-            std::sync::Arc::new(Answer::Active(checked.clone())),
+            std::sync::Arc::new(Answer::Active(Box::new(checked.clone()))),
             now,
             exp,
         );
