@@ -541,10 +541,7 @@ impl Snapshot {
                     .collect()
             })
             .unwrap_or_default();
-        let token: Vec<u32> = self
-            .applicable(&known, api, stage)
-            .filter(|&i| bound_ok(&self.entries[i as usize]))
-            .collect();
+        let token = self.token_entries(&known, &value_of, api, stage);
         let routes = self.table_for(&token, api, stage);
         let exactness = routes
             .as_deref()
@@ -635,20 +632,25 @@ impl Snapshot {
     where
         I: IntoIterator<Item = &'s str>,
     {
-        let mut ids: Vec<u32> = scopes
-            .into_iter()
-            .filter_map(|s| self.scope_ids.get(s).copied())
-            .collect();
+        let mut ids: Vec<u32> = Vec::new();
+        let mut bindings: Vec<Binding<&str>> = Vec::new();
+        for key in scopes {
+            match self.scope_ids.get(key) {
+                Some(&id) => ids.push(id),
+                None => self.bind(key, &mut bindings),
+            }
+        }
         ids.sort_unstable();
         ids.dedup();
-        let token: Vec<u32> = self.applicable(&ids, api, stage).collect();
+        let value_of = |name: &str| self.value_in(&bindings, name);
+        let token = self.token_entries(&ids, &value_of, api, stage);
         self.table_for(&token, api, stage)
             .map(|t| {
                 t.exactness(
                     &self.entries,
                     &token,
                     self.kind_of(api) == ApiKind::Http,
-                    &|_| None,
+                    &value_of,
                 )
                 .inseparable
             })
@@ -745,17 +747,7 @@ impl Snapshot {
         stage: &str,
     ) -> CompiledPolicy {
         let value_of = |name: &str| self.value_in(bindings, name);
-
-        let token: Vec<u32> = self
-            .applicable(scope_ids, api, stage)
-            .filter(|&i| {
-                let m = &self.entries[i as usize];
-                m.effect == Effect::Deny
-                    || m.resource
-                        .bound_claims()
-                        .all(|(_, c)| value_of(c).is_some())
-            })
-            .collect();
+        let token = self.token_entries(scope_ids, &value_of, api, stage);
         let table = self.table_for(&token, api, stage);
         let kind = self.kind_of(api);
         token_policy::compile(
@@ -767,6 +759,27 @@ impl Snapshot {
             kind,
             &value_of,
         )
+    }
+
+    /// The entries a token meets ([`applicable`](Self::applicable)) that can apply with its
+    /// bound values (`value_of`): all but the Allows with a bound segment it has no value
+    /// for, which grant nothing.
+    fn token_entries<'v>(
+        &self,
+        scope_ids: &[u32],
+        value_of: &dyn Fn(&str) -> Option<&'v str>,
+        api: &str,
+        stage: &str,
+    ) -> Vec<u32> {
+        self.applicable(scope_ids, api, stage)
+            .filter(|&i| {
+                let m = &self.entries[i as usize];
+                m.effect == Effect::Deny
+                    || m.resource
+                        .bound_claims()
+                        .all(|(_, c)| value_of(c).is_some())
+            })
+            .collect()
     }
 
     fn lock_tables(&self) -> MutexGuard<'_, Tables> {

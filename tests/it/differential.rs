@@ -35,7 +35,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestRunner};
 use scopegate::authorizer::{AuthorizeError, Authorizer};
-use scopegate::claim::{grant_key, token_keys, ClaimName, ClaimValue};
+use scopegate::claim::{binding_key, grant_key, token_keys, ClaimName, ClaimValue};
 use scopegate::clock::ManualClock;
 use scopegate::config::{Config, IssuerConfig, JwksSource, ResponseMode};
 use scopegate::mapping::StaticMappings;
@@ -45,7 +45,9 @@ use scopegate::token::mint::SigningKey;
 use scopegate::token::Alg;
 use serde_json::{json, Value};
 
-use super::model::{holds_claim, iam_allows, meaning, meaning_with_claims, wildcard, Req};
+use super::model::{
+    bound_value, holds_claim, iam_allows, meaning, meaning_with_claims, wildcard, Req,
+};
 use crate::support::proptest_cases;
 
 /// Whether an answer is one the mappings allow: equal to the meaning, or a Deny where the
@@ -68,7 +70,8 @@ const OTHER_API: &str = "arn:aws:execute-api:us-east-1:123456789012:cccccccccc";
 const SCOPES: [&str; 4] = ["s1", "s2", "s3", "s4"];
 /// The grant claims the authorizer is configured with (issue 21): a top-level array claim,
 /// a nested one by JSON Pointer, and one that tokens write with several JSON types.
-const GRANT: [&str; 3] = ["groups", "/org/roles", "tier"];
+/// `tenant` and `/team/id` also stand in `${claim:NAME}` segments (issue 21 §2).
+const GRANT: [&str; 5] = ["groups", "/org/roles", "tier", "tenant", "/team/id"];
 
 /// Path pieces chosen so that patterns and paths collide often: shared words, the methods
 /// (a path can contain `GET/`), a literal `*` (legal in a URL path), and empty segments.
@@ -90,8 +93,25 @@ fn request_path() -> impl Strategy<Value = String> {
 
 fn resource_pattern() -> impl Strategy<Value = String> {
     let piece = prop::sample::select(vec![
-        "a", "b", "ab", "orders", "7", "GET", "*", "?", "a*", "*b", "o?ders", "x.y", "{id}", "{n}",
-        "{p+}", "orders", "a",
+        "a",
+        "b",
+        "ab",
+        "orders",
+        "7",
+        "GET",
+        "*",
+        "?",
+        "a*",
+        "*b",
+        "o?ders",
+        "x.y",
+        "{id}",
+        "{n}",
+        "{p+}",
+        "orders",
+        "a",
+        "${claim:tenant}",
+        "${claim:/team/id}",
     ]);
     (prop::collection::vec(piece, 0..4), any::<bool>()).prop_map(|(parts, lead)| {
         let p = parts.join("/");
@@ -176,13 +196,36 @@ fn token_claims() -> impl Strategy<Value = Value> {
         json!({"a": true}),
         json!([["a"]]),
     ]);
+    // Bound values: path words that requests hit, and what must never be a segment.
+    let bound = prop::sample::select(vec![
+        json!("a"),
+        json!("b"),
+        json!("orders"),
+        json!("7"),
+        json!("GET"),
+        json!("x.y"),
+        json!("*"),
+        json!("a*"),
+        json!("a/b"),
+        json!(".."),
+        json!("."),
+        json!(""),
+        json!("%61"),
+        json!("a b"),
+        json!("é"),
+        json!(["a"]),
+        json!(7),
+        json!(null),
+    ]);
     (
         prop::option::of(value.clone()),
         prop::option::of(value.clone()),
         prop::option::of(value),
         any::<bool>(),
+        prop::option::of(bound.clone()),
+        prop::option::of((bound, any::<bool>())),
     )
-        .prop_map(|(groups, roles, tier, nested)| {
+        .prop_map(|(groups, roles, tier, nested, tenant, team)| {
             let mut c = serde_json::Map::new();
             if let Some(g) = groups {
                 c.insert("groups".into(), g);
@@ -199,6 +242,19 @@ fn token_claims() -> impl Strategy<Value = Value> {
             }
             if let Some(t) = tier {
                 c.insert("tier".into(), t);
+            }
+            if let Some(t) = tenant {
+                c.insert("tenant".into(), t);
+            }
+            // `/team/id` is nested; `team` holding the value itself must not count.
+            match team {
+                Some((t, true)) => {
+                    c.insert("team".into(), json!({ "id": t }));
+                }
+                Some((t, false)) => {
+                    c.insert("team".into(), t);
+                }
+                None => {}
             }
             Value::Object(c)
         })
@@ -312,6 +368,9 @@ impl Harness {
                     out.push(grant_key(&name, &ClaimValue::from_json(&v).unwrap()));
                 }
             }
+            // Its bound value, as the model reads one.
+            let value = bound_value(claims, name.as_str()).map(Value::from);
+            out.push(binding_key(&name, value.as_ref()));
         }
         out
     }
@@ -437,7 +496,9 @@ fn snapshot_policies_mean_what_the_mappings_mean() {
                 for name in GRANT {
                     let name = ClaimName::new(name).unwrap();
                     let top = claims.get(name.top_level());
-                    token_keys(&name, top.and_then(|v| name.within(v)), &mut keys).unwrap();
+                    let value = top.and_then(|v| name.within(v));
+                    token_keys(&name, value, &mut keys).unwrap();
+                    keys.push(binding_key(&name, value).into());
                 }
                 let brings: Vec<&str> = scopes
                     .iter()
@@ -562,7 +623,19 @@ fn authorizer_answers_mean_what_the_mappings_mean() {
 fn claim_case() -> impl Strategy<Value = Case> {
     let entry = (
         prop::sample::select(vec!["GET", "DELETE", "*"]),
-        prop::sample::select(vec!["orders", "orders/{id}", "orders/*", "a"]),
+        prop::sample::select(vec![
+            "orders",
+            "orders/{id}",
+            "orders/*",
+            "a",
+            "${claim:tenant}/orders",
+            "${claim:tenant}/orders/{id}",
+            "${claim:/team/id}/{id}",
+            "{t}/orders",
+            "a/orders",
+            "{t}",
+            "{p+}",
+        ]),
         prop::sample::select(vec![vec![], vec!["s1"], vec!["s1", "s2"]]),
         prop::sample::select(vec!["Allow", "Allow", "Deny"]),
         prop::option::weighted(0.8, entry_claims()),
@@ -577,7 +650,18 @@ fn claim_case() -> impl Strategy<Value = Case> {
         });
     let request = (
         prop::sample::select(vec!["GET", "DELETE"]),
-        prop::sample::select(vec!["orders", "orders/7", "a", "orders/7/x"]),
+        prop::sample::select(vec![
+            "orders",
+            "orders/7",
+            "a",
+            "orders/7/x",
+            "a/orders",
+            "b/orders",
+            "a/orders/7",
+            "7/orders/7",
+            "a/orders/7/x",
+            "a/7",
+        ]),
     )
         .prop_map(|(verb, path)| Req {
             api: APIS[0],

@@ -69,13 +69,75 @@ pub fn wildcard(pattern: &str, text: &str) -> bool {
     row[t.len()]
 }
 
-/// A resource pattern as IAM reads it: `{param}` and `{proxy+}` segments are `*`.
-pub fn iam_pattern(resource: &str) -> String {
-    resource
-        .split('/')
-        .map(|s| if s.starts_with('{') { "*" } else { s })
+/// A resource pattern as IAM reads it: `{param}` and `{proxy+}` segments are `*`, and a
+/// `${claim:NAME}` segment is the token's value (`value_of`), or `*` without one.
+fn bound_iam_pattern(resource: &str, value_of: &dyn Fn(&str) -> Option<String>) -> String {
+    pieces(resource)
+        .into_iter()
+        .map(|s| match claim_of(&s) {
+            Some(name) => value_of(&name).unwrap_or_else(|| "*".to_owned()),
+            None if s.starts_with('{') => "*".to_owned(),
+            None => s,
+        })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// A resource's segments, read character by character: `${claim:` opens a placeholder that
+/// only its `}` closes, whatever `/` its name holds (`${claim:/org/id}`).
+fn pieces(resource: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut inside = false;
+    let chars: Vec<char> = resource.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if !inside
+            && out.last().unwrap().is_empty()
+            && resource[byte(&chars, i)..].starts_with("${claim:")
+        {
+            inside = true;
+        }
+        if inside && c == '}' {
+            inside = false;
+        }
+        if c == '/' && !inside {
+            out.push(String::new());
+        } else {
+            out.last_mut().unwrap().push(c);
+        }
+        i += 1;
+    }
+    out
+}
+
+fn byte(chars: &[char], i: usize) -> usize {
+    chars[..i].iter().map(|c| c.len_utf8()).sum()
+}
+
+/// The claim a `${claim:NAME}` segment names.
+fn claim_of(segment: &str) -> Option<String> {
+    segment
+        .strip_prefix("${claim:")?
+        .strip_suffix('}')
+        .map(str::to_owned)
+}
+
+/// A token's value of claim `name` as one path segment (issue 21 §2, read from the issue):
+/// a string of 1 to 128 characters from `A-Z a-z 0-9 . _ ~ -`, not `.` or `..`.
+pub fn bound_value(claims: &Value, name: &str) -> Option<String> {
+    let found = if name.starts_with('/') {
+        claims.pointer(name)
+    } else {
+        claims.get(name)
+    };
+    let s = found?.as_str()?;
+    let ok = (1..=128).contains(&s.chars().count())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._~-".contains(c))
+        && s != "."
+        && s != "..";
+    ok.then(|| s.to_owned())
 }
 
 /// Whether an entry's resource is a route (no `*` or `?`).
@@ -88,22 +150,24 @@ fn ranks(resource: &str) -> Vec<u8> {
     if resource.is_empty() {
         return Vec::new();
     }
-    resource
-        .split('/')
-        .map(|s| match (s.starts_with('{'), s.ends_with("+}")) {
-            (false, _) => 2,
-            (true, false) => 1,
-            (true, true) => 0,
-        })
+    pieces(resource)
+        .iter()
+        .map(
+            |s| match (s.starts_with('{') || s.starts_with("${"), s.ends_with("+}")) {
+                (false, _) => 2,
+                (true, false) => 1,
+                (true, true) => 0,
+            },
+        )
         .collect()
 }
 
 /// Whether a route (`orders/{id}`, `files/{p+}`) matches a request path, segment by segment.
 fn route_matches(route: &str, path: &str) -> bool {
-    let r: Vec<&str> = if route.is_empty() {
+    let r: Vec<String> = if route.is_empty() {
         vec![]
     } else {
-        route.split('/').collect()
+        pieces(route)
     };
     let p: Vec<&str> = if path.is_empty() {
         vec![]
@@ -115,7 +179,7 @@ fn route_matches(route: &str, path: &str) -> bool {
             return i + 1 == r.len() && p.len() > i && p[i..].iter().all(|s| !s.is_empty());
         }
         match p.get(i) {
-            Some(s) if seg.starts_with('{') && !s.is_empty() => {}
+            Some(s) if (seg.starts_with('{') || seg.starts_with("${")) && !s.is_empty() => {}
             Some(s) if s == seg => {}
             _ => return false,
         }
@@ -125,13 +189,15 @@ fn route_matches(route: &str, path: &str) -> bool {
 
 /// The route shape, parameter names dropped (`orders/{id}` and `orders/{n}` are one route).
 fn shape(resource: &str) -> String {
-    resource
-        .split('/')
-        .map(|s| match (s.starts_with('{'), s.ends_with("+}")) {
-            (false, _) => s,
-            (true, false) => "{}",
-            (true, true) => "{+}",
-        })
+    pieces(resource)
+        .iter()
+        .map(
+            |s| match (s.starts_with('{') || s.starts_with("${"), s.ends_with("+}")) {
+                (false, _) => s.as_str(),
+                (true, false) => "{}",
+                (true, true) => "{+}",
+            },
+        )
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -204,9 +270,20 @@ pub fn meaning_with_claims(
                 .iter()
                 .all(|c| holds_claim(claims, c.name().as_str(), &c.value().to_json()))
     };
+    // `${claim:NAME}` segments (issue 21 §2): an Allow needs a value for each; a Deny
+    // without one denies for every value (its segment is `*`).
+    let value_of = |name: &str| bound_value(claims, name);
+    let bound_ok = |m: &Mapping| {
+        m.effect == Effect::Deny
+            || pieces(m.resource.as_str())
+                .iter()
+                .filter_map(|s| claim_of(s))
+                .all(|c| value_of(&c).is_some())
+    };
+    let held = |m: &Mapping| held(m) && bound_ok(m);
     let applies = |m: &Mapping| held(m) && on_request(m) && method_ok(m);
     let matches = |m: &Mapping| {
-        let r = iam_pattern(m.resource.as_str());
+        let r = bound_iam_pattern(m.resource.as_str(), &value_of);
         // A REST API serves `orders/` from the `orders` resource: an entry covers both. An
         // HTTP API routes `orders/` apart, so there only a Deny does (fail closed).
         wildcard(&r, &req.path)
@@ -262,7 +339,19 @@ pub fn meaning_with_claims(
         let same = |m: &&&Mapping| {
             named(m) == named(best) && shape(m.resource.as_str()) == shape(best.resource.as_str())
         };
-        return Some(routes.iter().filter(same).any(|m| held(m)));
+        // Granted by an entry naming the route whose bound segments are the token's values
+        // there (routing itself knows nothing of claims).
+        let parts: Vec<&str> = path.split('/').collect();
+        let bound_here = |m: &Mapping| {
+            pieces(m.resource.as_str())
+                .iter()
+                .enumerate()
+                .all(|(k, s)| match claim_of(s) {
+                    Some(c) => value_of(&c).as_deref() == parts.get(k).copied(),
+                    None => true,
+                })
+        };
+        return Some(routes.iter().filter(same).any(|m| held(m) && bound_here(m)));
     }
     let reached = entries.iter().any(|m| {
         m.effect == Effect::Allow && is_route(m.resource.as_str()) && applies(m) && matches(m)
