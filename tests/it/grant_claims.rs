@@ -76,12 +76,24 @@ async fn claims_from_a_real_provider_through_the_store_decide() {
             json!({"method": "GET", "resource": "tenants/acme", "scopes": [],
             "claims": {"tenant_id": ["acme"]}}),
         ),
+        // Issue 21 §2: each caller's own tenant's orders, bound to its tenant claim.
+        entry(
+            json!({"method": "GET", "resource": "tenants/${claim:tenant_id}/orders/{id}",
+            "scope": "orders:write"}),
+        ),
     ];
     admin.add(entries).await.unwrap();
     // An entry naming a claim the authorizer does not read is refused, and nothing changes.
     let before = admin.export().await.unwrap().mappings.len();
     let undeclared = entry(json!({"method": "GET", "resource": "x", "scopes": [],
         "claims": {"roles": ["admin"]}}));
+    assert!(matches!(
+        admin.add(vec![undeclared]).await,
+        Err(AdminError::UndeclaredClaim { .. })
+    ));
+    // So is a segment bound to one.
+    let undeclared = entry(json!({"method": "GET", "resource": "orgs/${claim:/org/id}",
+        "scope": "orders:write"}));
     assert!(matches!(
         admin.add(vec![undeclared]).await,
         Err(AdminError::UndeclaredClaim { .. })
@@ -150,6 +162,23 @@ async fn claims_from_a_real_provider_through_the_store_decide() {
             tenant,
             "{who} tenant"
         );
+    }
+    // The bound entry, read back from the store: each token its own tenant's orders only;
+    // a token without a tenant claim none.
+    for (who, token, own) in [
+        ("lead", &lead, Some("acme")),
+        ("contractor", &contractor, Some("globex")),
+        ("plain", &plain, None),
+    ] {
+        for tenant in ["acme", "globex", "initech"] {
+            let want = if own == Some(tenant) {
+                Effect::Allow
+            } else {
+                Effect::Deny
+            };
+            let path = format!("tenants/{tenant}/orders/7");
+            assert_eq!(decide(&a, token, "GET", &path).await, want, "{who} {path}");
+        }
     }
     fx.cleanup().await;
 }
