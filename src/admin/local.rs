@@ -130,10 +130,21 @@ pub async fn run(
     config.mappings_table = source.mappings_table.clone();
     // Local mode reads the claims its mappings require (SCOPEGATE_GRANT_CLAIMS in a
     // deployment): `scopegate token --claim` issues them.
+    // Those its `${claim:NAME}` segments are bound to too.
     for m in snapshot.entries() {
-        for c in m.scopes.claims() {
-            if !config.grant_claims.contains(c.name()) {
-                config.grant_claims.push(c.name().clone());
+        let bound = m
+            .resource
+            .bound_claims()
+            .filter_map(|(_, c)| crate::claim::ClaimName::new(c).ok());
+        for name in m
+            .scopes
+            .claims()
+            .iter()
+            .map(|c| c.name().clone())
+            .chain(bound)
+        {
+            if !config.grant_claims.contains(&name) {
+                config.grant_claims.push(name);
             }
         }
     }
@@ -204,7 +215,21 @@ fn gateway_options(
     };
     let mut routes: Vec<Route> = Vec::new();
     for m in for_api.iter().filter(|m| m.stage.applies_to(&stage)) {
-        let r = Route::new(m.method.as_str(), m.resource.as_str());
+        // A `${claim:NAME}` segment is the API's own parameter there: the gateway routes by
+        // shape, and the authorizer fills the binding from the token.
+        let resource: String = m
+            .resource
+            .segments()
+            .map(|s| {
+                if crate::mapping::placeholder(s).is_some() {
+                    "{claim}"
+                } else {
+                    s
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let r = Route::new(m.method.as_str(), &resource);
         if !routes.contains(&r) {
             routes.push(r);
         }

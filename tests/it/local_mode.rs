@@ -231,7 +231,8 @@ async fn local_mode_grants_by_the_claims_the_dev_provider_issues() {
         &file,
         format!(
             r#"[{{"api":"{ORDERS}","stage":"dev","method":"GET","resource":"orders","scope":"orders:read"}},
-               {{"api":"{ORDERS}","stage":"dev","method":"DELETE","resource":"orders/{{id}}","scopes":[],"claims":{{"groups":["support-leads"]}}}}]"#
+               {{"api":"{ORDERS}","stage":"dev","method":"DELETE","resource":"orders/{{id}}","scopes":[],"claims":{{"groups":["support-leads"]}}}},
+               {{"api":"{ORDERS}","stage":"dev","method":"GET","resource":"tenants/${{claim:tenant_id}}/orders","scope":"orders:read"}}]"#
         ),
     )
     .unwrap();
@@ -247,7 +248,7 @@ async fn local_mode_grants_by_the_claims_the_dev_provider_issues() {
         local
             .token_with(
                 "orders:read",
-                serde_json::json!({"groups": ["Support-Leads"]})
+                serde_json::json!({"groups": ["Support-Leads"], "tenant_id": "acme"})
             )
             .await
     );
@@ -260,5 +261,21 @@ async fn local_mode_grants_by_the_claims_the_dev_provider_issues() {
         403
     );
     assert_eq!(local.call("GET", "/dev/orders", Some(&other)).await.0, 200);
+    // A tenant-bound route: the gateway routes it as `tenants/{param}/orders`, the
+    // authorizer grants the token's own tenant only.
+    assert_eq!(
+        local
+            .call("GET", "/dev/tenants/acme/orders", Some(&other))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        local
+            .call("GET", "/dev/tenants/globex/orders", Some(&other))
+            .await
+            .0,
+        403
+    );
     local.stop().await;
 }
