@@ -96,6 +96,29 @@ fn authorizer_with(
     Authorizer::new(&config, mappings, Arc::new(ManualClock::new(NOW))).unwrap()
 }
 
+/// An authorizer whose mappings grant each tenant its own orders
+/// (`tenants/${claim:tenant_id}/orders/{id}`), reading the same claims as
+/// [`authorizer_with`], no token cache.
+fn bound_authorizer(jwks: &std::path::Path) -> Authorizer {
+    let mut config = Config::new(vec![IssuerConfig {
+        issuer: ISS.into(),
+        jwks: JwksSource::File(jwks.to_owned()),
+    }]);
+    config.grant_claims = ["groups", "/realm_access/roles", "tenant_id"]
+        .iter()
+        .map(|n| scopegate::claim::ClaimName::new(n).unwrap())
+        .collect();
+    config.audiences = vec!["api://default".into()];
+    config.token_cache_ttl = std::time::Duration::from_secs(0);
+    let entry: Mapping = serde_json::from_value(json!({
+        "api": "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5", "stage": "dev",
+        "method": "GET", "resource": "tenants/${claim:tenant_id}/orders/{id}",
+        "scope": "orders:read"}))
+    .unwrap();
+    let mappings = StaticMappings(Arc::new(Snapshot::new(1, vec![entry])));
+    Authorizer::new(&config, mappings, Arc::new(ManualClock::new(NOW))).unwrap()
+}
+
 fn event(token: &str) -> Vec<u8> {
     json!({"type": "TOKEN", "authorizationToken": format!("Bearer {token}"), "methodArn": ARN})
         .to_string()
@@ -156,6 +179,19 @@ fn bench_warm(c: &mut Criterion) {
     assert!(ready(with_claims.handle_json(&ev)).is_ok());
     g.bench_function("unseen_RS256_claims", |b| {
         b.iter(|| ready(with_claims.handle_json(&ev)).unwrap())
+    });
+    // The same token on a tenant-bound route (`${claim:tenant_id}`, issue 21 §2): its
+    // binding keys, and the policy cache keyed by the bound value.
+    let bound = bound_authorizer(file.path());
+    let ev = json!({"type": "TOKEN",
+        "authorizationToken": format!("Bearer {}", token_with_claims(&rsa)),
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev/GET/tenants/acme/orders/7"})
+    .to_string()
+    .into_bytes();
+    let answer = ready(bound.handle_json(&ev)).unwrap();
+    assert!(String::from_utf8_lossy(&answer).contains("tenants/acme/orders/*"));
+    g.bench_function("unseen_RS256_bound", |b| {
+        b.iter(|| ready(bound.handle_json(&ev)).unwrap())
     });
     let cached = authorizer(file.path(), 300);
     let ev = event(&token(&rsa));
