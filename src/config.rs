@@ -191,6 +191,15 @@ pub const GRANT_CLAIMS: Setting = Setting {
     },
     doc: "Claims besides the scopes that mapping entries may require (groups, roles, /realm_access/roles, acr).",
 };
+/// `SCOPEGATE_PROVIDERS`: Per-issuer audiences, scope claim and grant claims, as a JSON array.
+pub const PROVIDERS: Setting = Setting {
+    name: "SCOPEGATE_PROVIDERS",
+    kind: Kind::Text {
+        default: "",
+        values: "a JSON array of {\"issuer\", \"audiences\", \"scope_claim\", \"grant_claims\"}",
+    },
+    doc: "Per-issuer rules where issuers differ: each names one of SCOPEGATE_ISSUER and overrides SCOPEGATE_AUDIENCE, SCOPEGATE_SCOPE_CLAIM and SCOPEGATE_GRANT_CLAIMS for its tokens.",
+};
 /// `SCOPEGATE_INTROSPECT`: RFC 7662 introspection: never, opaque (non-JWT tokens only) or always.
 pub const INTROSPECT: Setting = Setting {
     name: "SCOPEGATE_INTROSPECT",
@@ -408,6 +417,7 @@ pub const SETTINGS: &[Setting] = &[
     REQUIRE_TYP,
     SCOPE_CLAIM,
     GRANT_CLAIMS,
+    PROVIDERS,
     INTROSPECT,
     INTROSPECTION_URL,
     INTROSPECTION_CLIENT_ID,
@@ -483,6 +493,32 @@ pub struct IssuerConfig {
     pub issuer: String,
     /// Where its signing keys come from.
     pub jwks: JwksSource,
+}
+
+/// One issuer's own rules (`SCOPEGATE_PROVIDERS`), where they differ from the deployment's:
+/// Entra ID's app roles in `roles` beside Okta's `groups`, each with its own audience. A
+/// rule left out is the deployment's setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRules {
+    /// The issuer, exactly as in [`Config::issuers`].
+    pub issuer: String,
+    /// Its tokens' accepted audiences, instead of [`Config::audiences`]; never empty.
+    pub audiences: Option<Vec<String>>,
+    /// Where its tokens hold scopes, instead of [`Config::scope_claim`].
+    pub scope_claim: Option<ScopeClaim>,
+    /// The grant claims read from its tokens, instead of [`Config::grant_claims`].
+    pub grant_claims: Option<Vec<ClaimName>>,
+}
+
+/// The rules one issuer's tokens are read by: its [`ProviderRules`] over the deployment's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerRules {
+    /// When non-empty, the token's aud must contain one of these.
+    pub audiences: Vec<String>,
+    /// Where scopes are read from.
+    pub scope_claim: ScopeClaim,
+    /// The grant claims read.
+    pub grant_claims: Vec<ClaimName>,
 }
 
 /// Which tokens are sent to the RFC 7662 introspection endpoint.
@@ -568,6 +604,9 @@ pub struct Config {
     /// The claims besides the scopes that mapping entries may require; a token's other claims
     /// are never read for a grant. Defaults to none.
     pub grant_claims: Vec<ClaimName>,
+    /// Per-issuer audiences, scope claim and grant claims, where an issuer differs from the
+    /// settings above. Defaults to none.
+    pub providers: Vec<ProviderRules>,
     /// Introspection, when on. Defaults to off.
     pub introspection: Option<IntrospectionConfig>,
     /// How long a verified token is reused; zero turns the cache off. Defaults to 300 s.
@@ -617,6 +656,7 @@ impl Config {
             require_at_jwt: false,
             scope_claim: ScopeClaim::Standard,
             grant_claims: Vec::new(),
+            providers: Vec::new(),
             introspection: None,
             token_cache_ttl: Duration::from_secs(TOKEN_CACHE_SECONDS.number_default()),
             token_cache_entries: TOKEN_CACHE_ENTRIES.number_default() as usize,
@@ -634,6 +674,23 @@ impl Config {
             snapshot_key: SNAPSHOT_KEY.text_default().to_owned(),
             mapping_ttl: Duration::from_secs(MAPPING_TTL_SECONDS.number_default()),
             mapping_max_stale: Duration::from_secs(MAPPING_MAX_STALE_SECONDS.number_default()),
+        }
+    }
+
+    /// The rules the tokens of `issuer` are read by: its [`ProviderRules`] where given, else
+    /// the deployment's settings.
+    pub fn rules_for(&self, issuer: &str) -> IssuerRules {
+        let own = self.providers.iter().find(|p| p.issuer == issuer);
+        IssuerRules {
+            audiences: own
+                .and_then(|p| p.audiences.clone())
+                .unwrap_or_else(|| self.audiences.clone()),
+            scope_claim: own
+                .and_then(|p| p.scope_claim.clone())
+                .unwrap_or_else(|| self.scope_claim.clone()),
+            grant_claims: own
+                .and_then(|p| p.grant_claims.clone())
+                .unwrap_or_else(|| self.grant_claims.clone()),
         }
     }
 
@@ -719,6 +776,7 @@ impl Config {
             cfg.scope_claim = ScopeClaim::Named(v);
         }
         cfg.grant_claims = grant_claims(get(GRANT_CLAIMS.name).as_deref())?;
+        cfg.providers = providers(get(PROVIDERS.name).as_deref(), &cfg.issuers)?;
         cfg.introspection = introspection(&get)?;
         cfg.token_cache_ttl = Duration::from_secs(number(&get, &TOKEN_CACHE_SECONDS)?);
         cfg.token_cache_entries = number(&get, &TOKEN_CACHE_ENTRIES)? as usize;
@@ -855,6 +913,75 @@ pub fn grant_claims(v: Option<&str>) -> Result<Vec<ClaimName>, ConfigError> {
         if !out.contains(&claim) {
             out.push(claim);
         }
+    }
+    Ok(out)
+}
+
+/// `SCOPEGATE_PROVIDERS`: a JSON array of per-issuer rules, each naming one of `issuers`
+/// once. Unknown members are refused (a misspelt `audience` must not silently leave the
+/// deployment's audience in force), and so is an empty audience list (it would turn the
+/// audience check off for that issuer; leave the member out instead).
+///
+/// # Errors
+/// [`ConfigError`] naming the setting and what is wrong.
+pub fn providers(
+    v: Option<&str>,
+    issuers: &[IssuerConfig],
+) -> Result<Vec<ProviderRules>, ConfigError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        issuer: String,
+        audiences: Option<Vec<String>>,
+        scope_claim: Option<String>,
+        grant_claims: Option<Vec<String>>,
+    }
+    let Some(text) = v.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let bad = |why: String| invalid(PROVIDERS.name, "(the JSON given)", why);
+    let raw: Vec<Raw> = serde_json::from_str(text)
+        .map_err(|e| bad(format!("not a JSON array of providers: {e}")))?;
+    let mut out: Vec<ProviderRules> = Vec::new();
+    for r in raw {
+        if !issuers.iter().any(|i| i.issuer == r.issuer) {
+            return Err(bad(format!(
+                "issuer {:?} is not one of SCOPEGATE_ISSUER",
+                r.issuer
+            )));
+        }
+        if out.iter().any(|p| p.issuer == r.issuer) {
+            return Err(bad(format!("issuer {:?} is given twice", r.issuer)));
+        }
+        if r.audiences
+            .as_ref()
+            .is_some_and(|a| a.is_empty() || a.iter().any(|x| x.is_empty()))
+        {
+            return Err(bad(format!(
+                "issuer {:?}: audiences must name at least one audience (leave the member out to use SCOPEGATE_AUDIENCE)",
+                r.issuer
+            )));
+        }
+        let scope_claim = match r.scope_claim {
+            None => None,
+            Some(c) if c.is_empty() || !c.bytes().all(|b| b.is_ascii_graphic()) => {
+                return Err(bad(format!(
+                    "issuer {:?}: scope_claim is a claim name",
+                    r.issuer
+                )))
+            }
+            Some(c) => Some(ScopeClaim::Named(c)),
+        };
+        let grant = match r.grant_claims {
+            None => None,
+            Some(names) => Some(grant_claims(Some(&names.join(",")))?),
+        };
+        out.push(ProviderRules {
+            issuer: r.issuer,
+            audiences: r.audiences,
+            scope_claim,
+            grant_claims: grant,
+        });
     }
     Ok(out)
 }
@@ -1113,6 +1240,80 @@ mod tests {
         ])
         .unwrap();
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    /// Issue 21 §4: per-issuer rules over the deployment's; anything that could silently
+    /// leave a check weaker than written is refused.
+    #[test]
+    fn providers_override_per_issuer_and_refuse_what_is_unclear() {
+        let c = cfg(&[
+            (
+                "SCOPEGATE_ISSUER",
+                "https://okta.example.com,https://entra.example.com",
+            ),
+            ("SCOPEGATE_AUDIENCE", "api://default"),
+            ("SCOPEGATE_GRANT_CLAIMS", "groups"),
+            (
+                "SCOPEGATE_PROVIDERS",
+                r#"[{"issuer": "https://entra.example.com", "audiences": ["api://orders"],
+                     "scope_claim": "scp", "grant_claims": ["roles", "/xms/tid"]}]"#,
+            ),
+        ])
+        .unwrap();
+        let okta = c.rules_for("https://okta.example.com");
+        assert_eq!(okta.audiences, ["api://default"]);
+        assert_eq!(okta.scope_claim, ScopeClaim::Standard);
+        assert_eq!(okta.grant_claims, [ClaimName::new("groups").unwrap()]);
+        let entra = c.rules_for("https://entra.example.com");
+        assert_eq!(entra.audiences, ["api://orders"]);
+        assert_eq!(entra.scope_claim, ScopeClaim::Named("scp".into()));
+        assert_eq!(entra.grant_claims.len(), 2);
+        // Only the members given override: the rest stay the deployment's.
+        let c = cfg(&[
+            ("SCOPEGATE_ISSUER", "https://a"),
+            ("SCOPEGATE_AUDIENCE", "api://default"),
+            (
+                "SCOPEGATE_PROVIDERS",
+                r#"[{"issuer": "https://a", "grant_claims": ["roles"]}]"#,
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.rules_for("https://a").audiences, ["api://default"]);
+        for (bad, why) in [
+            (
+                r#"[{"issuer": "https://b"}]"#,
+                "not one of SCOPEGATE_ISSUER",
+            ),
+            (
+                r#"[{"issuer": "https://a"}, {"issuer": "https://a"}]"#,
+                "twice",
+            ),
+            (
+                r#"[{"issuer": "https://a", "audiences": []}]"#,
+                "at least one",
+            ),
+            (
+                r#"[{"issuer": "https://a", "audience": ["x"]}]"#,
+                "unknown field",
+            ),
+            (
+                r#"[{"issuer": "https://a", "scope_claim": "a b"}]"#,
+                "claim name",
+            ),
+            (
+                r#"[{"issuer": "https://a", "grant_claims": ["scope"]}]"#,
+                "scope",
+            ),
+            (r#"{"issuer": "https://a"}"#, "JSON array"),
+        ] {
+            let err = cfg(&[
+                ("SCOPEGATE_ISSUER", "https://a"),
+                ("SCOPEGATE_PROVIDERS", bad),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The claim settings (`SCOPEGATE_GRANT_CLAIMS`, `SCOPEGATE_CONTEXT_CLAIMS`) on arbitrary
+//! The claim settings (`SCOPEGATE_GRANT_CLAIMS`, `SCOPEGATE_CONTEXT_CLAIMS`,
+//! `SCOPEGATE_PROVIDERS`) on arbitrary
 //! text: no panic, and whatever is accepted keeps the rules the authorizer relies on
 //! (names that never reach the scope claim, distinct context keys none of which is one the
 //! authorizer writes itself).
@@ -6,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use scopegate::claim::ClaimName;
-use scopegate::config::{context_claims, grant_claims};
+use scopegate::config::{context_claims, grant_claims, providers, IssuerConfig, JwksSource};
 
 fn check_name(n: &ClaimName) {
     let s = n.as_str();
@@ -27,6 +28,27 @@ fuzz_target!(|data: &[u8]| {
         for (i, n) in names.iter().enumerate() {
             check_name(n);
             assert!(!names[..i].contains(n), "{n} twice");
+        }
+    }
+    // SCOPEGATE_PROVIDERS: each accepted rule names a trusted issuer once, and never turns
+    // the audience check off.
+    let issuers: Vec<IssuerConfig> = ["https://a", "https://b"]
+        .iter()
+        .map(|i| IssuerConfig {
+            issuer: (*i).to_owned(),
+            jwks: JwksSource::Discovery,
+        })
+        .collect();
+    if let Ok(rules) = providers(Some(text), &issuers) {
+        for (i, r) in rules.iter().enumerate() {
+            assert!(issuers.iter().any(|x| x.issuer == r.issuer), "{}", r.issuer);
+            assert!(!rules[..i].iter().any(|o| o.issuer == r.issuer), "twice");
+            if let Some(a) = &r.audiences {
+                assert!(!a.is_empty() && a.iter().all(|x| !x.is_empty()));
+            }
+            for n in r.grant_claims.iter().flatten() {
+                check_name(n);
+            }
         }
     }
     if let Ok(claims) = context_claims(Some(text)) {

@@ -66,7 +66,7 @@ pub enum AuthorizeError {
     /// A Deny entry requires a claim this authorizer does not read
     /// (`SCOPEGATE_GRANT_CLAIMS`): it could never apply, so the Deny would be silently lost.
     /// Fail closed until the claim is declared or the entry changed.
-    #[error("a Deny entry requires claim {claim:?}, which SCOPEGATE_GRANT_CLAIMS does not declare: it would never deny; declare the claim, or change the entry")]
+    #[error("a Deny entry requires claim {claim:?}, which SCOPEGATE_GRANT_CLAIMS (or, with SCOPEGATE_PROVIDERS, some issuer's grant_claims) does not declare: it would never deny that issuer's tokens; declare the claim for every issuer, or change the entry")]
     UndeclaredClaim {
         /// The claim's name (from the mappings, validated).
         claim: String,
@@ -220,7 +220,12 @@ pub struct Authorizer<M: Mappings = StaticMappings> {
     usage_key_claim: Option<String>,
     max_token_bytes: usize,
     policy_max_bytes: usize,
-    grant_claims: Vec<crate::claim::ClaimName>,
+    /// The grant claims every issuer's tokens are read for: a Deny requiring any other claim
+    /// could be escaped by some issuer's tokens, so every answer fails closed while one does.
+    deny_declared: Vec<crate::claim::ClaimName>,
+    /// The grant claims some issuer's tokens are read for: an Allow requiring any other claim
+    /// never applies, which is warned of.
+    allow_declared: Vec<crate::claim::ClaimName>,
     /// The snapshot version last checked for Allow entries on undeclared claims (a warning
     /// once per version, not per request).
     checked_version: std::sync::atomic::AtomicU64,
@@ -456,7 +461,29 @@ impl<M: Mappings> Authorizer<M> {
             token_header,
             response: config.response,
             context_claims: config.context_claims.clone(),
-            grant_claims: config.grant_claims.clone(),
+            deny_declared: {
+                let all: Vec<crate::config::IssuerRules> = config
+                    .issuers
+                    .iter()
+                    .map(|i| config.rules_for(&i.issuer))
+                    .collect();
+                let mut names = config.grant_claims.clone();
+                names.extend(all.iter().flat_map(|r| r.grant_claims.iter().cloned()));
+                names.sort_unstable();
+                names.dedup();
+                names.retain(|n| all.iter().all(|r| r.grant_claims.contains(n)));
+                names
+            },
+            allow_declared: {
+                let mut names: Vec<crate::claim::ClaimName> = config
+                    .issuers
+                    .iter()
+                    .flat_map(|i| config.rules_for(&i.issuer).grant_claims)
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                names
+            },
             checked_version: std::sync::atomic::AtomicU64::new(u64::MAX),
             usage_key_claim: config.usage_key_claim.clone(),
             max_token_bytes: config.max_token_bytes,
@@ -567,7 +594,7 @@ impl<M: Mappings> Authorizer<M> {
         if let Some(claim) = snapshot
             .deny_claims()
             .iter()
-            .find(|c| !self.grant_claims.contains(c))
+            .find(|c| !self.deny_declared.contains(c))
         {
             return Err(AuthorizeError::UndeclaredClaim {
                 claim: claim.to_string(),
@@ -582,13 +609,13 @@ impl<M: Mappings> Authorizer<M> {
             for claim in snapshot
                 .allow_claims()
                 .iter()
-                .filter(|c| !self.grant_claims.contains(c))
+                .filter(|c| !self.allow_declared.contains(c))
             {
                 // Fails closed, but silently: the operator should hear of it.
                 tracing::warn!(
                     %claim,
                     version,
-                    "an Allow entry requires a claim that SCOPEGATE_GRANT_CLAIMS does not declare: it never applies"
+                    "an Allow entry requires a claim that SCOPEGATE_GRANT_CLAIMS does not declare (nor any issuer's grant_claims in SCOPEGATE_PROVIDERS): it never applies"
                 );
             }
         }
@@ -1119,6 +1146,122 @@ mod tests {
         // A bad token is still a 401 first: the refusal tells the caller nothing.
         let err = f.answer_as(HTTP_V2, "x.y.z", ApiKind::Rest).unwrap_err();
         assert!(matches!(err, AuthorizeError::Unauthorized(_)), "{err:?}");
+    }
+
+    /// Issue 21 §4: two issuers, each with its own audience, scope claim and grant claims
+    /// (Okta's `groups` and `scope`; Entra ID's `roles` and `scp`): a token is read by its
+    /// own issuer's rules only, and a Deny on a claim one issuer does not read fails closed.
+    #[test]
+    fn each_issuer_reads_its_tokens_by_its_own_rules() {
+        const ENTRA: &str = "https://login.microsoftonline.com/t/v2.0";
+        let f = fixture();
+        let entra_key = SigningKey::generate(Alg::RS256, "e1");
+        let mut entra_file = tempfile::NamedTempFile::new().unwrap();
+        entra_file
+            .write_all(SigningKey::jwks(&[&entra_key]).to_string().as_bytes())
+            .unwrap();
+        let mut config = Config::new(vec![
+            IssuerConfig {
+                issuer: ISS.into(),
+                jwks: JwksSource::File(f._file.path().to_owned()),
+            },
+            IssuerConfig {
+                issuer: ENTRA.into(),
+                jwks: JwksSource::File(entra_file.path().to_owned()),
+            },
+        ]);
+        config.audiences = vec!["api://default".into()];
+        config.grant_claims = vec![crate::claim::ClaimName::new("groups").unwrap()];
+        config.providers = crate::config::providers(
+            Some(&format!(
+                r#"[{{"issuer": "{ENTRA}", "audiences": ["api://orders"], "scope_claim": "scp",
+                     "grant_claims": ["roles"]}}]"#
+            )),
+            &config.issuers,
+        )
+        .unwrap();
+        let api = &ARN[..ARN.find('/').unwrap()];
+        let path = &ARN[ARN.find("/GET/").unwrap() + 5..];
+        let entries: Vec<crate::mapping::Mapping> = serde_json::from_value(json!([
+            {"api": api, "stage": "*", "method": "GET", "resource": path, "scopes": [],
+             "claims": {"groups": ["staff"]}},
+            {"api": api, "stage": "*", "method": "GET", "resource": path, "scopes": [],
+             "claims": {"roles": ["Orders.Read"]}},
+            {"api": api, "stage": "*", "method": "GET", "resource": path, "scope": "orders:read"},
+        ]))
+        .unwrap();
+        let a = Authorizer::new(
+            &config,
+            StaticMappings(Arc::new(Snapshot::new(1, entries.clone()))),
+            Arc::new(ManualClock::new(NOW)),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let decide = |token: &str| -> Result<bool, AuthorizeError> {
+            let event = String::from_utf8(TOKEN.to_vec())
+                .unwrap()
+                .replace("__TOKEN__", token);
+            let answer = rt.block_on(a.handle_json(event.as_bytes()))?;
+            Ok(allows(&serde_json::from_slice(&answer).unwrap()))
+        };
+        let okta = |extra: Value| {
+            let mut c = json!({"iss": ISS, "sub": "u", "aud": "api://default", "iat": NOW,
+                               "exp": NOW + 300});
+            for (k, v) in extra.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            f.key.sign(&c)
+        };
+        let entra = |extra: Value| {
+            let mut c = json!({"iss": ENTRA, "sub": "u", "aud": "api://orders", "iat": NOW,
+                               "exp": NOW + 300});
+            for (k, v) in extra.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            entra_key.sign(&c)
+        };
+        // Each issuer's grant claim, read from its own tokens only.
+        assert!(decide(&okta(json!({"groups": ["staff"]}))).unwrap());
+        assert!(!decide(&okta(json!({"roles": ["Orders.Read"]}))).unwrap());
+        assert!(decide(&entra(json!({"roles": ["Orders.Read"]}))).unwrap());
+        assert!(!decide(&entra(json!({"groups": ["staff"]}))).unwrap());
+        // Each issuer's scope claim: Entra's `scp`; Okta's standard reading.
+        assert!(decide(&entra(json!({"scp": "orders:read"}))).unwrap());
+        assert!(!decide(&entra(json!({"scope": "orders:read"}))).unwrap());
+        assert!(decide(&okta(json!({"scope": "orders:read"}))).unwrap());
+        // Each issuer's audience: the other's is refused.
+        let wrong = entra(json!({"aud": "api://default", "roles": ["Orders.Read"]}));
+        assert!(matches!(
+            decide(&wrong),
+            Err(AuthorizeError::Unauthorized(Rejection::Audience))
+        ));
+        let wrong = okta(json!({"aud": "api://orders", "groups": ["staff"]}));
+        assert!(matches!(
+            decide(&wrong),
+            Err(AuthorizeError::Unauthorized(Rejection::Audience))
+        ));
+        // A Deny on `groups`, which Entra's tokens are not read for: they would escape it,
+        // so every answer fails closed.
+        let mut with_deny = entries;
+        with_deny.push(
+            serde_json::from_value(json!({"api": api, "stage": "*", "method": "GET",
+                "resource": path, "scopes": [], "claims": {"groups": ["contractors"]},
+                "effect": "Deny"}))
+            .unwrap(),
+        );
+        let a = Authorizer::new(
+            &config,
+            StaticMappings(Arc::new(Snapshot::new(2, with_deny))),
+            Arc::new(ManualClock::new(NOW)),
+        )
+        .unwrap();
+        let event = String::from_utf8(TOKEN.to_vec())
+            .unwrap()
+            .replace("__TOKEN__", &okta(json!({"groups": ["staff"]})));
+        let err = rt.block_on(a.handle_json(event.as_bytes())).unwrap_err();
+        assert_eq!(err.error_type(), "UndeclaredClaim", "{err}");
     }
 
     /// Found by review: a Deny that requires a claim this authorizer does not read would

@@ -95,17 +95,20 @@ impl Introspector {
             );
             return Err(Rejection::Inactive);
         }
-        let claims = claims::parse(&body, verifier.claims_spec())?;
-        if let Some(iss) = claims.iss.as_deref() {
-            if !verifier.trusts(iss) {
-                return Err(Rejection::UntrustedIssuer);
-            }
-        }
+        // The answer's issuer decides which issuer's rules read it; without one, the first
+        // issuer's (whose endpoint this is by default).
+        let issuer = match claims::issuer(&body)? {
+            Some(iss) => verifier
+                .issuer_index(&iss)
+                .ok_or(Rejection::UntrustedIssuer)?,
+            None => 0,
+        };
+        let claims = claims::parse(&body, verifier.claims_spec(issuer))?;
         // RFC 7662 makes exp optional in the answer; when present it bounds everything.
         let mut checked = claims.clone();
         let exp = claims.exp.unwrap_or(now + self.cache_ttl() + 1);
         checked.exp = Some(exp);
-        verifier.check_claims(&checked, now)?;
+        verifier.check_claims(&checked, now, issuer)?;
         self.cache.insert(
             token,
             std::sync::Arc::new(Answer::Active(Box::new(checked.clone()))),

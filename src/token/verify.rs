@@ -15,7 +15,7 @@ use super::jws;
 use super::rejection::Rejection;
 use crate::alg::{Alg, AlgSet};
 use crate::clock::SystemClock;
-use crate::config::{Config, ScopeClaim};
+use crate::config::{Config, IssuerRules};
 
 /// A failure to set the verifier up (a JWKS file that cannot be used).
 #[derive(Debug, thiserror::Error)]
@@ -54,13 +54,12 @@ impl From<Rejection> for Pending {
 #[derive(Debug)]
 pub struct Verifier {
     stores: Vec<Arc<KeyStore>>,
+    /// Per store (same order): its issuer's audiences, scope claim and grant claims.
+    rules: Vec<IssuerRules>,
     allowed: AlgSet,
-    audiences: Vec<String>,
     leeway: u64,
     require_at_jwt: bool,
-    scope_claim: ScopeClaim,
     wanted: Vec<String>,
-    grant: Vec<crate::claim::ClaimName>,
     fetch: Arc<dyn Fetch>,
 }
 
@@ -121,13 +120,15 @@ impl Verifier {
         }
         Ok(Self {
             stores,
+            rules: config
+                .issuers
+                .iter()
+                .map(|i| config.rules_for(&i.issuer))
+                .collect(),
             allowed,
-            audiences: config.audiences.clone(),
             leeway: config.leeway,
             require_at_jwt: config.require_at_jwt,
-            scope_claim: config.scope_claim.clone(),
             wanted,
-            grant: config.grant_claims.clone(),
             fetch,
         })
     }
@@ -156,13 +157,20 @@ impl Verifier {
         &self.stores
     }
 
-    /// What claims parsing keeps (also used for introspection answers).
-    pub(crate) fn claims_spec(&self) -> ClaimsSpec<'_> {
+    /// What claims parsing keeps for the tokens of issuer `issuer` (an index into
+    /// [`stores`](Self::stores); also used for introspection answers).
+    pub(crate) fn claims_spec(&self, issuer: usize) -> ClaimsSpec<'_> {
+        let rules = &self.rules[issuer];
         ClaimsSpec {
-            scope_claim: &self.scope_claim,
+            scope_claim: &rules.scope_claim,
             wanted: &self.wanted,
-            grant: &self.grant,
+            grant: &rules.grant_claims,
         }
+    }
+
+    /// The index of trusted issuer `iss`.
+    pub(crate) fn issuer_index(&self, iss: &str) -> Option<usize> {
+        self.stores.iter().position(|s| s.issuer() == iss)
     }
 
     /// Verifies `token` at time `now`, refetching the issuer's keys once if its kid is
@@ -241,13 +249,20 @@ impl Verifier {
             Some(true) => {}
         }
         // Signed by the issuer: now the full, typed read.
-        let claims = claims::parse(&payload, self.claims_spec())?;
-        self.check_claims(&claims, now)?;
+        let claims = claims::parse(&payload, self.claims_spec(issuer))?;
+        self.check_claims(&claims, now, issuer)?;
         Ok(claims)
     }
 
-    /// The time, audience and principal checks, shared with introspection answers.
-    pub(crate) fn check_claims(&self, claims: &Claims, now: u64) -> Result<(), Rejection> {
+    /// The time, audience (issuer `issuer`'s) and principal checks, shared with
+    /// introspection answers.
+    pub(crate) fn check_claims(
+        &self,
+        claims: &Claims,
+        now: u64,
+        issuer: usize,
+    ) -> Result<(), Rejection> {
+        let audiences = &self.rules[issuer].audiences;
         let exp = claims.exp.ok_or(Rejection::MissingExp)?;
         if now >= exp.saturating_add(self.leeway) {
             return Err(Rejection::Expired);
@@ -264,11 +279,11 @@ impl Verifier {
         {
             return Err(Rejection::IssuedInFuture);
         }
-        if !self.audiences.is_empty()
+        if !audiences.is_empty()
             && !claims
                 .aud
                 .iter()
-                .any(|a| self.audiences.iter().any(|w| w == &**a))
+                .any(|a| audiences.iter().any(|w| w == &**a))
         {
             return Err(Rejection::Audience);
         }
@@ -276,10 +291,5 @@ impl Verifier {
             return Err(Rejection::NoPrincipal);
         }
         Ok(())
-    }
-
-    /// Whether `iss` is a configured issuer.
-    pub(crate) fn trusts(&self, iss: &str) -> bool {
-        self.store_for(iss).is_some()
     }
 }
