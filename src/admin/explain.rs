@@ -171,19 +171,24 @@ pub fn explain(
 /// # Errors
 /// [`AdminError::Usage`] when it is not a JWT, or one without scopes.
 pub fn token_scopes(jwt: &str) -> Result<Vec<String>, AdminError> {
-    token_grants(jwt, &[])
+    token_grants(jwt, &[], &ScopeClaim::Standard)
 }
 
-/// [`token_scopes`], then the grant keys of the token's values of the claims `grant` (the
-/// authorizer's `SCOPEGATE_GRANT_CLAIMS`), read by the authorizer's rules: what the
-/// snapshot matches for this token.
+/// [`token_scopes`] read from `scope_claim` (the authorizer's `SCOPEGATE_SCOPE_CLAIM`), then
+/// the grant keys of the token's values of the claims `grant` (the authorizer's
+/// `SCOPEGATE_GRANT_CLAIMS`), read by the authorizer's rules: what the snapshot matches for
+/// this token.
 ///
 /// # Errors
 /// As [`token_scopes`]; a grant claim the authorizer would refuse.
-pub fn token_grants(jwt: &str, grant: &[ClaimName]) -> Result<Vec<String>, AdminError> {
+pub fn token_grants(
+    jwt: &str,
+    grant: &[ClaimName],
+    scope_claim: &ScopeClaim,
+) -> Result<Vec<String>, AdminError> {
     let jwt = jwt.trim();
     let jwt = jwt.strip_prefix("Bearer ").unwrap_or(jwt);
-    let c = unverified(jwt, &ScopeClaim::Standard, grant)
+    let c = unverified(jwt, scope_claim, grant)
         .map_err(|e| AdminError::Usage(format!("--token: {e}")))?;
     let bound = |k: &str| read_binding_key(k).is_some_and(|(_, v)| v.is_ok());
     if c.scopes.is_empty() && c.grants.is_empty() && !c.bindings.iter().any(|k| bound(k)) {
@@ -304,6 +309,11 @@ mod tests {
         assert!(token_scopes(&enc(serde_json::json!({"sub": "x"}))).is_err());
         // The verified reader's rules: a tab is not a scope separator (RFC 6749 3.3).
         assert!(token_scopes(&enc(serde_json::json!({"scope": "a\tb"}))).is_err());
+        // The authorizer's SCOPEGATE_SCOPE_CLAIM (issue 22 §5): Auth0's `permissions`.
+        let auth0 = enc(serde_json::json!({"permissions": ["read:orders"], "scope": "openid"}));
+        let named = ScopeClaim::Named("permissions".into());
+        assert_eq!(token_grants(&auth0, &[], &named).unwrap(), ["read:orders"]);
+        assert_eq!(token_scopes(&auth0).unwrap(), ["openid"]);
     }
 
     #[test]

@@ -505,6 +505,10 @@ pub enum StoreCommand {
         /// (--grant-claims, SCOPEGATE_GRANT_CLAIMS).
         #[arg(long)]
         token: Option<String>,
+        /// With --token: the claim holding its scopes, as the authorizer's
+        /// SCOPEGATE_SCOPE_CLAIM (default: scp, then scope).
+        #[arg(long, env = "SCOPEGATE_SCOPE_CLAIM")]
+        scope_claim: Option<String>,
         /// With --scopes: the token's other claims, as a JSON object
         /// ('{"groups":["support-leads"]}'), of which the grant claims count.
         #[arg(long, conflicts_with = "token")]
@@ -992,14 +996,19 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             store,
             scopes,
             token,
+            scope_claim,
             claims,
             method_arn,
             file,
         } => {
             let grant = &store.grant_claims.0;
+            let scope_claim = match scope_claim.filter(|c| !c.is_empty()) {
+                Some(c) => scopegate::config::ScopeClaim::Named(c),
+                None => scopegate::config::ScopeClaim::Standard,
+            };
             let mut scopes: Vec<String> = match (scopes, token) {
                 (Some(s), _) => s.split_whitespace().map(str::to_owned).collect(),
-                (None, Some(t)) => ops::token_grants(&t, grant)?,
+                (None, Some(t)) => ops::token_grants(&t, grant, &scope_claim)?,
                 (None, None) => {
                     return Err(AdminError::Usage("give --scopes or --token".into()).into())
                 }
