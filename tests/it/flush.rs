@@ -114,6 +114,9 @@ async fn flush_cache_deletes_the_stage_cache_and_lists_stages_for_a_star() {
             "dev",
             "--endpoint-url",
             &rec.url,
+            // The API's own region, as every other command takes one.
+            "--region",
+            API.split(':').nth(3).unwrap(),
         ],
         &[],
     )
@@ -179,7 +182,27 @@ async fn a_failed_flush_is_an_error_naming_the_stage_and_bad_input_is_refused_fi
     );
 
     // A methodArn is not an API, and `de v` is not a stage: refused before any request.
+    // So is a --region other than the API's own (issue 22 §5): exit 2.
     rec.seen.lock().unwrap().clear();
+    let out = scopegate(
+        &[
+            "flush-cache",
+            "--api",
+            API,
+            "--stage",
+            "dev",
+            "--region",
+            "eu-west-1",
+        ],
+        &[("AWS_ENDPOINT_URL", &rec.url)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("eu-west-1"),
+        "{}",
+        text(&out.stderr)
+    );
     for (api, stage) in [
         (format!("{API}/dev/GET/x"), "dev"),
         (API.to_owned(), "de v"),

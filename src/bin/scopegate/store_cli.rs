@@ -476,6 +476,10 @@ pub enum StoreCommand {
         /// The API: arn:aws:execute-api:REGION:ACCOUNT:APIID (asked in its region).
         #[arg(long)]
         api: String,
+        /// AWS region, as every other command takes it: must be the API's own (its ARN
+        /// names it); another is refused rather than silently ignored.
+        #[arg(long)]
+        region: Option<String>,
         /// The stage, or * for every stage.
         #[arg(long)]
         stage: String,
@@ -1032,11 +1036,20 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
         StoreCommand::FlushCache {
             aws,
             api,
+            region,
             stage,
             dry_run,
             output,
         } => {
             let target = StageTarget::parse(&api, &stage)?;
+            if let Some(r) = region.filter(|r| r != target.api.region()) {
+                return Err(AdminError::Usage(format!(
+                    "--region {r} is not the region of {} ({}): an API's cache is flushed in the API's own region",
+                    target.api.as_str(),
+                    target.api.region()
+                ))
+                .into());
+            }
             let aws = AwsConfig::load(&AwsOptions {
                 profile: aws.profile,
                 endpoint_url: aws.endpoint_url,
