@@ -376,18 +376,29 @@ impl Snapshot {
                 self.bind(key, &mut bindings);
             }
         }
-        let ids = ids.normalise();
+        self.cached_policy(ids.normalise(), &bindings, api, stage)
+    }
+
+    /// [`policy_for`](Self::policy_for) of a token's keys read: its known scope ids (sorted,
+    /// deduplicated) and its bound values. The cache lookup, or the build and insert.
+    fn cached_policy(
+        &self,
+        ids: &[u32],
+        bindings: &[Binding<&str>],
+        api: &str,
+        stage: &str,
+    ) -> Arc<CompiledPolicy> {
         if ids.is_empty() && self.any_token.is_empty() {
             return Arc::clone(&self.deny_all);
         }
-        let key = cache_key(ids, &bindings, api, stage);
+        let key = cache_key(ids, bindings, api, stage);
         if let Some(hit) = self.lock_cache().get(&key) {
             if &*hit.scope_ids == ids
                 && hit.bindings.len() == bindings.len()
                 && hit
                     .bindings
                     .iter()
-                    .zip(&bindings)
+                    .zip(bindings)
                     .all(|(a, b)| a.as_deref().map_err(|e| *e) == *b)
                 && &*hit.api == api
                 && &*hit.stage == stage
@@ -397,7 +408,7 @@ impl Snapshot {
         }
         // Built outside the lock: two racing misses both build, and the second insert wins;
         // cheaper than making every other request wait for a build.
-        let policy = Arc::new(self.compile(ids, &bindings, api, stage));
+        let policy = Arc::new(self.compile(ids, bindings, api, stage));
         let mut cache = self.lock_cache();
         if cache.len() >= POLICY_CACHE_CAPACITY {
             cache.clear();
@@ -479,23 +490,7 @@ impl Snapshot {
         }
         known.sort_unstable();
         known.dedup();
-        let keys: Vec<String> = bindings
-            .iter()
-            .zip(self.bound_claims.iter())
-            .map(|(b, name)| {
-                let value = b.map(serde_json::Value::from).ok();
-                let claim = crate::claim::ClaimName::new(name).expect("validated with its entry");
-                crate::claim::binding_key(&claim, value.as_ref())
-            })
-            .collect();
-        let policy = self.policy_for(
-            known
-                .iter()
-                .map(|&id| &*self.scope_names[id as usize])
-                .chain(keys.iter().map(String::as_str)),
-            api,
-            stage,
-        );
+        let policy = self.cached_policy(&known, &bindings, api, stage);
         let value_of = |name: &str| self.value_in(&bindings, name);
         let matches = |m: &Mapping| {
             m.policy_resources_as(&m.resource.bound_pattern(value_of), stage, kind)
