@@ -525,9 +525,46 @@ fn bench_cold(c: &mut Criterion) {
     g.finish();
 }
 
+/// A new tenant's first policy on a tenant-bound table (issue 21 §2), at three sizes: `n`
+/// resources, each `tenants/${claim:tenant_id}/rK` and `.../rK/{id}` (GET), plus an
+/// unbound `tenants/{t}/rK/{id}/audit` route the token is not granted. Every iteration is a
+/// tenant value not seen before, so it pays the build: its bound walks and its Denies.
+fn bench_bound(c: &mut Criterion) {
+    let mut g = c.benchmark_group("bound");
+    let api = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5";
+    let name = scopegate::claim::ClaimName::new("tenant_id").unwrap();
+    for n in [125usize, 250, 500] {
+        let mut entries: Vec<Mapping> = Vec::new();
+        for k in 0..n {
+            for (resource, scope) in [
+                (format!("tenants/${{claim:tenant_id}}/r{k}"), "read"),
+                (format!("tenants/${{claim:tenant_id}}/r{k}/{{id}}"), "read"),
+                (format!("tenants/{{t}}/r{k}/{{id}}/audit"), "audit"),
+            ] {
+                entries.push(
+                    serde_json::from_value(json!({"api": api, "stage": "dev", "method": "GET",
+                        "resource": resource, "scope": scope}))
+                    .unwrap(),
+                );
+            }
+        }
+        let s = Snapshot::new(1, entries);
+        let mut i = 0u64;
+        g.bench_function(format!("new_tenant_{n}"), |b| {
+            b.iter(|| {
+                i += 1;
+                let key = scopegate::claim::binding_key(&name, Some(&json!(format!("t{i}"))));
+                s.policy_for(["read", key.as_str()], api, "dev")
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_warm,
+    bench_bound,
     bench_policy,
     bench_routes,
     bench_nested,
