@@ -14,6 +14,7 @@
 //! - [`alg`]: the JWS algorithms scopegate verifies and allow-lists of them.
 //! - [`clock`]: the one source of "now", passed in so tests control time.
 //! - [`scope`]: RFC 6749 3.3 scope syntax, shared by tokens and mappings.
+//! - [`refusal`]: the fixed names refused tokens are counted under, in logs and metrics.
 //! - [`token`]: bearer extraction, JWKS cache, JWT verification, introspection, token cache.
 //! - [`mapping`]: mapping entries, the scope-indexed [`mapping::Snapshot`], and its sources.
 //! - [`policy`]: execute-api ARNs, the policy builder, and the policy evaluator (the oracle
@@ -40,6 +41,7 @@ pub mod logging;
 pub mod mapping;
 pub mod metrics;
 pub mod policy;
+pub mod refusal;
 pub mod scope;
 pub mod token;
 pub mod ttl_cache;

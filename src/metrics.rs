@@ -6,7 +6,7 @@
 //!
 //! | event | metrics | properties |
 //! |---|---|---|
-//! | [`decision`] (every invocation) | `Allow`, `Deny`, `Unauthorized`, `Error` (one is 1, the others 0), `Latency` (µs), `MappingVersion` | `MappingSource` |
+//! | [`decision`] (every invocation) | `Allow`, `Deny`, `Unauthorized`, `Error` (one is 1, the others 0), `Latency` (µs), `MappingVersion`; on a refusal, `Unauthorized` also by `Refusal` | `MappingSource` |
 //! | [`mapping_loaded`] | `MappingLoads`, `MappingVersion` | `MappingSource` |
 //! | [`mapping_refresh_failed`] | `MappingRefreshFailures` | `MappingSource` |
 //! | [`jwks_refetch`] | `JwksRefetches`, `JwksRefetchFailures` | `Issuer` |
@@ -33,6 +33,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Map, Value};
 
+use crate::refusal::Refusal;
+
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "scopegate";
 
@@ -43,29 +45,30 @@ pub enum Outcome {
     Allow,
     /// A policy that denies the request (403).
     Deny,
-    /// The token was refused: the error `Unauthorized` (401).
-    Unauthorized,
+    /// The token was refused: the error `Unauthorized` (401), counted also by why, in the
+    /// dimension `Refusal`.
+    Unauthorized(Refusal),
     /// Any other error (a broken event, no mappings): 500, fail closed.
     Error,
 }
 
 impl Outcome {
+    /// The metric names, in the order [`Outcome::index`] gives.
+    const NAMES: [&'static str; 4] = ["Allow", "Deny", "Unauthorized", "Error"];
+
     /// The metric name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Allow => "Allow",
-            Outcome::Deny => "Deny",
-            Outcome::Unauthorized => "Unauthorized",
-            Outcome::Error => "Error",
-        }
+        Outcome::NAMES[self.index()]
     }
 
-    const ALL: [Outcome; 4] = [
-        Outcome::Allow,
-        Outcome::Deny,
-        Outcome::Unauthorized,
-        Outcome::Error,
-    ];
+    fn index(self) -> usize {
+        match self {
+            Outcome::Allow => 0,
+            Outcome::Deny => 1,
+            Outcome::Unauthorized(_) => 2,
+            Outcome::Error => 3,
+        }
+    }
 }
 
 type Sink = Box<dyn Write + Send>;
@@ -76,9 +79,13 @@ pub struct Metrics {
     /// The sink, and the buffer a decision line is written into (reused: the line is the
     /// only per-invocation work here, so it allocates nothing once warm).
     sink: Mutex<(Sink, Vec<u8>)>,
-    /// The constant parts of a decision line, rendered once: after the timestamp, without
-    /// and with the mapping version declared.
+    /// The constant parts of a decision line, rendered once: after the timestamp, the
+    /// directive without and with the mapping version declared (the array left open), ...
     decision_directive: [String; 2],
+    /// ... the second directive a refusal adds (`Unauthorized` by `Refusal`), ...
+    refusal_directive: String,
+    /// ... and the function name member.
+    function_member: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -112,26 +119,30 @@ impl Metrics {
 
     fn new(function: String, sink: Sink) -> Metrics {
         let directive = |with_mapping: bool| {
-            let mut definitions: Vec<Value> = Outcome::ALL
+            let mut definitions: Vec<Value> = Outcome::NAMES
                 .iter()
-                .map(|o| json!({"Name": o.as_str(), "Unit": "Count"}))
+                .map(|name| json!({"Name": name, "Unit": "Count"}))
                 .collect();
             definitions.push(json!({"Name": "Latency", "Unit": "Microseconds"}));
             if with_mapping {
                 definitions.push(json!({"Name": "MappingVersion", "Unit": "None"}));
             }
-            let directive = json!([{
+            let directive = json!({
                 "Namespace": NAMESPACE,
                 "Dimensions": [["FunctionName"]],
                 "Metrics": definitions,
-            }]);
-            format!(
-                r#","CloudWatchMetrics":{directive}}},"FunctionName":{}"#,
-                Value::from(function.as_str())
-            )
+            });
+            format!(r#","CloudWatchMetrics":[{directive}"#)
         };
+        let by_refusal = json!({
+            "Namespace": NAMESPACE,
+            "Dimensions": [["FunctionName", "Refusal"]],
+            "Metrics": [{"Name": "Unauthorized", "Unit": "Count"}],
+        });
         Metrics {
             decision_directive: [directive(false), directive(true)],
+            refusal_directive: format!(",{by_refusal}"),
+            function_member: format!(r#","FunctionName":{}"#, Value::from(function.as_str())),
             function,
             sink: Mutex::new((sink, Vec::with_capacity(512))),
         }
@@ -139,6 +150,12 @@ impl Metrics {
 
     /// One invocation's outcome, its latency in microseconds, and the mapping snapshot it was
     /// decided with (`(source, version)`: `dynamodb`, `s3` or `file`), when there was one.
+    ///
+    /// A refusal's line carries a second directive: `Unauthorized` again, by the dimensions
+    /// `FunctionName` and `Refusal` (one of the fixed [`Refusal`] names), so that refusals can
+    /// be graphed by cause while every other line keeps one dimension set. It is a directive
+    /// of its own, not a second dimension set of the first, so that the other metrics are
+    /// not published once per cause too.
     ///
     /// Written straight into a reused buffer from parts rendered at start: this runs on every
     /// invocation, where building a JSON value tree cost more than the rest of a cached
@@ -154,8 +171,17 @@ impl Metrics {
             r#"{{"_aws":{{"Timestamp":{timestamp}{}"#,
             self.decision_directive[usize::from(mapping.is_some())]
         );
-        for o in Outcome::ALL {
-            let _ = write!(line, r#","{}":{}"#, o.as_str(), u8::from(o == outcome));
+        if let Outcome::Unauthorized(_) = outcome {
+            line.extend_from_slice(self.refusal_directive.as_bytes());
+        }
+        line.extend_from_slice(b"]}");
+        line.extend_from_slice(self.function_member.as_bytes());
+        for (i, name) in Outcome::NAMES.iter().enumerate() {
+            let _ = write!(line, r#","{name}":{}"#, u8::from(i == outcome.index()));
+        }
+        if let Outcome::Unauthorized(refusal) = outcome {
+            // A fixed name, never the token's text: no escaping needed.
+            let _ = write!(line, r#","Refusal":"{}""#, refusal.as_str());
         }
         let _ = write!(line, r#","Latency":{latency_us}"#);
         if let Some((source, version)) = mapping {
@@ -334,23 +360,28 @@ mod tests {
     fn assert_valid_emf(doc: &Value) {
         let aws = &doc["_aws"];
         assert!(aws["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
-        let directive = &aws["CloudWatchMetrics"][0];
-        assert_eq!(directive["Namespace"], NAMESPACE);
-        for set in directive["Dimensions"].as_array().unwrap() {
-            for d in set.as_array().unwrap() {
+        let directives = aws["CloudWatchMetrics"].as_array().unwrap();
+        assert!(!directives.is_empty());
+        for directive in directives {
+            assert_eq!(directive["Namespace"], NAMESPACE);
+            for set in directive["Dimensions"].as_array().unwrap() {
+                let set = set.as_array().unwrap();
+                assert!(!set.is_empty() && set.len() <= 30);
+                for d in set {
+                    assert!(
+                        doc[d.as_str().unwrap()].is_string(),
+                        "dimension {d} missing: {doc}"
+                    );
+                }
+            }
+            let defs = directive["Metrics"].as_array().unwrap();
+            assert!(!defs.is_empty() && defs.len() <= 100);
+            for m in defs {
                 assert!(
-                    doc[d.as_str().unwrap()].is_string(),
-                    "dimension {d} missing: {doc}"
+                    doc[m["Name"].as_str().unwrap()].is_number(),
+                    "metric {m} missing: {doc}"
                 );
             }
-        }
-        let defs = directive["Metrics"].as_array().unwrap();
-        assert!(!defs.is_empty() && defs.len() <= 100);
-        for m in defs {
-            assert!(
-                doc[m["Name"].as_str().unwrap()].is_number(),
-                "metric {m} missing: {doc}"
-            );
         }
     }
 
@@ -358,7 +389,7 @@ mod tests {
     fn a_decision_counts_one_outcome_and_zero_for_the_others() {
         let (m, buf) = Metrics::buffer("fn-1");
         m.decision(Outcome::Deny, 1234, Some(("s3", 9)));
-        m.decision(Outcome::Unauthorized, 50, None);
+        m.decision(Outcome::Unauthorized(Refusal::Expired), 50, None);
         let docs = lines(&buf);
         assert_eq!(docs.len(), 2);
         for d in &docs {
@@ -378,9 +409,32 @@ mod tests {
         assert_eq!(d["Latency"], 1234);
         assert_eq!(d["MappingVersion"], 9);
         assert_eq!(d["MappingSource"], "s3");
+        // Only a refusal is counted by cause.
+        assert_eq!(d["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(), 1);
+        assert!(d.get("Refusal").is_none());
         let d = &docs[1];
         assert_eq!(d["Unauthorized"], 1);
+        assert_eq!(d["Refusal"], "expired");
+        assert_eq!(
+            d["_aws"]["CloudWatchMetrics"][1],
+            json!({"Namespace": NAMESPACE, "Dimensions": [["FunctionName", "Refusal"]],
+                   "Metrics": [{"Name": "Unauthorized", "Unit": "Count"}]})
+        );
         assert!(d.get("MappingVersion").is_none());
+    }
+
+    #[test]
+    fn every_refusal_is_a_valid_dimension_value() {
+        let (m, buf) = Metrics::buffer("fn-1");
+        for r in Refusal::ALL {
+            m.decision(Outcome::Unauthorized(r), 1, Some(("dynamodb", 1)));
+        }
+        let docs = lines(&buf);
+        assert_eq!(docs.len(), Refusal::ALL.len());
+        for (d, r) in docs.iter().zip(Refusal::ALL) {
+            assert_valid_emf(d);
+            assert_eq!(d["Refusal"], r.as_str());
+        }
     }
 
     #[test]
@@ -432,11 +486,35 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_written_until_installed() {
-        // The free functions are no-ops in a process that installed nothing (this test binary
-        // never installs).
-        decision(Outcome::Allow, 1, None);
-        jwks_refetch("https://idp.example.com", true);
-        assert!(INSTALLED.get().is_none());
+    fn the_free_functions_write_to_the_installed_writer_only_once_it_is_installed() {
+        // Other tests in this binary decide through the free functions too, so each call here
+        // is told apart by a latency or issuer no other test uses.
+        const BEFORE: u64 = 987_654_321;
+        const AFTER: u64 = 987_654_322;
+        decision(Outcome::Allow, BEFORE, None);
+        let (m, buf) = Metrics::buffer("installed");
+        assert!(install(m));
+        decision(Outcome::Unauthorized(Refusal::BadSignature), AFTER, None);
+        jwks_refetch("https://install-test.example", false);
+        let (again, _) = Metrics::buffer("second");
+        assert!(!install(again), "a second install must change nothing");
+        decision(Outcome::Deny, AFTER, None);
+        let docs = lines(&buf);
+        let with_latency = |l: u64| {
+            docs.iter()
+                .filter(|d| d["Latency"] == l)
+                .collect::<Vec<_>>()
+        };
+        assert!(with_latency(BEFORE).is_empty());
+        let after = with_latency(AFTER);
+        assert_eq!(after.len(), 2, "{docs:?}");
+        assert_eq!(after[0]["Refusal"], "bad_signature");
+        assert_eq!(after[1]["Deny"], 1);
+        assert!(after.iter().all(|d| d["FunctionName"] == "installed"));
+        let refetches = docs
+            .iter()
+            .filter(|d| d["Issuer"] == "https://install-test.example")
+            .count();
+        assert_eq!(refetches, 1);
     }
 }

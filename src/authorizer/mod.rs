@@ -520,7 +520,7 @@ impl<M: Mappings> Authorizer<M> {
         let outcome = match &result {
             Ok((_, Effect::Allow)) => Outcome::Allow,
             Ok((_, Effect::Deny)) => Outcome::Deny,
-            Err(AuthorizeError::Unauthorized(_)) => Outcome::Unauthorized,
+            Err(AuthorizeError::Unauthorized(why)) => Outcome::Unauthorized(why.refusal()),
             Err(_) => Outcome::Error,
         };
         crate::metrics::decision(outcome, micros, self.mappings.status());
@@ -538,13 +538,24 @@ impl<M: Mappings> Authorizer<M> {
             ),
             // A 401 because the identity provider could not be asked is a fault of a
             // dependency, not a bad token: WARN, and its own metric (an alarm watches it).
+            // `refusal` is one of the fixed names (graphable); `reason` says more, in words.
             Err(AuthorizeError::Unauthorized(reason @ Rejection::Unavailable(_))) => {
                 crate::metrics::idp_unavailable();
-                tracing::warn!(decision = "Unauthorized", %reason, latency_us = micros, "decision")
+                tracing::warn!(
+                    decision = "Unauthorized",
+                    refusal = reason.refusal().as_str(),
+                    %reason,
+                    latency_us = micros,
+                    "decision"
+                )
             }
-            Err(AuthorizeError::Unauthorized(reason)) => {
-                tracing::info!(decision = "Unauthorized", %reason, latency_us = micros, "decision")
-            }
+            Err(AuthorizeError::Unauthorized(reason)) => tracing::info!(
+                decision = "Unauthorized",
+                refusal = reason.refusal().as_str(),
+                %reason,
+                latency_us = micros,
+                "decision"
+            ),
             Err(e) => {
                 tracing::error!(decision = "error", error = %e, latency_us = micros, "decision")
             }

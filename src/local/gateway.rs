@@ -6,22 +6,28 @@
 //! 1. Routing. Another stage, or a path/method that no [`Route`] covers, gets API Gateway's
 //!    `403 {"message":"Missing Authentication Token"}`; the authorizer is not called.
 //! 2. Token source. The token header ([`GatewayOptions::token_header`], default
-//!    `Authorization`) missing or empty, or its value not matching the token validation regex
-//!    ([`GatewayOptions::token_regex`], default the seed's JWT bearer regex), gets
-//!    `401 {"message":"Unauthorized"}`; the authorizer is not called.
+//!    `Authorization`) missing or empty gets `401 {"message":"Unauthorized"}` with
+//!    `WWW-Authenticate: Bearer` (RFC 6750 3.1: no error code when no token was sent); its
+//!    value not matching the token validation regex ([`GatewayOptions::token_regex`], default
+//!    the seed's JWT bearer regex) gets the refused token's answer below. The authorizer is
+//!    not called.
 //! 3. Authorizer, through the cache. The cache is keyed by the header value and keeps the
 //!    authorizer's answer for [`GatewayOptions::authorizer_ttl`] seconds (0 disables it). On a
 //!    miss the authorizer gets the `TOKEN` event: `type` `TOKEN`, `authorizationToken` the
-//!    whole header value, `methodArn`. Its `Unauthorized` gets `401 {"message":"Unauthorized"}`
-//!    (not cached); any other failure, or an answer API Gateway would not accept (no
-//!    `principalId`, a `policyDocument` that does not parse, an object or array in `context`),
-//!    gets API Gateway's AuthorizerConfigurationException, `500 {"message":null}` (not cached).
+//!    whole header value, `methodArn`. Its `Unauthorized` gets
+//!    `401 {"message":"Unauthorized","error":"invalid_token"}` with
+//!    `WWW-Authenticate: Bearer error="invalid_token"` (not cached); any other failure, or an
+//!    answer API Gateway would not accept (no `principalId`, a `policyDocument` that does not
+//!    parse, an object or array in `context`), gets API Gateway's
+//!    AuthorizerConfigurationException, `503 {"message":"Service Unavailable"}` (not cached).
+//!    These are template.yaml's gateway responses ([`super::responses`]).
 //! 4. Policy. The (possibly cached) policy is evaluated against this request's methodArn with
 //!    [`crate::policy::evaluate`], the same oracle the tests use. An explicit Deny gets `403
-//!    {"Message":"User is not authorized to access this resource with an explicit deny"}`, the
-//!    answer the seed shows (and what a token granting nothing gets: the deny-all policy); no
-//!    matching Allow gets API Gateway's implicit-deny answer, `403 {"Message":"User is not
-//!    authorized to access this resource"}`, so the two cases can be told apart as on AWS.
+//!    {"Message":"User is not authorized to access this resource with an explicit deny",
+//!    "error":"insufficient_scope"}`, the answer the seed shows (and what a token granting
+//!    nothing gets: the deny-all policy); no matching Allow gets API Gateway's implicit-deny
+//!    message, `"User is not authorized to access this resource"`, so the two cases can be
+//!    told apart as on AWS. Both with `WWW-Authenticate: Bearer error="insufficient_scope"`.
 //! 5. Integration. Allowed requests reach a mock integration answering `200
 //!    {"statusCode":200,"message":"Hello from API Gateway!","principalId":...,"context":{...},
 //!    "methodArn":...}`: the context is what the authorizer put there, as a real integration
@@ -53,6 +59,9 @@ use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 
 use super::error::{display_addr, LocalError};
+use super::responses::{
+    GatewayResponse, ACCESS_DENIED, AUTHORIZER_CONFIGURATION_ERROR, NO_TOKEN, UNAUTHORIZED,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::policy::{evaluate, glob_match, method_arn, Effect, Policy};
 use crate::ttl_cache::TtlCache;
@@ -95,8 +104,9 @@ pub enum AuthorizeError {
     /// The function's `Unauthorized` error: the gateway answers 401 and caches nothing.
     #[error("Unauthorized")]
     Unauthorized,
-    /// Any other failure (a crash, a timeout): the gateway answers 500 `{"message":null}`,
-    /// API Gateway's AuthorizerConfigurationException.
+    /// Any other failure (a crash, a timeout): the gateway answers 503
+    /// `{"message":"Service Unavailable"}`, API Gateway's AuthorizerConfigurationException
+    /// with template.yaml's gateway response.
     #[error("the authorizer failed")]
     Fault(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -404,6 +414,9 @@ enum Lookup {
 #[derive(Debug)]
 enum Outcome {
     MissingAuthenticationToken,
+    /// No token at all: RFC 6750 3.1's `Bearer` without an error code.
+    NoToken,
+    /// A token was sent and refused (by the regex, or by the authorizer).
     Unauthorized(Option<Lookup>),
     ConfigurationError(Lookup),
     Denied {
@@ -453,7 +466,7 @@ impl<A: Authorize> Gateway<A> {
             .get(&self.token_header)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.trim().is_empty())
-            .ok_or(Outcome::Unauthorized(None))?;
+            .ok_or(Outcome::NoToken)?;
         if let Some(regex) = &self.token_regex {
             if !regex.is_match(token) {
                 return Err(Outcome::Unauthorized(None));
@@ -559,6 +572,36 @@ fn answer(
     lookup: Option<Lookup>,
 ) -> Response {
     let mut response = (status, axum::Json(body)).into_response();
+    mark(&mut response, error_type, lookup);
+    response
+}
+
+/// One of the authorizer's gateway responses ([`super::responses`]), as API Gateway renders
+/// it for `message`.
+fn gateway_response(
+    r: &GatewayResponse,
+    message: &str,
+    error_type: &'static str,
+    lookup: Option<Lookup>,
+) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        r.body(message),
+    )
+        .into_response();
+    if let Some(value) = r.www_authenticate {
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(value),
+        );
+    }
+    mark(&mut response, Some(error_type), lookup);
+    response
+}
+
+fn mark(response: &mut Response, error_type: Option<&'static str>, lookup: Option<Lookup>) {
     let headers = response.headers_mut();
     if let Some(error_type) = error_type {
         headers.insert("x-amzn-errortype", HeaderValue::from_static(error_type));
@@ -570,7 +613,6 @@ fn answer(
         };
         headers.insert(CACHE_HEADER, HeaderValue::from_static(value));
     }
-    response
 }
 
 impl IntoResponse for Outcome {
@@ -582,26 +624,29 @@ impl IntoResponse for Outcome {
                 Some("MissingAuthenticationTokenException"),
                 None,
             ),
-            Outcome::Unauthorized(lookup) => answer(
-                StatusCode::UNAUTHORIZED,
-                json!({"message": "Unauthorized"}),
-                Some("UnauthorizedException"),
+            Outcome::NoToken => {
+                gateway_response(&NO_TOKEN, "Unauthorized", "UnauthorizedException", None)
+            }
+            Outcome::Unauthorized(lookup) => gateway_response(
+                &UNAUTHORIZED,
+                "Unauthorized",
+                "UnauthorizedException",
                 lookup,
             ),
-            Outcome::ConfigurationError(lookup) => answer(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"message": null}),
-                Some("AuthorizerConfigurationException"),
+            Outcome::ConfigurationError(lookup) => gateway_response(
+                &AUTHORIZER_CONFIGURATION_ERROR,
+                "null",
+                "AuthorizerConfigurationException",
                 Some(lookup),
             ),
-            Outcome::Denied { lookup, explicit } => answer(
-                StatusCode::FORBIDDEN,
-                json!({"Message": if explicit {
+            Outcome::Denied { lookup, explicit } => gateway_response(
+                &ACCESS_DENIED,
+                if explicit {
                     "User is not authorized to access this resource with an explicit deny"
                 } else {
                     "User is not authorized to access this resource"
-                }}),
-                Some("AccessDeniedException"),
+                },
+                "AccessDeniedException",
                 Some(lookup),
             ),
             Outcome::Allowed {

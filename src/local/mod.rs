@@ -20,6 +20,7 @@ mod banner;
 pub(crate) mod error;
 pub mod gateway;
 pub(crate) mod idp;
+pub mod responses;
 #[cfg(test)]
 mod tests;
 

@@ -155,6 +155,7 @@ struct Answer {
     status: u16,
     cache: Option<String>,
     error_type: Option<String>,
+    www_authenticate: Option<String>,
     body: Value,
 }
 
@@ -171,12 +172,14 @@ async fn call(method: reqwest::Method, url: &str, token: Option<&str>) -> Answer
             .map(|v| v.to_str().unwrap().to_owned())
     };
     let (cache, error_type) = (header(CACHE_HEADER), header("x-amzn-errortype"));
+    let www_authenticate = header("www-authenticate");
     let status = response.status().as_u16();
     let body = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
     Answer {
         status,
         cache,
         error_type,
+        www_authenticate,
         body,
     }
 }
@@ -191,20 +194,29 @@ async fn the_gateway_rejects_before_the_authorizer_like_api_gateway() {
     let gw = start_gateway(Arc::clone(&fake), options(DEFAULT_AUTHORIZER_TTL)).await;
     let url = format!("{}/my-resource", gw.base);
 
-    // No token source header: 401 without calling the authorizer.
+    // No token source header: 401 without calling the authorizer, and (RFC 6750 3.1) a
+    // challenge without an error code: the client sent nothing to be wrong.
     let a = get(&url, None).await;
     assert_eq!(
         (a.status, &a.body),
         (401, &json!({"message": "Unauthorized"}))
     );
+    assert_eq!(a.www_authenticate.as_deref(), Some("Bearer"));
     assert_eq!(a.cache, None);
     // A token that fails the validation regex (the seed's third curl).
     let a = get(&url, Some("Bearer ThisIsNotAJWT")).await;
     assert_eq!(
         (a.status, &a.body),
-        (401, &json!({"message": "Unauthorized"}))
+        (
+            401,
+            &json!({"message": "Unauthorized", "error": "invalid_token"})
+        )
     );
     assert_eq!(a.error_type.as_deref(), Some("UnauthorizedException"));
+    assert_eq!(
+        a.www_authenticate.as_deref(),
+        Some(r#"Bearer error="invalid_token""#)
+    );
     let a = get(&url, Some("aaa.bbb.allow")).await;
     assert_eq!(a.status, 401, "the default regex wants the Bearer prefix");
     // Unknown path, unknown method on a known path, another stage: Missing Authentication Token.
@@ -245,7 +257,17 @@ async fn the_cached_policy_is_re_evaluated_for_each_method_arn() {
 
     // Same token, a method the policy does not allow: the cached answer, implicit deny.
     let a = call(reqwest::Method::POST, &url, Some(token)).await;
-    assert_eq!((a.status, &a.body), (403, &json!({"Message": IMPLICIT})));
+    assert_eq!(
+        (a.status, &a.body),
+        (
+            403,
+            &json!({"Message": IMPLICIT, "error": "insufficient_scope"})
+        )
+    );
+    assert_eq!(
+        a.www_authenticate.as_deref(),
+        Some(r#"Bearer error="insufficient_scope""#)
+    );
     assert_eq!(a.cache.as_deref(), Some("hit"));
     // A trailing slash is part of the methodArn, so the policy for my-resource does not cover it.
     let a = get(&format!("{url}/"), Some(token)).await;
@@ -256,7 +278,13 @@ async fn the_cached_policy_is_re_evaluated_for_each_method_arn() {
 
     // An explicit deny.
     let a = get(&url, Some("Bearer aaa.bbb.denyall")).await;
-    assert_eq!((a.status, &a.body), (403, &json!({"Message": EXPLICIT})));
+    assert_eq!(
+        (a.status, &a.body),
+        (
+            403,
+            &json!({"Message": EXPLICIT, "error": "insufficient_scope"})
+        )
+    );
     assert_eq!(a.error_type.as_deref(), Some("AccessDeniedException"));
     assert_eq!(a.cache.as_deref(), Some("miss"));
 
@@ -265,18 +293,26 @@ async fn the_cached_policy_is_re_evaluated_for_each_method_arn() {
         let a = get(&url, Some("Bearer aaa.bbb.expired")).await;
         assert_eq!(
             (a.status, &a.body),
-            (401, &json!({"message": "Unauthorized"}))
+            (
+                401,
+                &json!({"message": "Unauthorized", "error": "invalid_token"})
+            )
+        );
+        assert_eq!(
+            a.www_authenticate.as_deref(),
+            Some(r#"Bearer error="invalid_token""#)
         );
         assert_eq!(a.cache.as_deref(), Some("miss"));
     }
-    // A fault, or an answer API Gateway would refuse: 500 {"message":null}.
+    // A fault, or an answer API Gateway would refuse: template.yaml's 503, no detail.
     for token in ["Bearer aaa.bbb.fault", "Bearer aaa.bbb.nested"] {
         let a = get(&url, Some(token)).await;
         assert_eq!(
             (a.status, &a.body),
-            (500, &json!({"message": null})),
+            (503, &json!({"message": "Service Unavailable"})),
             "{token}"
         );
+        assert_eq!(a.www_authenticate, None);
         assert_eq!(
             a.error_type.as_deref(),
             Some("AuthorizerConfigurationException")
@@ -507,7 +543,13 @@ async fn the_seeds_three_curl_cases_end_to_end() {
 
     let none = fetch_token(&token_endpoint, "").await.unwrap();
     let a = get(&url, Some(&format!("Bearer {none}"))).await;
-    assert_eq!((a.status, &a.body), (403, &json!({"Message": EXPLICIT})));
+    assert_eq!(
+        (a.status, &a.body),
+        (
+            403,
+            &json!({"Message": EXPLICIT, "error": "insufficient_scope"})
+        )
+    );
 
     let a = get(&url, Some("Bearer ThisIsNotAJWT")).await;
     assert_eq!(a.status, 401);

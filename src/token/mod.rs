@@ -32,4 +32,5 @@ pub use crate::alg::{Alg, AlgSet};
 pub use claims::Claims;
 pub use verify::Verifier;
 
+pub use crate::refusal::Refusal;
 pub use rejection::Rejection;

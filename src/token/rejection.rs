@@ -1,6 +1,7 @@
 //! [`Rejection`]: why a token was refused, one variant per check.
 
 use crate::alg::Alg;
+use crate::refusal::Refusal;
 
 /// Why a token was refused. Every variant becomes the same `Unauthorized` for the caller (an
 /// attacker learns nothing); the variant is for the log line. No variant holds or prints any
@@ -96,4 +97,30 @@ pub enum Rejection {
     /// closed.
     #[error("identity provider unavailable: {0}")]
     Unavailable(String),
+}
+
+impl Rejection {
+    /// Which of the fixed [`Refusal`] names this rejection is counted under.
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            Rejection::Missing => Refusal::MissingToken,
+            Rejection::NotBearer | Rejection::Ambiguous => Refusal::NotBearer,
+            Rejection::TooLarge { .. } => Refusal::TooLarge,
+            Rejection::Malformed(_) | Rejection::MissingExp => Refusal::Malformed,
+            Rejection::AlgorithmNotAllowed(_) => Refusal::AlgorithmNotAllowed,
+            Rejection::KeyInHeader(_) | Rejection::Critical => Refusal::UnsafeHeader,
+            Rejection::Typ => Refusal::WrongType,
+            Rejection::UntrustedIssuer => Refusal::WrongIssuer,
+            Rejection::UnknownKey | Rejection::KeyAlgMismatch { .. } => Refusal::KeyUnknown,
+            Rejection::BadSignature => Refusal::BadSignature,
+            Rejection::Expired => Refusal::Expired,
+            Rejection::NotYetValid | Rejection::IssuedInFuture => Refusal::NotYetValid,
+            Rejection::Scope(_) => Refusal::ScopeGrammar,
+            Rejection::Claim(_) => Refusal::ClaimGrammar,
+            Rejection::Audience => Refusal::WrongAudience,
+            Rejection::NoPrincipal => Refusal::NoPrincipal,
+            Rejection::Inactive => Refusal::Inactive,
+            Rejection::Unavailable(_) => Refusal::ProviderUnavailable,
+        }
+    }
 }

@@ -172,3 +172,24 @@ fn the_readme_names_only_real_settings_and_links_the_docs() {
         }
     }
 }
+
+/// docs/observability.md's refusals table is exactly `Refusal::ALL`, in order: the names an
+/// operator's dashboards are built on are the ones the decision line and the metric carry.
+#[test]
+fn the_refusals_table_lists_every_refusal_name_and_nothing_else() {
+    let doc = read(&repo_root().join("docs/observability.md"));
+    let section = doc
+        .split("### Refusals")
+        .nth(1)
+        .expect("docs/observability.md has a Refusals section");
+    let row = Regex::new(r"(?m)^\| `([a-z_]+)` \|").unwrap();
+    let documented: Vec<&str> = row
+        .captures_iter(section.split("\n## ").next().unwrap())
+        .map(|c| c.get(1).unwrap().as_str())
+        .collect();
+    let names: Vec<&str> = scopegate::refusal::Refusal::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(documented, names);
+}

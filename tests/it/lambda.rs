@@ -343,6 +343,29 @@ async fn the_lambda_answers_token_request_and_http_api_events() {
         );
         assert_eq!(emf[0]["FunctionName"], FUNCTION);
     }
+
+    // Each refusal is named from the fixed list, the same name in the decision line and in
+    // the metric's Refusal dimension: "not-a-jwt" is malformed; the unsigned-looking token
+    // names no key.
+    let names: Vec<&str> = scopegate::refusal::Refusal::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    let mut logged: Vec<&str> = decisions
+        .iter()
+        .filter(|d| d["fields"]["decision"] == "Unauthorized")
+        .map(|d| d["fields"]["refusal"].as_str().unwrap_or("(none)"))
+        .collect();
+    let mut counted: Vec<&str> = emf
+        .iter()
+        .filter(|d| d["Unauthorized"] == 1)
+        .map(|d| d["Refusal"].as_str().unwrap_or("(none)"))
+        .collect();
+    logged.sort_unstable();
+    counted.sort_unstable();
+    assert_eq!(logged, counted, "{log}");
+    assert!(logged.iter().all(|r| names.contains(r)), "{logged:?}");
+    assert!(logged.contains(&"malformed"), "{logged:?}");
 }
 
 #[tokio::test]

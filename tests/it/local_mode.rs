@@ -104,6 +104,23 @@ impl Local {
         (status, cache, resp.text().await.unwrap())
     }
 
+    /// (status, WWW-Authenticate, body as JSON)
+    async fn answer(&self, auth: Option<&str>) -> (u16, Option<String>, serde_json::Value) {
+        let url = format!("http://{}/dev/my-resource", self.running.gateway);
+        let mut req = self.http.get(url);
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = resp.bytes().await.unwrap();
+        (status, challenge, serde_json::from_slice(&body).unwrap())
+    }
+
     async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(Duration::from_secs(10), self.task)
@@ -276,6 +293,52 @@ async fn local_mode_grants_by_the_claims_the_dev_provider_issues() {
             .await
             .0,
         403
+    );
+    local.stop().await;
+}
+
+/// Local mode answers a refusal as template.yaml's gateway responses do (RFC 6750 §3): the
+/// same status, challenge and body, rendered with API Gateway's message.
+#[tokio::test]
+async fn refusals_get_the_deployed_apis_rfc_6750_answers() {
+    use scopegate::local::responses::{GatewayResponse, ACCESS_DENIED, NO_TOKEN, UNAUTHORIZED};
+    let local = Local::start(None, None, 300).await;
+    let expect = |r: &GatewayResponse, message: &str| {
+        (
+            r.status,
+            r.www_authenticate.map(str::to_owned),
+            serde_json::from_str::<serde_json::Value>(&r.body(message)).unwrap(),
+        )
+    };
+    let email = local.token("email").await;
+    let forged = format!("{}x", &email[..email.len() - 1]);
+    let profile = local.token("profile").await;
+    let cases = [
+        (None, expect(&NO_TOKEN, "Unauthorized")),
+        (
+            Some("Bearer ThisIsNotAJWT".to_owned()),
+            expect(&UNAUTHORIZED, "Unauthorized"),
+        ),
+        (
+            Some(format!("Bearer {forged}")),
+            expect(&UNAUTHORIZED, "Unauthorized"),
+        ),
+        (
+            Some(format!("Bearer {profile}")),
+            expect(
+                &ACCESS_DENIED,
+                "User is not authorized to access this resource with an explicit deny",
+            ),
+        ),
+    ];
+    for (i, (auth, want)) in cases.iter().enumerate() {
+        assert_eq!(&local.answer(auth.as_deref()).await, want, "case {i}");
+    }
+    // RFC 6750 3.1: the refused token's challenge carries an error code, the tokenless one not.
+    assert_eq!(cases[0].1 .1.as_deref(), Some("Bearer"));
+    assert_eq!(
+        cases[2].1 .1.as_deref(),
+        Some(r#"Bearer error="invalid_token""#)
     );
     local.stop().await;
 }

@@ -700,3 +700,62 @@ fn alarms_watch_faults_throttles_duration_fallback_and_key_fetches() {
         );
     }
 }
+
+/// The example API's gateway responses are exactly `scopegate::local::responses::DEPLOYED`:
+/// one per type, the same status, `WWW-Authenticate` (a static value, quoted as API Gateway
+/// wants) and body template. `scopegate local` answers from that table, so the deployed API
+/// and local mode say the same thing, and tests/it/local_mode.rs checks local mode's answers
+/// against the rendered bodies.
+#[test]
+fn the_gateway_responses_are_rfc_6750s_and_the_same_as_local_modes() {
+    use scopegate::local::responses::DEPLOYED;
+    let t = template();
+    let mut found = Vec::new();
+    for (name, r) in resources_of_type(&t, "AWS::ApiGateway::GatewayResponse") {
+        let p = at(r, &["Properties"]);
+        assert_eq!(as_ref(at(p, &["RestApiId"])), Some("ExampleApi"), "{name}");
+        let kind = at(p, &["ResponseType"]).as_str().unwrap();
+        let want = DEPLOYED
+            .iter()
+            .find(|d| d.response_type == kind)
+            .unwrap_or_else(|| panic!("{name}: {kind} is not in local::responses::DEPLOYED"));
+        assert_eq!(
+            as_u64(at(p, &["StatusCode"])),
+            Some(u64::from(want.status)),
+            "{name}"
+        );
+        let header = p
+            .get("ResponseParameters")
+            .and_then(|m| m.get("gatewayresponse.header.WWW-Authenticate"))
+            .map(|v| v.as_str().expect("a static header value"));
+        assert_eq!(
+            header,
+            want.www_authenticate.map(|v| format!("'{v}'")).as_deref(),
+            "{name}: a static value is in single quotes"
+        );
+        assert_eq!(
+            at(p, &["ResponseTemplates", "application/json"]).as_str(),
+            Some(want.body),
+            "{name}"
+        );
+        // Rendered as API Gateway renders it, the body is JSON.
+        serde_json::from_str::<serde_json::Value>(&want.body("a \"message\""))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        found.push(kind.to_owned());
+    }
+    found.sort();
+    let mut want: Vec<_> = DEPLOYED
+        .iter()
+        .map(|d| d.response_type.to_owned())
+        .collect();
+    want.sort();
+    assert_eq!(found, want);
+    // The deployment waits for them: a stage deployed before them would serve the defaults.
+    let depends = strings(at(resource(&t, "ExampleDeployment"), &["DependsOn"]));
+    for (name, _) in resources_of_type(&t, "AWS::ApiGateway::GatewayResponse") {
+        assert!(
+            depends.iter().any(|d| d == name),
+            "ExampleDeployment must depend on {name}"
+        );
+    }
+}
