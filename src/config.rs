@@ -96,6 +96,15 @@ impl Setting {
         number(&|name| std::env::var(name).ok(), self)
     }
 
+    /// A number setting's value in another environment (a deployed function's, read from its
+    /// configuration), its default when unset, checked against its range.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the setting and the value.
+    pub fn number_from(&self, get: impl Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
+        number(&get, self)
+    }
+
     /// The default of a text setting ("" for none).
     ///
     /// # Panics

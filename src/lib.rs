@@ -20,15 +20,17 @@
 //! - [`policy`]: execute-api ARNs, the policy builder, and the policy evaluator (the oracle
 //!   tests assert through).
 //! - [`authorizer`]: event in, decision and response out; the one place that joins the above.
-//! - [`admin`]: the `scopegate` CLI's commands, so that the binary stays thin.
+//! - `admin`: the `scopegate` CLI's commands, so that the binary stays thin (feature `cli`).
 //! - [`ttl_cache`]: the one bounded TTL cache (verified tokens, introspection answers, the
 //!   local gateway's authorizer cache).
 //! - [`logging`]: JSON logs, never a token.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines per decision, mapping load and JWKS
 //!   refetch; nothing secret.
-//! - [`local`]: the local gateway and the dev identity provider behind `scopegate local`.
+//! - `local`: the local gateway and the dev identity provider behind `scopegate local`
+//!   (feature `cli`).
 #![deny(missing_docs)]
 
+#[cfg(feature = "cli")]
 pub mod admin;
 pub mod alg;
 pub mod authorizer;
@@ -36,6 +38,7 @@ pub mod claim;
 pub mod clock;
 pub mod config;
 pub mod error_text;
+#[cfg(feature = "cli")]
 pub mod local;
 pub mod logging;
 pub mod mapping;

@@ -7,7 +7,7 @@
 /// `refusal` field and the `Refusal` dimension of the `Unauthorized` metric carry, so that an
 /// operator can count and graph refusals by cause. The names are stable (dashboards and
 /// alarms are built on them); docs/observability.md lists them and a test keeps the two the
-/// same. Several [`Rejection`]s share a name where an operator would act the same way.
+/// same. Several [`Rejection`](crate::token::Rejection)s share a name where an operator would act the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Refusal {

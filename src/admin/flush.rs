@@ -12,10 +12,13 @@
 //! (docs/caching.md).
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::Duration;
 
 use aws_sdk_apigateway::Client;
 use serde::Serialize;
 
+use crate::config::{ConfigError, MAPPING_TTL_SECONDS};
 use crate::mapping::store::aws::AwsConfig;
 use crate::mapping::store::sdk::service;
 use crate::mapping::store::{Diff, StoreError};
@@ -187,6 +190,132 @@ impl CacheFlusher {
     }
 }
 
+/// What flushes stages' authorizer caches: API Gateway ([`CacheFlusher`]), or in tests a fake
+/// that records when it was asked.
+pub trait StageFlusher: Sync {
+    /// Flushes every stage `targets` name, or with `dry_run` only lists them; one row each.
+    fn flush_stages(
+        &self,
+        targets: &BTreeSet<StageTarget>,
+        dry_run: bool,
+    ) -> impl Future<Output = Vec<Flushed>> + Send;
+}
+
+impl StageFlusher for CacheFlusher {
+    fn flush_stages(
+        &self,
+        targets: &BTreeSet<StageTarget>,
+        dry_run: bool,
+    ) -> impl Future<Output = Vec<Flushed>> + Send {
+        self.flush_all(targets, dry_run)
+    }
+}
+
+/// What the second flush waits beyond the function's `SCOPEGATE_MAPPING_TTL_SECONDS`: the
+/// authorizer's version check (3 s at most) and a reload of the set.
+pub const RELOAD_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long after the first flush the second must run so that every warm container of a
+/// function whose mapping TTL is `mapping_ttl_secs` has the change: the TTL and
+/// [`RELOAD_MARGIN`].
+pub fn second_flush_after(mapping_ttl_secs: u64) -> Duration {
+    Duration::from_secs(mapping_ttl_secs) + RELOAD_MARGIN
+}
+
+/// What [`flush_twice`] tells its caller, as it happens.
+#[derive(Debug)]
+pub enum FlushRound<'a> {
+    /// A round of flushes (or, in a dry run, of stages that would be flushed).
+    Done {
+        /// One row per stage.
+        rows: &'a [Flushed],
+        /// Whether it only listed them.
+        dry_run: bool,
+    },
+    /// The first round is done; the second runs after this long.
+    Waiting(Duration),
+}
+
+/// Flushes `targets` at once and again after `wait` (see [`second_flush_after`]); a dry run
+/// lists them once. Twice, because a request that arrives just after the first flush may reach
+/// a warm container that has not yet checked the mappings version, and its answer, with the
+/// old grant, would be cached again for the authorizer's whole TTL; once every container has
+/// the new version, the second flush drops what was cached meanwhile.
+///
+/// The wait is on tokio's clock, so tests run it under paused time. Dropping the future
+/// during the wait (Ctrl-C) skips the second round; a failed row in the first round does not.
+pub async fn flush_twice<F: StageFlusher>(
+    flusher: &F,
+    targets: &BTreeSet<StageTarget>,
+    dry_run: bool,
+    wait: Duration,
+    mut report: impl FnMut(FlushRound<'_>),
+) {
+    if targets.is_empty() {
+        return;
+    }
+    let rows = flusher.flush_stages(targets, dry_run).await;
+    report(FlushRound::Done {
+        rows: &rows,
+        dry_run,
+    });
+    if dry_run {
+        return;
+    }
+    report(FlushRound::Waiting(wait));
+    tokio::time::sleep(wait).await;
+    let rows = flusher.flush_stages(targets, false).await;
+    report(FlushRound::Done {
+        rows: &rows,
+        dry_run: false,
+    });
+}
+
+/// Why a function's mapping TTL could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FunctionTtlError {
+    /// Lambda's GetFunctionConfiguration failed (no such function, no permission, ...).
+    #[error(transparent)]
+    Service(#[from] StoreError),
+    /// The function's `SCOPEGATE_MAPPING_TTL_SECONDS` is not one it would start with.
+    #[error("the function's {0}")]
+    Setting(#[from] ConfigError),
+}
+
+/// The `SCOPEGATE_MAPPING_TTL_SECONDS` a deployed authorizer function runs with (its default
+/// when the function does not set it), from Lambda's GetFunctionConfiguration: the TTL that
+/// decides when its warm containers have a change, which the operator's own environment does
+/// not tell. `function` is a name or an ARN (whose region is then asked).
+///
+/// # Errors
+/// [`FunctionTtlError`].
+pub async fn function_mapping_ttl(
+    aws: &AwsConfig,
+    function: &str,
+) -> Result<u64, FunctionTtlError> {
+    let mut conf = aws_sdk_lambda::config::Builder::from(&aws.sdk);
+    // arn:aws:lambda:REGION:ACCOUNT:function:NAME
+    if let Some(region) = function
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split(':').nth(2))
+        .filter(|r| !r.is_empty())
+    {
+        conf = conf.region(aws_sdk_lambda::config::Region::new(region.to_owned()));
+    }
+    let out = aws_sdk_lambda::Client::from_conf(conf.build())
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(service("lambda:GetFunctionConfiguration"))?;
+    let vars = out
+        .environment
+        .and_then(|e| e.variables)
+        .unwrap_or_default();
+    Ok(MAPPING_TTL_SECONDS.number_from(|name| vars.get(name).cloned())?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +369,107 @@ mod tests {
         assert!(StageTarget::parse(API, "*").is_ok());
         assert!(StageTarget::parse(API, "de v").is_err());
         assert!(StageTarget::parse(&format!("{API}/dev"), "dev").is_err());
+    }
+
+    /// Records when (on tokio's clock) and how it was asked; the first round's rows fail.
+    #[derive(Default)]
+    struct Recording {
+        calls: std::sync::Mutex<Vec<(tokio::time::Instant, bool)>>,
+    }
+
+    impl StageFlusher for Recording {
+        fn flush_stages(
+            &self,
+            targets: &BTreeSet<StageTarget>,
+            dry_run: bool,
+        ) -> impl Future<Output = Vec<Flushed>> + Send {
+            let mut calls = self.calls.lock().unwrap();
+            let first = calls.is_empty();
+            calls.push((tokio::time::Instant::now(), dry_run));
+            let rows = targets
+                .iter()
+                .map(|t| Flushed {
+                    api: t.api.clone(),
+                    stage: t.stage.as_str().to_owned(),
+                    error: first.then(|| "throttled".to_owned()),
+                })
+                .collect();
+            std::future::ready(rows)
+        }
+    }
+
+    fn one_target() -> BTreeSet<StageTarget> {
+        BTreeSet::from([StageTarget::parse(API, "dev").unwrap()])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_second_flush_runs_the_function_ttl_and_the_margin_after_the_first() {
+        let flusher = Recording::default();
+        let start = tokio::time::Instant::now();
+        let wait = second_flush_after(7);
+        assert_eq!(wait, Duration::from_secs(12));
+        let mut events = Vec::new();
+        flush_twice(&flusher, &one_target(), false, wait, |e| {
+            events.push(match e {
+                FlushRound::Done { rows, dry_run } => {
+                    format!("done {} {dry_run} {:?}", rows.len(), rows[0].error)
+                }
+                FlushRound::Waiting(w) => format!("waiting {w:?}"),
+            })
+        })
+        .await;
+        let calls = flusher.calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 2, "a failed first round still gets its second");
+        assert_eq!(calls[0], (start, false));
+        assert_eq!(
+            calls[1],
+            (start + wait, false),
+            "exactly the wait, on tokio's clock"
+        );
+        assert_eq!(
+            events,
+            [
+                r#"done 1 false Some("throttled")"#,
+                "waiting 12s",
+                "done 1 false None"
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dry_run_lists_once_and_nothing_to_flush_asks_nothing() {
+        let flusher = Recording::default();
+        flush_twice(
+            &flusher,
+            &one_target(),
+            true,
+            second_flush_after(60),
+            |_| {},
+        )
+        .await;
+        let calls = flusher.calls.lock().unwrap().clone();
+        assert_eq!(calls, [(calls[0].0, true)]);
+        let flusher = Recording::default();
+        flush_twice(
+            &flusher,
+            &BTreeSet::new(),
+            false,
+            second_flush_after(60),
+            |_| {},
+        )
+        .await;
+        assert!(flusher.calls.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_flush_during_the_wait_skips_the_second_round() {
+        let flusher = Recording::default();
+        let wait = second_flush_after(60);
+        let targets = one_target();
+        let run = flush_twice(&flusher, &targets, false, wait, |_| {});
+        // Ctrl-C a second before the second round.
+        let cut = tokio::time::timeout(wait - Duration::from_secs(1), run).await;
+        assert!(cut.is_err());
+        assert_eq!(flusher.calls.lock().unwrap().len(), 1);
     }
 }

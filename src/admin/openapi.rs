@@ -1,7 +1,7 @@
 //! OpenAPI 3.0/3.1 and Swagger 2.0 documents read for the OAuth scopes each operation
 //! requires, so that mappings can be drafted from the API's own description instead of by hand.
 //!
-//! The document is walked by hand as a generic value (a `serde_yaml::Value`, whose mappings
+//! The document is walked by hand as a generic value (a `yaml_serde::Value`, whose mappings
 //! keep document order, for JSON and YAML alike) rather than through a full schema: only
 //! `paths`, the security schemes and the security requirements matter here, and everything
 //! else may be as loose as real-world exports are. What cannot be expressed as scopes is not
@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 /// Documents over this many bytes are refused before parsing: a mapping source has no reason
 /// to be larger, and parsing is the expensive part.
@@ -218,13 +218,13 @@ fn server_path(root: &Mapping) -> Option<String> {
 }
 
 /// JSON through serde_json (full JSON, surrogate escapes included) into an order-keeping
-/// value; everything else, and JSON that serde_json refuses, through serde_yaml.
+/// value; everything else, and JSON that serde_json refuses, through yaml_serde.
 fn parse(text: &str) -> Result<Value, OpenApiError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let yaml = |text: &str| {
-        let mut v: Value = serde_yaml::from_str(text)?;
+        let mut v: Value = yaml_serde::from_str(text)?;
         v.apply_merge()?;
-        Ok::<_, serde_yaml::Error>(v)
+        Ok::<_, yaml_serde::Error>(v)
     };
     let fail = |format, e: &dyn fmt::Display| OpenApiError::Parse {
         format,

@@ -8,7 +8,9 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, Filter, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{fmt, EnvFilter, Layer as _};
+#[cfg(feature = "cli")]
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{fmt, Layer as _};
 
 use crate::config::LOG_LEVEL;
 
@@ -131,6 +133,7 @@ impl Visit for MessageIs<'_> {
 /// scopegate's own warnings by default (the SDK's retries and its instance-metadata probing
 /// are noise to an operator); `--debug` shows everything at debug level, the SDK's error
 /// details included; `RUST_LOG` (EnvFilter syntax) overrides both.
+#[cfg(feature = "cli")]
 pub fn init_cli(debug: bool) {
     let filter = std::env::var("RUST_LOG")
         .ok()

@@ -148,10 +148,12 @@ pub fn parse(payload: &[u8], spec: ClaimsSpec<'_>) -> Result<Claims, Rejection> 
 
 /// The claims of a compact JWT read without verifying its signature, by exactly the rules
 /// of a verified token's ([`parse`]), grant claims `grant` included. Only for `explain
-/// --token`: the authorizer never calls it.
+/// --token`: the authorizer never calls it, and the Lambda (built without `cli`) does not
+/// contain it.
 ///
 /// # Errors
 /// [`Rejection`] when it is not a JWS in compact form or its payload does not parse.
+#[cfg(feature = "cli")]
 pub(crate) fn unverified(
     jwt: &str,
     scope_claim: &ScopeClaim,

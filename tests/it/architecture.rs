@@ -265,7 +265,10 @@ fn only_the_clock_reads_the_system_time() {
             {
                 let text = std::fs::read_to_string(&path).unwrap();
                 for (n, line) in text.lines().enumerate() {
-                    if reads.is_match(line.split("//").next().unwrap_or("")) {
+                    // tokio's Instant is the runtime's timer clock, which paused-time tests
+                    // control: what waits (the second cache flush) and their tests use it.
+                    let code = line.split("//").next().unwrap_or("");
+                    if reads.is_match(&code.replace("tokio::time::Instant::now", "")) {
                         wrong.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
                     }
                 }

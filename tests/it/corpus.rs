@@ -320,7 +320,7 @@ enum Granted {
 fn operations(path: &std::path::Path) -> Vec<(Req, Granted)> {
     let raw = std::fs::read_to_string(path).unwrap();
     let raw = raw.strip_prefix('\u{feff}').unwrap_or(&raw);
-    let doc: serde_yaml::Value = serde_yaml::from_str(raw).unwrap();
+    let doc: yaml_serde::Value = yaml_serde::from_str(raw).unwrap();
     let schemes = |at: &[&str]| {
         let mut v = &doc;
         for k in at {
@@ -336,7 +336,7 @@ fn operations(path: &std::path::Path) -> Vec<(Req, Granted)> {
                 || s["x-amazon-apigateway-authtype"].as_str() == Some("cognito_user_pools")
         })
     };
-    let granted = |security: Option<&serde_yaml::Value>| -> Granted {
+    let granted = |security: Option<&yaml_serde::Value>| -> Granted {
         let Some(list) = security.and_then(|s| s.as_sequence()) else {
             return Granted::No;
         };

@@ -48,6 +48,14 @@ impl Recorder {
                     )
                         .into_response();
                 }
+                // Lambda's GetFunctionConfiguration, for --authorizer-function.
+                if method == Method::GET
+                    && path == "/2015-03-31/functions/scopegate-authorizer/configuration"
+                {
+                    let body = r#"{"FunctionName":"scopegate-authorizer","Environment":{"Variables":{"SCOPEGATE_MAPPING_TTL_SECONDS":"1","SCOPEGATE_ISSUER":"https://idp.example.com"}}}"#;
+                    return (StatusCode::OK, [("content-type", "application/json")], body)
+                        .into_response();
+                }
                 if method == Method::DELETE && path.ends_with("/cache/authorizers") {
                     return StatusCode::ACCEPTED.into_response();
                 }
@@ -230,10 +238,12 @@ async fn a_change_that_takes_a_grant_away_flushes_its_stages_and_one_that_adds_d
         ("SCOPEGATE_MAPPINGS_TABLE", fx.target.table.as_str()),
         ("SCOPEGATE_SNAPSHOT_BUCKET", bucket.as_str()),
         ("SCOPEGATE_FLUSH_AUTHORIZER_CACHE", "true"),
-        ("SCOPEGATE_MAPPING_TTL_SECONDS", "1"),
+        // The CLI's own environment says nothing about the function's TTL.
+        ("SCOPEGATE_MAPPING_TTL_SECONDS", "3000"),
     ];
     let flags = entry_flags("orders:read", "orders");
-    let out = scopegate(&[&["mappings", "add"][..], &flags].concat(), &env).await;
+    let ttl = ["--mapping-ttl", "1"];
+    let out = scopegate(&[&["mappings", "add"][..], &flags, &ttl].concat(), &env).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         rec.seen(),
@@ -242,7 +252,7 @@ async fn a_change_that_takes_a_grant_away_flushes_its_stages_and_one_that_adds_d
     );
 
     let out = scopegate(
-        &[&["mappings", "remove", "--yes"][..], &flags].concat(),
+        &[&["mappings", "remove", "--yes"][..], &flags, &ttl].concat(),
         &env,
     )
     .await;
@@ -251,8 +261,42 @@ async fn a_change_that_takes_a_grant_away_flushes_its_stages_and_one_that_adds_d
     assert_eq!(rec.seen(), [flush_path("dev"), flush_path("dev")]);
     let err = text(&out.stderr);
     assert!(
-        err.contains("flushed the authorizer cache") && err.contains("flushing again in 6 s"),
+        err.contains("flushed the authorizer cache")
+            && err.contains("flushing again in 6 s")
+            && err.contains("--mapping-ttl 1"),
         "{err}"
+    );
+
+    // The wait read from the function's configuration, not from this process's environment:
+    // the function says 1 s.
+    rec.seen.lock().unwrap().clear();
+    let out = scopegate(&[&["mappings", "add"][..], &flags].concat(), &env).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lambda_env = [&env[..], &[("AWS_ENDPOINT_URL_LAMBDA", rec.url.as_str())]].concat();
+    let out = scopegate(
+        &[
+            &["mappings", "remove", "--yes"][..],
+            &flags,
+            &["--authorizer-function", "scopegate-authorizer"],
+        ]
+        .concat(),
+        &lambda_env,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("flushing again in 6 s")
+            && err.contains("scopegate-authorizer's mapping TTL, 1 s"),
+        "{err}"
+    );
+    assert_eq!(
+        rec.seen(),
+        [
+            "GET /2015-03-31/functions/scopegate-authorizer/configuration".to_owned(),
+            flush_path("dev"),
+            flush_path("dev")
+        ]
     );
 
     // A dry run of an import that adds a Deny on every stage lists the API's stages.
@@ -275,13 +319,18 @@ async fn a_change_that_takes_a_grant_away_flushes_its_stages_and_one_that_adds_d
 
     // Flushing fails: the change stands, and the warning says what to run.
     let out = scopegate(
-        &["import", "--yes", file.to_str().unwrap()],
+        &[
+            "import",
+            "--yes",
+            "--mapping-ttl",
+            "1",
+            file.to_str().unwrap(),
+        ],
         &[
             ("AWS_ENDPOINT_URL", endpoint.as_str()),
             ("AWS_ENDPOINT_URL_API_GATEWAY", "http://127.0.0.1:9"),
             ("SCOPEGATE_MAPPINGS_TABLE", fx.target.table.as_str()),
             ("SCOPEGATE_FLUSH_AUTHORIZER_CACHE", "true"),
-            ("SCOPEGATE_MAPPING_TTL_SECONDS", "1"),
         ],
     )
     .await;

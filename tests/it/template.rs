@@ -1,22 +1,22 @@
 //! template.yaml, checked for what `sam validate` and cfn-lint (scripts/check-template) do not
 //! catch: the authorizer's cache TTL range and Identity keys, environment variables the code
 //! does not read, references to nothing, and the least-privilege and storage promises the docs
-//! make. Parsed with serde_yaml, which keeps CloudFormation's short-form tags (`!Ref X`) as
+//! make. Parsed with yaml_serde, which keeps CloudFormation's short-form tags (`!Ref X`) as
 //! tagged values.
 
 use std::collections::BTreeSet;
 
 use scopegate::config::SETTINGS;
 use scopegate::local::gateway::{DEFAULT_AUTHORIZER_TTL, DEFAULT_TOKEN_REGEX, MAX_AUTHORIZER_TTL};
-use serde_yaml::value::{Tag, TaggedValue};
-use serde_yaml::Value;
+use yaml_serde::value::{Tag, TaggedValue};
+use yaml_serde::Value;
 
 use crate::support::repo_root;
 
 fn template() -> Value {
     let path = repo_root().join("template.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: not YAML: {e}", path.display()))
+    yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{}: not YAML: {e}", path.display()))
 }
 
 /// `v[key]`, or a panic naming the path.

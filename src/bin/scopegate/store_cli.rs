@@ -66,10 +66,10 @@ pub struct StoreArgs {
     grant_claims: GrantClaims,
     /// After a change that takes a grant away (an Allow removed, a Deny added, an Allow
     /// turned into a Deny), flush API Gateway's authorizer cache of the stages it names (a
-    /// stage `*`: every stage of the API): at once, and again after
-    /// SCOPEGATE_MAPPING_TTL_SECONDS (default 60), when every warm container has the change,
-    /// so that no cached policy outlives it. With --dry-run, lists the stages. A failure is
-    /// reported; the change stands.
+    /// stage `*`: every stage of the API): at once, and again once every warm container has
+    /// the change (the function's mapping TTL and 5 s: see --mapping-ttl), so that no cached
+    /// policy outlives it. With --dry-run, lists the stages. A failure is reported; the
+    /// change stands.
     #[arg(
         long,
         env = "SCOPEGATE_FLUSH_AUTHORIZER_CACHE",
@@ -77,6 +77,15 @@ pub struct StoreArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     flush_authorizer_cache: bool,
+    /// The authorizer function's SCOPEGATE_MAPPING_TTL_SECONDS, which the second flush waits
+    /// for. Without it, read from --authorizer-function's configuration; without either, the
+    /// authorizer's default (60).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    mapping_ttl: Option<u64>,
+    /// The authorizer function (name or ARN), whose SCOPEGATE_MAPPING_TTL_SECONDS the second
+    /// flush waits for (read with lambda:GetFunctionConfiguration).
+    #[arg(long, env = "SCOPEGATE_AUTHORIZER_FUNCTION", value_name = "NAME|ARN")]
+    authorizer_function: Option<String>,
 }
 
 /// The AWS CLI's connection options, for a command without a table.
@@ -117,13 +126,9 @@ impl StoreArgs {
     }
 
     /// With `--flush-authorizer-cache`, flushes (or with `dry_run` lists) the stages whose
-    /// grants `diff` takes away, and says so on stderr. A failure is a warning: the change
+    /// grants `diff` takes away, at once and again when every warm container has the change
+    /// ([`flush::flush_twice`]), and says so on stderr. A failure is a warning: the change
     /// is made, and `scopegate flush-cache` can be run again.
-    ///
-    /// Twice: a request that arrives just after the first flush may reach a warm container
-    /// that has not yet checked the mappings version, and its answer, with the old grant,
-    /// would be cached again for the whole TTL. After SCOPEGATE_MAPPING_TTL_SECONDS every
-    /// container has the new version, and the second flush drops what was cached meanwhile.
     async fn flush_after(&self, diff: &Diff, dry_run: bool) {
         if !self.flush_authorizer_cache {
             return;
@@ -132,29 +137,50 @@ impl StoreArgs {
         if targets.is_empty() {
             return;
         }
-        let flusher = match AwsConfig::load(&self.target().aws).await {
-            Ok(aws) => CacheFlusher::new(aws),
+        let aws = match AwsConfig::load(&self.target().aws).await {
+            Ok(aws) => aws,
             Err(e) => {
                 eprintln!("scopegate: warning: could not flush the authorizer caches: {e}; the change stands (run `scopegate flush-cache`)");
                 return;
             }
         };
-        report_flushed(&flusher.flush_all(&targets, dry_run).await, dry_run);
-        if dry_run {
-            return;
+        let (ttl, from) = if dry_run {
+            (0, String::new())
+        } else {
+            self.function_mapping_ttl(&aws).await
+        };
+        let flusher = CacheFlusher::new(aws);
+        let wait = flush::second_flush_after(ttl);
+        flush::flush_twice(&flusher, &targets, dry_run, wait, |round| match round {
+            flush::FlushRound::Done { rows, dry_run } => report_flushed(rows, dry_run),
+            flush::FlushRound::Waiting(wait) => eprintln!(
+                "scopegate: flushing again in {} s, when every warm container has the change ({from}); Ctrl-C skips it",
+                wait.as_secs()
+            ),
+        })
+        .await;
+    }
+
+    /// The deployed function's mapping TTL, and where it came from: --mapping-ttl, else the
+    /// function's configuration (--authorizer-function), else the authorizer's default, with
+    /// a warning. Never this process's own environment: the operator's shell does not say
+    /// what the function runs with.
+    async fn function_mapping_ttl(&self, aws: &AwsConfig) -> (u64, String) {
+        let default = scopegate::config::MAPPING_TTL_SECONDS.number_default();
+        if let Some(ttl) = self.mapping_ttl {
+            return (ttl, format!("--mapping-ttl {ttl}"));
         }
-        let ttl = &scopegate::config::MAPPING_TTL_SECONDS;
-        // The TTL, plus time for a container's version check and reload to finish.
-        let wait = ttl.number_from_env().unwrap_or_else(|e| {
-            eprintln!("scopegate: warning: {e}; waiting the default");
-            ttl.number_default()
-        }) + RELOAD_MARGIN_SECONDS;
-        eprintln!(
-            "scopegate: flushing again in {wait} s, when every warm container has the change ({}); Ctrl-C skips it",
-            ttl.name
-        );
-        tokio::time::sleep(Duration::from_secs(wait)).await;
-        report_flushed(&flusher.flush_all(&targets, false).await, false);
+        let Some(function) = &self.authorizer_function else {
+            eprintln!("scopegate: warning: the authorizer's mapping TTL is unknown; assuming its default, {default} s (give --mapping-ttl or --authorizer-function)");
+            return (default, format!("the default mapping TTL, {default} s"));
+        };
+        match flush::function_mapping_ttl(aws, function).await {
+            Ok(ttl) => (ttl, format!("{function}'s mapping TTL, {ttl} s")),
+            Err(e) => {
+                eprintln!("scopegate: warning: could not read {function}'s mapping TTL: {e}; assuming the default, {default} s (give --mapping-ttl)");
+                (default, format!("the default mapping TTL, {default} s"))
+            }
+        }
     }
 }
 
@@ -1185,10 +1211,6 @@ pub async fn locate(e: &mut anyhow::Error, target: &Target) {
     };
     *slot = Some(format!("{region}/{account}"));
 }
-
-/// What the second flush waits beyond SCOPEGATE_MAPPING_TTL_SECONDS: the authorizer's version
-/// check (3 s) and a reload of the set.
-const RELOAD_MARGIN_SECONDS: u64 = 5;
 
 /// One stderr line per stage flushed (or in a dry run, to flush), and a warning per failure.
 fn report_flushed(flushed: &[Flushed], dry_run: bool) {

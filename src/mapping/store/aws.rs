@@ -85,7 +85,8 @@ pub enum AwsSetupError {
     NoRegion,
 }
 
-/// Who the credentials belong to (STS GetCallerIdentity).
+/// Who the credentials belong to (STS GetCallerIdentity; the CLI's).
+#[cfg(feature = "cli")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerIdentity {
     /// The account id.

@@ -3,9 +3,11 @@
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
+#[cfg(feature = "cli")]
 use super::aws::{AwsConfig, CallerIdentity};
 use super::error::{Fault, StoreError};
 
+#[cfg(feature = "cli")]
 impl AwsConfig {
     /// Who the credentials belong to: one STS GetCallerIdentity call.
     ///
