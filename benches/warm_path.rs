@@ -5,6 +5,10 @@
 //! - `warm/unseen_*`: event JSON in, response JSON out, with the verified-token cache off, so
 //!   every iteration is an unseen token's full path (parse, verify, claims, policy, JSON).
 //! - `warm/repeated`: the same with the cache on: a token API Gateway sends again.
+//! - `replay/ndjson_RS256_per_event`: `scopegate invoke`'s path, per event: an NDJSON stream of
+//!   1 000 events with distinct tokens read, answered with the token cache on (each token
+//!   unseen, then kept), and written, as `admin::invoke::run` does; the time is per event, so
+//!   it compares with `raw/verify_RS256` and `warm/unseen_RS256` directly.
 //! - `reject/*`: a forged token (a real token's header and signature over a payload of the
 //!   attacker's) refused: a normal one, and one of 16 KiB whose payload is 2000 distinct
 //!   scopes. Nothing before the signature may be
@@ -198,6 +202,49 @@ fn bench_warm(c: &mut Criterion) {
     assert!(ready(cached.handle_json(&ev)).is_ok());
     g.bench_function("repeated", |b| {
         b.iter(|| ready(cached.handle_json(&ev)).unwrap())
+    });
+    g.finish();
+
+    // The replay path, per event: distinct tokens (each a verification, then a cache insert),
+    // a fresh authorizer per batch so that no token is seen twice.
+    const EVENTS: u32 = 1_000;
+    let stream: Vec<u8> = (0..EVENTS)
+        .flat_map(|i| {
+            let t = rsa.sign(&json!({
+                "iss": ISS, "sub": format!("user-{i}"), "aud": "api://default",
+                "client_id": "0oa1bcd2efGH3iJK4x7", "scope": "openid profile email orders:read",
+                "iat": NOW - 60, "exp": NOW + 3600, "jti": format!("AT.{i}")
+            }));
+            let mut line = event(&t);
+            line.push(b'\n');
+            line
+        })
+        .collect();
+    let mut out = Vec::with_capacity(stream.len());
+    let answered = ready(scopegate::admin::invoke::run(
+        &authorizer(file.path(), 300),
+        &stream[..],
+        &mut out,
+    ))
+    .unwrap();
+    assert_eq!(answered, EVENTS as usize);
+    assert!(!String::from_utf8_lossy(&out).contains("errorType"));
+    let mut g = c.benchmark_group("replay");
+    g.bench_function("ndjson_RS256_per_event", |b| {
+        // One criterion iteration is one event: whole streams are run, and their time scaled
+        // to the iterations asked for.
+        b.iter_custom(|iters| {
+            let streams = iters.div_ceil(u64::from(EVENTS));
+            let mut total = std::time::Duration::ZERO;
+            for _ in 0..streams {
+                let fresh = authorizer(file.path(), 300);
+                out.clear();
+                let started = std::time::Instant::now();
+                ready(scopegate::admin::invoke::run(&fresh, &stream[..], &mut out)).unwrap();
+                total += started.elapsed();
+            }
+            total.mul_f64(iters as f64 / (streams * u64::from(EVENTS)) as f64)
+        })
     });
     g.finish();
 

@@ -10,8 +10,16 @@
 //! When full, expired entries go first, then the eighth of the entries closest to expiry:
 //! one linear pass per eviction, amortised over an eighth of the capacity of inserts, so a
 //! flood of distinct keys cannot grow memory or make an insert quadratic.
+//!
+//! A cache made [`TtlCache::admitting_on_second_sight`] keeps a key only the second time it
+//! is inserted (a doorkeeper, as in TinyLFU): the first time, only a 64-bit hash of it is
+//! noted. A stream of keys each seen once (a replay, a flood of distinct tokens) then costs no
+//! memory and evicts nothing the cache holds; the price is one more miss per key that does
+//! come back. The hash only decides admission: what is kept and looked up is the whole key,
+//! so a hash collision admits a key early, never serves the wrong value.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A bounded map from key to a shared value, each entry with its own expiry.
@@ -19,6 +27,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct TtlCache<V> {
     // std Mutex: sections are short and never held across an await.
     entries: Mutex<HashMap<Box<str>, Entry<V>, foldhash::fast::RandomState>>,
+    /// The doorkeeper: hashes of keys inserted once and not yet kept, when admission is on.
+    seen: Option<Mutex<HashSet<u64, foldhash::fast::RandomState>>>,
+    hasher: foldhash::fast::RandomState,
     capacity: usize,
     ttl: u64,
 }
@@ -35,8 +46,20 @@ impl<V> TtlCache<V> {
     pub fn new(capacity: usize, ttl: u64) -> Self {
         Self {
             entries: Mutex::new(HashMap::default()),
+            seen: None,
+            hasher: foldhash::fast::RandomState::default(),
             capacity: capacity.max(1),
             ttl,
+        }
+    }
+
+    /// [`TtlCache::new`], keeping a key only when it is inserted a second time (see the
+    /// module's text). The doorkeeper holds at most `capacity` hashes and starts afresh when
+    /// full.
+    pub fn admitting_on_second_sight(capacity: usize, ttl: u64) -> Self {
+        Self {
+            seen: Some(Mutex::new(HashSet::default())),
+            ..Self::new(capacity, ttl)
         }
     }
 
@@ -67,6 +90,17 @@ impl<V> TtlCache<V> {
         let expires = now.saturating_add(self.ttl).min(not_after);
         if self.ttl == 0 || expires <= now {
             return;
+        }
+        if let Some(seen) = &self.seen {
+            let hash = self.hasher.hash_one(key);
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            if !seen.remove(&hash) {
+                if seen.len() >= self.capacity {
+                    seen.clear();
+                }
+                seen.insert(hash);
+                return;
+            }
         }
         let mut map = self.lock();
         if map.len() >= self.capacity && !map.contains_key(key) {
@@ -133,6 +167,29 @@ mod tests {
             assert!(c.len() <= 16);
         }
         assert!(c.get("t999", 999).is_some(), "the newest entry is kept");
+    }
+
+    #[test]
+    fn with_a_doorkeeper_a_key_is_kept_the_second_time_it_is_inserted() {
+        let c = TtlCache::admitting_on_second_sight(4, 300);
+        c.insert("a", Arc::new(1), 0, u64::MAX);
+        assert!(c.get("a", 1).is_none(), "seen once: not kept");
+        c.insert("a", Arc::new(2), 1, u64::MAX);
+        assert_eq!(c.get("a", 2).as_deref(), Some(&2), "seen twice: kept");
+        // Keys seen once neither take room nor evict what is kept.
+        for i in 0..100 {
+            c.insert(&format!("once-{i}"), Arc::new(i), 2, u64::MAX);
+        }
+        assert_eq!(c.len(), 1);
+        assert!(c.get("a", 3).is_some());
+        // The doorkeeper is bounded: it starts afresh when full, so a key seen once long ago
+        // is a first sight again.
+        assert!(c.seen.as_ref().unwrap().lock().unwrap().len() <= 4);
+        // A disabled cache notes nothing.
+        let off = TtlCache::admitting_on_second_sight(4, 0);
+        off.insert("a", Arc::new(1), 0, u64::MAX);
+        off.insert("a", Arc::new(1), 0, u64::MAX);
+        assert!(off.get("a", 0).is_none());
     }
 
     #[test]

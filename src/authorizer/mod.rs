@@ -456,7 +456,9 @@ impl<M: Mappings> Authorizer<M> {
             verifier: Verifier::with_io(config, io)?,
             introspector,
             mappings,
-            principals: TtlCache::new(config.token_cache_entries, ttl),
+            // Kept on second sight: a token seen once (most, behind API Gateway's own cache)
+            // costs no memory and evicts nothing (`ttl_cache`).
+            principals: TtlCache::admitting_on_second_sight(config.token_cache_entries, ttl),
             clock,
             token_header,
             response: config.response,
@@ -1020,6 +1022,29 @@ mod tests {
     fn allows(answer: &Value) -> bool {
         let p: Policy = serde_json::from_value(answer["policyDocument"].clone()).unwrap();
         evaluate(&p, ARN) == Effect::Allow
+    }
+
+    /// The verified-token cache keeps a token the second time it is verified, and serves it
+    /// from then on: a token seen once costs the cache nothing (ttl_cache's doorkeeper).
+    #[tokio::test]
+    async fn a_token_is_cached_on_its_second_sight_and_served_after() {
+        let f = fixture();
+        let seed = StaticMappings::from_config(&f.config).unwrap();
+        let a = Authorizer::new(&f.config, seed, Arc::new(ManualClock::new(NOW))).unwrap();
+        let t = f.token(json!({}));
+        let first = a.principal(&t).await.unwrap();
+        let second = a.principal(&t).await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &second), "seen once: verified again");
+        let third = a.principal(&t).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&second, &third),
+            "seen twice: served from the cache"
+        );
+        // Distinct tokens seen once do not push it out.
+        for i in 0..100 {
+            a.principal(&f.token(json!({"jti": i}))).await.unwrap();
+        }
+        assert!(Arc::ptr_eq(&third, &a.principal(&t).await.unwrap()));
     }
 
     #[test]

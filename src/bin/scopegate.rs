@@ -145,9 +145,13 @@ fn token_claims(args: &[String]) -> anyhow::Result<serde_json::Map<String, serde
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The operator's commands log for people; the others as the Lambda does, `invoke`'s
+    // decision lines buffered (one event after another, a write each cost as much as the
+    // event's path past its signature check) until `logs` is dropped.
+    let mut logs = None;
     match &cli.command {
-        // The operator's commands log for people; the others as the Lambda does.
         Command::Store(_) => scopegate::logging::init_cli(cli.debug),
+        Command::Invoke { .. } => logs = Some(scopegate::logging::init_buffered()),
         _ => scopegate::logging::init(),
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -160,7 +164,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // The buffered log lines first, then the error that ended the run.
+    drop(logs);
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             for line in scopegate::error_text::one_line(e.as_ref()).lines() {

@@ -14,7 +14,12 @@ use tracing_subscriber::{fmt, Layer as _};
 
 use crate::config::LOG_LEVEL;
 
+#[cfg(feature = "cli")]
+mod buffered;
 mod json_line;
+
+#[cfg(feature = "cli")]
+pub use buffered::{init_buffered, BufferedLogs};
 
 use json_line::JsonLine;
 
@@ -26,9 +31,16 @@ use json_line::JsonLine;
 /// and the authorizer has no use for them. A value that does not parse falls back to the
 /// default and says so.
 pub fn init() {
+    init_with(std::io::stderr);
+}
+
+pub(crate) fn init_with<W>(writer: W)
+where
+    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let value = std::env::var(LOG_LEVEL.name).ok();
     let (filter, refused) = lambda_filter(value.as_deref());
-    let _ = json_subscriber(filter, std::io::stderr).try_init();
+    let _ = json_subscriber(filter, writer).try_init();
     if let Some(value) = refused {
         tracing::warn!(
             setting = LOG_LEVEL.name,
@@ -38,7 +50,6 @@ pub fn init() {
     }
 }
 
-/// The Lambda's log filter from `SCOPEGATE_LOG_LEVEL`, and the value if it was refused.
 fn lambda_filter(value: Option<&str>) -> (Targets, Option<&str>) {
     let default = || LOG_LEVEL.text_default().parse().unwrap_or_default();
     match value {

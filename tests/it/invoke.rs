@@ -90,6 +90,32 @@ async fn the_seeds_three_cases() {
     }
 }
 
+/// Answers and decision lines are buffered: a run that ends on a broken event still writes
+/// every answer before it, and its decision lines come before the error that ended it.
+#[tokio::test]
+async fn a_broken_event_ends_the_run_after_every_answer_before_it_is_written() {
+    let idp = IdpGuard::start().await;
+    let with_email = idp.token("email").await;
+    let mut input = Vec::new();
+    for _ in 0..2 {
+        input.extend_from_slice(&token_event(&with_email, SEED_GET));
+        input.push(b'\n');
+    }
+    input.extend_from_slice(br#"{"type": "TOKEN", "#);
+    let (answers, stderr, ok) = invoke(&idp, &[], &input);
+    assert!(!ok, "{stderr}");
+    assert_eq!(answers.len(), 2, "{stderr}");
+    assert!(answers.iter().all(|a| a["principalId"] == "scopegate-test"));
+    let last_decision = stderr
+        .rfind(r#""message":"decision""#)
+        .expect("decision lines");
+    let error = stderr
+        .find("error: event 3")
+        .expect("the error names the event");
+    assert!(last_decision < error, "{stderr}");
+    assert_eq!(stderr.matches(r#""message":"decision""#).count(), 2);
+}
+
 #[tokio::test]
 async fn config_errors_name_the_setting() {
     let idp = IdpGuard::start().await;
