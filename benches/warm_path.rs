@@ -7,8 +7,10 @@
 //! - `warm/repeated`: the same with the cache on: a token API Gateway sends again.
 //! - `replay/ndjson_RS256_per_event`: `scopegate invoke`'s path, per event: an NDJSON stream of
 //!   1 000 events with distinct tokens read, answered with the token cache on (each token
-//!   unseen, then kept), and written, as `admin::invoke::run` does; the time is per event, so
-//!   it compares with `raw/verify_RS256` and `warm/unseen_RS256` directly.
+//!   unseen and, seen once, only noted by the cache's doorkeeper), and written, as
+//!   `admin::invoke::run` does; the time is per event, so it compares with `raw/verify_RS256`
+//!   and `warm/unseen_RS256` directly. `replay/ndjson_RS256_thrice_per_event`: each token three
+//!   times in a row, what the doorkeeper costs a token that comes back.
 //! - `reject/*`: a forged token (a real token's header and signature over a payload of the
 //!   attacker's) refused: a normal one, and one of 16 KiB whose payload is 2000 distinct
 //!   scopes. Nothing before the signature may be
@@ -244,6 +246,28 @@ fn bench_warm(c: &mut Criterion) {
                 total += started.elapsed();
             }
             total.mul_f64(iters as f64 / (streams * u64::from(EVENTS)) as f64)
+        })
+    });
+    // The same path when each token comes three times in a row (333 tokens, 999 events): the
+    // token cache's doorkeeper verifies the first two sights and serves the third, the price
+    // of keeping nothing for tokens seen once.
+    let thrice: Vec<u8> = stream
+        .split_inclusive(|b| *b == b'\n')
+        .take(333)
+        .flat_map(|line| line.repeat(3))
+        .collect();
+    g.bench_function("ndjson_RS256_thrice_per_event", |b| {
+        b.iter_custom(|iters| {
+            let streams = iters.div_ceil(999);
+            let mut total = std::time::Duration::ZERO;
+            for _ in 0..streams {
+                let fresh = authorizer(file.path(), 300);
+                out.clear();
+                let started = std::time::Instant::now();
+                ready(scopegate::admin::invoke::run(&fresh, &thrice[..], &mut out)).unwrap();
+                total += started.elapsed();
+            }
+            total.mul_f64(iters as f64 / (streams * 999) as f64)
         })
     });
     g.finish();

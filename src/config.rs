@@ -92,6 +92,7 @@ impl Setting {
     ///
     /// # Errors
     /// [`ConfigError`] naming the setting and the value.
+    #[cfg(feature = "cli")]
     pub fn number_from_env(&self) -> Result<u64, ConfigError> {
         number(&|name| std::env::var(name).ok(), self)
     }
@@ -101,6 +102,7 @@ impl Setting {
     ///
     /// # Errors
     /// [`ConfigError`] naming the setting and the value.
+    #[cfg(feature = "cli")]
     pub fn number_from(&self, get: impl Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
         number(&get, self)
     }

@@ -15,7 +15,8 @@
 //! the mapping version and source, and the issuer URL (public by definition).
 //!
 //! Emission is off until [`install`] is called, so the library, `scopegate invoke` (whose
-//! stdout carries the answers) and the tests write nothing; the Lambda entry point installs
+//! stdout carries the answers) and the tests write nothing to stdout (one unit test installs
+//! a buffer, to check the free functions); the Lambda entry point installs
 //! [`Metrics::stdout`]. The free functions are what the request path calls: a no-op when
 //! nothing is installed, one short write otherwise.
 //!

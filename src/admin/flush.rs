@@ -236,8 +236,9 @@ pub enum FlushRound<'a> {
     Waiting(Duration),
 }
 
-/// Flushes `targets` at once and again after `wait` (see [`second_flush_after`]); a dry run
-/// lists them once. Twice, because a request that arrives just after the first flush may reach
+/// Flushes `targets` at once and again after `wait` (see [`second_flush_after`]), which is
+/// worked out only once the first round is done (it may ask Lambda for the function's TTL,
+/// which must not delay the first flush); a dry run lists them once. Twice, because a request that arrives just after the first flush may reach
 /// a warm container that has not yet checked the mappings version, and its answer, with the
 /// old grant, would be cached again for the authorizer's whole TTL; once every container has
 /// the new version, the second flush drops what was cached meanwhile.
@@ -248,7 +249,7 @@ pub async fn flush_twice<F: StageFlusher>(
     flusher: &F,
     targets: &BTreeSet<StageTarget>,
     dry_run: bool,
-    wait: Duration,
+    wait: impl Future<Output = Duration>,
     mut report: impl FnMut(FlushRound<'_>),
 ) {
     if targets.is_empty() {
@@ -262,6 +263,7 @@ pub async fn flush_twice<F: StageFlusher>(
     if dry_run {
         return;
     }
+    let wait = wait.await;
     report(FlushRound::Waiting(wait));
     tokio::time::sleep(wait).await;
     let rows = flusher.flush_stages(targets, false).await;
@@ -286,23 +288,25 @@ pub enum FunctionTtlError {
 /// The `SCOPEGATE_MAPPING_TTL_SECONDS` a deployed authorizer function runs with (its default
 /// when the function does not set it), from Lambda's GetFunctionConfiguration: the TTL that
 /// decides when its warm containers have a change, which the operator's own environment does
-/// not tell. `function` is a name or an ARN (whose region is then asked).
+/// not tell. `function` is a name (asked in `region`, the flushed API's: an authorizer is in
+/// its API's region) or an ARN (asked in its own region); a name without a qualifier reads
+/// `$LATEST`.
 ///
 /// # Errors
 /// [`FunctionTtlError`].
 pub async fn function_mapping_ttl(
     aws: &AwsConfig,
     function: &str,
+    region: &str,
 ) -> Result<u64, FunctionTtlError> {
-    let mut conf = aws_sdk_lambda::config::Builder::from(&aws.sdk);
     // arn:aws:lambda:REGION:ACCOUNT:function:NAME
-    if let Some(region) = function
+    let region = function
         .strip_prefix("arn:")
         .and_then(|rest| rest.split(':').nth(2))
         .filter(|r| !r.is_empty())
-    {
-        conf = conf.region(aws_sdk_lambda::config::Region::new(region.to_owned()));
-    }
+        .unwrap_or(region);
+    let conf = aws_sdk_lambda::config::Builder::from(&aws.sdk)
+        .region(aws_sdk_lambda::config::Region::new(region.to_owned()));
     let out = aws_sdk_lambda::Client::from_conf(conf.build())
         .get_function_configuration()
         .function_name(function)
@@ -409,7 +413,7 @@ mod tests {
         let wait = second_flush_after(7);
         assert_eq!(wait, Duration::from_secs(12));
         let mut events = Vec::new();
-        flush_twice(&flusher, &one_target(), false, wait, |e| {
+        flush_twice(&flusher, &one_target(), false, async { wait }, |e| {
             events.push(match e {
                 FlushRound::Done { rows, dry_run } => {
                     format!("done {} {dry_run} {:?}", rows.len(), rows[0].error)
@@ -443,7 +447,7 @@ mod tests {
             &flusher,
             &one_target(),
             true,
-            second_flush_after(60),
+            async { second_flush_after(60) },
             |_| {},
         )
         .await;
@@ -454,7 +458,7 @@ mod tests {
             &flusher,
             &BTreeSet::new(),
             false,
-            second_flush_after(60),
+            async { second_flush_after(60) },
             |_| {},
         )
         .await;
@@ -466,7 +470,7 @@ mod tests {
         let flusher = Recording::default();
         let wait = second_flush_after(60);
         let targets = one_target();
-        let run = flush_twice(&flusher, &targets, false, wait, |_| {});
+        let run = flush_twice(&flusher, &targets, false, async { wait }, |_| {});
         // Ctrl-C a second before the second round.
         let cut = tokio::time::timeout(wait - Duration::from_secs(1), run).await;
         assert!(cut.is_err());

@@ -462,11 +462,13 @@ impl<A: Authorize> Gateway<A> {
             return Err(Outcome::MissingAuthenticationToken);
         }
         let method_arn = method_arn(&self.api, &self.stage, method, rest);
+        // Absent or blank: no token (RFC 6750 3.1). Not text: a token, and not a valid one.
         let token = headers
             .get(&self.token_header)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.trim().is_empty())
-            .ok_or(Outcome::NoToken)?;
+            .filter(|v| !v.as_bytes().trim_ascii().is_empty())
+            .ok_or(Outcome::NoToken)?
+            .to_str()
+            .map_err(|_| Outcome::Unauthorized(None))?;
         if let Some(regex) = &self.token_regex {
             if !regex.is_match(token) {
                 return Err(Outcome::Unauthorized(None));

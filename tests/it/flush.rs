@@ -293,8 +293,9 @@ async fn a_change_that_takes_a_grant_away_flushes_its_stages_and_one_that_adds_d
     assert_eq!(
         rec.seen(),
         [
-            "GET /2015-03-31/functions/scopegate-authorizer/configuration".to_owned(),
+            // The first flush waits on nothing; the TTL is read after it.
             flush_path("dev"),
+            "GET /2015-03-31/functions/scopegate-authorizer/configuration".to_owned(),
             flush_path("dev")
         ]
     );

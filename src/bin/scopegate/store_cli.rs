@@ -144,18 +144,25 @@ impl StoreArgs {
                 return;
             }
         };
-        let (ttl, from) = if dry_run {
-            (0, String::new())
-        } else {
-            self.function_mapping_ttl(&aws).await
+        // The API's region, for a function given by name: an authorizer is in its API's region.
+        let region = targets
+            .first()
+            .map(|t| t.api.region().to_owned())
+            .unwrap_or_default();
+        let from = std::cell::RefCell::new(String::new());
+        // Asked once the first round is done: the first flush waits on nothing.
+        let wait = async {
+            let (ttl, source) = self.function_mapping_ttl(&aws, &region).await;
+            *from.borrow_mut() = source;
+            flush::second_flush_after(ttl)
         };
-        let flusher = CacheFlusher::new(aws);
-        let wait = flush::second_flush_after(ttl);
+        let flusher = CacheFlusher::new(aws.clone());
         flush::flush_twice(&flusher, &targets, dry_run, wait, |round| match round {
             flush::FlushRound::Done { rows, dry_run } => report_flushed(rows, dry_run),
             flush::FlushRound::Waiting(wait) => eprintln!(
-                "scopegate: flushing again in {} s, when every warm container has the change ({from}); Ctrl-C skips it",
-                wait.as_secs()
+                "scopegate: flushing again in {} s, when every warm container has the change ({}); Ctrl-C skips it",
+                wait.as_secs(),
+                from.borrow()
             ),
         })
         .await;
@@ -165,7 +172,7 @@ impl StoreArgs {
     /// function's configuration (--authorizer-function), else the authorizer's default, with
     /// a warning. Never this process's own environment: the operator's shell does not say
     /// what the function runs with.
-    async fn function_mapping_ttl(&self, aws: &AwsConfig) -> (u64, String) {
+    async fn function_mapping_ttl(&self, aws: &AwsConfig, region: &str) -> (u64, String) {
         let default = scopegate::config::MAPPING_TTL_SECONDS.number_default();
         if let Some(ttl) = self.mapping_ttl {
             return (ttl, format!("--mapping-ttl {ttl}"));
@@ -174,7 +181,7 @@ impl StoreArgs {
             eprintln!("scopegate: warning: the authorizer's mapping TTL is unknown; assuming its default, {default} s (give --mapping-ttl or --authorizer-function)");
             return (default, format!("the default mapping TTL, {default} s"));
         };
-        match flush::function_mapping_ttl(aws, function).await {
+        match flush::function_mapping_ttl(aws, function, region).await {
             Ok(ttl) => (ttl, format!("{function}'s mapping TTL, {ttl} s")),
             Err(e) => {
                 eprintln!("scopegate: warning: could not read {function}'s mapping TTL: {e}; assuming the default, {default} s (give --mapping-ttl)");

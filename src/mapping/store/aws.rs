@@ -147,7 +147,8 @@ impl AwsConfig {
         Ok(AwsConfig { sdk, path_style })
     }
 
-    /// The region in use.
+    /// The region in use (the CLI's "which account and region" line).
+    #[cfg(feature = "cli")]
     pub fn region(&self) -> Option<String> {
         self.sdk.region().map(ToString::to_string)
     }
