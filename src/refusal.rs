@@ -48,11 +48,17 @@ pub enum Refusal {
     Inactive,
     /// The identity provider could not be asked (introspection or a key fetch failed).
     ProviderUnavailable,
+    /// The token is bound to a client certificate and the request presented none.
+    BindingMissing,
+    /// The request's client certificate is not the one the token is bound to.
+    BindingMismatch,
+    /// The token is bound by a method scopegate does not check.
+    BindingUnsupported,
 }
 
 impl Refusal {
     /// Every name, in the order docs/observability.md lists them.
-    pub const ALL: [Refusal; 18] = [
+    pub const ALL: [Refusal; 21] = [
         Refusal::MissingToken,
         Refusal::NotBearer,
         Refusal::TooLarge,
@@ -71,6 +77,9 @@ impl Refusal {
         Refusal::NoPrincipal,
         Refusal::Inactive,
         Refusal::ProviderUnavailable,
+        Refusal::BindingMissing,
+        Refusal::BindingMismatch,
+        Refusal::BindingUnsupported,
     ];
 
     /// The name, `snake_case`.
@@ -94,6 +103,9 @@ impl Refusal {
             Refusal::NoPrincipal => "no_principal",
             Refusal::Inactive => "inactive",
             Refusal::ProviderUnavailable => "provider_unavailable",
+            Refusal::BindingMissing => "binding_missing",
+            Refusal::BindingMismatch => "binding_mismatch",
+            Refusal::BindingUnsupported => "binding_unsupported",
         }
     }
 }

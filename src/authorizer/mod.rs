@@ -30,6 +30,7 @@ use crate::config::{Config, IntrospectMode, ResponseMode};
 use crate::mapping::{file, Mappings, StaticMappings, Unavailable};
 use crate::metrics::Outcome;
 use crate::policy::{ApiKind, CompiledPolicy, Effect, MethodArn};
+use crate::token::binding::{self, Confirmation};
 use crate::token::claims::Text;
 use crate::token::fetch::HttpFetcher;
 use crate::token::introspect::Introspector;
@@ -126,6 +127,8 @@ pub struct Principal {
     pub usage_key: Option<Box<str>>,
     /// The token's exp.
     pub exp: u64,
+    /// What the token is bound to (`cnf`), checked against each request's client certificate.
+    pub cnf: Option<Confirmation>,
     /// How many `SCOPEGATE_CONTEXT_CLAIMS` the token has but the context leaves out (not
     /// a string, or over [`MAX_CONTEXT_VALUE`] bytes).
     pub context_left_out: u16,
@@ -243,6 +246,8 @@ impl<M: Mappings> std::fmt::Debug for Authorizer<M> {
 /// sent it, and the answer format.
 struct Request<'a> {
     token: Option<Cow<'a, str>>,
+    /// The client certificate (PEM) of a mutual-TLS request, when API Gateway passed one.
+    client_cert: Option<Cow<'a, str>>,
     arn: Cow<'a, str>,
     kind: ApiKind,
     simple: bool,
@@ -271,6 +276,43 @@ struct Event<'a> {
     multi_value_headers: Option<Headers<'a, true>>,
     #[serde(rename = "identitySource", borrow, default)]
     identity_source: Option<IdentitySource<'a>>,
+    #[serde(rename = "requestContext", borrow, default)]
+    request_context: Option<RequestContext<'a>>,
+}
+
+/// The client certificate of a mutual-TLS custom domain: REST and HTTP payload 1.0 events
+/// carry it in `requestContext.identity.clientCert`, payload 2.0 in
+/// `requestContext.authentication.clientCert`. Everything else there is skipped unread.
+#[derive(Deserialize)]
+struct RequestContext<'a> {
+    #[serde(borrow, default)]
+    identity: Option<CertHolder<'a>>,
+    #[serde(borrow, default)]
+    authentication: Option<CertHolder<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CertHolder<'a> {
+    #[serde(rename = "clientCert", borrow, default)]
+    client_cert: Option<ClientCert<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ClientCert<'a> {
+    #[serde(rename = "clientCertPem", borrow, default)]
+    pem: Option<Text<'a>>,
+}
+
+impl<'a> RequestContext<'a> {
+    /// The PEM of payload 2.0 (`authentication`) or of REST and 1.0 (`identity`).
+    fn client_cert(self, v2: bool) -> Option<Cow<'a, str>> {
+        let holder = if v2 {
+            self.authentication
+        } else {
+            self.identity
+        };
+        holder?.client_cert?.pem.map(|t| t.0)
+    }
 }
 
 /// A header map as API Gateway writes it: `headers` maps a name to a string, and
@@ -591,6 +633,8 @@ impl<M: Mappings> Authorizer<M> {
         let raw = req.token.as_deref().ok_or(Rejection::Missing)?;
         let token = bearer::extract(raw, self.max_token_bytes)?;
         let principal = self.principal(token).await?;
+        // Per request, after the token cache: the certificate is this request's.
+        binding::check(principal.cnf.as_ref(), req.client_cert.as_deref())?;
         let snapshot = self
             .mappings
             .current()
@@ -778,6 +822,7 @@ impl<M: Mappings> Authorizer<M> {
                 .expect("the context is strings, numbers and booleans"),
             usage_key,
             exp: c.exp.unwrap_or(0),
+            cnf: claims.cnf,
             scopes: claims.scopes.into_boxed_slice(),
             grants: claims.grants.into_boxed_slice(),
             bindings: claims.bindings.into_boxed_slice(),
@@ -814,6 +859,7 @@ impl<M: Mappings> Authorizer<M> {
             })?;
             return Ok(Request {
                 token,
+                client_cert: e.request_context.and_then(|c| c.client_cert(true)),
                 arn,
                 kind: ApiKind::Http,
                 simple: self.response == ResponseMode::Simple,
@@ -876,6 +922,7 @@ impl<M: Mappings> Authorizer<M> {
         };
         Ok(Request {
             token,
+            client_cert: e.request_context.and_then(|c| c.client_cert(false)),
             arn: text(e.method_arn).ok_or_else(|| AuthorizeError::BadEvent(what.into()))?,
             kind,
             // Simple responses are payload 2.0's only: a 1.0 event is answered with a policy.
@@ -1045,6 +1092,76 @@ mod tests {
             a.principal(&f.token(json!({"jti": i}))).await.unwrap();
         }
         assert!(Arc::ptr_eq(&third, &a.principal(&t).await.unwrap()));
+    }
+
+    /// `event` with `pem` as the client certificate where API Gateway puts it: under
+    /// `requestContext.authentication` in payload 2.0, `requestContext.identity` otherwise.
+    fn with_client_cert(event: &[u8], pem: &str) -> Vec<u8> {
+        let mut e: Value = serde_json::from_slice(event).unwrap();
+        let holder = if e.get("version") == Some(&json!("2.0")) {
+            "authentication"
+        } else {
+            "identity"
+        };
+        e["requestContext"][holder]["clientCert"] = json!({
+            "clientCertPem": pem, "subjectDN": "CN=scopegate-test-client",
+            "issuerDN": "CN=scopegate-test-client", "serialNumber": "01",
+            "validity": {"notBefore": "Jan 1 00:00:00 2026 GMT", "notAfter": "Jan 1 00:00:00 2126 GMT"}
+        });
+        serde_json::to_vec(&e).unwrap()
+    }
+
+    /// RFC 8705 §3: a certificate-bound token is good only with its certificate, which a
+    /// REQUEST or HTTP API event carries and a TOKEN event never does; a binding scopegate
+    /// cannot check (DPoP's jkt) is refused, never taken as a bearer token.
+    #[test]
+    fn a_certificate_bound_token_needs_its_certificate_in_the_request() {
+        const CLIENT: &str = include_str!("../../tests/fixtures/certs/client.pem");
+        const OTHER: &str = include_str!("../../tests/fixtures/certs/other.pem");
+        let x5t = include_str!("../../tests/fixtures/certs/client.x5t").trim();
+        let f = fixture();
+        let bound = f.token(json!({"cnf": {"x5t#S256": x5t}}));
+        let plain = f.token(json!({}));
+        for event in [REQUEST, HTTP_V2, HTTP_V1] {
+            let mine = with_client_cert(event, CLIENT);
+            assert!(allows(&f.answer(&mine, &bound).unwrap()));
+            assert!(
+                allows(&f.answer(&mine, &plain).unwrap()),
+                "unbound: any request"
+            );
+            let theirs = with_client_cert(event, OTHER);
+            assert!(matches!(
+                f.answer(&theirs, &bound),
+                Err(AuthorizeError::Unauthorized(Rejection::CertificateMismatch))
+            ));
+            assert!(matches!(
+                f.answer(&with_client_cert(event, "garbage"), &bound),
+                Err(AuthorizeError::Unauthorized(Rejection::CertificateMismatch))
+            ));
+            assert!(matches!(
+                f.answer(event, &bound),
+                Err(AuthorizeError::Unauthorized(Rejection::CertificateMissing))
+            ));
+        }
+        // A certificate in the wrong place for the payload is no certificate.
+        let misplaced = {
+            let mut e: Value = serde_json::from_slice(HTTP_V2).unwrap();
+            e["requestContext"]["identity"]["clientCert"] = json!({"clientCertPem": CLIENT});
+            serde_json::to_vec(&e).unwrap()
+        };
+        assert!(matches!(
+            f.answer(&misplaced, &bound),
+            Err(AuthorizeError::Unauthorized(Rejection::CertificateMissing))
+        ));
+        assert!(matches!(
+            f.answer(TOKEN, &bound),
+            Err(AuthorizeError::Unauthorized(Rejection::CertificateMissing))
+        ));
+        let dpop = f.token(json!({"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}));
+        assert!(matches!(
+            f.answer(&with_client_cert(REQUEST, CLIENT), &dpop),
+            Err(AuthorizeError::Unauthorized(Rejection::BindingUnsupported))
+        ));
     }
 
     #[test]

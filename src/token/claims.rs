@@ -25,6 +25,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::binding::Confirmation;
 use super::rejection::Rejection;
 use crate::claim::{binding_key, token_keys, ClaimName};
 use crate::config::ScopeClaim;
@@ -57,6 +58,8 @@ pub struct Claims {
     /// One binding key per declared grant claim ([`crate::claim::binding_key`]): its value
     /// as a `${claim:NAME}` path segment would read it, or why it cannot be one.
     pub bindings: Vec<Box<str>>,
+    /// `cnf` (RFC 7800): what the token is bound to, if anything.
+    pub cnf: Option<Confirmation>,
 }
 
 impl Claims {
@@ -188,7 +191,7 @@ struct Parsed {
 }
 
 /// The claims read into typed fields; a claim's bit in the `seen` mask is its index here.
-const STANDARD: [&str; 11] = [
+const STANDARD: [&str; 12] = [
     "iss",
     "sub",
     "client_id",
@@ -200,6 +203,7 @@ const STANDARD: [&str; 11] = [
     "iat",
     "scp",
     "scope",
+    "cnf",
 ];
 
 /// Where claims land while the payload is read; folded into [`Claims`] at the end.
@@ -237,6 +241,7 @@ impl<'de> DeserializeSeed<'de> for StandardSeed<'_, '_> {
             "nbf" => f.c.nbf = Date::deserialize(d)?.0,
             "iat" => f.c.iat = Date::deserialize(d)?.0,
             "scp" => f.scp = Some(self.scopes.deserialize(d)?),
+            "cnf" => f.c.cnf = Some(Confirmation::deserialize(d)?),
             _ => f.scope = Some(self.scopes.deserialize(d)?),
         }
         Ok(())

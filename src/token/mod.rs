@@ -20,6 +20,7 @@ pub mod jwks;
 pub mod jws;
 pub(crate) mod keys;
 // Signing exists for tests, benchmarks and fuzzing only: the authorizer holds public keys.
+pub mod binding;
 #[cfg(any(test, feature = "test-util"))]
 pub mod mint;
 pub(crate) mod rejection;

@@ -93,6 +93,19 @@ pub enum Rejection {
     /// Introspection answered `active: false` (revoked, expired, unknown).
     #[error("the identity provider says the token is not active")]
     Inactive,
+    /// The token is bound to a client certificate (`cnf.x5t#S256`, RFC 8705) and the request
+    /// presented none: a TOKEN event (which never carries one), or a REQUEST event from an API
+    /// without mutual TLS.
+    #[error("the token is bound to a client certificate (RFC 8705) and the request presented none (a TOKEN authorizer is never given one: use a REQUEST authorizer on a mutual-TLS domain)")]
+    CertificateMissing,
+    /// The request's client certificate is not the one the token is bound to, or cannot be
+    /// read.
+    #[error("the request's client certificate is not the one the token is bound to")]
+    CertificateMismatch,
+    /// The token's `cnf` binds it by a method scopegate does not check (DPoP's `jkt`, or an
+    /// unknown member): refused rather than accepted as a bearer token.
+    #[error("the token is bound to its client by a method scopegate does not check (cnf other than x5t#S256)")]
+    BindingUnsupported,
     /// The identity provider could not be asked (JWKS or introspection fetch failed); fail
     /// closed.
     #[error("identity provider unavailable: {0}")]
@@ -121,6 +134,9 @@ impl Rejection {
             Rejection::NoPrincipal => Refusal::NoPrincipal,
             Rejection::Inactive => Refusal::Inactive,
             Rejection::Unavailable(_) => Refusal::ProviderUnavailable,
+            Rejection::CertificateMissing => Refusal::BindingMissing,
+            Rejection::CertificateMismatch => Refusal::BindingMismatch,
+            Rejection::BindingUnsupported => Refusal::BindingUnsupported,
         }
     }
 }
