@@ -774,9 +774,11 @@ impl<M: Mappings> Authorizer<M> {
                 i.introspect(&self.verifier, token, now).await?
             }
             Some(i) => {
-                let claims = self.verifier.verify(token, now).await?;
+                let mut claims = self.verifier.verify(token, now).await?;
                 if i.mode() == IntrospectMode::Always {
-                    i.introspect(&self.verifier, token, now).await?;
+                    let answer = i.introspect(&self.verifier, token, now).await?;
+                    // RFC 8705 §3.2: the provider may state the binding in its answer only.
+                    claims.cnf = binding::merge(claims.cnf.take(), answer.cnf)?;
                 }
                 claims
             }

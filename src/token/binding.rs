@@ -81,6 +81,22 @@ pub fn certificate_thumbprint(pem: &str) -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, &der)))
 }
 
+/// The binding of a JWT that was also introspected: the token's own `cnf`, or the answer's
+/// when only it has one (RFC 8705 §3.2 lets a provider state it there). Two that differ are
+/// a binding scopegate cannot honour.
+///
+/// # Errors
+/// [`Rejection::BindingUnsupported`] when both are given and differ.
+pub fn merge(
+    token: Option<Confirmation>,
+    answer: Option<Confirmation>,
+) -> Result<Option<Confirmation>, Rejection> {
+    match (token, answer) {
+        (Some(t), Some(a)) if t != a => Err(Rejection::BindingUnsupported),
+        (t, a) => Ok(t.or(a)),
+    }
+}
+
 /// Whether a request that presented `client_cert` (the PEM API Gateway passes, if any) may use
 /// a token bound by `cnf`. An unbound token passes.
 ///
@@ -155,6 +171,17 @@ mod tests {
         assert!(
             serde_json::from_str::<Confirmation>(r#"{"x5t#S256":"a","x5t#S256":"a"}"#).is_err()
         );
+    }
+
+    #[test]
+    fn an_introspection_answer_binds_a_token_that_does_not_bind_itself() {
+        let a = Confirmation::Certificate("a".into());
+        let b = Confirmation::Certificate("b".into());
+        assert_eq!(merge(None, None), Ok(None));
+        assert_eq!(merge(None, Some(a.clone())), Ok(Some(a.clone())));
+        assert_eq!(merge(Some(a.clone()), None), Ok(Some(a.clone())));
+        assert_eq!(merge(Some(a.clone()), Some(a.clone())), Ok(Some(a.clone())));
+        assert_eq!(merge(Some(a), Some(b)), Err(Rejection::BindingUnsupported));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - `mint`: signing tokens with real keys, for local mode, tests and benchmarks.
 
 pub mod bearer;
+pub mod binding;
 pub mod claims;
 pub mod fetch;
 pub(crate) mod introspect;
@@ -20,7 +21,6 @@ pub mod jwks;
 pub mod jws;
 pub(crate) mod keys;
 // Signing exists for tests, benchmarks and fuzzing only: the authorizer holds public keys.
-pub mod binding;
 #[cfg(any(test, feature = "test-util"))]
 pub mod mint;
 pub(crate) mod rejection;
