@@ -131,6 +131,28 @@ fn event(token: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// The time of `iters` events of `stream` (`events` of them) through `scopegate invoke`'s
+/// path: one criterion iteration is one event, so whole streams are run, each with a fresh
+/// authorizer (no token seen in an earlier stream), and their time scaled to `iters`.
+fn replay_per_event(
+    jwks: &std::path::Path,
+    stream: &[u8],
+    events: u64,
+    iters: u64,
+) -> std::time::Duration {
+    let streams = iters.div_ceil(events);
+    let mut out = Vec::with_capacity(stream.len());
+    let mut total = std::time::Duration::ZERO;
+    for _ in 0..streams {
+        let fresh = authorizer(jwks, 300);
+        out.clear();
+        let started = std::time::Instant::now();
+        ready(scopegate::admin::invoke::run(&fresh, stream, &mut out)).unwrap();
+        total += started.elapsed();
+    }
+    total.mul_f64(iters as f64 / (streams * events) as f64)
+}
+
 fn bench_warm(c: &mut Criterion) {
     let rsa = SigningKey::generate(Alg::RS256, "rsa");
     let ec = SigningKey::generate(Alg::ES256, "ec");
@@ -233,20 +255,7 @@ fn bench_warm(c: &mut Criterion) {
     assert!(!String::from_utf8_lossy(&out).contains("errorType"));
     let mut g = c.benchmark_group("replay");
     g.bench_function("ndjson_RS256_per_event", |b| {
-        // One criterion iteration is one event: whole streams are run, and their time scaled
-        // to the iterations asked for.
-        b.iter_custom(|iters| {
-            let streams = iters.div_ceil(u64::from(EVENTS));
-            let mut total = std::time::Duration::ZERO;
-            for _ in 0..streams {
-                let fresh = authorizer(file.path(), 300);
-                out.clear();
-                let started = std::time::Instant::now();
-                ready(scopegate::admin::invoke::run(&fresh, &stream[..], &mut out)).unwrap();
-                total += started.elapsed();
-            }
-            total.mul_f64(iters as f64 / (streams * u64::from(EVENTS)) as f64)
-        })
+        b.iter_custom(|iters| replay_per_event(file.path(), &stream, EVENTS.into(), iters))
     });
     // The same path when each token comes three times in a row (333 tokens, 999 events): the
     // token cache's doorkeeper verifies the first two sights and serves the third, the price
@@ -257,18 +266,7 @@ fn bench_warm(c: &mut Criterion) {
         .flat_map(|line| line.repeat(3))
         .collect();
     g.bench_function("ndjson_RS256_thrice_per_event", |b| {
-        b.iter_custom(|iters| {
-            let streams = iters.div_ceil(999);
-            let mut total = std::time::Duration::ZERO;
-            for _ in 0..streams {
-                let fresh = authorizer(file.path(), 300);
-                out.clear();
-                let started = std::time::Instant::now();
-                ready(scopegate::admin::invoke::run(&fresh, &thrice[..], &mut out)).unwrap();
-                total += started.elapsed();
-            }
-            total.mul_f64(iters as f64 / (streams * 999) as f64)
-        })
+        b.iter_custom(|iters| replay_per_event(file.path(), &thrice, 999, iters))
     });
     g.finish();
 

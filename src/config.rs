@@ -87,16 +87,6 @@ impl Setting {
         }
     }
 
-    /// A number setting's value in the environment (its default when unset), checked
-    /// against its range: for the CLI, which shares a few of the authorizer's settings.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the setting and the value.
-    #[cfg(feature = "cli")]
-    pub fn number_from_env(&self) -> Result<u64, ConfigError> {
-        number(&|name| std::env::var(name).ok(), self)
-    }
-
     /// A number setting's value in another environment (a deployed function's, read from its
     /// configuration), its default when unset, checked against its range.
     ///

@@ -1,15 +1,18 @@
 //! The Lambda's JSON logs, buffered, for `scopegate invoke`.
 
-use std::io::Write;
+use std::io::{BufWriter, Stderr, Write};
 use std::sync::{Arc, Mutex};
 
-/// [`init`](super::init), the lines buffered in memory and written to stderr in large writes, until the
-/// returned guard is dropped (which writes the rest). For `scopegate invoke`, which answers
-/// thousands of events in one process: a write call per decision line cost more than the rest
-/// of an event's path but its signature check. The Lambda keeps [`init`](super::init): a line there must
-/// reach the log even if the invocation then dies.
+/// The buffer every log line goes into, shared by the subscriber and the guard.
+type Shared = Arc<Mutex<BufWriter<Stderr>>>;
+
+/// [`init`](super::init), the lines buffered in memory and written to stderr in large writes,
+/// until the returned guard is dropped (which writes the rest). For `scopegate invoke`, which
+/// answers thousands of events in one process: a write call per decision line cost more than
+/// the rest of an event's path but its signature check. The Lambda keeps
+/// [`init`](super::init): a line there must reach the log even if the invocation then dies.
 pub fn init_buffered() -> BufferedLogs {
-    let buffer = Arc::new(Mutex::new(std::io::BufWriter::with_capacity(
+    let buffer: Shared = Arc::new(Mutex::new(BufWriter::with_capacity(
         64 * 1024,
         std::io::stderr(),
     )));
@@ -20,7 +23,7 @@ pub fn init_buffered() -> BufferedLogs {
 
 /// Writes what [`init_buffered`] holds when dropped.
 #[must_use = "the logs are written when this is dropped"]
-pub struct BufferedLogs(Arc<Mutex<std::io::BufWriter<std::io::Stderr>>>);
+pub struct BufferedLogs(Shared);
 
 impl Drop for BufferedLogs {
     fn drop(&mut self) {
@@ -28,7 +31,7 @@ impl Drop for BufferedLogs {
     }
 }
 
-struct SharedWriter(Arc<Mutex<std::io::BufWriter<std::io::Stderr>>>);
+struct SharedWriter(Shared);
 
 impl Write for SharedWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

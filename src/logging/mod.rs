@@ -34,6 +34,7 @@ pub fn init() {
     init_with(std::io::stderr);
 }
 
+/// [`init`], the lines going to `writer`.
 pub(crate) fn init_with<W>(writer: W)
 where
     W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
@@ -50,6 +51,7 @@ where
     }
 }
 
+/// The Lambda's log filter from `SCOPEGATE_LOG_LEVEL`, and the value if it was refused.
 fn lambda_filter(value: Option<&str>) -> (Targets, Option<&str>) {
     let default = || LOG_LEVEL.text_default().parse().unwrap_or_default();
     match value {

@@ -87,14 +87,19 @@ impl Local {
             .unwrap()
     }
 
-    /// (status, x-scopegate-authorizer header, body)
-    async fn call(&self, method: &str, path: &str, auth: Option<&str>) -> (u16, String, String) {
+    /// `METHOD path` through the gateway, with `auth` as the Authorization header.
+    async fn send(&self, method: &str, path: &str, auth: Option<&str>) -> reqwest::Response {
         let url = format!("http://{}{path}", self.running.gateway);
         let mut req = self.http.request(method.parse().unwrap(), url);
         if let Some(a) = auth {
             req = req.header("Authorization", a);
         }
-        let resp = req.send().await.unwrap();
+        req.send().await.unwrap()
+    }
+
+    /// (status, x-scopegate-authorizer header, body)
+    async fn call(&self, method: &str, path: &str, auth: Option<&str>) -> (u16, String, String) {
+        let resp = self.send(method, path, auth).await;
         let status = resp.status().as_u16();
         let cache = resp
             .headers()
@@ -104,14 +109,9 @@ impl Local {
         (status, cache, resp.text().await.unwrap())
     }
 
-    /// (status, WWW-Authenticate, body as JSON)
+    /// `GET /dev/my-resource`: (status, WWW-Authenticate, body as JSON)
     async fn answer(&self, auth: Option<&str>) -> (u16, Option<String>, serde_json::Value) {
-        let url = format!("http://{}/dev/my-resource", self.running.gateway);
-        let mut req = self.http.get(url);
-        if let Some(a) = auth {
-            req = req.header("Authorization", a);
-        }
-        let resp = req.send().await.unwrap();
+        let resp = self.send("GET", "/dev/my-resource", auth).await;
         let status = resp.status().as_u16();
         let challenge = resp
             .headers()
