@@ -331,6 +331,53 @@ pub const USAGE_KEY_CLAIM: Setting = Setting {
     },
     doc: "Claim returned as usageIdentifierKey (API Gateway usage plans).",
 };
+/// `SCOPEGATE_BOUND_TOKENS`: check (a bound token is checked, an unbound one accepted) or require (an unbound token is refused).
+pub const BOUND_TOKENS: Setting = Setting {
+    name: "SCOPEGATE_BOUND_TOKENS",
+    kind: Kind::Text {
+        default: "check",
+        values: "`check`, `require`",
+    },
+    doc: "Tokens bound to their client (cnf): check (a bound token is checked, an unbound one accepted) or require (an unbound token is refused).",
+};
+/// `SCOPEGATE_BOUND_KINDS`: the bindings accepted; a token bound by another kind is refused.
+pub const BOUND_KINDS: Setting = Setting {
+    name: "SCOPEGATE_BOUND_KINDS",
+    kind: Kind::Text {
+        default: "mtls,dpop",
+        values: "a comma-separated list of `mtls`, `dpop`, or `none`",
+    },
+    doc: "The bindings accepted: mtls (RFC 8705 certificate-bound) and dpop (RFC 9449); a token bound by a kind not listed is refused.",
+};
+/// `SCOPEGATE_DPOP_ORIGIN`: the public origin DPoP proofs name in htu, when something (CloudFront) sits in front of API Gateway.
+pub const DPOP_ORIGIN: Setting = Setting {
+    name: "SCOPEGATE_DPOP_ORIGIN",
+    kind: Kind::Text {
+        default: "",
+        values: "an https origin (`https://api.example.com`)",
+    },
+    doc: "The origin DPoP proofs name in htu; default: https:// and the event's domain name. Set it when something (CloudFront) sits in front.",
+};
+/// `SCOPEGATE_DPOP_MAX_AGE_SECONDS`: how old a DPoP proof's iat may be.
+pub const DPOP_MAX_AGE_SECONDS: Setting = Setting {
+    name: "SCOPEGATE_DPOP_MAX_AGE_SECONDS",
+    kind: Kind::Number {
+        default: 60,
+        min: 1,
+        max: 300,
+        floor: None,
+    },
+    doc: "How old a DPoP proof's iat may be; also how long its jti is remembered.",
+};
+/// `SCOPEGATE_DPOP_REPLAY_TABLE`: DynamoDB table of the DPoP proofs seen, shared by every container; unset means the in-container check only.
+pub const DPOP_REPLAY_TABLE: Setting = Setting {
+    name: "SCOPEGATE_DPOP_REPLAY_TABLE",
+    kind: Kind::Text {
+        default: "",
+        values: "a DynamoDB table name",
+    },
+    doc: "DynamoDB table of the DPoP proofs seen (a conditional write per proof), shared by every container; unset means each container checks only its own.",
+};
 /// `SCOPEGATE_MAPPINGS_FILE`: Mappings file; default: the embedded seed-data/mappings.json.
 pub const MAPPINGS_FILE: Setting = Setting {
     name: "SCOPEGATE_MAPPINGS_FILE",
@@ -433,6 +480,11 @@ pub const SETTINGS: &[Setting] = &[
     RESPONSE,
     CONTEXT_CLAIMS,
     USAGE_KEY_CLAIM,
+    BOUND_TOKENS,
+    BOUND_KINDS,
+    DPOP_ORIGIN,
+    DPOP_MAX_AGE_SECONDS,
+    DPOP_REPLAY_TABLE,
     MAPPINGS_FILE,
     MAPPINGS_TABLE,
     SNAPSHOT_BUCKET,
@@ -568,6 +620,35 @@ pub enum ResponseMode {
     Simple,
 }
 
+/// What is done with tokens that are not bound to their client (`SCOPEGATE_BOUND_TOKENS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoundMode {
+    /// A bound token is checked; an unbound one is accepted as a bearer token.
+    Check,
+    /// An unbound token is refused.
+    Require,
+}
+
+/// The kinds of binding accepted (`SCOPEGATE_BOUND_KINDS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoundKinds {
+    /// Certificate-bound tokens (RFC 8705, `cnf.x5t#S256`).
+    pub mtls: bool,
+    /// DPoP-bound tokens (RFC 9449, `cnf.jkt`).
+    pub dpop: bool,
+}
+
+/// How DPoP proofs are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopConfig {
+    /// The origin proofs name, when not `https://` and the event's domain name.
+    pub origin: Option<String>,
+    /// How old a proof may be, in seconds.
+    pub max_age: u64,
+    /// The DynamoDB table shared by every container, if any.
+    pub replay_table: Option<String>,
+}
+
 /// Where the scopes are read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScopeClaim {
@@ -644,6 +725,12 @@ pub struct Config {
     pub mapping_ttl: Duration,
     /// How long the last good mappings are served while DynamoDB fails. Defaults to 3600 s.
     pub mapping_max_stale: Duration,
+    /// Whether unbound tokens are accepted. Defaults to [`BoundMode::Check`].
+    pub bound_mode: BoundMode,
+    /// Which bindings are accepted. Defaults to both.
+    pub bound_kinds: BoundKinds,
+    /// DPoP proof checks. Defaults to the event's origin, 60 s, no table.
+    pub dpop: DpopConfig,
 }
 
 impl Config {
@@ -675,6 +762,16 @@ impl Config {
             snapshot_key: SNAPSHOT_KEY.text_default().to_owned(),
             mapping_ttl: Duration::from_secs(MAPPING_TTL_SECONDS.number_default()),
             mapping_max_stale: Duration::from_secs(MAPPING_MAX_STALE_SECONDS.number_default()),
+            bound_mode: BoundMode::Check,
+            bound_kinds: BoundKinds {
+                mtls: true,
+                dpop: true,
+            },
+            dpop: DpopConfig {
+                origin: None,
+                max_age: DPOP_MAX_AGE_SECONDS.number_default(),
+                replay_table: None,
+            },
         }
     }
 
@@ -807,7 +904,90 @@ impl Config {
         }
         cfg.policy_max_bytes = number(&get, &POLICY_MAX_BYTES)? as usize;
         mapping_store(&get, &mut cfg)?;
+        bound_tokens(&get, &mut cfg)?;
         Ok(cfg)
+    }
+}
+
+fn bound_tokens(
+    get: &impl Fn(&str) -> Option<String>,
+    cfg: &mut Config,
+) -> Result<(), ConfigError> {
+    if let Some(v) = get(BOUND_TOKENS.name) {
+        cfg.bound_mode = match v.to_ascii_lowercase().as_str() {
+            "check" => BoundMode::Check,
+            "require" => BoundMode::Require,
+            _ => return Err(invalid(BOUND_TOKENS.name, &v, "expected check or require")),
+        };
+    }
+    if let Some(v) = get(BOUND_KINDS.name) {
+        let mut kinds = BoundKinds {
+            mtls: false,
+            dpop: false,
+        };
+        let names = list(Some(&v));
+        for name in &names {
+            match name.to_ascii_lowercase().as_str() {
+                "mtls" => kinds.mtls = true,
+                "dpop" => kinds.dpop = true,
+                "none" if names.len() == 1 => {}
+                _ => {
+                    return Err(invalid(
+                        BOUND_KINDS.name,
+                        &v,
+                        "expected a comma-separated list of mtls and dpop, or none alone",
+                    ))
+                }
+            }
+        }
+        cfg.bound_kinds = kinds;
+    }
+    if cfg.bound_mode == BoundMode::Require && !cfg.bound_kinds.mtls && !cfg.bound_kinds.dpop {
+        return Err(invalid(
+            BOUND_KINDS.name,
+            "none",
+            "SCOPEGATE_BOUND_TOKENS=require with no kind accepted would refuse every token",
+        ));
+    }
+    if let Some(o) = get(DPOP_ORIGIN.name) {
+        let ok = url::Url::parse(&o).is_ok_and(|u| {
+            u.scheme() == "https"
+                && u.host_str().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.path() == "/"
+                && u.query().is_none()
+                && u.fragment().is_none()
+        });
+        if !ok {
+            return Err(invalid(
+                DPOP_ORIGIN.name,
+                &o,
+                "expected an https origin: https://host[:port], without a path, query or fragment",
+            ));
+        }
+        cfg.dpop.origin = Some(o.trim_end_matches('/').to_owned());
+    }
+    cfg.dpop.max_age = number(get, &DPOP_MAX_AGE_SECONDS)?;
+    if let Some(t) = get(DPOP_REPLAY_TABLE.name) {
+        cfg.dpop.replay_table = Some(table_name(DPOP_REPLAY_TABLE.name, t)?);
+    }
+    Ok(())
+}
+
+/// `t` if it is a DynamoDB table name (3 to 255 of `A-Z a-z 0-9 _ - .`).
+fn table_name(name: &'static str, t: String) -> Result<String, ConfigError> {
+    let ok = (3..=255).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(t)
+    } else {
+        Err(invalid(
+            name,
+            &t,
+            "a DynamoDB table name is 3 to 255 of A-Z a-z 0-9 _ - .",
+        ))
     }
 }
 
@@ -816,17 +996,7 @@ fn mapping_store(
     cfg: &mut Config,
 ) -> Result<(), ConfigError> {
     if let Some(t) = get(MAPPINGS_TABLE.name) {
-        let ok = (3..=255).contains(&t.len())
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if !ok {
-            return Err(invalid(
-                MAPPINGS_TABLE.name,
-                &t,
-                "a DynamoDB table name is 3 to 255 of A-Z a-z 0-9 _ - .",
-            ));
-        }
-        cfg.mappings_table = Some(t);
+        cfg.mappings_table = Some(table_name(MAPPINGS_TABLE.name, t)?);
     }
     if let Some(b) = get(SNAPSHOT_BUCKET.name) {
         let ok = (3..=63).contains(&b.len())

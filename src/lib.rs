@@ -45,6 +45,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod policy;
 pub mod refusal;
+pub mod replay;
 pub mod scope;
 pub mod token;
 pub mod ttl_cache;

@@ -227,6 +227,15 @@ impl Metrics {
         self.emit(&[("IdpUnavailable", Value::from(1), "Count")], Map::new());
     }
 
+    /// A DPoP proof was refused because the replay table could not be asked: the authorizer
+    /// failed closed on a dependency.
+    pub fn dpop_replay_unavailable(&self) {
+        self.emit(
+            &[("DpopReplayUnavailable", Value::from(1), "Count")],
+            Map::new(),
+        );
+    }
+
     /// An answer was over API Gateway's size limit and was narrowed to its request.
     pub fn oversized(&self) {
         self.emit(&[("AnswersNarrowed", Value::from(1), "Count")], Map::new());
@@ -326,6 +335,14 @@ pub fn mapping_refresh_failed(source: &str) {
 pub fn idp_unavailable() {
     if let Some(m) = INSTALLED.get() {
         m.idp_unavailable();
+    }
+}
+
+/// [`Metrics::dpop_replay_unavailable`] on the installed writer; nothing when none is
+/// installed.
+pub fn dpop_replay_unavailable() {
+    if let Some(m) = INSTALLED.get() {
+        m.dpop_replay_unavailable();
     }
 }
 

@@ -48,17 +48,30 @@ pub enum Refusal {
     Inactive,
     /// The identity provider could not be asked (introspection or a key fetch failed).
     ProviderUnavailable,
-    /// The token is bound to a client certificate and the request presented none.
+    /// The token is bound to a client certificate or a DPoP key and the request presented no
+    /// certificate, or no DPoP proof.
     BindingMissing,
     /// The request's client certificate is not the one the token is bound to.
     BindingMismatch,
-    /// The token is bound by a method scopegate does not check.
+    /// The token is bound by a method scopegate does not check, or by a kind
+    /// `SCOPEGATE_BOUND_KINDS` leaves out.
     BindingUnsupported,
+    /// `SCOPEGATE_BOUND_TOKENS=require` and the token is not bound to its client.
+    BindingRequired,
+    /// The authorization scheme does not fit the token: a DPoP-bound token sent as `Bearer`,
+    /// or an unbound (or certificate-bound) token sent as `DPoP` (RFC 9449 §7).
+    WrongScheme,
+    /// The DPoP proof fails a check of RFC 9449 §4.3, or there are several.
+    DpopProofInvalid,
+    /// The DPoP proof was used before (its `jti`, for its key).
+    DpopReplayed,
+    /// The DPoP replay table could not be asked; fail closed (an alarm watches it).
+    DpopReplayUnavailable,
 }
 
 impl Refusal {
     /// Every name, in the order docs/observability.md lists them.
-    pub const ALL: [Refusal; 21] = [
+    pub const ALL: [Refusal; 26] = [
         Refusal::MissingToken,
         Refusal::NotBearer,
         Refusal::TooLarge,
@@ -80,6 +93,11 @@ impl Refusal {
         Refusal::BindingMissing,
         Refusal::BindingMismatch,
         Refusal::BindingUnsupported,
+        Refusal::BindingRequired,
+        Refusal::WrongScheme,
+        Refusal::DpopProofInvalid,
+        Refusal::DpopReplayed,
+        Refusal::DpopReplayUnavailable,
     ];
 
     /// The name, `snake_case`.
@@ -106,6 +124,11 @@ impl Refusal {
             Refusal::BindingMissing => "binding_missing",
             Refusal::BindingMismatch => "binding_mismatch",
             Refusal::BindingUnsupported => "binding_unsupported",
+            Refusal::BindingRequired => "binding_required",
+            Refusal::WrongScheme => "wrong_scheme",
+            Refusal::DpopProofInvalid => "dpop_proof_invalid",
+            Refusal::DpopReplayed => "dpop_replayed",
+            Refusal::DpopReplayUnavailable => "dpop_replay_unavailable",
         }
     }
 }

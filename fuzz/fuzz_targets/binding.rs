@@ -3,12 +3,22 @@
 //! - a thumbprint, when the PEM yields one, is 43 characters of base64url (a SHA-256);
 //! - a token bound to a certificate is accepted exactly when the request's certificate has
 //!   that thumbprint, refused with no certificate, and never accepted for an unreadable one;
-//! - a `cnf` other than exactly `{"x5t#S256": ...}` is a binding scopegate refuses.
+//! - a `cnf` other than exactly `{"x5t#S256": ...}` or `{"jkt": ...}` is a binding scopegate
+//!   refuses, whatever the scheme and settings.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scopegate::token::binding::{certificate_thumbprint, check, Confirmation};
+use scopegate::config::{BoundKinds, BoundMode};
+use scopegate::token::bearer::Scheme;
+use scopegate::token::binding::{
+    certificate_thumbprint, check_certificate, required, Confirmation, Need,
+};
 use scopegate::token::Rejection;
+
+const ALL: BoundKinds = BoundKinds {
+    mtls: true,
+    dpop: true,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -27,16 +37,35 @@ fuzz_target!(|data: &[u8]| {
     };
     match &cnf {
         Confirmation::Certificate(want) => {
-            let got = check(Some(&cnf), Some(pem));
-            assert_eq!(got.is_ok(), thumbprint.as_deref() == Some(&**want));
-            assert_eq!(check(Some(&cnf), None), Err(Rejection::CertificateMissing));
-        }
-        Confirmation::Unsupported => {
             assert_eq!(
-                check(Some(&cnf), Some(pem)),
-                Err(Rejection::BindingUnsupported)
+                required(Some(&cnf), Scheme::Bearer, BoundMode::Check, ALL),
+                Ok(Need::Certificate(want))
+            );
+            let got = check_certificate(want, Some(pem));
+            assert_eq!(got.is_ok(), thumbprint.as_deref() == Some(&**want));
+            assert_eq!(
+                check_certificate(want, None),
+                Err(Rejection::CertificateMissing)
             );
         }
+        Confirmation::Key(jkt) => {
+            assert_eq!(
+                required(Some(&cnf), Scheme::DPoP, BoundMode::Require, ALL),
+                Ok(Need::Proof(jkt))
+            );
+            assert!(required(Some(&cnf), Scheme::Bearer, BoundMode::Check, ALL).is_err());
+        }
+        Confirmation::Unsupported => {
+            for scheme in [Scheme::Bearer, Scheme::DPoP] {
+                assert_eq!(
+                    required(Some(&cnf), scheme, BoundMode::Check, ALL),
+                    Err(Rejection::BindingUnsupported)
+                );
+            }
+        }
     }
-    assert_eq!(check(None, Some(pem)), Ok(()));
+    assert_eq!(
+        required(None, Scheme::Bearer, BoundMode::Check, ALL),
+        Ok(Need::Nothing)
+    );
 });

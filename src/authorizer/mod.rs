@@ -26,12 +26,14 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, IntrospectMode, ResponseMode};
+use crate::config::{BoundKinds, BoundMode, Config, IntrospectMode, ResponseMode};
 use crate::mapping::{file, Mappings, StaticMappings, Unavailable};
 use crate::metrics::Outcome;
 use crate::policy::{ApiKind, CompiledPolicy, Effect, MethodArn};
-use crate::token::binding::{self, Confirmation};
+use crate::replay::{ReplayGuard, ReplayStore};
+use crate::token::binding::{self, Confirmation, Need};
 use crate::token::claims::Text;
+use crate::token::dpop;
 use crate::token::fetch::HttpFetcher;
 use crate::token::introspect::Introspector;
 use crate::token::jwks::KeyIo;
@@ -232,6 +234,16 @@ pub struct Authorizer<M: Mappings = StaticMappings> {
     /// The snapshot version last checked for Allow entries on undeclared claims (a warning
     /// once per version, not per request).
     checked_version: std::sync::atomic::AtomicU64,
+    /// `SCOPEGATE_BOUND_TOKENS`.
+    bound_mode: BoundMode,
+    /// `SCOPEGATE_BOUND_KINDS`.
+    bound_kinds: BoundKinds,
+    /// How DPoP proofs are checked.
+    dpop_rules: dpop::Rules,
+    /// `SCOPEGATE_DPOP_ORIGIN`.
+    dpop_origin: Option<Box<str>>,
+    /// Proofs seen: this container's, and the replay table's when there is one.
+    replay: ReplayGuard,
 }
 
 impl<M: Mappings> std::fmt::Debug for Authorizer<M> {
@@ -248,6 +260,13 @@ struct Request<'a> {
     token: Option<Cow<'a, str>>,
     /// The client certificate (PEM) of a mutual-TLS request, when API Gateway passed one.
     client_cert: Option<Cow<'a, str>>,
+    /// The `DPoP` header.
+    dpop: ProofHeader<'a>,
+    /// What a DPoP proof must name: the method, the domain name and the path the client
+    /// sent. None in a TOKEN event.
+    method: Option<Cow<'a, str>>,
+    domain: Option<Cow<'a, str>>,
+    path: Option<Cow<'a, str>>,
     arn: Cow<'a, str>,
     kind: ApiKind,
     simple: bool,
@@ -278,6 +297,43 @@ struct Event<'a> {
     identity_source: Option<IdentitySource<'a>>,
     #[serde(rename = "requestContext", borrow, default)]
     request_context: Option<RequestContext<'a>>,
+    #[serde(rename = "httpMethod", borrow, default)]
+    http_method: Option<Text<'a>>,
+    #[serde(rename = "rawPath", borrow, default)]
+    raw_path: Option<Text<'a>>,
+}
+
+/// The `DPoP` header of a request (RFC 9449 §4.3 step 1: exactly one).
+enum ProofHeader<'a> {
+    Absent,
+    One(Cow<'a, str>),
+    Several,
+}
+
+impl<'a> ProofHeader<'a> {
+    /// The `DPoP` header in `headers` and `multiValueHeaders`: present once in either (or the
+    /// same value in both), else several. Payload 2.0 joins repeated headers with commas,
+    /// which no compact JWS holds: counted as several too.
+    fn find(one: Option<&Headers<'a>>, multi: Option<&Headers<'a, true>>) -> Self {
+        let named = |h: &(Cow<'a, str>, Cow<'a, str>)| h.0.eq_ignore_ascii_case("dpop");
+        let ones: Vec<&Cow<'a, str>> = one
+            .map(|h| h.0.iter().filter(|p| named(p)).map(|p| &p.1).collect())
+            .unwrap_or_default();
+        let multis: Vec<&Cow<'a, str>> = multi
+            .map(|h| h.0.iter().filter(|p| named(p)).map(|p| &p.1).collect())
+            .unwrap_or_default();
+        let value = match (ones.as_slice(), multis.as_slice()) {
+            ([], []) => return ProofHeader::Absent,
+            ([v], []) | ([], [v]) => *v,
+            ([a], [b]) if a == b => *a,
+            _ => return ProofHeader::Several,
+        };
+        if value.contains(',') {
+            ProofHeader::Several
+        } else {
+            ProofHeader::One(value.clone())
+        }
+    }
 }
 
 /// The client certificate of a mutual-TLS custom domain: REST and HTTP payload 1.0 events
@@ -289,6 +345,23 @@ struct RequestContext<'a> {
     identity: Option<CertHolder<'a>>,
     #[serde(borrow, default)]
     authentication: Option<CertHolder<'a>>,
+    #[serde(rename = "domainName", borrow, default)]
+    domain_name: Option<Text<'a>>,
+    /// REST and payload 1.0: the path the client sent, with a custom domain's base path (or
+    /// the stage, on the execute-api domain).
+    #[serde(borrow, default)]
+    path: Option<Text<'a>>,
+    #[serde(rename = "httpMethod", borrow, default)]
+    http_method: Option<Text<'a>>,
+    /// Payload 2.0: `http.method`.
+    #[serde(borrow, default)]
+    http: Option<HttpDescription<'a>>,
+}
+
+#[derive(Deserialize)]
+struct HttpDescription<'a> {
+    #[serde(borrow, default)]
+    method: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -303,15 +376,43 @@ struct ClientCert<'a> {
     pem: Option<Text<'a>>,
 }
 
+/// What the request context gives: the client certificate, the method, the domain name and
+/// the path.
+struct Described<'a> {
+    client_cert: Option<Cow<'a, str>>,
+    method: Option<Cow<'a, str>>,
+    domain: Option<Cow<'a, str>>,
+    path: Option<Cow<'a, str>>,
+}
+
 impl<'a> RequestContext<'a> {
-    /// The PEM of payload 2.0 (`authentication`) or of REST and 1.0 (`identity`).
-    fn client_cert(self, v2: bool) -> Option<Cow<'a, str>> {
-        let holder = if v2 {
-            self.authentication
-        } else {
-            self.identity
+    /// Payload 2.0's: the PEM in `authentication`, the method in `http`, the path is the
+    /// event's `rawPath`. REST's and 1.0's: the PEM in `identity`, `httpMethod`, `path`.
+    fn describe(ctx: Option<Self>, v2: bool, raw_path: Option<Text<'a>>) -> Described<'a> {
+        let Some(c) = ctx else {
+            return Described {
+                client_cert: None,
+                method: None,
+                domain: None,
+                path: raw_path.filter(|_| v2).map(|t| t.0),
+            };
         };
-        holder?.client_cert?.pem.map(|t| t.0)
+        let pem = |h: Option<CertHolder<'a>>| h?.client_cert?.pem.map(|t| t.0);
+        if v2 {
+            Described {
+                client_cert: pem(c.authentication),
+                method: c.http.and_then(|h| h.method).map(|t| t.0),
+                domain: c.domain_name.map(|t| t.0),
+                path: raw_path.map(|t| t.0),
+            }
+        } else {
+            Described {
+                client_cert: pem(c.identity),
+                method: c.http_method.map(|t| t.0),
+                domain: c.domain_name.map(|t| t.0),
+                path: c.path.map(|t| t.0),
+            }
+        }
     }
 }
 
@@ -417,26 +518,32 @@ impl<'de: 'a, 'a, const MULTI: bool> Deserialize<'de> for Headers<'a, MULTI> {
 
 impl<'a, const MULTI: bool> Headers<'a, MULTI> {
     /// [`Headers::get`] on a map the event may not have.
-    fn find(headers: Option<Self>, name: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
+    fn find(headers: Option<&Self>, name: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
         headers.map_or(Ok(None), |h| h.get(name))
     }
 
     /// The value of `name` (ASCII case-insensitive). Present twice with different values
     /// is [`Rejection::Ambiguous`]: which one a proxy or API Gateway acted on is unknowable.
-    fn get(self, name: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
-        let mut found: Option<Cow<'a, str>> = None;
-        for (k, v) in self.0 {
+    fn get(&self, name: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
+        let mut found: Option<&Cow<'a, str>> = None;
+        for (k, v) in &self.0 {
             if !k.eq_ignore_ascii_case(name) {
                 continue;
             }
-            match &found {
-                Some(f) if *f != v => return Err(Rejection::Ambiguous),
+            match found {
+                Some(f) if f != v => return Err(Rejection::Ambiguous),
                 Some(_) => {}
                 None => found = Some(v),
             }
         }
-        Ok(found)
+        Ok(found.cloned())
     }
+}
+
+/// The `Host` header, for an event without `requestContext.domainName` (API Gateway routed
+/// the request by it, so it is the host the client called). Given twice: none.
+fn host<'a>(headers: Option<&Headers<'a>>) -> Option<Cow<'a, str>> {
+    Headers::find(headers, "host").ok().flatten()
 }
 
 /// A JSON error described without the event's text: serde_json's messages can quote a value
@@ -529,6 +636,14 @@ impl<M: Mappings> Authorizer<M> {
                 names
             },
             checked_version: std::sync::atomic::AtomicU64::new(u64::MAX),
+            bound_mode: config.bound_mode,
+            bound_kinds: config.bound_kinds,
+            dpop_rules: dpop::Rules {
+                algorithms: config.algorithms.iter().copied().collect(),
+                max_age: config.dpop.max_age,
+            },
+            dpop_origin: config.dpop.origin.as_deref().map(Into::into),
+            replay: ReplayGuard::in_container(),
             usage_key_claim: config.usage_key_claim.clone(),
             max_token_bytes: config.max_token_bytes,
             policy_max_bytes: config.policy_max_bytes,
@@ -541,6 +656,18 @@ impl<M: Mappings> Authorizer<M> {
         for e in self.verifier.hydrate().await {
             tracing::warn!(error = %e, "JWKS not loaded at start; will retry on demand");
         }
+    }
+
+    /// Puts `store` (the replay table) behind the in-container replay check of DPoP proofs.
+    #[must_use]
+    pub fn with_replay_store(mut self, store: Box<dyn ReplayStore>) -> Self {
+        self.replay = ReplayGuard::with_store(store);
+        self
+    }
+
+    /// Whether DPoP proofs are checked for replays across containers.
+    pub fn replay_is_shared(&self) -> bool {
+        self.replay.is_shared()
     }
 
     /// The verifier (for metrics and tests).
@@ -583,8 +710,14 @@ impl<M: Mappings> Authorizer<M> {
             // A 401 because the identity provider could not be asked is a fault of a
             // dependency, not a bad token: WARN, and its own metric (an alarm watches it).
             // `refusal` is one of the fixed names (graphable); `reason` says more, in words.
-            Err(AuthorizeError::Unauthorized(reason @ Rejection::Unavailable(_))) => {
-                crate::metrics::idp_unavailable();
+            Err(AuthorizeError::Unauthorized(
+                reason @ (Rejection::Unavailable(_) | Rejection::ReplayUnavailable(_)),
+            )) => {
+                if matches!(reason, Rejection::ReplayUnavailable(_)) {
+                    crate::metrics::dpop_replay_unavailable();
+                } else {
+                    crate::metrics::idp_unavailable();
+                }
                 tracing::warn!(
                     decision = "Unauthorized",
                     refusal = reason.refusal().as_str(),
@@ -631,10 +764,22 @@ impl<M: Mappings> Authorizer<M> {
             ))
         })?;
         let raw = req.token.as_deref().ok_or(Rejection::Missing)?;
-        let token = bearer::extract(raw, self.max_token_bytes)?;
+        let (scheme, token) = bearer::extract_with_scheme(raw, self.max_token_bytes)?;
         let principal = self.principal(token).await?;
-        // Per request, after the token cache: the certificate is this request's.
-        binding::check(principal.cnf.as_ref(), req.client_cert.as_deref())?;
+        // Per request, after the token cache: the certificate and the proof are this
+        // request's.
+        match binding::required(
+            principal.cnf.as_ref(),
+            scheme,
+            self.bound_mode,
+            self.bound_kinds,
+        )? {
+            Need::Nothing => {}
+            Need::Certificate(want) => {
+                binding::check_certificate(want, req.client_cert.as_deref())?;
+            }
+            Need::Proof(jkt) => self.check_proof(&req, token, jkt).await?,
+        }
         let snapshot = self
             .mappings
             .current()
@@ -701,6 +846,50 @@ impl<M: Mappings> Authorizer<M> {
             },
             effect,
         ))
+    }
+
+    /// The DPoP proof of `req` for `token`, bound to the key of thumbprint `jkt`: every check
+    /// of RFC 9449 §4.3 ([`dpop::verify`]), then the replay check.
+    async fn check_proof(
+        &self,
+        req: &Request<'_>,
+        token: &str,
+        jkt: &str,
+    ) -> Result<(), Rejection> {
+        let proof = match &req.dpop {
+            ProofHeader::Absent => return Err(Rejection::DpopProofMissing),
+            ProofHeader::Several => return Err(Rejection::DpopProof("several DPoP headers")),
+            ProofHeader::One(p) => p,
+        };
+        let method = req
+            .method
+            .as_deref()
+            .ok_or(Rejection::DpopProof("the event names no HTTP method"))?;
+        let path = req
+            .path
+            .as_deref()
+            .ok_or(Rejection::DpopProof("the event names no path"))?;
+        let built;
+        let origin = match (&self.dpop_origin, req.domain.as_deref()) {
+            (Some(o), _) => &**o,
+            (None, Some(domain)) => {
+                built = format!("https://{domain}");
+                &built
+            }
+            (None, None) => {
+                return Err(Rejection::DpopProof(
+                    "the event names no domain: set SCOPEGATE_DPOP_ORIGIN",
+                ))
+            }
+        };
+        let now = self.clock.now();
+        let target = dpop::Target {
+            method,
+            origin,
+            path,
+        };
+        let checked = dpop::verify(proof, token, jkt, target, now, self.dpop_rules)?;
+        self.replay.first_use(&checked, now).await
     }
 
     /// `policy`, or when the answer carrying it would be over `policy_max_bytes`, a policy
@@ -851,7 +1040,7 @@ impl<M: Mappings> Authorizer<M> {
                     ))
                 }
             };
-            let token = match Headers::find(e.headers, name)? {
+            let token = match Headers::find(e.headers.as_ref(), name)? {
                 Some(h) if sources.is_empty() || sources.contains(&h) => Some(h),
                 Some(_) => return Err(Rejection::Ambiguous.into()),
                 None => sources.into_iter().next(),
@@ -859,9 +1048,15 @@ impl<M: Mappings> Authorizer<M> {
             let arn = text(e.route_arn).ok_or_else(|| {
                 AuthorizeError::BadEvent("HTTP API event without routeArn".into())
             })?;
+            let mut d = RequestContext::describe(e.request_context, true, e.raw_path);
+            d.domain = d.domain.or_else(|| host(e.headers.as_ref()));
             return Ok(Request {
                 token,
-                client_cert: e.request_context.and_then(|c| c.client_cert(true)),
+                client_cert: d.client_cert,
+                dpop: ProofHeader::find(e.headers.as_ref(), None),
+                method: d.method,
+                domain: d.domain,
+                path: d.path,
                 arn,
                 kind: ApiKind::Http,
                 simple: self.response == ResponseMode::Simple,
@@ -891,8 +1086,8 @@ impl<M: Mappings> Authorizer<M> {
             Some("REQUEST") => {
                 // `headers` keeps one value per name; `multiValueHeaders` keeps them all. Two
                 // different token headers in one request are refused, not picked from.
-                let one = Headers::find(e.headers, name)?;
-                let token = match (one, Headers::find(e.multi_value_headers, name)?) {
+                let one = Headers::find(e.headers.as_ref(), name)?;
+                let token = match (one, Headers::find(e.multi_value_headers.as_ref(), name)?) {
                     (Some(one), Some(all)) if one != all => return Err(Rejection::Ambiguous.into()),
                     (one, all) => one.or(all),
                 };
@@ -922,9 +1117,19 @@ impl<M: Mappings> Authorizer<M> {
                 ))
             }
         };
+        let dpop = ProofHeader::find(e.headers.as_ref(), e.multi_value_headers.as_ref());
+        let mut d = RequestContext::describe(e.request_context, false, None);
+        // REST events give the method at the top too; the request context's is preferred
+        // (it is what payload 1.0 has), the top one taken when it is all there is.
+        d.method = d.method.or(text(e.http_method));
+        d.domain = d.domain.or_else(|| host(e.headers.as_ref()));
         Ok(Request {
             token,
-            client_cert: e.request_context.and_then(|c| c.client_cert(false)),
+            client_cert: d.client_cert,
+            dpop,
+            method: d.method,
+            domain: d.domain,
+            path: d.path,
             arn: text(e.method_arn).ok_or_else(|| AuthorizeError::BadEvent(what.into()))?,
             kind,
             // Simple responses are payload 2.0's only: a 1.0 event is answered with a policy.
@@ -1043,6 +1248,29 @@ mod tests {
             self.answer_as(event, token, kind)
         }
 
+        /// An authorizer over the seed mappings, their API declared `kind`.
+        fn authorizer(&self, kind: ApiKind) -> Authorizer {
+            let seed = StaticMappings::from_config(&self.config).unwrap().0;
+            let api = crate::policy::ApiArn::parse(&ARN[..ARN.find('/').unwrap()]).unwrap();
+            let snapshot = Snapshot::new(seed.version(), seed.entries().to_vec())
+                .with_kinds([(api, kind)].into_iter().collect());
+            Authorizer::new(
+                &self.config,
+                StaticMappings(Arc::new(snapshot)),
+                Arc::new(ManualClock::new(NOW)),
+            )
+            .unwrap()
+        }
+
+        /// The answer of `a` to `event`.
+        fn answer_with(a: &Authorizer, event: &[u8]) -> Result<Value, AuthorizeError> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let bytes = rt.block_on(a.handle_json(event))?;
+            Ok(serde_json::from_slice(&bytes).unwrap())
+        }
+
         /// The answer to `event` from the seed mappings, their API declared `kind`.
         fn answer_as(
             &self,
@@ -1053,18 +1281,7 @@ mod tests {
             let event = String::from_utf8(event.to_vec())
                 .unwrap()
                 .replace("__TOKEN__", token);
-            let seed = StaticMappings::from_config(&self.config).unwrap().0;
-            let api = crate::policy::ApiArn::parse(&ARN[..ARN.find('/').unwrap()]).unwrap();
-            let snapshot = Snapshot::new(seed.version(), seed.entries().to_vec())
-                .with_kinds([(api, kind)].into_iter().collect());
-            let mappings = StaticMappings(Arc::new(snapshot));
-            let a =
-                Authorizer::new(&self.config, mappings, Arc::new(ManualClock::new(NOW))).unwrap();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap();
-            let bytes = rt.block_on(a.handle_json(event.as_bytes()))?;
-            Ok(serde_json::from_slice(&bytes).unwrap())
+            Self::answer_with(&self.authorizer(kind), event.as_bytes())
         }
     }
 
@@ -1096,6 +1313,40 @@ mod tests {
         assert!(Arc::ptr_eq(&third, &a.principal(&t).await.unwrap()));
     }
 
+    /// `event` with its token sent with the `DPoP` scheme (or kept `Bearer`), and `proof` in a
+    /// `DPoP` header (in `multiValueHeaders` too, where the event has them).
+    fn with_dpop(event: &[u8], proof: Option<&str>, dpop_scheme: bool) -> Vec<u8> {
+        let text = String::from_utf8(event.to_vec()).unwrap();
+        let text = if dpop_scheme {
+            text.replace("Bearer __TOKEN__", "DPoP __TOKEN__")
+        } else {
+            text
+        };
+        let mut e: Value = serde_json::from_str(&text).unwrap();
+        if let Some(p) = proof {
+            e["headers"]["DPoP"] = json!(p);
+            if e.get("multiValueHeaders").is_some() {
+                e["multiValueHeaders"]["DPoP"] = json!([p]);
+            }
+        }
+        serde_json::to_vec(&e).unwrap()
+    }
+
+    /// `event` with two `DPoP` headers, as each payload carries them: a list in
+    /// `multiValueHeaders`, two names differing in case in `headers`, or (payload 2.0) the
+    /// values joined with a comma.
+    fn with_two_dpop(event: &[u8], a: &str, b: &str) -> Vec<u8> {
+        let mut e: Value = serde_json::from_slice(&with_dpop(event, Some(a), true)).unwrap();
+        if e.get("multiValueHeaders").is_some() {
+            e["multiValueHeaders"]["DPoP"] = json!([a, b]);
+        } else if e.get("version") == Some(&json!("2.0")) {
+            e["headers"]["DPoP"] = json!(format!("{a},{b}"));
+        } else {
+            e["headers"]["dpop"] = json!(b);
+        }
+        serde_json::to_vec(&e).unwrap()
+    }
+
     /// `event` with `pem` as the client certificate where API Gateway puts it: under
     /// `requestContext.authentication` in payload 2.0, `requestContext.identity` otherwise.
     fn with_client_cert(event: &[u8], pem: &str) -> Vec<u8> {
@@ -1115,7 +1366,7 @@ mod tests {
 
     /// RFC 8705 §3: a certificate-bound token is good only with its certificate, which a
     /// REQUEST or HTTP API event carries and a TOKEN event never does; a binding scopegate
-    /// cannot check (DPoP's jkt) is refused, never taken as a bearer token.
+    /// cannot check (an unknown cnf member) is refused, never taken as a bearer token.
     #[test]
     fn a_certificate_bound_token_needs_its_certificate_in_the_request() {
         const CLIENT: &str = include_str!("../../tests/fixtures/certs/client.pem");
@@ -1159,10 +1410,125 @@ mod tests {
             f.answer(TOKEN, &bound),
             Err(AuthorizeError::Unauthorized(Rejection::CertificateMissing))
         ));
-        let dpop = f.token(json!({"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}));
+        let unknown = f.token(json!({"cnf": {"kid": "k1"}}));
         assert!(matches!(
-            f.answer(&with_client_cert(REQUEST, CLIENT), &dpop),
+            f.answer(&with_client_cert(REQUEST, CLIENT), &unknown),
             Err(AuthorizeError::Unauthorized(Rejection::BindingUnsupported))
+        ));
+    }
+
+    /// RFC 9449: a DPoP-bound token is good only with the `DPoP` scheme and a proof for this
+    /// request, once; every event shape that can carry the header (REST REQUEST, HTTP API
+    /// payload 1.0 and 2.0) is read for it, a TOKEN event never.
+    #[test]
+    fn a_dpop_bound_token_needs_a_fresh_proof_for_its_request() {
+        use crate::token::dpop::thumbprint;
+        let f = fixture();
+        let client = SigningKey::generate(Alg::ES256, "client");
+        let jkt = thumbprint(&serde_json::from_value(client.public_jwk()).unwrap()).unwrap();
+        let bound = f.token(json!({"cnf": {"jkt": jkt}}));
+        let plain = f.token(json!({}));
+        let proof = |jti: &str, htu: &str, token: &str| {
+            use base64::Engine as _;
+            let ath = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()),
+            );
+            client.sign_with_header(
+                &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": client.public_jwk()}),
+                &json!({"jti": jti, "htm": "GET", "htu": htu, "iat": NOW, "ath": ath}),
+            )
+        };
+        let url = "https://rz8w6b1ik2.execute-api.us-east-1.amazonaws.com/dev/my-resource";
+        for event in [REQUEST, HTTP_V2, HTTP_V1] {
+            let dpop = |p: &str| with_dpop(event, Some(p), true);
+            let a = f.authorizer(if event == REQUEST {
+                ApiKind::Rest
+            } else {
+                ApiKind::Http
+            });
+            let ask = |e: Vec<u8>, t: &str| {
+                let e = String::from_utf8(e).unwrap().replace("__TOKEN__", t);
+                Fixture::answer_with(&a, e.as_bytes())
+            };
+            assert!(allows(
+                &ask(dpop(&proof("1", url, &bound)), &bound).unwrap()
+            ));
+            // The same proof again: a replay.
+            assert!(matches!(
+                ask(dpop(&proof("1", url, &bound)), &bound),
+                Err(AuthorizeError::Unauthorized(Rejection::DpopReplayed))
+            ));
+            // A fresh proof passes; a proof for another URL or token does not.
+            assert!(allows(
+                &ask(dpop(&proof("2", url, &bound)), &bound).unwrap()
+            ));
+            for wrong in [
+                proof("3", &url.replace("my-resource", "other"), &bound),
+                proof("4", url, &plain),
+            ] {
+                assert!(matches!(
+                    ask(dpop(&wrong), &bound),
+                    Err(AuthorizeError::Unauthorized(Rejection::DpopProof(_)))
+                ));
+            }
+            // No proof; two proofs; the Bearer scheme for a bound token, DPoP for a plain one.
+            assert!(matches!(
+                ask(with_dpop(event, None, true), &bound),
+                Err(AuthorizeError::Unauthorized(Rejection::DpopProofMissing))
+            ));
+            let two = with_two_dpop(event, &proof("5", url, &bound), &proof("6", url, &bound));
+            assert!(matches!(
+                ask(two, &bound),
+                Err(AuthorizeError::Unauthorized(Rejection::DpopProof(_)))
+            ));
+            assert!(matches!(
+                ask(
+                    with_dpop(event, Some(&proof("7", url, &bound)), false),
+                    &bound
+                ),
+                Err(AuthorizeError::Unauthorized(Rejection::WrongScheme(_)))
+            ));
+            assert!(matches!(
+                ask(dpop(&proof("8", url, &plain)), &plain),
+                Err(AuthorizeError::Unauthorized(Rejection::WrongScheme(_)))
+            ));
+            // A plain bearer token is still a bearer token beside a DPoP header.
+            let beside = with_dpop(event, Some(&proof("9", url, &plain)), false);
+            assert!(allows(&ask(beside, &plain).unwrap()));
+        }
+        assert!(matches!(
+            f.answer(TOKEN, &bound),
+            Err(AuthorizeError::Unauthorized(Rejection::WrongScheme(_)))
+        ));
+        let dpop_token = String::from_utf8(TOKEN.to_vec())
+            .unwrap()
+            .replace("Bearer", "DPoP");
+        assert!(matches!(
+            f.answer(dpop_token.as_bytes(), &bound),
+            Err(AuthorizeError::Unauthorized(Rejection::DpopProofMissing))
+        ));
+    }
+
+    /// With `SCOPEGATE_BOUND_TOKENS=require` an unbound token is refused; a kind left out of
+    /// `SCOPEGATE_BOUND_KINDS` refuses the tokens bound by it.
+    #[test]
+    fn the_bound_settings_require_and_leave_out() {
+        const CLIENT: &str = include_str!("../../tests/fixtures/certs/client.pem");
+        let x5t = include_str!("../../tests/fixtures/certs/client.x5t").trim();
+        let mut f = fixture();
+        let bound = f.token(json!({"cnf": {"x5t#S256": x5t}}));
+        let plain = f.token(json!({}));
+        let mine = with_client_cert(REQUEST, CLIENT);
+        f.config.bound_mode = BoundMode::Require;
+        assert!(allows(&f.answer(&mine, &bound).unwrap()));
+        assert!(matches!(
+            f.answer(&mine, &plain),
+            Err(AuthorizeError::Unauthorized(Rejection::BindingRequired))
+        ));
+        f.config.bound_kinds.mtls = false;
+        assert!(matches!(
+            f.answer(&mine, &bound),
+            Err(AuthorizeError::Unauthorized(Rejection::BindingKindOff(_)))
         ));
     }
 

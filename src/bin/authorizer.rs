@@ -49,6 +49,13 @@ async fn init() -> anyhow::Result<Arc<Authorizer<ConfiguredMappings>>> {
             .await
             .context("start-up")?;
     let authorizer = Authorizer::new(&config, mappings, clock).context("start-up")?;
+    let authorizer = match scopegate::replay::configured(&config, &AwsOptions::for_authorizer())
+        .await
+        .context("start-up")?
+    {
+        Some(store) => authorizer.with_replay_store(store),
+        None => authorizer,
+    };
     // Keys and mappings are loaded during init, which has its own time budget; a failure here
     // is logged and retried on the first invocation (which then fails closed if it must).
     authorizer.hydrate().await;

@@ -224,6 +224,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             )
             .await?;
             let authorizer = Authorizer::new(&config, mappings, Arc::new(SystemClock))?;
+            let authorizer = match scopegate::replay::configured(
+                &config,
+                &AwsOptions::for_authorizer(),
+            )
+            .await?
+            {
+                Some(store) => authorizer.with_replay_store(store),
+                None => authorizer,
+            };
             authorizer.hydrate().await;
             authorizer.mappings().prime().await;
             let input: Box<dyn Read> = if event == "-" {

@@ -1,8 +1,9 @@
-//! `Bearer <token>` extraction from a token source value.
+//! `Bearer <token>` (and `DPoP <token>`) extraction from a token source value.
 //!
 //! The size cap is checked first, before any other work, so an oversized header costs one
 //! comparison. The scheme is case-insensitive (RFC 7235 2.1); exactly one space-free token
-//! must follow it.
+//! must follow it. RFC 9449 §7.1's `DPoP` scheme has the same token68 syntax; which scheme
+//! fits which token is [`super::binding`]'s business.
 
 use super::rejection::Rejection;
 
@@ -39,12 +40,19 @@ fn all_b64token(s: &[u8]) -> bool {
     blocks.remainder().iter().all(|&b| is_b64token(b))
 }
 
-/// Returns the token in `value` (`Bearer <token>`).
+/// The authorization scheme a token came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Bearer` (RFC 6750 §2.1).
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1): the token is presented with a proof of its key.
+    DPoP,
+}
+
+/// Returns the token in `value` (`Bearer <token>`), refusing the `DPoP` scheme.
 ///
 /// # Errors
-/// [`Rejection::TooLarge`] over `max_bytes`, [`Rejection::Missing`] for an empty value,
-/// [`Rejection::NotBearer`] for another scheme, a missing token, more than one, or a
-/// character outside RFC 6750's `b64token`.
+/// As [`extract_with_scheme`], and [`Rejection::NotBearer`] for `DPoP`.
 ///
 /// # Example
 /// ```
@@ -53,6 +61,19 @@ fn all_b64token(s: &[u8]) -> bool {
 /// assert!(extract("Basic dXNlcjpwYXNz", 16384).is_err());
 /// ```
 pub fn extract(value: &str, max_bytes: usize) -> Result<&str, Rejection> {
+    match extract_with_scheme(value, max_bytes)? {
+        (Scheme::Bearer, token) => Ok(token),
+        (Scheme::DPoP, _) => Err(Rejection::NotBearer),
+    }
+}
+
+/// Returns the scheme and token in `value` (`Bearer <token>` or `DPoP <token>`).
+///
+/// # Errors
+/// [`Rejection::TooLarge`] over `max_bytes`, [`Rejection::Missing`] for an empty value,
+/// [`Rejection::NotBearer`] for another scheme, a missing token, more than one, or a
+/// character outside RFC 6750's `b64token`.
+pub fn extract_with_scheme(value: &str, max_bytes: usize) -> Result<(Scheme, &str), Rejection> {
     // "Bearer " + the token: the cap is on the token, the scheme gets its 7 bytes on top.
     if value.len() > max_bytes + 7 {
         return Err(Rejection::TooLarge {
@@ -65,9 +86,13 @@ pub fn extract(value: &str, max_bytes: usize) -> Result<&str, Rejection> {
         return Err(Rejection::Missing);
     }
     let (scheme, rest) = value.split_once([' ', '\t']).ok_or(Rejection::NotBearer)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::DPoP
+    } else {
         return Err(Rejection::NotBearer);
-    }
+    };
     let token = rest.trim_start_matches([' ', '\t']);
     if token.is_empty() || !all_b64token(token.as_bytes()) {
         return Err(Rejection::NotBearer);
@@ -78,7 +103,7 @@ pub fn extract(value: &str, max_bytes: usize) -> Result<&str, Rejection> {
             max: max_bytes,
         });
     }
-    Ok(token)
+    Ok((scheme, token))
 }
 
 #[cfg(test)]
@@ -112,6 +137,14 @@ mod tests {
             " Bearer a.b.c ",
         ] {
             assert_eq!(extract(v, 100), Ok("a.b.c"), "{v}");
+        }
+        for v in ["DPoP a.b.c", "dpop a.b.c", "DPOP  a.b.c"] {
+            assert_eq!(
+                extract_with_scheme(v, 100),
+                Ok((Scheme::DPoP, "a.b.c")),
+                "{v}"
+            );
+            assert_eq!(extract(v, 100), Err(Rejection::NotBearer), "{v}");
         }
     }
 

@@ -5,12 +5,13 @@
 //! certificate of that SHA-256 thumbprint (base64url, of the certificate's DER): a stolen
 //! copy is worthless without the client's private key. API Gateway gives a REQUEST authorizer
 //! the certificate of a mutual-TLS custom domain; a TOKEN authorizer is given none, so a bound
-//! token there is refused. A binding scopegate does not check (DPoP's `jkt`, RFC 9449 §6, or
-//! any other `cnf` member) refuses the token too: accepting it as a bearer token would throw
-//! away the protection its issuer asked for.
+//! token there is refused. A token whose `cnf` holds `jkt` (RFC 9449 §6.1) needs a DPoP proof
+//! by that key ([`super::dpop`]). A binding scopegate does not check (any other `cnf` member,
+//! or several) refuses the token: accepting it as a bearer token would throw away the
+//! protection its issuer asked for.
 //!
-//! The check runs on every request, after the verified-token cache: the cache is keyed by the
-//! token, and the certificate is the request's.
+//! The checks run on every request, after the verified-token cache: the cache is keyed by the
+//! token, and the certificate and the proof are the request's.
 
 use std::fmt;
 
@@ -22,7 +23,9 @@ use rustls_pki_types::CertificateDer;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::bearer::Scheme;
 use super::rejection::Rejection;
+use crate::config::{BoundKinds, BoundMode};
 
 /// What a token's `cnf` binds it to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +33,11 @@ pub enum Confirmation {
     /// `x5t#S256` (RFC 8705 §3.1): the base64url SHA-256 thumbprint of the client
     /// certificate's DER encoding.
     Certificate(Box<str>),
-    /// Anything else: DPoP's `jkt`, another confirmation method, several at once, or none
-    /// (an empty object). Refused: scopegate cannot check it.
+    /// `jkt` (RFC 9449 §6.1): the RFC 7638 thumbprint of the key the client signs its DPoP
+    /// proofs with.
+    Key(Box<str>),
+    /// Anything else: another confirmation method, several at once, or none (an empty
+    /// object). Refused: scopegate cannot check it.
     Unsupported,
 }
 
@@ -46,22 +52,27 @@ impl<'de> Deserialize<'de> for Confirmation {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Confirmation, A::Error> {
-                let mut thumbprint: Option<Box<str>> = None;
+                let mut certificate: Option<Box<str>> = None;
+                let mut key: Option<Box<str>> = None;
                 let mut members = 0usize;
-                while let Some(key) = map.next_key::<super::claims::Text<'de>>()? {
+                while let Some(name) = map.next_key::<super::claims::Text<'de>>()? {
                     members += 1;
-                    if &*key.0 == "x5t#S256" {
-                        if thumbprint.is_some() {
-                            return Err(de::Error::custom("a claim is given twice"));
+                    let slot = match &*name.0 {
+                        "x5t#S256" => &mut certificate,
+                        "jkt" => &mut key,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
                         }
-                        let value = map.next_value::<super::claims::Text<'de>>()?;
-                        thumbprint = Some(value.0.into());
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
+                    };
+                    if slot.is_some() {
+                        return Err(de::Error::custom("a claim is given twice"));
                     }
+                    *slot = Some(map.next_value::<super::claims::Text<'de>>()?.0.into());
                 }
-                Ok(match thumbprint {
-                    Some(t) if members == 1 => Confirmation::Certificate(t),
+                Ok(match (certificate, key) {
+                    (Some(t), None) if members == 1 => Confirmation::Certificate(t),
+                    (None, Some(k)) if members == 1 => Confirmation::Key(k),
                     _ => Confirmation::Unsupported,
                 })
             }
@@ -97,24 +108,68 @@ pub fn merge(
     }
 }
 
-/// Whether a request that presented `client_cert` (the PEM API Gateway passes, if any) may use
-/// a token bound by `cnf`. An unbound token passes.
+/// What a request must present besides the token, by the token's binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need<'a> {
+    /// Nothing: an unbound token, accepted as a bearer token.
+    Nothing,
+    /// The client certificate of this thumbprint ([`check_certificate`]).
+    Certificate(&'a str),
+    /// A DPoP proof by the key of this thumbprint ([`super::dpop::verify`]).
+    Proof(&'a str),
+}
+
+/// What a token bound by `cnf` and sent with `scheme` needs, under `SCOPEGATE_BOUND_TOKENS`
+/// (`mode`) and `SCOPEGATE_BOUND_KINDS` (`kinds`).
+///
+/// The scheme must fit the binding (RFC 9449 §7.1, §7.2): a DPoP-bound token sent as
+/// `Bearer` would let a client that lost its key (or a thief) skip the proof, and a token sent
+/// as `DPoP` that is not DPoP-bound claims a protection it does not have.
 ///
 /// # Errors
-/// [`Rejection::CertificateMissing`], [`Rejection::CertificateMismatch`] or
+/// [`Rejection::WrongScheme`], [`Rejection::BindingRequired`], [`Rejection::BindingKindOff`],
 /// [`Rejection::BindingUnsupported`].
-pub fn check(cnf: Option<&Confirmation>, client_cert: Option<&str>) -> Result<(), Rejection> {
+pub fn required(
+    cnf: Option<&Confirmation>,
+    scheme: Scheme,
+    mode: BoundMode,
+    kinds: BoundKinds,
+) -> Result<Need<'_>, Rejection> {
     match cnf {
-        None => Ok(()),
+        None if scheme == Scheme::DPoP => Err(Rejection::WrongScheme(
+            "a token that is not DPoP-bound was sent with the DPoP scheme",
+        )),
+        None if mode == BoundMode::Require => Err(Rejection::BindingRequired),
+        None => Ok(Need::Nothing),
         Some(Confirmation::Unsupported) => Err(Rejection::BindingUnsupported),
-        Some(Confirmation::Certificate(want)) => {
-            let pem = client_cert.ok_or(Rejection::CertificateMissing)?;
-            let have = certificate_thumbprint(pem).ok_or(Rejection::CertificateMismatch)?;
-            // Not secret, but compared in constant time anyway: nothing to learn from timing.
-            aws_lc_rs::constant_time::verify_slices_are_equal(have.as_bytes(), want.as_bytes())
-                .map_err(|_| Rejection::CertificateMismatch)
+        Some(Confirmation::Certificate(_)) if !kinds.mtls => {
+            Err(Rejection::BindingKindOff("a client certificate (mtls)"))
         }
+        Some(Confirmation::Key(_)) if !kinds.dpop => {
+            Err(Rejection::BindingKindOff("a DPoP key (dpop)"))
+        }
+        Some(Confirmation::Certificate(_)) if scheme == Scheme::DPoP => Err(
+            Rejection::WrongScheme("a certificate-bound token was sent with the DPoP scheme"),
+        ),
+        Some(Confirmation::Key(_)) if scheme == Scheme::Bearer => Err(Rejection::WrongScheme(
+            "a DPoP-bound token was sent with the Bearer scheme",
+        )),
+        Some(Confirmation::Certificate(t)) => Ok(Need::Certificate(t)),
+        Some(Confirmation::Key(k)) => Ok(Need::Proof(k)),
     }
+}
+
+/// Whether a request that presented `client_cert` (the PEM API Gateway passes, if any) is
+/// the one a token bound to the certificate of thumbprint `want` may be used in.
+///
+/// # Errors
+/// [`Rejection::CertificateMissing`], [`Rejection::CertificateMismatch`].
+pub fn check_certificate(want: &str, client_cert: Option<&str>) -> Result<(), Rejection> {
+    let pem = client_cert.ok_or(Rejection::CertificateMissing)?;
+    let have = certificate_thumbprint(pem).ok_or(Rejection::CertificateMismatch)?;
+    // Not secret, but compared in constant time anyway: nothing to learn from timing.
+    aws_lc_rs::constant_time::verify_slices_are_equal(have.as_bytes(), want.as_bytes())
+        .map_err(|_| Rejection::CertificateMismatch)
 }
 
 #[cfg(test)]
@@ -158,9 +213,15 @@ mod tests {
             cnf(&format!(r#"{{"x5t#S256":"{x5t}"}}"#)),
             Confirmation::Certificate(x5t.into())
         );
+        assert_eq!(
+            cnf(r#"{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}"#),
+            Confirmation::Key("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into())
+        );
+        assert!(serde_json::from_str::<Confirmation>(r#"{"jkt":"a","jkt":"a"}"#).is_err());
         for other in [
-            r#"{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}"#,
             r#"{"x5t#S256":"a","jkt":"b"}"#,
+            r#"{"jkt":"b","x5t#S256":"a"}"#,
+            r#"{"jkt":"b","kid":"k1"}"#,
             r#"{"kid":"k1"}"#,
             r#"{}"#,
         ] {
@@ -186,25 +247,56 @@ mod tests {
 
     #[test]
     fn a_bound_token_needs_its_own_certificate() {
-        let bound = Confirmation::Certificate(CLIENT_X5T.trim().into());
-        assert_eq!(check(None, None), Ok(()));
-        assert_eq!(check(None, Some(OTHER)), Ok(()));
-        assert_eq!(check(Some(&bound), Some(CLIENT)), Ok(()));
+        let want = CLIENT_X5T.trim();
+        assert_eq!(check_certificate(want, Some(CLIENT)), Ok(()));
         assert_eq!(
-            check(Some(&bound), None),
+            check_certificate(want, None),
             Err(Rejection::CertificateMissing)
         );
         assert_eq!(
-            check(Some(&bound), Some(OTHER)),
+            check_certificate(want, Some(OTHER)),
             Err(Rejection::CertificateMismatch)
         );
         assert_eq!(
-            check(Some(&bound), Some("garbage")),
+            check_certificate(want, Some("garbage")),
             Err(Rejection::CertificateMismatch)
         );
-        assert_eq!(
-            check(Some(&Confirmation::Unsupported), Some(CLIENT)),
-            Err(Rejection::BindingUnsupported)
-        );
+    }
+
+    /// The whole table of binding x scheme x mode x kinds, against a model written as the
+    /// issue and RFC 9449 §7 say it, rule by rule.
+    #[test]
+    fn the_scheme_mode_and_kinds_decide_what_a_token_needs() {
+        let cert = Confirmation::Certificate("c".into());
+        let key = Confirmation::Key("k".into());
+        let bindings = [
+            None,
+            Some(&cert),
+            Some(&key),
+            Some(&Confirmation::Unsupported),
+        ];
+        for cnf in bindings {
+            for scheme in [Scheme::Bearer, Scheme::DPoP] {
+                for mode in [BoundMode::Check, BoundMode::Require] {
+                    for (mtls, dpop) in [(true, true), (true, false), (false, true), (false, false)]
+                    {
+                        let kinds = BoundKinds { mtls, dpop };
+                        let got = required(cnf, scheme, mode, kinds);
+                        let model: Option<Need<'_>> = match cnf {
+                            None => (scheme == Scheme::Bearer && mode == BoundMode::Check)
+                                .then_some(Need::Nothing),
+                            Some(Confirmation::Certificate(_)) => {
+                                (mtls && scheme == Scheme::Bearer).then_some(Need::Certificate("c"))
+                            }
+                            Some(Confirmation::Key(_)) => {
+                                (dpop && scheme == Scheme::DPoP).then_some(Need::Proof("k"))
+                            }
+                            Some(Confirmation::Unsupported) => None,
+                        };
+                        assert_eq!(got.ok(), model, "{cnf:?} {scheme:?} {mode:?} {kinds:?}");
+                    }
+                }
+            }
+        }
     }
 }

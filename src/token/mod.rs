@@ -15,6 +15,7 @@
 pub mod bearer;
 pub mod binding;
 pub mod claims;
+pub mod dpop;
 pub mod fetch;
 pub(crate) mod introspect;
 pub mod jwks;

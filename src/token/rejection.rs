@@ -102,10 +102,33 @@ pub enum Rejection {
     /// read.
     #[error("the request's client certificate is not the one the token is bound to")]
     CertificateMismatch,
-    /// The token's `cnf` binds it by a method scopegate does not check (DPoP's `jkt`, or an
-    /// unknown member): refused rather than accepted as a bearer token.
-    #[error("the token is bound to its client by a method scopegate does not check (cnf other than x5t#S256)")]
+    /// The token's `cnf` binds it by a method scopegate does not check (an unknown member, or
+    /// several): refused rather than accepted as a bearer token.
+    #[error("the token is bound to its client by a method scopegate does not check (cnf other than x5t#S256 or jkt alone)")]
     BindingUnsupported,
+    /// The token is bound by a kind `SCOPEGATE_BOUND_KINDS` does not list (`mtls`, `dpop`).
+    #[error("the token is bound by {0}, which SCOPEGATE_BOUND_KINDS does not accept")]
+    BindingKindOff(&'static str),
+    /// `SCOPEGATE_BOUND_TOKENS=require` and the token has no `cnf`.
+    #[error("the token is not bound to its client, and SCOPEGATE_BOUND_TOKENS=require")]
+    BindingRequired,
+    /// The scheme does not fit the token (RFC 9449 §7.1, §7.2): the text says which way.
+    #[error("wrong authorization scheme: {0}")]
+    WrongScheme(&'static str),
+    /// The token is DPoP-bound and the request has no `DPoP` header (a TOKEN event never has
+    /// one).
+    #[error("the token is bound to a DPoP key (RFC 9449) and the request has no DPoP proof (a TOKEN authorizer is never given one: use a REQUEST authorizer)")]
+    DpopProofMissing,
+    /// The DPoP proof fails a check of RFC 9449 §4.3: the text names the check, never the
+    /// proof's content.
+    #[error("invalid DPoP proof: {0}")]
+    DpopProof(&'static str),
+    /// The DPoP proof was seen before (RFC 9449 §11.1).
+    #[error("the DPoP proof was used before (replay)")]
+    DpopReplayed,
+    /// The replay table could not be asked: refused, since a replay could not be ruled out.
+    #[error("DPoP replay table unavailable: {0}")]
+    ReplayUnavailable(String),
     /// The identity provider could not be asked (JWKS or introspection fetch failed); fail
     /// closed.
     #[error("identity provider unavailable: {0}")]
@@ -136,7 +159,15 @@ impl Rejection {
             Rejection::Unavailable(_) => Refusal::ProviderUnavailable,
             Rejection::CertificateMissing => Refusal::BindingMissing,
             Rejection::CertificateMismatch => Refusal::BindingMismatch,
-            Rejection::BindingUnsupported => Refusal::BindingUnsupported,
+            Rejection::BindingUnsupported | Rejection::BindingKindOff(_) => {
+                Refusal::BindingUnsupported
+            }
+            Rejection::BindingRequired => Refusal::BindingRequired,
+            Rejection::WrongScheme(_) => Refusal::WrongScheme,
+            Rejection::DpopProofMissing => Refusal::BindingMissing,
+            Rejection::DpopProof(_) => Refusal::DpopProofInvalid,
+            Rejection::DpopReplayed => Refusal::DpopReplayed,
+            Rejection::ReplayUnavailable(_) => Refusal::DpopReplayUnavailable,
         }
     }
 }

@@ -46,6 +46,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "scope",
         ],
     ),
+    ("replay", &["config", "mapping", "token"]),
     (
         "authorizer",
         &[
@@ -57,6 +58,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "metrics",
             "policy",
             "refusal",
+            "replay",
             "scope",
             "token",
             "ttl_cache",

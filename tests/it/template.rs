@@ -270,18 +270,31 @@ fn the_authorizer_is_a_token_authorizer_with_a_typed_ttl_and_a_token_regex() {
     assert_eq!(authorizers.len(), 1, "the example API's authorizer");
     let (name, a) = authorizers[0];
     let p = at(a, &["Properties"]);
-    assert_eq!(at(p, &["Type"]).as_str(), Some("TOKEN"));
+    // TOKEN by default (the seed's walk-through), REQUEST for bound tokens.
+    assert_eq!(as_ref(at(p, &["Type"])), Some("AuthorizerType"));
+    assert_eq!(parameter_default(&t, "AuthorizerType"), "TOKEN");
+    assert_eq!(
+        strings(at(&t, &["Parameters", "AuthorizerType", "AllowedValues"])),
+        ["TOKEN", "REQUEST"]
+    );
     assert_eq!(
         at(p, &["IdentitySource"]).as_str(),
         Some("method.request.header.Authorization")
     );
+    // A REQUEST authorizer that accepts bound tokens is never cached: API Gateway would
+    // answer another certificate, or a replayed DPoP proof, from its cache unchecked.
+    let (cond, uncached, cached) =
+        as_if(at(p, &["AuthorizerResultTtlInSeconds"])).expect("!If [UncachedRequests, 0, ...]");
+    assert_eq!(cond, "UncachedRequests");
+    assert_eq!(as_u64(uncached), Some(0));
+    let text = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    assert!(
+        text.contains("UncachedRequests: !And\n    - !Condition RequestAuthorizer\n    - !Not [!Equals [!Ref BoundKinds, none]]"),
+        "UncachedRequests is a REQUEST authorizer accepting some binding"
+    );
     // A typed property (an integer), never a string inside an API definition: CloudFormation
     // passes parameters as strings, and SAM's Auth block wrote "60" into the OpenAPI body.
-    let ttl = checked_ttl(
-        &t,
-        at(p, &["AuthorizerResultTtlInSeconds"]),
-        &format!("{name}.AuthorizerResultTtlInSeconds"),
-    );
+    let ttl = checked_ttl(&t, cached, &format!("{name}.AuthorizerResultTtlInSeconds"));
     assert_eq!(
         ttl,
         u64::from(DEFAULT_AUTHORIZER_TTL),
@@ -296,9 +309,13 @@ fn the_authorizer_is_a_token_authorizer_with_a_typed_ttl_and_a_token_regex() {
         "{name} invokes the authorizer function"
     );
 
-    // The token check: a parameter, skipped when empty.
-    let (cond, then, otherwise) =
-        as_if(at(p, &["IdentityValidationExpression"])).expect("!If [HasTokenRegex, ...]");
+    // The token check: a TOKEN authorizer's only (a REQUEST one may be sent DPoP), from a
+    // parameter, skipped when empty.
+    let (cond, request, token) =
+        as_if(at(p, &["IdentityValidationExpression"])).expect("!If [RequestAuthorizer, ...]");
+    assert_eq!(cond, "RequestAuthorizer");
+    assert_eq!(as_ref(request), Some("AWS::NoValue"));
+    let (cond, then, otherwise) = as_if(token).expect("!If [HasTokenRegex, ...]");
     assert_eq!(cond, "HasTokenRegex");
     assert_eq!(as_ref(then), Some("TokenValidationRegex"));
     assert_eq!(as_ref(otherwise), Some("AWS::NoValue"));
@@ -368,6 +385,7 @@ fn the_authorizer_role_is_least_privilege() {
         "logs:PutLogEvents",
         "dynamodb:GetItem",
         "dynamodb:Query",
+        "dynamodb:PutItem",
         "s3:GetObject",
     ];
     assert!(
@@ -409,7 +427,14 @@ fn the_authorizer_role_is_least_privilege() {
             );
             let mut refs = Vec::new();
             references(resources, &mut refs);
-            let target = if actions.iter().any(|a| a.starts_with("dynamodb:")) {
+            let target = if actions == ["dynamodb:PutItem"] {
+                // The only write: DPoP proofs, into their own table.
+                "DpopReplayTable"
+            } else if actions.iter().any(|a| a.starts_with("dynamodb:")) {
+                assert!(
+                    !actions.iter().any(|a| a == "dynamodb:PutItem"),
+                    "the mappings are read-only: {actions:?}"
+                );
                 "MappingsTable"
             } else if actions.iter().any(|a| a.starts_with("s3:")) {
                 "SnapshotBucket"
@@ -644,6 +669,7 @@ fn alarms_watch_faults_throttles_duration_fallback_and_key_fetches() {
         "JwksRefetches",
         "JwksRefetchFailures",
         "IdpUnavailable",
+        "DpopReplayUnavailable",
     ];
     let mut watched = BTreeSet::new();
     for (name, a) in &alarms {
@@ -685,6 +711,7 @@ fn alarms_watch_faults_throttles_duration_fallback_and_key_fetches() {
         "MappingRefreshFailures",
         "JwksRefetchFailures",
         "IdpUnavailable",
+        "DpopReplayUnavailable",
     ] {
         assert!(
             watched.contains(metric),
@@ -757,5 +784,60 @@ fn the_gateway_responses_are_rfc_6750s_and_the_same_as_local_modes() {
             depends.iter().any(|d| d == name),
             "ExampleDeployment must depend on {name}"
         );
+    }
+}
+
+/// RFC 9449 §11.1: the replay table is what `DynamoReplayStore::create_table` makes (the
+/// tests' table on the emulators), with TTL on the attribute the code writes, and the
+/// function is told its name.
+#[test]
+fn the_dpop_replay_table_expires_its_items_and_the_function_knows_it() {
+    let t = template();
+    let table = at(resource(&t, "DpopReplayTable"), &["Properties"]);
+    assert_eq!(
+        at(table, &["BillingMode"]).as_str(),
+        Some("PAY_PER_REQUEST")
+    );
+    assert_eq!(
+        at(table, &["KeySchema"]).as_sequence().unwrap().len(),
+        1,
+        "one key: pk"
+    );
+    assert_eq!(
+        at(table, &["KeySchema"]).as_sequence().unwrap()[0]["AttributeName"].as_str(),
+        Some("pk")
+    );
+    assert_eq!(
+        at(table, &["TimeToLiveSpecification", "AttributeName"]).as_str(),
+        Some("expires_at")
+    );
+    assert_eq!(
+        at(table, &["TimeToLiveSpecification", "Enabled"]).as_bool(),
+        Some(true)
+    );
+    let (_, f) = resources_of_type(&t, "AWS::Serverless::Function")[0];
+    let vars = at(f, &["Properties", "Environment", "Variables"]);
+    assert_eq!(
+        as_ref(at(vars, &["SCOPEGATE_DPOP_REPLAY_TABLE"])),
+        Some("DpopReplayTable")
+    );
+    for (var, param) in [
+        ("SCOPEGATE_BOUND_TOKENS", "BoundTokens"),
+        ("SCOPEGATE_BOUND_KINDS", "BoundKinds"),
+    ] {
+        assert_eq!(as_ref(at(vars, &[var])), Some(param));
+        let allowed = strings(at(&t, &["Parameters", param, "AllowedValues"]));
+        for value in allowed {
+            let env = [
+                ("SCOPEGATE_ISSUER", "https://idp.example.com"),
+                (var, value.as_str()),
+            ];
+            scopegate::config::Config::from_lookup(|n| {
+                env.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+            .unwrap_or_else(|e| panic!("{param}={value}: {e}"));
+        }
     }
 }

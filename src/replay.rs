@@ -1,0 +1,407 @@
+//! The DPoP replay check (RFC 9449 §11.1): a proof's `jti` is accepted once.
+//!
+//! Two layers:
+//! - an in-container front, which remembers every proof this container accepted until its
+//!   `iat` is too old for it to pass again. Most replays (a client retrying the same request,
+//!   API Gateway's retries) reach the same warm container and cost no call;
+//! - the replay table (`SCOPEGATE_DPOP_REPLAY_TABLE`), shared by every container: one
+//!   conditional `PutItem` per new proof, which fails when the key is already there. The
+//!   condition is atomic in DynamoDB, so of two containers sent the same proof at once,
+//!   exactly one wins.
+//!
+//! Without the table only the front runs, so a proof replayed to another container passes;
+//! the start logs a warning saying so. When the table cannot be asked the proof is refused
+//! (fail closed), and `DpopReplayUnavailable` is counted, which an alarm watches.
+//!
+//! The key is [`Proof::replay_key`] (a hash of the key's thumbprint and the `jti`); the item
+//! holds it and `expires_at` (Unix seconds), the attribute the table's TTL deletes on.
+//! DynamoDB deletes expired items late (within days), so the condition also lets an expired
+//! item be overwritten.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use crate::config::Config;
+use crate::mapping::store::aws::{AwsConfig, AwsOptions, AwsSetupError};
+use crate::token::dpop::Proof;
+use crate::token::fetch::BoxFuture;
+use crate::token::Rejection;
+
+/// The most proofs the front remembers. At the default 60 s age that is over 1 600 new
+/// proofs a second per container, far past what one Lambda container answers.
+pub const FRONT_CAPACITY: usize = 100_000;
+
+/// Where proofs seen by every container are recorded.
+pub trait ReplayStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Records `key` until `keep_until`: `Ok(true)` when it was not there (the proof is
+    /// new), `Ok(false)` when it was (a replay).
+    ///
+    /// # Errors
+    /// What went wrong, in words that hold no request text.
+    fn record<'a>(
+        &'a self,
+        key: &'a str,
+        keep_until: u64,
+        now: u64,
+    ) -> BoxFuture<'a, Result<bool, String>>;
+}
+
+/// The replay table in DynamoDB: partition key `pk` (string), TTL on `expires_at`.
+#[derive(Debug, Clone)]
+pub struct DynamoReplayStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoReplayStore {
+    /// A store over `table`.
+    pub fn new(aws: &AwsConfig, table: &str) -> Self {
+        Self {
+            client: Client::new(&aws.sdk),
+            table: table.to_owned(),
+        }
+    }
+
+    /// Creates the table as template.yaml does (on-demand, `pk` string key, TTL on
+    /// `expires_at`): for tests and local use. `Ok(false)` when it exists already.
+    ///
+    /// # Errors
+    /// The SDK's error, as a line.
+    pub async fn create_table(&self) -> Result<bool, String> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            TimeToLiveSpecification,
+        };
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
+            {
+                return Ok(false)
+            }
+            Err(e) => return Err(crate::mapping::store::sdk::fault(e).to_string()),
+        }
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("expires_at")
+                    .enabled(true)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+            .send()
+            .await
+            .map_err(|e| crate::mapping::store::sdk::fault(e).to_string())?;
+        Ok(true)
+    }
+}
+
+impl ReplayStore for DynamoReplayStore {
+    fn record<'a>(
+        &'a self,
+        key: &'a str,
+        keep_until: u64,
+        now: u64,
+    ) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(key.to_owned()))
+                .item("expires_at", AttributeValue::N(keep_until.to_string()))
+                .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .send()
+                .await;
+            match put {
+                Ok(_) => Ok(true),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(format!(
+                    "PutItem on {}: {}",
+                    self.table,
+                    crate::mapping::store::sdk::fault(e)
+                )),
+            }
+        })
+    }
+}
+
+/// The replay store `config` names (`SCOPEGATE_DPOP_REPLAY_TABLE`), if any. Without one while
+/// DPoP tokens are accepted, logs the warning the start owes the operator.
+///
+/// # Errors
+/// [`AwsSetupError`] when the AWS configuration cannot be used.
+pub async fn configured(
+    config: &Config,
+    aws: &AwsOptions,
+) -> Result<Option<Box<dyn ReplayStore>>, AwsSetupError> {
+    match &config.dpop.replay_table {
+        Some(table) => {
+            let aws = AwsConfig::load(aws).await?;
+            Ok(Some(Box::new(DynamoReplayStore::new(&aws, table))))
+        }
+        None => {
+            if config.bound_kinds.dpop {
+                tracing::warn!(
+                    "SCOPEGATE_DPOP_REPLAY_TABLE is not set: a DPoP proof is refused a second time only in the container that saw it; replayed to another container, it passes until its iat is SCOPEGATE_DPOP_MAX_AGE_SECONDS old"
+                );
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// The proofs this container accepted, each until its `keep_until`.
+#[derive(Debug, Default)]
+struct Front {
+    until: HashMap<Box<str>, u64>,
+    /// Insertion order, for expiry without a scan. `keep_until` is `iat` plus a fixed age, and
+    /// `iat` is close to the time of insertion, so this is nearly in `keep_until` order: an
+    /// entry stays at most the allowed clock skew past its time.
+    order: VecDeque<(u64, Box<str>)>,
+}
+
+impl Front {
+    fn expire(&mut self, now: u64) {
+        while let Some((until, _)) = self.order.front() {
+            if *until >= now {
+                break;
+            }
+            let (until, key) = self.order.pop_front().expect("just seen");
+            if self.until.get(&key) == Some(&until) {
+                self.until.remove(&key);
+            }
+        }
+    }
+
+    fn seen(&self, key: &str, now: u64) -> bool {
+        self.until.get(key).is_some_and(|u| *u >= now)
+    }
+
+    /// Remembers `key`; `false` when full.
+    fn remember(&mut self, key: &str, keep_until: u64) -> bool {
+        if self.until.len() >= FRONT_CAPACITY {
+            return false;
+        }
+        self.until.insert(key.into(), keep_until);
+        self.order.push_back((keep_until, key.into()));
+        true
+    }
+}
+
+/// The replay check: the front, then the table when there is one.
+#[derive(Debug)]
+pub struct ReplayGuard {
+    front: Mutex<Front>,
+    store: Option<Box<dyn ReplayStore>>,
+}
+
+impl ReplayGuard {
+    /// A guard with the in-container front alone.
+    pub fn in_container() -> Self {
+        Self {
+            front: Mutex::default(),
+            store: None,
+        }
+    }
+
+    /// A guard with the front and `store`, the authority shared by every container.
+    pub fn with_store(store: Box<dyn ReplayStore>) -> Self {
+        Self {
+            front: Mutex::default(),
+            store: Some(store),
+        }
+    }
+
+    /// Whether a shared store is behind the front.
+    pub fn is_shared(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Accepts `proof` if it was not seen before, and remembers it.
+    ///
+    /// # Errors
+    /// [`Rejection::DpopReplayed`]; [`Rejection::ReplayUnavailable`] when the table cannot be
+    /// asked, or (without a table) when the front is full of live proofs.
+    pub async fn first_use(&self, proof: &Proof, now: u64) -> Result<(), Rejection> {
+        let key = proof.replay_key.as_str();
+        {
+            let mut front = self.front.lock().unwrap_or_else(|p| p.into_inner());
+            front.expire(now);
+            if front.seen(key, now) {
+                return Err(Rejection::DpopReplayed);
+            }
+            if self.store.is_none() {
+                // Checked and remembered under one lock: of two requests with the same proof
+                // in this container, one passes.
+                return if front.remember(key, proof.keep_until) {
+                    Ok(())
+                } else {
+                    Err(Rejection::ReplayUnavailable(
+                        "the in-container replay set is full of live proofs".into(),
+                    ))
+                };
+            }
+        }
+        let store = self.store.as_deref().expect("checked above");
+        let new = store
+            .record(key, proof.keep_until, now)
+            .await
+            .map_err(Rejection::ReplayUnavailable)?;
+        // Remembered either way, so the next replay here costs no call. A full front only
+        // means more calls: the table is the authority.
+        let mut front = self.front.lock().unwrap_or_else(|p| p.into_inner());
+        front.remember(key, proof.keep_until);
+        if new {
+            Ok(())
+        } else {
+            Err(Rejection::DpopReplayed)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// An in-memory table with a call count: the subject here is the guard's logic.
+    #[derive(Debug, Default)]
+    struct Table {
+        items: Mutex<HashMap<String, u64>>,
+        calls: AtomicUsize,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl ReplayStore for Arc<Table> {
+        fn record<'a>(
+            &'a self,
+            key: &'a str,
+            keep_until: u64,
+            now: u64,
+        ) -> BoxFuture<'a, Result<bool, String>> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                if self.down.load(Ordering::SeqCst) {
+                    return Err("unreachable".into());
+                }
+                let mut items = self.items.lock().unwrap();
+                match items.get(key) {
+                    Some(u) if *u >= now => Ok(false),
+                    _ => {
+                        items.insert(key.to_owned(), keep_until);
+                        Ok(true)
+                    }
+                }
+            })
+        }
+    }
+
+    fn proof(key: &str, keep_until: u64) -> Proof {
+        Proof {
+            replay_key: key.into(),
+            keep_until,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_proof_passes_once_in_a_container() {
+        let g = ReplayGuard::in_container();
+        assert_eq!(g.first_use(&proof("a", 160), 100).await, Ok(()));
+        assert_eq!(
+            g.first_use(&proof("a", 160), 101).await,
+            Err(Rejection::DpopReplayed)
+        );
+        assert_eq!(g.first_use(&proof("b", 160), 101).await, Ok(()));
+        // Past its time the key is forgotten; the proof's iat refuses it by then anyway.
+        assert_eq!(g.first_use(&proof("a", 200), 161).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn the_table_decides_and_the_front_saves_calls() {
+        let table = Arc::new(Table::default());
+        let one = ReplayGuard::with_store(Box::new(Arc::clone(&table)));
+        let other = ReplayGuard::with_store(Box::new(Arc::clone(&table)));
+        assert_eq!(one.first_use(&proof("a", 160), 100).await, Ok(()));
+        assert_eq!(table.calls.load(Ordering::SeqCst), 1);
+        // Replayed to the same container: refused without a call.
+        assert_eq!(
+            one.first_use(&proof("a", 160), 100).await,
+            Err(Rejection::DpopReplayed)
+        );
+        assert_eq!(table.calls.load(Ordering::SeqCst), 1);
+        // Replayed to another container: the table refuses it.
+        assert_eq!(
+            other.first_use(&proof("a", 160), 100).await,
+            Err(Rejection::DpopReplayed)
+        );
+        assert_eq!(table.calls.load(Ordering::SeqCst), 2);
+        // And that container now refuses it without a call too.
+        assert_eq!(
+            other.first_use(&proof("a", 160), 101).await,
+            Err(Rejection::DpopReplayed)
+        );
+        assert_eq!(table.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_table_that_cannot_be_asked_refuses_the_proof() {
+        let table = Arc::new(Table::default());
+        table.down.store(true, Ordering::SeqCst);
+        let g = ReplayGuard::with_store(Box::new(Arc::clone(&table)));
+        assert!(matches!(
+            g.first_use(&proof("a", 160), 100).await,
+            Err(Rejection::ReplayUnavailable(_))
+        ));
+        // Nothing was remembered: once the table is back the proof is judged by it.
+        table.down.store(false, Ordering::SeqCst);
+        assert_eq!(g.first_use(&proof("a", 160), 100).await, Ok(()));
+    }
+
+    #[test]
+    fn a_full_front_refuses_without_a_table_rather_than_forget() {
+        let mut f = Front::default();
+        for i in 0..FRONT_CAPACITY {
+            assert!(f.remember(&i.to_string(), 1000));
+        }
+        assert!(!f.remember("x", 1000));
+        f.expire(1001);
+        assert!(f.until.is_empty() && f.order.is_empty());
+        assert!(f.remember("x", 1000));
+    }
+}
