@@ -23,6 +23,17 @@
 //   scopegate-lead / scopegate-lead-secret          like scopegate-test; its tokens also carry
 //                                   groups, tenant_id and realm_access.roles (CLIENT_CLAIMS)
 //   scopegate-contractor / scopegate-contractor-secret   the same, with other values
+//   scopegate-mtls / scopegate-mtls-secret          like scopegate-test; its tokens are
+//                                   certificate-bound (RFC 8705 §3: cnf.x5t#S256)
+//
+// Tokens bound to the caller:
+//   DPoP (RFC 9449): any client that sends a `DPoP` proof with its token request gets a
+//   DPoP-bound token (cnf.jkt, token_type DPoP). Proofs: ES256, Ed25519/EdDSA.
+//   Mutual TLS (RFC 8705): this server speaks plain HTTP on loopback, so the client
+//   certificate comes as a TLS-terminating proxy forwards it: the URL-encoded PEM in the
+//   `X-Client-Cert` header (nginx's $ssl_client_escaped_cert). Only scopegate-mtls's tokens
+//   are bound to it; the certificate is not checked against a CA (certificateAuthorized is
+//   only asked for tls_client_auth, which no client here uses).
 //
 // Resources (RFC 8707 `resource` parameter):
 //   https://api.scopegate.test      the default: RS256 JWT access tokens (typ at+jwt, claims
@@ -134,6 +145,16 @@ const provider = new Provider(issuer, {
       scope: SCOPES.join(' '),
     })),
     {
+      client_id: 'scopegate-mtls',
+      client_secret: 'scopegate-mtls-secret',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+      tls_client_certificate_bound_access_tokens: true,
+      scope: SCOPES.join(' '),
+    },
+    {
       client_id: 'scopegate-introspector',
       client_secret: 'introspector-secret',
       grant_types: [],
@@ -161,6 +182,15 @@ const provider = new Provider(issuer, {
       allowedPolicy: async (_ctx, client) => client.clientAuthMethod !== 'none',
     },
     revocation: { enabled: true },
+    dPoP: { enabled: true },
+    mTLS: {
+      enabled: true,
+      certificateBoundAccessTokens: true,
+      getCertificate: (ctx) => {
+        const forwarded = ctx.get('x-client-cert');
+        return forwarded ? decodeURIComponent(forwarded) : undefined;
+      },
+    },
     resourceIndicators: {
       enabled: true,
       defaultResource: async (_ctx, _client, oneOf) => oneOf ?? API,

@@ -158,7 +158,7 @@ impl LambdaGuard {
     }
 }
 
-fn fixture(name: &str, token: &str) -> String {
+pub(crate) fn fixture(name: &str, token: &str) -> String {
     let path = repo_root().join("tests/fixtures/events").join(name);
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -167,11 +167,11 @@ fn fixture(name: &str, token: &str) -> String {
 
 /// The HTTP API the HTTP fixtures are sent as: an API apart from the seed's REST API, since
 /// an API is one kind or the other (issue 20 §1).
-const HTTP_API: &str = "arn:aws:execute-api:us-east-1:219852565112:h77pd4o3ab";
+pub(crate) const HTTP_API: &str = "arn:aws:execute-api:us-east-1:219852565112:h77pd4o3ab";
 
 /// The seed's mappings, and its REST API's entries again for [`HTTP_API`], declared an
 /// HTTP API.
-fn seed_with_an_http_api() -> tempfile::NamedTempFile {
+pub(crate) fn seed_with_an_http_api() -> tempfile::NamedTempFile {
     let text = std::fs::read_to_string(repo_root().join("seed-data/mappings.json")).unwrap();
     let rest: Vec<Value> = serde_json::from_str(&text).unwrap();
     let http: Vec<Value> = rest
@@ -189,12 +189,12 @@ fn seed_with_an_http_api() -> tempfile::NamedTempFile {
     file
 }
 
-fn http_api_id() -> &'static str {
+pub(crate) fn http_api_id() -> &'static str {
     HTTP_API.rsplit(':').next().unwrap()
 }
 
 /// An HTTP API fixture event, sent by [`HTTP_API`].
-fn http_fixture(name: &str, token: &str) -> String {
+pub(crate) fn http_fixture(name: &str, token: &str) -> String {
     fixture(name, token).replace("rz8w6b1ik2", http_api_id())
 }
 

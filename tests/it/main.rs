@@ -4,6 +4,7 @@
 mod support;
 
 mod architecture;
+mod bound;
 mod corpus;
 mod differential;
 mod docs;

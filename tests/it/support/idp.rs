@@ -277,6 +277,45 @@ impl IdpGuard {
             .to_owned()
     }
 
+    /// A DPoP-bound client_credentials JWT for [`API_AUDIENCE`] (RFC 9449 §5): the request
+    /// carries `proof`, a DPoP proof for `POST` [`token_endpoint`](Self::token_endpoint), and
+    /// the provider binds the token to the proof's key (`cnf.jkt`). Returns the whole answer,
+    /// whose `token_type` is `DPoP`.
+    pub async fn dpop_token_response(&self, scopes: &str, proof: &str) -> (u16, Value) {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("resource", API_AUDIENCE),
+        ];
+        if !scopes.is_empty() {
+            form.push(("scope", scopes));
+        }
+        self.post_form_with(&self.token_endpoint, CLIENT_ID, CLIENT_SECRET, &form, &[("DPoP", proof)])
+            .await
+    }
+
+    /// A certificate-bound client_credentials JWT for [`API_AUDIENCE`] (RFC 8705 §3), issued
+    /// to `scopegate-mtls` presenting `pem` as its client certificate (forwarded in
+    /// `X-Client-Cert`, as a TLS-terminating proxy would).
+    pub async fn certificate_bound_token(&self, scopes: &str, pem: &str) -> String {
+        let escaped: String = url_escape(pem);
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("resource", API_AUDIENCE),
+            ("scope", scopes),
+        ];
+        let (status, body) = self
+            .post_form_with(
+                &self.token_endpoint,
+                "scopegate-mtls",
+                "scopegate-mtls-secret",
+                &form,
+                &[("X-Client-Cert", &escaped)],
+            )
+            .await;
+        assert_eq!(status, 200, "certificate-bound token request failed: {body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// An opaque client_credentials access token for [`OPAQUE_AUDIENCE`], for introspection.
     pub async fn opaque_token(&self, scopes: &str) -> String {
         self.access_token(OPAQUE_AUDIENCE, scopes).await
@@ -362,11 +401,26 @@ impl IdpGuard {
         secret: &str,
         form: &[(&str, &str)],
     ) -> (u16, Value) {
-        let response = self
+        self.post_form_with(url, client_id, secret, form, &[]).await
+    }
+
+    async fn post_form_with(
+        &self,
+        url: &str,
+        client_id: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut request = self
             .http
             .post(url)
             .basic_auth(client_id, Some(secret))
-            .form(form)
+            .form(form);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
             .send()
             .await
             .unwrap_or_else(|e| panic!("POST {url}: {e}"));
@@ -407,4 +461,18 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {
         ));
     }
     serde_json::from_slice(&bytes).map_err(|e| format!("GET {url}: not JSON: {e}"))
+}
+
+/// `s` percent-encoded but for RFC 3986's unreserved characters, as nginx escapes a
+/// forwarded client certificate.
+fn url_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
