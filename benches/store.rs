@@ -6,6 +6,10 @@
 //!   the snapshot index. Peak RSS growth of one load is printed before the runs.
 //! - `store/version_check`: what a warm container pays once per TTL: one GetItem.
 //!
+//! - `replay/record_new`, `replay/record_seen`: the DPoP replay check's call (RFC 9449
+//!   §11.1): a conditional PutItem of a new key, and of a key already there (the condition
+//!   fails), against `replay/get_item`, a plain GetItem on the same table in the same run.
+//!
 //! Emulator figures bound the client's cost from above (moto is Python); against DynamoDB
 //! the network dominates.
 
@@ -163,5 +167,46 @@ fn store(c: &mut Criterion) {
     let _ = rt.block_on(store.delete_table());
 }
 
-criterion_group!(benches, store);
+fn replay(c: &mut Criterion) {
+    use scopegate::replay::{DynamoReplayStore, ReplayStore as _};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (endpoint, _moto) = endpoint(&rt);
+    let table = format!("sg-bench-replay-{}", std::process::id());
+    let store = rt.block_on(async {
+        let aws = AwsConfig::load(&AwsOptions {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(endpoint.clone()),
+            static_credentials: Some(("test".into(), "test".into())),
+            ..AwsOptions::for_authorizer()
+        })
+        .await
+        .expect("AWS options with a region");
+        let store = DynamoReplayStore::new(&aws, &table);
+        store.create_table().await.expect("create table");
+        store
+    });
+    let now = 1_800_000_000u64;
+    assert_eq!(rt.block_on(store.record("seen", now + 60, now)), Ok(true));
+    let mut group = c.benchmark_group("replay");
+    group.bench_function("get_item", |b| {
+        b.iter(|| assert_eq!(rt.block_on(store.contains("seen")), Ok(true)))
+    });
+    let mut n = 0u64;
+    group.bench_function("record_new", |b| {
+        b.iter(|| {
+            n += 1;
+            let key = format!("k{n}");
+            assert_eq!(rt.block_on(store.record(&key, now + 60, now)), Ok(true));
+        })
+    });
+    group.bench_function("record_seen", |b| {
+        b.iter(|| assert_eq!(rt.block_on(store.record("seen", now + 60, now)), Ok(false)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, store, replay);
 criterion_main!(benches);

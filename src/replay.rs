@@ -123,6 +123,25 @@ impl DynamoReplayStore {
     }
 }
 
+impl DynamoReplayStore {
+    /// Whether `key` is in the table (a plain GetItem): for tests and benchmarks.
+    ///
+    /// # Errors
+    /// The SDK's error, as a line.
+    #[cfg(any(test, feature = "test-util"))]
+    pub async fn contains(&self, key: &str) -> Result<bool, String> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .send()
+            .await
+            .map_err(|e| crate::mapping::store::sdk::fault(e).to_string())?;
+        Ok(got.item.is_some())
+    }
+}
+
 impl ReplayStore for DynamoReplayStore {
     fn record<'a>(
         &'a self,

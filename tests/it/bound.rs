@@ -141,7 +141,11 @@ async fn dpop_bound_tokens_from_a_real_provider() {
 
     for (name, event, arn, url) in events(&token) {
         let good = with_proof(&event, &client.proof("GET", &url, Some(&token)));
-        assert_eq!(decide(&a, &good, &arn).await.unwrap(), Effect::Allow, "{name}");
+        assert_eq!(
+            decide(&a, &good, &arn).await.unwrap(),
+            Effect::Allow,
+            "{name}"
+        );
         assert!(
             matches!(
                 decide(&a, &good, &arn).await,
@@ -203,7 +207,10 @@ async fn dpop_bound_tokens_from_a_real_provider() {
         for (what, proof) in cases {
             let got = decide(&a, &with_proof(&event, &proof), &arn).await;
             assert!(
-                matches!(got, Err(AuthorizeError::Unauthorized(Rejection::DpopProof(_)))),
+                matches!(
+                    got,
+                    Err(AuthorizeError::Unauthorized(Rejection::DpopProof(_)))
+                ),
                 "{name}, {what}: {got:?}"
             );
         }
@@ -227,7 +234,11 @@ async fn certificate_bound_tokens_from_a_real_provider() {
     );
     for (name, event, arn, _) in events(&token) {
         let mine = with_certificate(&event, CLIENT_PEM);
-        assert_eq!(decide(&a, &mine, &arn).await.unwrap(), Effect::Allow, "{name}");
+        assert_eq!(
+            decide(&a, &mine, &arn).await.unwrap(),
+            Effect::Allow,
+            "{name}"
+        );
         assert!(matches!(
             decide(&a, &with_certificate(&event, OTHER_PEM), &arn).await,
             Err(AuthorizeError::Unauthorized(Rejection::CertificateMismatch))

@@ -18,6 +18,7 @@ mod local_mode;
 mod mapping_cache;
 mod model;
 mod oidc;
+mod replay;
 mod routes;
 mod store;
 mod template;

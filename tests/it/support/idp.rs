@@ -289,8 +289,14 @@ impl IdpGuard {
         if !scopes.is_empty() {
             form.push(("scope", scopes));
         }
-        self.post_form_with(&self.token_endpoint, CLIENT_ID, CLIENT_SECRET, &form, &[("DPoP", proof)])
-            .await
+        self.post_form_with(
+            &self.token_endpoint,
+            CLIENT_ID,
+            CLIENT_SECRET,
+            &form,
+            &[("DPoP", proof)],
+        )
+        .await
     }
 
     /// A certificate-bound client_credentials JWT for [`API_AUDIENCE`] (RFC 8705 §3), issued
@@ -312,7 +318,10 @@ impl IdpGuard {
                 &[("X-Client-Cert", &escaped)],
             )
             .await;
-        assert_eq!(status, 200, "certificate-bound token request failed: {body}");
+        assert_eq!(
+            status, 200,
+            "certificate-bound token request failed: {body}"
+        );
         body["access_token"].as_str().unwrap().to_owned()
     }
 
