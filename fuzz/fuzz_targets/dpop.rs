@@ -37,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
     for strict in [true, false] {
         if let Some(n) = normalize(htu, strict) {
             assert!(n.starts_with("https://"), "{n}");
-            assert_eq!(normalize(&n, strict).as_deref(), Some(n.as_str()), "{htu:?}");
+            assert_eq!(
+                normalize(&n, strict).as_deref(),
+                Some(n.as_str()),
+                "{htu:?}"
+            );
             if strict {
                 assert!(!n.contains('?') && !n.contains('#'), "{n}");
             }
