@@ -950,20 +950,20 @@ fn bound_tokens(
         ));
     }
     if let Some(o) = get(DPOP_ORIGIN.name) {
-        let ok = url::Url::parse(&o).is_ok_and(|u| {
-            u.scheme() == "https"
-                && u.host_str().is_some()
-                && u.username().is_empty()
-                && u.password().is_none()
-                && u.path() == "/"
-                && u.query().is_none()
-                && u.fragment().is_none()
-        });
+        // https, or plain http on loopback only (`scopegate local`), as for the issuer.
+        let ok = check_url(DPOP_ORIGIN.name, &o).is_ok()
+            && url::Url::parse(&o).is_ok_and(|u| {
+                u.username().is_empty()
+                    && u.password().is_none()
+                    && u.path() == "/"
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            });
         if !ok {
             return Err(invalid(
                 DPOP_ORIGIN.name,
                 &o,
-                "expected an https origin: https://host[:port], without a path, query or fragment",
+                "expected an https origin: https://host[:port], without a path, query or fragment (http:// only on loopback)",
             ));
         }
         cfg.dpop.origin = Some(o.trim_end_matches('/').to_owned());
@@ -1259,11 +1259,18 @@ fn number(get: &impl Fn(&str) -> Option<String>, setting: &Setting) -> Result<u6
 
 fn check_url(name: &'static str, url: &str) -> Result<(), ConfigError> {
     // Plain http is accepted only on loopback: local mode and tests run an identity provider
-    // there, and nothing else should ever hand keys over an unauthenticated channel.
-    let ok = url.starts_with("https://")
-        || url.starts_with("http://127.0.0.1")
-        || url.starts_with("http://localhost")
-        || url.starts_with("http://[::1]");
+    // there, and nothing else should ever hand keys over an unauthenticated channel. The host
+    // is parsed, not prefix-matched: `http://127.0.0.1.example.com` is not loopback.
+    let ok = match url::Url::parse(url) {
+        Ok(u) if u.scheme() == "https" => u.host_str().is_some(),
+        Ok(u) if u.scheme() == "http" => match u.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        },
+        _ => false,
+    };
     if ok {
         Ok(())
     } else {
@@ -1307,6 +1314,94 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    /// Keys and introspection over plain http only from a loopback host, parsed as a host:
+    /// `http://127.0.0.1.example.com` starts like loopback and is not.
+    #[test]
+    fn plain_http_only_from_a_loopback_host() {
+        for (url, ok) in [
+            ("https://idp.example.com", true),
+            ("http://127.0.0.1:8081", true),
+            ("http://127.5.0.1:8081", true),
+            ("http://localhost:8081", true),
+            ("http://[::1]:8081", true),
+            ("http://127.0.0.1.example.com", false),
+            ("http://localhost.example.com", false),
+            ("http://idp.example.com", false),
+            ("ftp://127.0.0.1", false),
+            ("https://", false),
+        ] {
+            assert_eq!(cfg(&[(ISSUER.name, url)]).is_ok(), ok, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_bound_token_settings_are_checked() {
+        let base = (ISSUER.name, "https://a.example.com");
+        let c = cfg(&[base]).unwrap();
+        assert_eq!(c.bound_mode, BoundMode::Check);
+        assert_eq!(
+            c.bound_kinds,
+            BoundKinds {
+                mtls: true,
+                dpop: true
+            }
+        );
+        assert_eq!(
+            c.dpop,
+            DpopConfig {
+                origin: None,
+                max_age: 60,
+                replay_table: None
+            }
+        );
+        let c = cfg(&[
+            base,
+            (BOUND_TOKENS.name, "require"),
+            (BOUND_KINDS.name, "DPoP"),
+            (DPOP_ORIGIN.name, "https://api.example.com/"),
+            (DPOP_MAX_AGE_SECONDS.name, "30"),
+            (DPOP_REPLAY_TABLE.name, "dpop-replay"),
+        ])
+        .unwrap();
+        assert_eq!(c.bound_mode, BoundMode::Require);
+        assert_eq!(
+            c.bound_kinds,
+            BoundKinds {
+                mtls: false,
+                dpop: true
+            }
+        );
+        assert_eq!(c.dpop.origin.as_deref(), Some("https://api.example.com"));
+        assert_eq!(
+            (c.dpop.max_age, c.dpop.replay_table.as_deref()),
+            (30, Some("dpop-replay"))
+        );
+        assert!(cfg(&[base, (DPOP_ORIGIN.name, "http://127.0.0.1:8080")]).is_ok());
+        for (name, bad) in [
+            (BOUND_TOKENS.name, "always"),
+            (BOUND_KINDS.name, "mtls,jkt"),
+            (BOUND_KINDS.name, "none,dpop"),
+            (DPOP_ORIGIN.name, "https://api.example.com/prod"),
+            (DPOP_ORIGIN.name, "https://api.example.com?x=1"),
+            (DPOP_ORIGIN.name, "http://api.example.com"),
+            (DPOP_ORIGIN.name, "https://u:p@api.example.com"),
+            (DPOP_MAX_AGE_SECONDS.name, "0"),
+            (DPOP_MAX_AGE_SECONDS.name, "301"),
+            (DPOP_REPLAY_TABLE.name, "ab"),
+        ] {
+            let e = cfg(&[base, (name, bad)]).unwrap_err();
+            assert!(e.to_string().contains(name), "{name}={bad}: {e}");
+        }
+        // Requiring a binding while accepting none would refuse every token.
+        let e = cfg(&[
+            base,
+            (BOUND_TOKENS.name, "require"),
+            (BOUND_KINDS.name, "none"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("refuse every token"), "{e}");
     }
 
     #[test]

@@ -18,11 +18,13 @@
 //! DynamoDB deletes expired items late (within days), so the condition also lets an expired
 //! item be overwritten.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 
 use crate::config::Config;
 use crate::mapping::store::aws::{AwsConfig, AwsOptions, AwsSetupError};
@@ -30,9 +32,19 @@ use crate::token::dpop::Proof;
 use crate::token::fetch::BoxFuture;
 use crate::token::Rejection;
 
-/// The most proofs the front remembers. At the default 60 s age that is over 1 600 new
-/// proofs a second per container, far past what one Lambda container answers.
-pub const FRONT_CAPACITY: usize = 100_000;
+/// New proofs a second the front is sized for. A Lambda container answers one request at a
+/// time, and a DPoP request costs about 80 µs of CPU plus the runtime's own round trip per
+/// invocation, so one container cannot take 1 000 new proofs a second for long: a full front
+/// means a flood, which is refused rather than forgotten (see [`ReplayGuard::first_use`]).
+pub const FRONT_PROOFS_PER_SECOND: usize = 1_000;
+
+/// The most proofs the front remembers for proofs that live `max_age` seconds (plus the
+/// clock skew allowed ahead): [`FRONT_PROOFS_PER_SECOND`] for each second a proof can pass.
+/// 66 000 at the default 60 s, 306 000 at the 300 s maximum (about 40 MB).
+pub fn front_capacity(max_age: u64) -> usize {
+    let life = max_age.saturating_add(crate::token::dpop::FUTURE_SKEW + 1);
+    FRONT_PROOFS_PER_SECOND.saturating_mul(usize::try_from(life).unwrap_or(usize::MAX))
+}
 
 /// Where proofs seen by every container are recorded.
 pub trait ReplayStore: Send + Sync + std::fmt::Debug + 'static {
@@ -150,14 +162,40 @@ impl ReplayStore for DynamoReplayStore {
         now: u64,
     ) -> BoxFuture<'a, Result<bool, String>> {
         Box::pin(async move {
+            let mut owner = [0u8; 16];
+            aws_lc_rs::rand::fill(&mut owner).map_err(|_| "no random bytes".to_owned())?;
+            self.record_as(key, keep_until, now, &URL_SAFE_NO_PAD.encode(owner))
+                .await
+        })
+    }
+}
+
+impl DynamoReplayStore {
+    /// [`ReplayStore::record`] by the writer `owner`, a random value per call. The condition
+    /// lets the same owner's write through again: when the SDK retries a PutItem whose first
+    /// attempt landed but whose answer was lost, the retry must not read as a replay of the
+    /// client's own proof.
+    async fn record_as(
+        &self,
+        key: &str,
+        keep_until: u64,
+        now: u64,
+        owner: &str,
+    ) -> Result<bool, String> {
+        {
             let put = self
                 .client
                 .put_item()
                 .table_name(&self.table)
                 .item("pk", AttributeValue::S(key.to_owned()))
                 .item("expires_at", AttributeValue::N(keep_until.to_string()))
-                .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+                .item("owner", AttributeValue::S(owner.to_owned()))
+                .condition_expression(
+                    "attribute_not_exists(pk) OR expires_at < :now OR #owner = :me",
+                )
+                .expression_attribute_names("#owner", "owner")
                 .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .expression_attribute_values(":me", AttributeValue::S(owner.to_owned()))
                 .send()
                 .await;
             match put {
@@ -174,7 +212,22 @@ impl ReplayStore for DynamoReplayStore {
                     crate::mapping::store::sdk::fault(e)
                 )),
             }
-        })
+        }
+    }
+
+    /// [`DynamoReplayStore::record_as`], for the emulator tests of the retry rule.
+    ///
+    /// # Errors
+    /// As [`ReplayStore::record`].
+    #[cfg(any(test, feature = "test-util"))]
+    pub async fn record_by(
+        &self,
+        key: &str,
+        keep_until: u64,
+        now: u64,
+        owner: &str,
+    ) -> Result<bool, String> {
+        self.record_as(key, keep_until, now, owner).await
     }
 }
 
@@ -204,22 +257,27 @@ pub async fn configured(
 }
 
 /// The proofs this container accepted, each until its `keep_until`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Front {
-    until: HashMap<Box<str>, u64>,
-    /// Insertion order, for expiry without a scan. `keep_until` is `iat` plus a fixed age, and
-    /// `iat` is close to the time of insertion, so this is nearly in `keep_until` order: an
-    /// entry stays at most the allowed clock skew past its time.
-    order: VecDeque<(u64, Box<str>)>,
+    until: HashMap<Arc<str>, u64>,
+    /// The same entries in `keep_until` order, so that expiry takes the oldest first without
+    /// a scan (`iat`s arrive in any order within the allowed window).
+    order: BTreeSet<(u64, Arc<str>)>,
+    capacity: usize,
 }
 
 impl Front {
+    fn new(capacity: usize) -> Self {
+        Self {
+            until: HashMap::new(),
+            order: BTreeSet::new(),
+            capacity,
+        }
+    }
+
     fn expire(&mut self, now: u64) {
-        while let Some((until, _)) = self.order.front() {
-            if *until >= now {
-                break;
-            }
-            let (until, key) = self.order.pop_front().expect("just seen");
+        while self.order.first().is_some_and(|(until, _)| *until < now) {
+            let (until, key) = self.order.pop_first().expect("just seen");
             if self.until.get(&key) == Some(&until) {
                 self.until.remove(&key);
             }
@@ -232,11 +290,14 @@ impl Front {
 
     /// Remembers `key`; `false` when full.
     fn remember(&mut self, key: &str, keep_until: u64) -> bool {
-        if self.until.len() >= FRONT_CAPACITY {
+        if self.until.len() >= self.capacity {
             return false;
         }
-        self.until.insert(key.into(), keep_until);
-        self.order.push_back((keep_until, key.into()));
+        let key: Arc<str> = key.into();
+        if let Some(old) = self.until.insert(Arc::clone(&key), keep_until) {
+            self.order.remove(&(old, Arc::clone(&key)));
+        }
+        self.order.insert((keep_until, key));
         true
     }
 }
@@ -249,25 +310,20 @@ pub struct ReplayGuard {
 }
 
 impl ReplayGuard {
-    /// A guard with the in-container front alone.
-    pub fn in_container() -> Self {
+    /// A guard with the in-container front alone, for proofs that live `max_age` seconds.
+    pub fn in_container(max_age: u64) -> Self {
         Self {
-            front: Mutex::default(),
+            front: Mutex::new(Front::new(front_capacity(max_age))),
             store: None,
         }
     }
 
     /// A guard with the front and `store`, the authority shared by every container.
-    pub fn with_store(store: Box<dyn ReplayStore>) -> Self {
+    pub fn with_store(store: Box<dyn ReplayStore>, max_age: u64) -> Self {
         Self {
-            front: Mutex::default(),
+            front: Mutex::new(Front::new(front_capacity(max_age))),
             store: Some(store),
         }
-    }
-
-    /// Whether a shared store is behind the front.
-    pub fn is_shared(&self) -> bool {
-        self.store.is_some()
     }
 
     /// Accepts `proof` if it was not seen before, and remembers it.
@@ -290,7 +346,7 @@ impl ReplayGuard {
                     Ok(())
                 } else {
                     Err(Rejection::ReplayUnavailable(
-                        "the in-container replay set is full of live proofs".into(),
+                        "no replay table, and this container's replay set is full of live proofs (a flood of new proofs)".into(),
                     ))
                 };
             }
@@ -360,7 +416,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_proof_passes_once_in_a_container() {
-        let g = ReplayGuard::in_container();
+        let g = ReplayGuard::in_container(60);
         assert_eq!(g.first_use(&proof("a", 160), 100).await, Ok(()));
         assert_eq!(
             g.first_use(&proof("a", 160), 101).await,
@@ -374,8 +430,8 @@ mod tests {
     #[tokio::test]
     async fn the_table_decides_and_the_front_saves_calls() {
         let table = Arc::new(Table::default());
-        let one = ReplayGuard::with_store(Box::new(Arc::clone(&table)));
-        let other = ReplayGuard::with_store(Box::new(Arc::clone(&table)));
+        let one = ReplayGuard::with_store(Box::new(Arc::clone(&table)), 60);
+        let other = ReplayGuard::with_store(Box::new(Arc::clone(&table)), 60);
         assert_eq!(one.first_use(&proof("a", 160), 100).await, Ok(()));
         assert_eq!(table.calls.load(Ordering::SeqCst), 1);
         // Replayed to the same container: refused without a call.
@@ -402,7 +458,7 @@ mod tests {
     async fn a_table_that_cannot_be_asked_refuses_the_proof() {
         let table = Arc::new(Table::default());
         table.down.store(true, Ordering::SeqCst);
-        let g = ReplayGuard::with_store(Box::new(Arc::clone(&table)));
+        let g = ReplayGuard::with_store(Box::new(Arc::clone(&table)), 60);
         assert!(matches!(
             g.first_use(&proof("a", 160), 100).await,
             Err(Rejection::ReplayUnavailable(_))
@@ -414,13 +470,25 @@ mod tests {
 
     #[test]
     fn a_full_front_refuses_without_a_table_rather_than_forget() {
-        let mut f = Front::default();
-        for i in 0..FRONT_CAPACITY {
-            assert!(f.remember(&i.to_string(), 1000));
+        let mut f = Front::new(1_000);
+        for i in 0..1_000u64 {
+            // keep_until out of insertion order, as iats within the window are.
+            assert!(f.remember(&i.to_string(), 1000 + (i * 7919) % 300));
         }
         assert!(!f.remember("x", 1000));
-        f.expire(1001);
+        // Expiry takes exactly the entries past their time, whatever their order.
+        f.expire(1150);
+        let left = f.until.len();
+        assert_eq!(
+            left,
+            (0..1_000u64)
+                .filter(|i| 1000 + (i * 7919) % 300 >= 1150)
+                .count()
+        );
+        assert_eq!(f.order.len(), left);
+        assert!(f.remember("x", 1200));
+        f.expire(1300);
         assert!(f.until.is_empty() && f.order.is_empty());
-        assert!(f.remember("x", 1000));
+        assert_eq!(front_capacity(60), 66_000);
     }
 }

@@ -17,6 +17,7 @@ use crate::mapping::store::aws::AwsOptions;
 use crate::mapping::Mappings;
 use crate::mapping::{Mapping, Snapshot};
 use crate::policy::Effect;
+use crate::token::Rejection;
 
 /// Settings of `scopegate local`.
 #[derive(Debug, Clone)]
@@ -29,6 +30,9 @@ pub struct LocalOptions {
     pub stage: Option<String>,
     /// Authorizer cache TTL, 0 to 3600.
     pub authorizer_ttl: u32,
+    /// A REQUEST authorizer instead of TOKEN ([`GatewayOptions::request_authorizer`]): what
+    /// DPoP needs. Not cached.
+    pub request_authorizer: bool,
     /// Token source header.
     pub token_header: String,
     /// Token validation regex; `None` for the seed's, `Some("")` for none.
@@ -75,6 +79,10 @@ impl<M: Mappings> local::Authorize for Authorizer<M> {
             Ok(resp) => {
                 serde_json::to_value(&resp).map_err(|e| local::AuthorizeError::Fault(Box::new(e)))
             }
+            // The proof's refusals answer with DPoP's invalid_dpop_proof (RFC 9449 §7.1).
+            Err(AuthorizeError::Unauthorized(
+                Rejection::DpopProof(_) | Rejection::DpopReplayed | Rejection::DpopProofMissing,
+            )) => Err(local::AuthorizeError::InvalidProof),
             Err(AuthorizeError::Unauthorized(_)) => Err(local::AuthorizeError::Unauthorized),
             Err(e) => Err(local::AuthorizeError::Fault(Box::new(e))),
         }
@@ -154,15 +162,16 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
     let idp_task = tokio::spawn(idp.serve(stopped(stop_rx.clone())));
-    let authorizer = Arc::new(Authorizer::new(&config, mappings, Arc::new(SystemClock))?);
-    authorizer.hydrate().await;
-
     let gateway = gateway_listener
         .local_addr()
         .map_err(|source| local::LocalError::LocalAddr {
             what: "gateway",
             source,
         })?;
+    // DPoP proofs name the gateway's URL as the banner prints it (plain http on loopback).
+    config.dpop.origin = Some(format!("http://{}", local::display_addr(gateway)));
+    let authorizer = Arc::new(Authorizer::new(&config, mappings, Arc::new(SystemClock))?);
+    authorizer.hydrate().await;
     let (allowed, denied) = examples(&snapshot, &gateway_opts);
     let banner = local::startup_banner(&Banner {
         gateway,
@@ -236,6 +245,7 @@ fn gateway_options(
     }
     let mut g = GatewayOptions::new(api, stage, routes);
     g.authorizer_ttl = opts.authorizer_ttl;
+    g.request_authorizer = opts.request_authorizer;
     g.token_header = opts.token_header.clone();
     if let Some(re) = &opts.token_regex {
         g.token_regex = local::gateway::parse_token_regex(re)?;

@@ -3,9 +3,10 @@
 //!
 //! ```text
 //! event (TOKEN | REQUEST | HTTP API 2.0)
-//!   -> token from the token source -> bearer::extract (size cap first)
+//!   -> token from the token source -> bearer::extract_with_scheme (size cap first)
 //!   -> token cache hit?  (skips the signature, still bounded by exp)
 //!   -> Verifier / Introspector -> Claims -> Principal (principalId, context JSON, built once)
+//!   -> binding::required (cnf, scheme) -> the client certificate, or dpop::verify + replay
 //!   -> Snapshot::policy_for(scopes, api, stage) (built once per scope set and snapshot)
 //!   -> Response: principal + policy spliced as raw JSON, no re-serialisation
 //! ```
@@ -643,7 +644,7 @@ impl<M: Mappings> Authorizer<M> {
                 max_age: config.dpop.max_age,
             },
             dpop_origin: config.dpop.origin.as_deref().map(Into::into),
-            replay: ReplayGuard::in_container(),
+            replay: ReplayGuard::in_container(config.dpop.max_age),
             usage_key_claim: config.usage_key_claim.clone(),
             max_token_bytes: config.max_token_bytes,
             policy_max_bytes: config.policy_max_bytes,
@@ -661,13 +662,8 @@ impl<M: Mappings> Authorizer<M> {
     /// Puts `store` (the replay table) behind the in-container replay check of DPoP proofs.
     #[must_use]
     pub fn with_replay_store(mut self, store: Box<dyn ReplayStore>) -> Self {
-        self.replay = ReplayGuard::with_store(store);
+        self.replay = ReplayGuard::with_store(store, self.dpop_rules.max_age);
         self
-    }
-
-    /// Whether DPoP proofs are checked for replays across containers.
-    pub fn replay_is_shared(&self) -> bool {
-        self.replay.is_shared()
     }
 
     /// The verifier (for metrics and tests).
@@ -887,6 +883,11 @@ impl<M: Mappings> Authorizer<M> {
             method,
             origin,
             path,
+            // REST APIs pass the path as the client encoded it, HTTP APIs decoded.
+            form: match req.kind {
+                ApiKind::Rest => dpop::PathForm::Encoded,
+                ApiKind::Http => dpop::PathForm::Decoded,
+            },
         };
         let checked = dpop::verify(proof, token, jkt, target, now, self.dpop_rules)?;
         self.replay.first_use(&checked, now).await

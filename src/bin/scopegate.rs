@@ -61,6 +61,11 @@ enum Command {
         /// Seconds the authorizer's answer is cached per token (0 to 3600; 0 = no cache).
         #[arg(long, default_value_t = 300)]
         authorizer_ttl: u32,
+        /// The authorizer's type, as template.yaml's AuthorizerType: token (the seed's), or
+        /// request, which passes the request's method, path and headers (what DPoP needs;
+        /// answers are then never cached).
+        #[arg(long, value_parser = ["token", "request"], default_value = "token")]
+        authorizer_type: String,
         /// Token source header.
         #[arg(long, default_value = "Authorization")]
         token_header: String,
@@ -91,6 +96,12 @@ enum Command {
         /// is an array of its values (--claim groups=a --claim groups=b).
         #[arg(long, value_name = "NAME=VALUE")]
         claim: Vec<String>,
+        /// A DPoP-bound token (RFC 9449): bound to the EC P-256 key in this PEM file, as
+        /// `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out client.pem`
+        /// writes it. Send it as `Authorization: DPoP <token>` with a proof from
+        /// `scopegate dpop-proof`.
+        #[arg(long, value_name = "KEYFILE")]
+        dpop: Option<std::path::PathBuf>,
         /// The dev identity provider's base URL.
         #[arg(
             long,
@@ -98,6 +109,22 @@ enum Command {
             default_value = "http://127.0.0.1:8081"
         )]
         idp: String,
+    },
+    /// Print a DPoP proof (RFC 9449) for one request, signed with the key in KEYFILE: the
+    /// value of the `DPoP` header. A proof is good once, for 60 s.
+    DpopProof {
+        /// The client's EC P-256 private key (PKCS#8 PEM).
+        #[arg(long, value_name = "KEYFILE")]
+        key: std::path::PathBuf,
+        /// The request's method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The URL the request goes to (its query and fragment are left out of the proof).
+        #[arg(long)]
+        url: String,
+        /// The access token the request carries (the proof's `ath`).
+        #[arg(long)]
+        token: Option<String>,
     },
     /// Answer authorizer events offline: one JSON event or an NDJSON stream in, one JSON line
     /// per event out, exactly what the Lambda returns. Reads the same SCOPEGATE_* settings
@@ -243,15 +270,36 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             admin::invoke::run(&authorizer, input, io::stdout().lock()).await?;
             Ok(0)
         }
-        Command::Token { scope, claim, idp } => {
+        Command::Token {
+            scope,
+            claim,
+            dpop,
+            idp,
+        } => {
             let endpoint = format!("{}/token", idp.trim_end_matches('/'));
             let claims = token_claims(&claim)?;
-            let token = scopegate::local::fetch_token_with(&endpoint, &scope, &claims)
-                .await
-                .with_context(|| {
-                    format!("is `scopegate local` running with its provider at {idp}?")
-                })?;
+            let token = match dpop {
+                None => scopegate::local::fetch_token_with(&endpoint, &scope, &claims).await,
+                Some(file) => {
+                    let key = scopegate::local::dpop::DpopKey::from_file(&file)?;
+                    let now = scopegate::clock::Clock::now(&SystemClock);
+                    let proof = key.proof("POST", &endpoint, None, now)?;
+                    scopegate::local::fetch_dpop_token(&endpoint, &scope, &claims, &proof).await
+                }
+            }
+            .with_context(|| format!("is `scopegate local` running with its provider at {idp}?"))?;
             println!("{token}");
+            Ok(0)
+        }
+        Command::DpopProof {
+            key,
+            method,
+            url,
+            token,
+        } => {
+            let key = scopegate::local::dpop::DpopKey::from_file(&key)?;
+            let now = scopegate::clock::Clock::now(&SystemClock);
+            println!("{}", key.proof(&method, &url, token.as_deref(), now)?);
             Ok(0)
         }
         Command::Local {
@@ -261,6 +309,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             api,
             stage,
             authorizer_ttl,
+            authorizer_type,
             token_header,
             token_regex,
             table,
@@ -283,6 +332,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 api,
                 stage,
                 authorizer_ttl,
+                request_authorizer: authorizer_type == "request",
                 token_header,
                 token_regex,
                 table,

@@ -49,6 +49,14 @@ pub enum LocalError {
         #[source]
         source: jsonwebtoken::errors::Error,
     },
+    /// A DPoP key file cannot be used.
+    #[error("DPoP key {path}: {reason}")]
+    DpopKey {
+        /// The file.
+        path: String,
+        /// What is wrong, and how to make one.
+        reason: String,
+    },
     /// The token endpoint could not be reached (connection refused, timeout, ...).
     #[error("cannot reach the token endpoint {url}")]
     TokenRequest {
@@ -80,7 +88,7 @@ pub enum LocalError {
 
 /// The host part of a URL for a listener address: a wildcard bind (`0.0.0.0`, `::`) is shown
 /// as loopback, since that is where a local client reaches it (and what the issuer must say).
-pub(crate) fn display_addr(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+pub fn display_addr(addr: std::net::SocketAddr) -> std::net::SocketAddr {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
     match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => {

@@ -60,7 +60,8 @@ use tokio::net::TcpListener;
 
 use super::error::{display_addr, LocalError};
 use super::responses::{
-    GatewayResponse, ACCESS_DENIED, AUTHORIZER_CONFIGURATION_ERROR, NO_TOKEN, UNAUTHORIZED,
+    GatewayResponse, ACCESS_DENIED, AUTHORIZER_CONFIGURATION_ERROR, DPOP_INVALID_PROOF,
+    DPOP_INVALID_TOKEN, NO_TOKEN, UNAUTHORIZED,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::policy::{evaluate, glob_match, method_arn, Effect, Policy};
@@ -104,6 +105,11 @@ pub enum AuthorizeError {
     /// The function's `Unauthorized` error: the gateway answers 401 and caches nothing.
     #[error("Unauthorized")]
     Unauthorized,
+    /// The function's `Unauthorized` for a DPoP proof (missing, invalid, replayed): the
+    /// gateway answers 401 with RFC 9449 §7.1's `DPoP error="invalid_dpop_proof"`. API
+    /// Gateway cannot tell it from [`AuthorizeError::Unauthorized`]; local mode can.
+    #[error("Unauthorized (DPoP proof)")]
+    InvalidProof,
     /// Any other failure (a crash, a timeout): the gateway answers 503
     /// `{"message":"Service Unavailable"}`, API Gateway's AuthorizerConfigurationException
     /// with template.yaml's gateway response.
@@ -199,6 +205,11 @@ pub struct GatewayOptions {
     pub stage: String,
     /// The deployed resources and methods.
     pub routes: Vec<Route>,
+    /// A REQUEST authorizer (template.yaml's `AuthorizerType` REQUEST) instead of TOKEN: the
+    /// authorizer gets the request's method, path, domain and headers, which tokens bound to
+    /// the caller need (a DPoP proof). As template.yaml does for it, nothing is cached and the
+    /// token validation regex is not applied. Defaults to false.
+    pub request_authorizer: bool,
 }
 
 impl GatewayOptions {
@@ -211,6 +222,7 @@ impl GatewayOptions {
             api: api.into(),
             stage: stage.into(),
             routes,
+            request_authorizer: false,
         }
     }
 
@@ -393,6 +405,7 @@ const MAX_ENTRIES: usize = 10_000;
 
 struct Gateway<A> {
     authorizer: Arc<A>,
+    request_authorizer: bool,
     token_header: HeaderName,
     token_regex: Option<Regex>,
     api: String,
@@ -401,6 +414,16 @@ struct Gateway<A> {
     ttl_secs: u32,
     cache: TtlCache<Grant>,
     clock: Arc<dyn Clock>,
+}
+
+/// What of the request a REQUEST event carries.
+struct Incoming<'a> {
+    method: &'a str,
+    /// The path as requested, stage first, still percent-encoded.
+    path: &'a str,
+    headers: &'a HeaderMap,
+    /// The `Host` the client called.
+    host: Option<&'a str>,
 }
 
 /// Whether the authorizer was called for an answer.
@@ -416,8 +439,9 @@ enum Outcome {
     MissingAuthenticationToken,
     /// No token at all: RFC 6750 3.1's `Bearer` without an error code.
     NoToken,
-    /// A token was sent and refused (by the regex, or by the authorizer).
-    Unauthorized(Option<Lookup>),
+    /// A token was sent and refused (by the regex, or by the authorizer), answered with the
+    /// challenge that fits (Bearer, or DPoP's for the token or the proof).
+    Unauthorized(Option<Lookup>, &'static GatewayResponse),
     ConfigurationError(Lookup),
     Denied {
         lookup: Lookup,
@@ -432,8 +456,17 @@ enum Outcome {
 
 impl<A: Authorize> Gateway<A> {
     fn new(authorizer: Arc<A>, opts: GatewayOptions) -> Self {
+        // A REQUEST authorizer that may see bound tokens is not cached (template.yaml's
+        // UncachedRequests): a cached answer would skip the proof's and the certificate's
+        // checks.
+        let ttl = if opts.request_authorizer {
+            0
+        } else {
+            opts.authorizer_ttl
+        };
         Self {
             authorizer,
+            request_authorizer: opts.request_authorizer,
             // Checked by validate(); the fallback is never used.
             token_header: HeaderName::from_bytes(opts.token_header.as_bytes())
                 .unwrap_or(axum::http::header::AUTHORIZATION),
@@ -441,8 +474,8 @@ impl<A: Authorize> Gateway<A> {
             api: opts.api,
             stage: opts.stage,
             routes: opts.routes,
-            ttl_secs: opts.authorizer_ttl,
-            cache: TtlCache::new(MAX_ENTRIES, opts.authorizer_ttl.into()),
+            ttl_secs: ttl,
+            cache: TtlCache::new(MAX_ENTRIES, ttl.into()),
             clock: Arc::new(SystemClock),
         }
     }
@@ -468,32 +501,91 @@ impl<A: Authorize> Gateway<A> {
             .filter(|v| !v.as_bytes().trim_ascii().is_empty())
             .ok_or(Outcome::NoToken)?
             .to_str()
-            .map_err(|_| Outcome::Unauthorized(None))?;
-        if let Some(regex) = &self.token_regex {
+            .map_err(|_| Outcome::Unauthorized(None, &UNAUTHORIZED))?;
+        if let Some(regex) = self
+            .token_regex
+            .as_ref()
+            .filter(|_| !self.request_authorizer)
+        {
             if !regex.is_match(token) {
-                return Err(Outcome::Unauthorized(None));
+                return Err(Outcome::Unauthorized(None, &UNAUTHORIZED));
             }
         }
         Ok((method_arn, token))
     }
 
+    /// The event API Gateway sends the authorizer: TOKEN, or REQUEST with what a REST API's
+    /// REQUEST event carries (the method, the path as requested, the domain the client
+    /// called, every header in `headers` and `multiValueHeaders`).
+    fn event(&self, method_arn: &str, token: &str, request: &Incoming<'_>) -> Value {
+        if !self.request_authorizer {
+            return json!({
+                "type": "TOKEN",
+                "authorizationToken": token,
+                "methodArn": method_arn,
+            });
+        }
+        let mut headers = Map::new();
+        let mut multi = Map::new();
+        for (name, value) in request.headers {
+            let Ok(value) = value.to_str() else { continue };
+            headers.insert(name.as_str().to_owned(), json!(value));
+            match multi
+                .entry(name.as_str().to_owned())
+                .or_insert_with(|| json!([]))
+            {
+                Value::Array(values) => values.push(json!(value)),
+                _ => unreachable!("only arrays are inserted"),
+            }
+        }
+        let stage_path = request.path;
+        let resource_path = stage_path
+            .strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .map_or("/".to_owned(), |(_, rest)| format!("/{rest}"));
+        json!({
+            "type": "REQUEST",
+            "methodArn": method_arn,
+            "path": resource_path,
+            "httpMethod": request.method,
+            "headers": headers,
+            "multiValueHeaders": multi,
+            "requestContext": {
+                "path": stage_path,
+                "httpMethod": request.method,
+                "stage": self.stage,
+                "domainName": request.host,
+                "identity": {"sourceIp": "127.0.0.1"},
+            },
+        })
+    }
+
     /// Steps 3 and 4.
-    async fn decide(&self, method_arn: String, token: &str) -> Outcome {
+    async fn decide(&self, method_arn: String, token: &str, request: &Incoming<'_>) -> Outcome {
+        // RFC 9449 §7.1: a request sent with the DPoP scheme is refused in DPoP's terms.
+        let refused = if token
+            .trim_start()
+            .get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("dpop "))
+        {
+            &DPOP_INVALID_TOKEN
+        } else {
+            &UNAUTHORIZED
+        };
         let (grant, lookup) = match self.cache.get(token, self.clock.now()) {
             Some(grant) => (grant, Lookup::Hit),
             None => {
-                let event = json!({
-                    "type": "TOKEN",
-                    "authorizationToken": token,
-                    "methodArn": method_arn,
-                });
+                let event = self.event(&method_arn, token, request);
                 let answer =
                     tokio::time::timeout(AUTHORIZER_TIMEOUT, self.authorizer.authorize(event))
                         .await;
                 let response = match answer {
                     Ok(Ok(response)) => response,
                     Ok(Err(AuthorizeError::Unauthorized)) => {
-                        return Outcome::Unauthorized(Some(Lookup::Miss))
+                        return Outcome::Unauthorized(Some(Lookup::Miss), refused)
+                    }
+                    Ok(Err(AuthorizeError::InvalidProof)) => {
+                        return Outcome::Unauthorized(Some(Lookup::Miss), &DPOP_INVALID_PROOF)
                     }
                     Ok(Err(AuthorizeError::Fault(error))) => {
                         tracing::error!(error = %error, "the authorizer failed");
@@ -548,7 +640,17 @@ async fn handle<A: Authorize>(
     headers: HeaderMap,
 ) -> Response {
     let outcome = match gateway.admit(&method, uri.path(), &headers) {
-        Ok((method_arn, token)) => gateway.decide(method_arn, token).await,
+        Ok((method_arn, token)) => {
+            let request = Incoming {
+                method: method.as_str(),
+                path: uri.path(),
+                headers: &headers,
+                host: headers
+                    .get(axum::http::header::HOST)
+                    .and_then(|h| h.to_str().ok()),
+            };
+            gateway.decide(method_arn, token, &request).await
+        }
         Err(outcome) => outcome,
     };
     let response = outcome.into_response();
@@ -629,12 +731,9 @@ impl IntoResponse for Outcome {
             Outcome::NoToken => {
                 gateway_response(&NO_TOKEN, "Unauthorized", "UnauthorizedException", None)
             }
-            Outcome::Unauthorized(lookup) => gateway_response(
-                &UNAUTHORIZED,
-                "Unauthorized",
-                "UnauthorizedException",
-                lookup,
-            ),
+            Outcome::Unauthorized(lookup, response) => {
+                gateway_response(response, "Unauthorized", "UnauthorizedException", lookup)
+            }
             Outcome::ConfigurationError(lookup) => gateway_response(
                 &AUTHORIZER_CONFIGURATION_ERROR,
                 "null",

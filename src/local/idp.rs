@@ -24,6 +24,14 @@
 //! work. Credentials that are present but wrong are refused (`invalid_client`, 401), as a real
 //! provider would, so that a misconfigured client is noticed here rather than at Okta.
 //!
+//! # DPoP (RFC 9449 §5)
+//! A token request that carries a `DPoP` proof (for `POST` the token endpoint, signed by the
+//! client's key) gets a token bound to that key: `cnf.jkt` is the key's thumbprint and
+//! `token_type` is `DPoP`. The proof is checked as the authorizer checks one (`token::dpop`),
+//! less what concerns an access token; a bad one is `invalid_dpop_proof` (400). `jti`s are
+//! not remembered here: this is a dev provider. `scopegate token --dpop KEYFILE` makes the
+//! proof.
+//!
 //! # Scopes
 //! Every well-formed scope asked for is granted: the provider's job here is to mint tokens
 //! with the scopes a developer wants to try; what a scope allows is the mapping's business.
@@ -225,7 +233,7 @@ impl DevIdp {
             reason,
         })?;
         self.signer()
-            .sign(CLIENT_ID, &scopes, &serde_json::Map::new())
+            .sign(CLIENT_ID, &scopes, &serde_json::Map::new(), None)
     }
 
     /// Serves discovery, the JWKS and the token endpoint until `shutdown` completes, then
@@ -273,11 +281,15 @@ impl DevIdp {
             "jwks_uri": self.jwks_uri(),
             "token_endpoint": self.token_endpoint(),
             "grant_types_supported": ["client_credentials"],
+            "dpop_signing_alg_values_supported": crate::token::Alg::DEFAULT_ALLOWED
+                .iter()
+                .map(|a| a.name())
+                .collect::<Vec<_>>(),
             // No authorization endpoint: nothing here is obtained through a browser.
             "response_types_supported": [],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "subject_types_supported": ["public"],
-            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "scp"],
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "scp", "cnf"],
         });
         if !self.scopes_supported.is_empty() {
             doc["scopes_supported"] = json!(self.scopes_supported);
@@ -308,6 +320,30 @@ pub async fn fetch_token_with(
     scopes: &str,
     claims: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<String, LocalError> {
+    fetch(token_endpoint, scopes, claims, None).await
+}
+
+/// [`fetch_token_with`] for a DPoP-bound token (RFC 9449 §5): `proof` is a DPoP proof for
+/// `POST token_endpoint`, and the answer must be a `DPoP` token: `scopegate token --dpop`.
+///
+/// # Errors
+/// As [`fetch_token`]; [`LocalError::TokenResponse`] when the provider answers with a bearer
+/// token (it does not do DPoP).
+pub async fn fetch_dpop_token(
+    token_endpoint: &str,
+    scopes: &str,
+    claims: &serde_json::Map<String, serde_json::Value>,
+    proof: &str,
+) -> Result<String, LocalError> {
+    fetch(token_endpoint, scopes, claims, Some(proof)).await
+}
+
+async fn fetch(
+    token_endpoint: &str,
+    scopes: &str,
+    claims: &serde_json::Map<String, serde_json::Value>,
+    proof: Option<&str>,
+) -> Result<String, LocalError> {
     let url = token_endpoint.to_owned();
     let request_error = |source| LocalError::TokenRequest {
         url: url.clone(),
@@ -328,13 +364,14 @@ pub async fn fetch_token_with(
     if !claims.is_empty() {
         form.push(("claims", &claims_json));
     }
-    let mut response = client
+    let mut request = client
         .post(token_endpoint)
         .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-        .form(&form)
-        .send()
-        .await
-        .map_err(request_error)?;
+        .form(&form);
+    if let Some(p) = proof {
+        request = request.header("DPoP", p);
+    }
+    let mut response = request.send().await.map_err(request_error)?;
     let status = response.status();
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(request_error)? {
@@ -371,10 +408,11 @@ pub async fn fetch_token_with(
         });
     };
     let token_type = answer.get("token_type").and_then(|v| v.as_str());
-    if !token_type.is_some_and(|t| t.eq_ignore_ascii_case("bearer")) {
+    let expected = if proof.is_some() { "DPoP" } else { "Bearer" };
+    if !token_type.is_some_and(|t| t.eq_ignore_ascii_case(expected)) {
         return Err(LocalError::TokenResponse {
             url,
-            reason: format!("token_type is {token_type:?}, expected \"Bearer\""),
+            reason: format!("token_type is {token_type:?}, expected {expected:?}"),
         });
     }
     match answer.get("access_token").and_then(|v| v.as_str()) {
@@ -428,6 +466,9 @@ struct AccessTokenClaims<'a> {
     nbf: u64,
     exp: u64,
     jti: String,
+    /// `{"jkt": ...}` for a DPoP-bound token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<serde_json::Value>,
     /// The claims the request asked for besides (never one of the above).
     #[serde(flatten)]
     extra: &'a serde_json::Map<String, serde_json::Value>,
@@ -439,6 +480,7 @@ impl Signer {
         client_id: &str,
         scopes: &[String],
         extra: &serde_json::Map<String, serde_json::Value>,
+        jkt: Option<&str>,
     ) -> Result<String, LocalError> {
         let now = self.clock.now();
         let claims = AccessTokenClaims {
@@ -452,6 +494,7 @@ impl Signer {
             nbf: now,
             exp: now.saturating_add(self.lifetime),
             jti: random_id()?,
+            cnf: jkt.map(|k| json!({ "jkt": k })),
             extra,
         };
         let mut header = Header::new(Algorithm::ES256);
@@ -559,22 +602,25 @@ async fn token(
             Err(error)
         }
     };
-    let request = match result {
+    let request = result.and_then(|r| Ok((dpop_binding(&state.signer, &headers)?, r)));
+    let (jkt, request) = match request {
         Ok(request) => request,
         Err(error) => {
             tracing::debug!(error = error.code, description = %error.description, "token request refused");
             return error.into_response();
         }
     };
-    match state
-        .signer
-        .sign(&request.client_id, &request.scopes, &request.claims)
-    {
+    match state.signer.sign(
+        &request.client_id,
+        &request.scopes,
+        &request.claims,
+        jkt.as_deref(),
+    ) {
         Ok(access_token) => {
-            tracing::debug!(scope = %request.scopes.join(" "), "token issued");
+            tracing::debug!(scope = %request.scopes.join(" "), dpop = jkt.is_some(), "token issued");
             let body = json!({
                 "access_token": access_token,
-                "token_type": "Bearer",
+                "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
                 "expires_in": state.signer.lifetime,
                 "scope": request.scopes.join(" "),
             });
@@ -597,6 +643,37 @@ async fn token(
     }
 }
 
+/// RFC 9449 §5: the thumbprint of the key a token request's `DPoP` proof was signed with, or
+/// `None` without a proof. A proof is checked as the authorizer checks one, for `POST` this
+/// token endpoint; several `DPoP` headers, or a bad proof, are `invalid_dpop_proof`.
+fn dpop_binding(signer: &Signer, headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+    use crate::token::dpop::{verify_token_request, PathForm, Rules, Target};
+    let bad = |why: String| OAuthError::bad_request("invalid_dpop_proof", why);
+    let mut values = headers.get_all("dpop").iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(bad("several DPoP headers".to_owned()));
+    }
+    let proof = first
+        .to_str()
+        .map_err(|_| bad("the DPoP header is not text".to_owned()))?;
+    let target = Target {
+        method: "POST",
+        origin: &signer.issuer,
+        path: TOKEN_PATH,
+        form: PathForm::Encoded,
+    };
+    let rules = Rules {
+        algorithms: crate::token::Alg::DEFAULT_ALLOWED.into_iter().collect(),
+        max_age: 60,
+    };
+    let (_, jkt) = verify_token_request(proof, target, signer.clock.now(), rules)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(Some(jkt))
+}
+
 /// A valid token request.
 #[derive(Debug, PartialEq, Eq)]
 struct TokenRequest {
@@ -607,7 +684,7 @@ struct TokenRequest {
 }
 
 /// The claims the dev provider sets itself: a `claims` parameter may not name them.
-const ISSUED_CLAIMS: [&str; 11] = [
+const ISSUED_CLAIMS: [&str; 12] = [
     "iss",
     "sub",
     "aud",
@@ -619,6 +696,7 @@ const ISSUED_CLAIMS: [&str; 11] = [
     "exp",
     "jti",
     "azp",
+    "cnf",
 ];
 
 /// The dev provider's `claims` parameter: a JSON object of claims to issue besides the

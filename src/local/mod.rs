@@ -10,6 +10,7 @@
 //!   per-token authorizer cache re-evaluated against each request's methodArn, stage and
 //!   routes. The authorizer is reached through the [`Authorize`] trait, so this module does not
 //!   depend on the authorizer's internals.
+//! - [`dpop`]: a client's DPoP key and proofs (`scopegate token --dpop`, `dpop-proof`).
 //! - [`startup_banner`]: the text `scopegate local` prints at start (URLs and ready-to-paste
 //!   curl lines for an allowed, a denied and a malformed request).
 //!
@@ -17,6 +18,7 @@
 //! the binary), so tests bind `127.0.0.1:0` and stop them at will.
 
 mod banner;
+pub mod dpop;
 pub(crate) mod error;
 pub mod gateway;
 pub(crate) mod idp;
@@ -25,6 +27,6 @@ pub mod responses;
 mod tests;
 
 pub use banner::{startup_banner, Banner, CurlExample};
-pub use error::LocalError;
+pub use error::{display_addr, LocalError};
 pub use gateway::{serve, Authorize, AuthorizeError, GatewayOptions, Route};
-pub use idp::{fetch_token, fetch_token_with, DevIdp};
+pub use idp::{fetch_dpop_token, fetch_token, fetch_token_with, DevIdp};

@@ -13,6 +13,13 @@
 //! response, whose headers are static: the deployed API cannot tell them apart and sends
 //! `error="invalid_token"` for both. `scopegate local` can, and does ([`NO_TOKEN`]).
 //!
+//! DPoP (RFC 9449 §7.1): a refusal of a request sent with the `DPoP` scheme names that scheme,
+//! with `error="invalid_dpop_proof"` when the proof was refused and `error="invalid_token"`
+//! when the token was, and the algorithms a proof may use (`algs`). Here too API Gateway's
+//! static headers cannot tell them apart: a deployed API that accepts DPoP sends both
+//! challenges, the DPoP one without an error code ([`UNAUTHORIZED_WITH_DPOP`]). `scopegate
+//! local` tells them apart ([`DPOP_INVALID_PROOF`], [`DPOP_INVALID_TOKEN`]).
+//!
 //! No answer says *why* a token was refused: that is the decision log's `refusal`
 //! (docs/observability.md). Telling the caller which check failed helps an attacker only.
 
@@ -47,6 +54,42 @@ pub const UNAUTHORIZED: GatewayResponse = GatewayResponse {
     response_type: "UNAUTHORIZED",
     status: 401,
     www_authenticate: Some(r#"Bearer error="invalid_token""#),
+    body: r#"{"message":$context.error.messageString,"error":"invalid_token"}"#,
+};
+
+/// The algorithms a DPoP proof may use, as a challenge's `algs` names them: the default
+/// `SCOPEGATE_ALGORITHMS` (a unit test keeps the two equal).
+pub const DPOP_ALGS: &str = "RS256 RS384 RS512 PS256 ES256 ES384 EdDSA";
+
+/// [`UNAUTHORIZED`] where DPoP tokens are accepted (template.yaml's REQUEST authorizer with
+/// `BoundKinds` holding `dpop`): both challenges, the DPoP one saying which algorithms a proof
+/// may use, since a static header cannot say whether the token or the proof was refused.
+pub const UNAUTHORIZED_WITH_DPOP: GatewayResponse = GatewayResponse {
+    response_type: "UNAUTHORIZED",
+    status: 401,
+    www_authenticate: Some(
+        r#"Bearer error="invalid_token", DPoP algs="RS256 RS384 RS512 PS256 ES256 ES384 EdDSA""#,
+    ),
+    body: r#"{"message":$context.error.messageString,"error":"invalid_token"}"#,
+};
+
+/// A DPoP proof refused (missing, invalid, replayed): `scopegate local` only.
+pub const DPOP_INVALID_PROOF: GatewayResponse = GatewayResponse {
+    response_type: "UNAUTHORIZED",
+    status: 401,
+    www_authenticate: Some(
+        r#"DPoP error="invalid_dpop_proof", algs="RS256 RS384 RS512 PS256 ES256 ES384 EdDSA""#,
+    ),
+    body: r#"{"message":$context.error.messageString,"error":"invalid_dpop_proof"}"#,
+};
+
+/// A token sent with the `DPoP` scheme refused: `scopegate local` only.
+pub const DPOP_INVALID_TOKEN: GatewayResponse = GatewayResponse {
+    response_type: "UNAUTHORIZED",
+    status: 401,
+    www_authenticate: Some(
+        r#"DPoP error="invalid_token", algs="RS256 RS384 RS512 PS256 ES256 ES384 EdDSA""#,
+    ),
     body: r#"{"message":$context.error.messageString,"error":"invalid_token"}"#,
 };
 
@@ -101,7 +144,12 @@ mod tests {
 
     #[test]
     fn every_body_is_json_with_the_message_as_a_string_whatever_it_holds() {
-        for r in DEPLOYED.iter().chain([&NO_TOKEN]) {
+        for r in DEPLOYED.iter().chain([
+            &NO_TOKEN,
+            &UNAUTHORIZED_WITH_DPOP,
+            &DPOP_INVALID_PROOF,
+            &DPOP_INVALID_TOKEN,
+        ]) {
             for message in ["Unauthorized", "with \"quotes\" and \\ and\nnewline", ""] {
                 let body: serde_json::Value = serde_json::from_str(&r.body(message))
                     .unwrap_or_else(|e| panic!("{}: {e}", r.response_type));
@@ -123,5 +171,22 @@ mod tests {
         types.sort_unstable();
         types.dedup();
         assert_eq!(types.len(), DEPLOYED.len());
+    }
+
+    #[test]
+    fn the_dpop_challenges_name_the_default_algorithms() {
+        let algs: Vec<&str> = crate::token::Alg::DEFAULT_ALLOWED
+            .iter()
+            .map(|a| a.name())
+            .collect();
+        assert_eq!(DPOP_ALGS, algs.join(" "));
+        for r in [
+            &UNAUTHORIZED_WITH_DPOP,
+            &DPOP_INVALID_PROOF,
+            &DPOP_INVALID_TOKEN,
+        ] {
+            let h = r.www_authenticate.unwrap();
+            assert!(h.ends_with(&format!("algs=\"{DPOP_ALGS}\"")), "{h}");
+        }
     }
 }

@@ -45,7 +45,7 @@ pub const MAX_PROOF_BYTES: usize = 8 * 1024;
 /// clock a little fast is not an attack, a proof made for later is.
 pub const FUTURE_SKEW: u64 = 5;
 
-/// The request a proof must name: its method and its URL as the client sent it.
+/// The request a proof must name: its method and its URL.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
     /// The HTTP method (`GET`), as API Gateway reports it.
@@ -53,8 +53,24 @@ pub struct Target<'a> {
     /// The origin the client called: `https://` and the domain name, or
     /// `SCOPEGATE_DPOP_ORIGIN`.
     pub origin: &'a str,
-    /// The path the client sent (REST: `requestContext.path`; HTTP API: `rawPath`).
+    /// The request's path as the event gives it (REST and payload 1.0:
+    /// `requestContext.path`; payload 2.0: `rawPath`), in the form `form` says.
     pub path: &'a str,
+    /// Whether API Gateway passed `path` still percent-encoded or decoded.
+    pub form: PathForm,
+}
+
+/// How an event carries the request's path. REST APIs keep the client's percent-encoding;
+/// HTTP APIs decode it (payload 1.0's `path` and 2.0's `rawPath` alike), so `/a%3Fb` arrives
+/// as `/a?b` and `/a%2Fb` as `/a/b`. A decoded path cannot be parsed as a URL (its `?` would
+/// start a query), so the claim is decoded instead and the two compared byte for byte: what
+/// API Gateway cannot tell apart, the check does not either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathForm {
+    /// Still percent-encoded (REST APIs).
+    Encoded,
+    /// Percent-decoded (HTTP APIs).
+    Decoded,
 }
 
 /// The rules a proof is checked by.
@@ -155,6 +171,33 @@ pub fn verify(
     now: u64,
     rules: Rules,
 ) -> Result<Proof, Rejection> {
+    check(proof, Some((token, jkt)), target, now, rules).map(|(p, _)| p)
+}
+
+/// Checks `proof` sent with a token request (RFC 9449 §5): every check of [`verify`] but
+/// those that concern an access token (`ath`, and the key named by `cnf.jkt`). Returns the
+/// proof and its key's thumbprint, which the token issued is bound to (`cnf.jkt`). For the
+/// dev identity provider of local mode.
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_token_request(
+    proof: &str,
+    target: Target<'_>,
+    now: u64,
+    rules: Rules,
+) -> Result<(Proof, String), Rejection> {
+    check(proof, None, target, now, rules)
+}
+
+/// [`verify`], with the access token and the thumbprint it is bound to when there is one.
+fn check(
+    proof: &str,
+    bound: Option<(&str, &str)>,
+    target: Target<'_>,
+    now: u64,
+    rules: Rules,
+) -> Result<(Proof, String), Rejection> {
     if proof.len() > MAX_PROOF_BYTES {
         return Err(invalid("the proof is over 8 KiB"));
     }
@@ -164,11 +207,7 @@ pub fn verify(
         .map_err(|_| invalid("the header is not base64url"))?;
     let header: Header<'_> = serde_json::from_slice(&header_json)
         .map_err(|_| invalid("the header is not a JSON object with alg"))?;
-    let typ_ok = header.typ.as_deref().is_some_and(|t| {
-        let t = t.strip_prefix("application/").unwrap_or(t);
-        t.eq_ignore_ascii_case("dpop+jwt")
-    });
-    if !typ_ok {
+    if !jws::typ_is(header.typ.as_deref(), "dpop+jwt") {
         return Err(invalid("typ is not dpop+jwt"));
     }
     let alg = Alg::from_name(&header.alg)
@@ -186,7 +225,7 @@ pub fn verify(
     let jwk: Jwk =
         serde_json::from_str(raw_jwk.get()).map_err(|_| invalid("jwk is not a usable key"))?;
     let thumbprint = thumbprint(&jwk).ok_or(invalid("jwk is not a usable key"))?;
-    if thumbprint != jkt {
+    if bound.is_some_and(|(_, jkt)| thumbprint != jkt) {
         return Err(invalid(
             "the proof's key is not the one the token is bound to",
         ));
@@ -215,34 +254,83 @@ pub fn verify(
     let htu = claims.htu.ok_or(invalid("no htu"))?;
     let claimed = normalize(&htu.0, true)
         .ok_or(invalid("htu is not an https URL without query or fragment"))?;
-    let mut actual = String::with_capacity(target.origin.len() + target.path.len());
-    actual.push_str(target.origin.trim_end_matches('/'));
-    actual.push_str(target.path);
-    let actual = normalize(&actual, false).ok_or(invalid(
-        "the request's URL cannot be built (check SCOPEGATE_DPOP_ORIGIN)",
-    ))?;
-    if claimed != actual {
+    if !names_the_request(&claimed, target)? {
         return Err(invalid("htu is not the request's URL"));
     }
+    // A NumericDate may have a fraction (RFC 7519 §2); the seconds are what is compared.
     let iat = claims
         .iat
-        .and_then(|n| n.as_u64())
-        .ok_or(invalid("no iat, or not a whole number of seconds"))?;
+        .and_then(|n| n.as_f64())
+        .filter(|t| t.is_finite() && *t >= 0.0 && *t < 1e15)
+        .map(|t| t as u64)
+        .ok_or(invalid("no iat, or not a time"))?;
     if iat > now.saturating_add(FUTURE_SKEW) {
         return Err(invalid("iat is in the future"));
     }
     if iat.saturating_add(rules.max_age) < now {
         return Err(invalid("iat is too old"));
     }
-    let ath = claims.ath.ok_or(invalid("no ath"))?;
-    let want = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, token.as_bytes()));
-    if *ath.0 != *want {
-        return Err(invalid("ath is not the hash of the access token"));
+    if let Some((token, _)) = bound {
+        let ath = claims.ath.ok_or(invalid("no ath"))?;
+        let want = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, token.as_bytes()));
+        if *ath.0 != *want {
+            return Err(invalid("ath is not the hash of the access token"));
+        }
     }
-    Ok(Proof {
+    let proof = Proof {
         replay_key: replay_key(&thumbprint, &jti.0),
         keep_until: iat.saturating_add(rules.max_age).saturating_add(1),
-    })
+    };
+    Ok((proof, thumbprint))
+}
+
+/// Whether `claimed` (a normalized `htu`) names `target`'s URL.
+fn names_the_request(claimed: &str, target: Target<'_>) -> Result<bool, Rejection> {
+    let bad_origin = || invalid("the request's URL cannot be built (check SCOPEGATE_DPOP_ORIGIN)");
+    match target.form {
+        PathForm::Encoded => {
+            // An encoded path holds no `?` or `#`; one that does is no path API Gateway sends,
+            // and parsed as a URL it would lose its end.
+            if target.path.contains(['?', '#']) || !target.path.starts_with('/') {
+                return Err(invalid("the request's path is not an encoded path"));
+            }
+            let mut actual = String::with_capacity(target.origin.len() + target.path.len());
+            actual.push_str(target.origin.trim_end_matches('/'));
+            actual.push_str(target.path);
+            let actual = normalize(&actual, false).ok_or_else(bad_origin)?;
+            Ok(claimed == actual)
+        }
+        PathForm::Decoded => {
+            let origin = normalize(target.origin, false).ok_or_else(bad_origin)?;
+            // `normalize` ends a bare origin with `/`: the claim's path starts there.
+            let origin = origin.strip_suffix('/').unwrap_or(&origin);
+            let Some(path) = claimed.strip_prefix(origin) else {
+                return Ok(false);
+            };
+            Ok(path.starts_with('/') && percent_decode(path) == target.path.as_bytes())
+        }
+    }
+}
+
+/// `s` with every `%XX` decoded (bytes, since the result need not be UTF-8); a `%` not
+/// followed by two hex digits is kept.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
 }
 
 /// The RFC 7638 thumbprint (SHA-256, base64url) of a public JWK: the hash of its required
@@ -319,11 +407,18 @@ fn replay_key(thumbprint: &str, jti: &str) -> String {
 /// `url` in the form RFC 3986 §6.2.2 and §6.2.3 make comparable: scheme and host in lower
 /// case, the default port dropped, dot segments removed, percent-encodings of unreserved
 /// characters decoded and the rest in upper case, an empty path as `/`. `None` unless it is an
-/// absolute https URL with a host and no user information; with `strict` (the claim's side,
-/// §4.2), also when it has a query or a fragment. The request's side drops them.
+/// absolute https URL with a host and no user information (plain http only on loopback, for
+/// `scopegate local`); with `strict` (the claim's side, §4.2), also when it has a query or a
+/// fragment. The request's side drops them.
 pub fn normalize(url: &str, strict: bool) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
-    if parsed.scheme() != "https"
+    let loopback = matches!(
+        parsed.host(),
+        Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+    ) || matches!(parsed.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+        || parsed.host_str() == Some("localhost");
+    let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback);
+    if !scheme_ok
         || parsed.host_str().is_none()
         || !parsed.username().is_empty()
         || parsed.password().is_some()
@@ -332,7 +427,8 @@ pub fn normalize(url: &str, strict: bool) -> Option<String> {
         return None;
     }
     let mut out = String::with_capacity(url.len());
-    out.push_str("https://");
+    out.push_str(parsed.scheme());
+    out.push_str("://");
     out.push_str(parsed.host_str()?);
     if let Some(port) = parsed.port() {
         out.push(':');
@@ -377,6 +473,7 @@ mod tests {
         method: "GET",
         origin: "https://api.example.com",
         path: "/dev/pets",
+        form: PathForm::Encoded,
     };
 
     fn rules() -> Rules {
@@ -540,10 +637,7 @@ mod tests {
                 with(&|c| c["iat"] = json!(NOW + FUTURE_SKEW + 1)),
             ),
             ("iat a string", with(&|c| c["iat"] = json!(NOW.to_string()))),
-            (
-                "iat fractional",
-                with(&|c| c["iat"] = json!(NOW as f64 + 0.5)),
-            ),
+            ("iat negative", with(&|c| c["iat"] = json!(-1))),
             (
                 "no ath",
                 with(&|c| drop(c.as_object_mut().unwrap().remove("ath"))),
@@ -596,6 +690,9 @@ mod tests {
         c = claims();
         c["htu"] = json!("https://api.example.com/Dev/pets");
         assert!(!ok(c), "the path is case-sensitive");
+        c = claims();
+        c["iat"] = json!(NOW as f64 + 0.5);
+        assert!(ok(c), "a NumericDate may have a fraction");
         assert_eq!(
             normalize("https://h.example/a%2fb%7e", true).as_deref(),
             Some("https://h.example/a%2Fb~")
@@ -605,5 +702,56 @@ mod tests {
             Some("https://h.example/")
         );
         assert_eq!(normalize("https://u:p@h.example/", true), None);
+        // Plain http only on loopback (`scopegate local`).
+        assert_eq!(
+            normalize("http://127.0.0.1:8080/dev", true).as_deref(),
+            Some("http://127.0.0.1:8080/dev")
+        );
+        assert_eq!(normalize("http://api.example.com/dev", true), None);
+    }
+
+    /// REST passes the path encoded, HTTP APIs decoded: a proof names the request in either,
+    /// and a decoded `?` or `#` (from `%3F`, `%23`) never cuts the path short.
+    #[test]
+    fn the_path_is_compared_in_the_form_the_event_gives_it() {
+        let key = SigningKey::generate(Alg::ES256, "k");
+        let check_at = |htu: &str, path: &str, form: PathForm| {
+            let mut c = claims();
+            c["htu"] = json!(htu);
+            let proof = key.sign_with_header(&header(&key), &c);
+            let target = Target {
+                path,
+                form,
+                ..TARGET
+            };
+            verify(&proof, TOKEN, &jkt(&key), target, NOW, rules())
+        };
+        let h = "https://api.example.com";
+        for (htu, path, form, pass) in [
+            ("/dev/a%3Fb", "/dev/a%3Fb", PathForm::Encoded, true),
+            ("/dev/a%3Fb", "/dev/a?b", PathForm::Decoded, true),
+            ("/dev/a", "/dev/a?b", PathForm::Decoded, false),
+            ("/dev/a", "/dev/a?b", PathForm::Encoded, false),
+            ("/dev/a", "/dev/a#b", PathForm::Encoded, false),
+            ("/dev/%2541", "/dev/%41", PathForm::Decoded, true),
+            ("/dev/A", "/dev/%41", PathForm::Decoded, false),
+            ("/dev/%41", "/dev/A", PathForm::Decoded, true),
+            ("/dev/a%2Fb", "/dev/a/b", PathForm::Decoded, true),
+            ("/dev/caf%C3%A9", "/dev/caf\u{e9}", PathForm::Decoded, true),
+            ("/dev/pets", "/dev/pets", PathForm::Decoded, true),
+            ("/dev/pets", "/dev/pets/", PathForm::Decoded, false),
+        ] {
+            let got = check_at(&format!("{h}{htu}"), path, form);
+            assert_eq!(
+                got.is_ok(),
+                pass,
+                "{htu} against {path} ({form:?}): {got:?}"
+            );
+        }
+        // Another host, whatever the path's form.
+        for other in ["https://evil.example.com", "https://api.example.com.evil"] {
+            let got = check_at(&format!("{other}/dev/pets"), "/dev/pets", PathForm::Decoded);
+            assert!(got.is_err(), "{other}");
+        }
     }
 }

@@ -136,14 +136,20 @@ pub fn header(encoded: &str, allowed: AlgSet) -> Result<Header, Rejection> {
     if raw.crit.is_some() {
         return Err(Rejection::Critical);
     }
-    let at_jwt = raw.typ.as_deref().is_some_and(|t| {
-        let t = t.strip_prefix("application/").unwrap_or(t);
-        t.eq_ignore_ascii_case("at+jwt")
-    });
+    let at_jwt = typ_is(raw.typ.as_deref(), "at+jwt");
     Ok(Header {
         alg,
         kid: raw.kid.map(|k| k.into()),
         at_jwt,
+    })
+}
+
+/// Whether a `typ` header names the media type `name` (`at+jwt`, `dpop+jwt`): compared
+/// case-insensitively, with or without `application/` (RFC 7515 §4.1.9).
+pub fn typ_is(typ: Option<&str>, name: &str) -> bool {
+    typ.is_some_and(|t| {
+        let t = t.strip_prefix("application/").unwrap_or(t);
+        t.eq_ignore_ascii_case(name)
     })
 }
 

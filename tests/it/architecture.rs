@@ -64,7 +64,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "ttl_cache",
         ],
     ),
-    ("local", &["clock", "policy", "ttl_cache"]),
+    ("local", &["clock", "policy", "token", "ttl_cache"]),
     (
         "admin",
         &[

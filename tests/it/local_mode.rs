@@ -18,7 +18,7 @@ struct Local {
 
 impl Local {
     async fn start(api: Option<&str>, stage: Option<&str>, ttl: u32) -> Local {
-        Local::start_with(api, stage, ttl, None, None).await
+        Local::start_with(api, stage, ttl, None, None, false).await
     }
 
     async fn start_with(
@@ -27,6 +27,7 @@ impl Local {
         ttl: u32,
         table: Option<(String, scopegate::mapping::store::aws::AwsOptions)>,
         mappings: Option<std::path::PathBuf>,
+        request_authorizer: bool,
     ) -> Local {
         let (table, aws) = match table {
             Some((t, a)) => (Some(t), a),
@@ -41,6 +42,7 @@ impl Local {
             api: api.map(str::to_owned),
             stage: stage.map(str::to_owned),
             authorizer_ttl: ttl,
+            request_authorizer,
             token_header: "Authorization".into(),
             token_regex: None,
             table,
@@ -227,7 +229,7 @@ async fn serves_the_mappings_of_a_dynamodb_table() {
         .unwrap();
     let table = Some((fx.target.table.clone(), fx.target.aws.clone()));
     let seed_api = "arn:aws:execute-api:us-east-1:219852565112:rz8w6b1ik2";
-    let local = Local::start_with(Some(seed_api), Some("dev"), 300, table, None).await;
+    let local = Local::start_with(Some(seed_api), Some("dev"), 300, table, None, false).await;
     let email = format!("Bearer {}", local.token("email").await);
     let (s, c, body) = local.call("GET", "/dev/my-resource", Some(&email)).await;
     assert_eq!((s, c.as_str()), (200, "miss"), "{body}");
@@ -253,7 +255,7 @@ async fn local_mode_grants_by_the_claims_the_dev_provider_issues() {
         ),
     )
     .unwrap();
-    let local = Local::start_with(Some(ORDERS), Some("dev"), 0, None, Some(file)).await;
+    let local = Local::start_with(Some(ORDERS), Some("dev"), 0, None, Some(file), false).await;
     let lead = format!(
         "Bearer {}",
         local
@@ -340,5 +342,110 @@ async fn refusals_get_the_deployed_apis_rfc_6750_answers() {
         cases[2].1 .1.as_deref(),
         Some(r#"Bearer error="invalid_token""#)
     );
+    local.stop().await;
+}
+
+/// RFC 9449 in local mode, as a user's session goes: `scopegate token --dpop` (a token bound
+/// to the client's key by the dev provider), then `scopegate dpop-proof` for each request,
+/// through a REQUEST authorizer. A proof is good once; a refused proof or token is answered
+/// in DPoP's terms (§7.1).
+// Multi-threaded: the CLI runs as a child process the test waits on, while the servers serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_in_local_mode() {
+    use scopegate::local::dpop::DpopKey;
+    let local = Local::start_with(None, None, 300, None, None, true).await;
+    let key_file = tempfile::NamedTempFile::new().unwrap();
+    let status = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(key_file.path())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["token", "--scope", "email", "--dpop"])
+        .arg(key_file.path())
+        .args(["--idp", &local.running.issuer])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let url = format!("http://{}/dev/my-resource", local.running.gateway);
+    let proof = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
+            .args([
+                "dpop-proof",
+                "--method",
+                "GET",
+                "--url",
+                &url,
+                "--token",
+                &token,
+                "--key",
+            ])
+            .arg(key_file.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let send = |auth: String, dpop: Option<String>| {
+        let mut req = local.http.get(&url).header("Authorization", auth);
+        if let Some(p) = dpop {
+            req = req.header("DPoP", p);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let challenge = resp
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (resp.status().as_u16(), challenge)
+        }
+    };
+    let p = proof();
+    assert_eq!(send(format!("DPoP {token}"), Some(p.clone())).await.0, 200);
+    let (status, challenge) = send(format!("DPoP {token}"), Some(p)).await;
+    assert_eq!(status, 401, "a replay");
+    let challenge = challenge.unwrap();
+    assert!(
+        challenge.starts_with(r#"DPoP error="invalid_dpop_proof", algs=""#),
+        "{challenge}"
+    );
+    let (status, challenge) = send(format!("DPoP {token}"), None).await;
+    assert_eq!(status, 401);
+    assert!(challenge.unwrap().contains("invalid_dpop_proof"));
+    // As a bearer token: refused, in Bearer's terms.
+    let (status, challenge) = send(format!("Bearer {token}"), Some(proof())).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        challenge.as_deref(),
+        Some(r#"Bearer error="invalid_token""#)
+    );
+    // A token the provider bound to the key is what the key signs for: cnf.jkt.
+    let key = DpopKey::from_file(key_file.path()).unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    use base64::Engine as _;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["cnf"]["jkt"], key.thumbprint());
     local.stop().await;
 }

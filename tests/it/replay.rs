@@ -37,6 +37,12 @@ async fn the_replay_table_takes_a_key_once_until_it_expires() {
     // An item past its time that TTL has not deleted yet does not refuse a key.
     assert_eq!(store.record("c", now - 1, now - 70).await, Ok(true));
     assert_eq!(store.record("c", now + 60, now).await, Ok(true));
+    // The SDK retrying a write whose answer was lost: the same writer passes again, so the
+    // client's own proof is not taken for a replay; any other writer is refused.
+    assert_eq!(store.record_by("d", now + 60, now, "w1").await, Ok(true));
+    assert_eq!(store.record_by("d", now + 60, now, "w1").await, Ok(true));
+    assert_eq!(store.record_by("d", now + 60, now, "w2").await, Ok(false));
+    assert_eq!(store.record("d", now + 60, now).await, Ok(false));
     // A table that is not there is an error, never a pass.
     let missing = DynamoReplayStore::new(&config, &unique_name("no-such-table"));
     let err = missing.record("a", now + 60, now).await.unwrap_err();

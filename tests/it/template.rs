@@ -753,11 +753,27 @@ fn the_gateway_responses_are_rfc_6750s_and_the_same_as_local_modes() {
         );
         let header = p
             .get("ResponseParameters")
-            .and_then(|m| m.get("gatewayresponse.header.WWW-Authenticate"))
-            .map(|v| v.as_str().expect("a static header value"));
+            .and_then(|m| m.get("gatewayresponse.header.WWW-Authenticate"));
+        let quoted = |r: &scopegate::local::responses::GatewayResponse| {
+            r.www_authenticate.map(|v| format!("'{v}'"))
+        };
+        // The 401 names DPoP too where DPoP tokens reach the authorizer (RFC 9449 §7.1).
+        let header = match header.and_then(as_if) {
+            Some((cond, with_dpop, without)) => {
+                assert_eq!(cond, "DpopChallenge", "{name}");
+                assert_eq!(kind, "UNAUTHORIZED", "{name}");
+                assert_eq!(
+                    with_dpop.as_str().map(str::to_owned),
+                    quoted(&scopegate::local::responses::UNAUTHORIZED_WITH_DPOP),
+                    "{name}"
+                );
+                without.as_str()
+            }
+            None => header.map(|v| v.as_str().expect("a static header value")),
+        };
         assert_eq!(
             header,
-            want.www_authenticate.map(|v| format!("'{v}'")).as_deref(),
+            quoted(want).as_deref(),
             "{name}: a static value is in single quotes"
         );
         assert_eq!(
