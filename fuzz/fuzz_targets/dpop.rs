@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scopegate::token::dpop::{normalize, verify, Rules, Target};
+use scopegate::token::dpop::{normalize, verify, PathForm, Rules, Target};
 use scopegate::token::{Alg, Rejection};
 
 fuzz_target!(|data: &[u8]| {
@@ -22,17 +22,20 @@ fuzz_target!(|data: &[u8]| {
         algorithms: Alg::ALL.into_iter().collect(),
         max_age: 60,
     };
-    let target = Target {
-        method: "GET",
-        origin: "https://api.example.com",
-        path,
-    };
     // The thumbprint of a key nobody holds: the fuzzer can never sign for it.
     let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
-    match verify(proof, "a.b.c", jkt, target, 1_800_000_000, rules) {
-        Ok(p) => panic!("a forged proof was accepted: {p:?}"),
-        Err(Rejection::DpopProof(why)) => assert!(!why.is_empty()),
-        Err(other) => panic!("not a proof refusal: {other:?}"),
+    for form in [PathForm::Encoded, PathForm::Decoded] {
+        let target = Target {
+            method: "GET",
+            origin: "https://api.example.com",
+            path,
+            form,
+        };
+        match verify(proof, "a.b.c", jkt, target, 1_800_000_000, rules) {
+            Ok(p) => panic!("a forged proof was accepted: {p:?}"),
+            Err(Rejection::DpopProof(why)) => assert!(!why.is_empty()),
+            Err(other) => panic!("not a proof refusal: {other:?}"),
+        }
     }
     for strict in [true, false] {
         if let Some(n) = normalize(htu, strict) {
