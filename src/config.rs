@@ -354,7 +354,7 @@ pub const DPOP_ORIGIN: Setting = Setting {
     name: "SCOPEGATE_DPOP_ORIGIN",
     kind: Kind::Text {
         default: "",
-        values: "an https origin (`https://api.example.com`)",
+        values: "an https origin (`https://api.example.com`; http on loopback)",
     },
     doc: "The origin DPoP proofs name in htu; default: https:// and the event's domain name. Set it when something (CloudFront) sits in front.",
 };
@@ -1257,18 +1257,25 @@ fn number(get: &impl Fn(&str) -> Option<String>, setting: &Setting) -> Result<u6
     Ok(n)
 }
 
+/// Whether `url`'s host is a loopback one (`127.0.0.0/8`, `::1`, `localhost`), parsed as a
+/// host: the one place plain http is allowed (local mode and tests), here and for DPoP's
+/// `htu`.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
 fn check_url(name: &'static str, url: &str) -> Result<(), ConfigError> {
     // Plain http is accepted only on loopback: local mode and tests run an identity provider
     // there, and nothing else should ever hand keys over an unauthenticated channel. The host
     // is parsed, not prefix-matched: `http://127.0.0.1.example.com` is not loopback.
     let ok = match url::Url::parse(url) {
         Ok(u) if u.scheme() == "https" => u.host_str().is_some(),
-        Ok(u) if u.scheme() == "http" => match u.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(d)) => d == "localhost",
-            None => false,
-        },
+        Ok(u) if u.scheme() == "http" => is_loopback(&u),
         _ => false,
     };
     if ok {

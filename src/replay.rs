@@ -14,9 +14,11 @@
 //! (fail closed), and `DpopReplayUnavailable` is counted, which an alarm watches.
 //!
 //! The key is [`Proof::replay_key`] (a hash of the key's thumbprint and the `jti`); the item
-//! holds it and `expires_at` (Unix seconds), the attribute the table's TTL deletes on.
-//! DynamoDB deletes expired items late (within days), so the condition also lets an expired
-//! item be overwritten.
+//! holds it, `expires_at` (Unix seconds, the attribute the table's TTL deletes on) and
+//! `owner`, a random value per write. The condition is `attribute_not_exists(pk) OR
+//! expires_at < :now OR owner = :me`: DynamoDB deletes expired items late (within days), so an
+//! expired item may be overwritten, and the SDK's retry of a write whose answer was lost
+//! carries the same owner, so the client's own proof is not taken for a replay.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -35,7 +37,8 @@ use crate::token::Rejection;
 /// New proofs a second the front is sized for. A Lambda container answers one request at a
 /// time, and a DPoP request costs about 80 µs of CPU plus the runtime's own round trip per
 /// invocation, so one container cannot take 1 000 new proofs a second for long: a full front
-/// means a flood, which is refused rather than forgotten (see [`ReplayGuard::first_use`]).
+/// means a flood. Without a table it is refused rather than forgotten; with one it only costs
+/// calls (see [`ReplayGuard::first_use`]).
 pub const FRONT_PROOFS_PER_SECOND: usize = 1_000;
 
 /// The most proofs the front remembers for proofs that live `max_age` seconds (plus the
@@ -182,36 +185,32 @@ impl DynamoReplayStore {
         now: u64,
         owner: &str,
     ) -> Result<bool, String> {
-        {
-            let put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", AttributeValue::S(key.to_owned()))
-                .item("expires_at", AttributeValue::N(keep_until.to_string()))
-                .item("owner", AttributeValue::S(owner.to_owned()))
-                .condition_expression(
-                    "attribute_not_exists(pk) OR expires_at < :now OR #owner = :me",
-                )
-                .expression_attribute_names("#owner", "owner")
-                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-                .expression_attribute_values(":me", AttributeValue::S(owner.to_owned()))
-                .send()
-                .await;
-            match put {
-                Ok(_) => Ok(true),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(false)
-                }
-                Err(e) => Err(format!(
-                    "PutItem on {}: {}",
-                    self.table,
-                    crate::mapping::store::sdk::fault(e)
-                )),
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(key.to_owned()))
+            .item("expires_at", AttributeValue::N(keep_until.to_string()))
+            .item("owner", AttributeValue::S(owner.to_owned()))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now OR #owner = :me")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":me", AttributeValue::S(owner.to_owned()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
             }
+            Err(e) => Err(format!(
+                "PutItem on {}: {}",
+                self.table,
+                crate::mapping::store::sdk::fault(e)
+            )),
         }
     }
 

@@ -205,6 +205,22 @@ pub fn token_grants(
         .collect())
 }
 
+/// What the authorizer asks of a request with this token besides its policy, when the token
+/// is bound to its client (`cnf`): `explain` answers with the policy, which the authorizer
+/// returns only once the binding is checked, or never. `None` for an unbound token, or one
+/// that does not read.
+pub fn token_binding(jwt: &str) -> Option<&'static str> {
+    use crate::token::binding::Confirmation;
+    let jwt = jwt.trim();
+    let jwt = jwt.strip_prefix("Bearer ").unwrap_or(jwt);
+    let c = unverified(jwt, &ScopeClaim::Standard, &[]).ok()?;
+    Some(match c.cnf? {
+        Confirmation::Certificate(_) => "the token is bound to a client certificate (cnf.x5t#S256, RFC 8705): the authorizer answers with this policy only for a request that presents that certificate (a REQUEST authorizer on a mutual-TLS domain), and refuses it otherwise",
+        Confirmation::Key(_) => "the token is bound to a DPoP key (cnf.jkt, RFC 9449): the authorizer answers with this policy only for a request sent as `DPoP` with a fresh proof by that key (a REQUEST authorizer), and refuses it otherwise",
+        Confirmation::Unsupported => "the token is bound to its client by a method scopegate does not check: the authorizer refuses it (binding_unsupported), so this policy is never returned",
+    })
+}
+
 /// The grant keys of `claims` (a token's claims, as JSON text) for the grant claims
 /// `grant`, read by the authorizer's own parser: a member given twice, a value over the
 /// caps, or a claim of the wrong type is refused here as the authorizer would refuse the
@@ -306,6 +322,15 @@ mod tests {
             ["c"]
         );
         assert!(token_scopes("nope").is_err());
+        assert_eq!(token_binding(&enc(serde_json::json!({"scope": "a"}))), None);
+        for (cnf, says) in [
+            (serde_json::json!({"x5t#S256": "t"}), "client certificate"),
+            (serde_json::json!({"jkt": "k"}), "DPoP key"),
+            (serde_json::json!({"kid": "k"}), "never returned"),
+        ] {
+            let note = token_binding(&enc(serde_json::json!({"scope": "a", "cnf": cnf})));
+            assert!(note.is_some_and(|n| n.contains(says)), "{note:?}");
+        }
         assert!(token_scopes(&enc(serde_json::json!({"sub": "x"}))).is_err());
         // The verified reader's rules: a tab is not a scope separator (RFC 6749 3.3).
         assert!(token_scopes(&enc(serde_json::json!({"scope": "a\tb"}))).is_err());

@@ -79,9 +79,14 @@ impl<M: Mappings> local::Authorize for Authorizer<M> {
             Ok(resp) => {
                 serde_json::to_value(&resp).map_err(|e| local::AuthorizeError::Fault(Box::new(e)))
             }
-            // The proof's refusals answer with DPoP's invalid_dpop_proof (RFC 9449 §7.1).
+            // The proof's refusals answer with DPoP's invalid_dpop_proof (RFC 9449 §7.1): a
+            // client sends a fresh proof, which is also what to do when the replay check
+            // could not be made.
             Err(AuthorizeError::Unauthorized(
-                Rejection::DpopProof(_) | Rejection::DpopReplayed | Rejection::DpopProofMissing,
+                Rejection::DpopProof(_)
+                | Rejection::DpopReplayed
+                | Rejection::DpopProofMissing
+                | Rejection::ReplayUnavailable(_),
             )) => Err(local::AuthorizeError::InvalidProof),
             Err(AuthorizeError::Unauthorized(_)) => Err(local::AuthorizeError::Unauthorized),
             Err(e) => Err(local::AuthorizeError::Fault(Box::new(e))),

@@ -25,7 +25,9 @@ pub(crate) mod validate;
 
 pub use commands::{default_actor, Admin, Change, Changed, Filter, Target};
 pub use error::{AdminError, ErrorKind};
-pub use explain::{claim_grants, explain, token_grants, token_scopes, ExplainReport};
+pub use explain::{
+    claim_grants, explain, token_binding, token_grants, token_scopes, ExplainReport,
+};
 pub use render::{
     count, render_changed, render_explain, render_flushed, render_history, render_invalid_json,
     render_mappings, render_migrated, render_published, render_same, render_valid, Output,

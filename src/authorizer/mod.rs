@@ -302,6 +302,10 @@ struct Event<'a> {
     http_method: Option<Text<'a>>,
     #[serde(rename = "rawPath", borrow, default)]
     raw_path: Option<Text<'a>>,
+    /// REST: the resource path (without the stage); HTTP API payload 1.0: the request's path,
+    /// decoded, as 2.0's `rawPath` is.
+    #[serde(borrow, default)]
+    path: Option<Text<'a>>,
 }
 
 /// The `DPoP` header of a request (RFC 9449 §4.3 step 1: exactly one).
@@ -869,6 +873,17 @@ impl<M: Mappings> Authorizer<M> {
         let origin = match (&self.dpop_origin, req.domain.as_deref()) {
             (Some(o), _) => &**o,
             (None, Some(domain)) => {
+                // A bare host[:port] only: anything else (`?`, `/`, `@`, `#`) would move
+                // where the URL's path starts. API Gateway's domainName always is one; the
+                // Host header fallback is the client's.
+                let host = domain.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']')
+                });
+                if domain.is_empty() || !host {
+                    return Err(Rejection::DpopProof(
+                        "the event's domain name is not a host",
+                    ));
+                }
                 built = format!("https://{domain}");
                 &built
             }
@@ -1124,6 +1139,11 @@ impl<M: Mappings> Authorizer<M> {
         // (it is what payload 1.0 has), the top one taken when it is all there is.
         d.method = d.method.or(text(e.http_method));
         d.domain = d.domain.or_else(|| host(e.headers.as_ref()));
+        // Payload 1.0's path is the top-level one, decoded by API Gateway as 2.0's rawPath is
+        // (REST's is the resource path; its request context holds the one the client sent).
+        if kind == ApiKind::Http {
+            d.path = text(e.path);
+        }
         Ok(Request {
             token,
             client_cert: d.client_cert,
@@ -1497,6 +1517,21 @@ mod tests {
             let beside = with_dpop(event, Some(&proof("9", url, &plain)), false);
             assert!(allows(&ask(beside, &plain).unwrap()));
         }
+        // REST events without domainName fall back to the Host header, which must then be a
+        // bare host: `api.example.com?` would turn the whole path into a query, so that a
+        // proof for `/` passed for every path.
+        let mut e: Value = serde_json::from_slice(&with_dpop(
+            REQUEST,
+            Some(&proof("h", "https://api.example.com/", &bound)),
+            true,
+        ))
+        .unwrap();
+        e["headers"]["Host"] = json!("api.example.com?");
+        let e = e.to_string().replace("__TOKEN__", &bound);
+        assert!(matches!(
+            Fixture::answer_with(&f.authorizer(ApiKind::Rest), e.as_bytes()),
+            Err(AuthorizeError::Unauthorized(Rejection::DpopProof(_)))
+        ));
         assert!(matches!(
             f.answer(TOKEN, &bound),
             Err(AuthorizeError::Unauthorized(Rejection::WrongScheme(_)))
@@ -1508,6 +1543,114 @@ mod tests {
             f.answer(dpop_token.as_bytes(), &bound),
             Err(AuthorizeError::Unauthorized(Rejection::DpopProofMissing))
         ));
+    }
+
+    /// RFC 8705 §3.2: with `SCOPEGATE_INTROSPECT=always`, a JWT that does not bind itself is
+    /// bound by the introspection answer's `cnf`, and one that binds itself to something
+    /// else than the answer says is refused.
+    #[test]
+    fn an_introspection_answer_binds_the_jwt_it_describes() {
+        use crate::config::{IntrospectMode, IntrospectionConfig};
+        use crate::token::fake::FakeIdp;
+        const CLIENT: &str = include_str!("../../tests/fixtures/certs/client.pem");
+        let x5t = include_str!("../../tests/fixtures/certs/client.x5t").trim();
+        let f = fixture();
+        let idp = Arc::new(FakeIdp::new(SigningKey::jwks(&[&f.key])));
+        let mut config = Config::new(vec![IssuerConfig {
+            issuer: ISS.into(),
+            jwks: JwksSource::Url("https://idp.example.com/jwks".into()),
+        }]);
+        config.introspection = Some(IntrospectionConfig {
+            mode: IntrospectMode::Always,
+            url: Some("https://idp.example.com/introspect".into()),
+            client_id: "c".into(),
+            client_secret: "s".into(),
+            cache_ttl: std::time::Duration::from_secs(30),
+        });
+        let authorizer = || {
+            let io = KeyIo {
+                fetch: Arc::clone(&idp) as Arc<dyn crate::token::fetch::Fetch>,
+                clock: Arc::new(ManualClock::new(NOW)),
+                on_refetch: Arc::new(|_: &str, _: bool| {}),
+            };
+            Authorizer::with_io(&config, StaticMappings::from_config(&config).unwrap(), io).unwrap()
+        };
+        *idp.form_answer.lock().unwrap() = json!({"active": true, "iss": ISS, "sub": "user-1",
+            "scope": "email", "exp": NOW + 300, "cnf": {"x5t#S256": x5t}})
+        .to_string()
+        .into_bytes();
+        let plain = f.token(json!({}));
+        let ask = |event: &[u8], token: &str| {
+            let event = String::from_utf8(event.to_vec())
+                .unwrap()
+                .replace("__TOKEN__", token);
+            Fixture::answer_with(&authorizer(), event.as_bytes())
+        };
+        assert!(allows(
+            &ask(&with_client_cert(REQUEST, CLIENT), &plain).unwrap()
+        ));
+        assert!(matches!(
+            ask(REQUEST, &plain),
+            Err(AuthorizeError::Unauthorized(Rejection::CertificateMissing))
+        ));
+        let elsewhere = f.token(json!({"cnf": {"x5t#S256": "another"}}));
+        assert!(matches!(
+            ask(&with_client_cert(REQUEST, CLIENT), &elsewhere),
+            Err(AuthorizeError::Unauthorized(Rejection::BindingUnsupported))
+        ));
+    }
+
+    /// REST passes the path the client sent still encoded (`requestContext.path`), HTTP APIs
+    /// decoded (payload 1.0's `path`, 2.0's `rawPath`): a proof for `/dev/a%3Fb` names the
+    /// request in each, and one for `/dev/a` (what `?b` would cut the path to) in none.
+    #[test]
+    fn a_proof_names_the_path_in_the_form_each_payload_gives_it() {
+        use crate::token::dpop::thumbprint;
+        use base64::Engine as _;
+        let f = fixture();
+        let client = SigningKey::generate(Alg::ES256, "client");
+        let jkt = thumbprint(&serde_json::from_value(client.public_jwk()).unwrap()).unwrap();
+        let token = f.token(json!({"cnf": {"jkt": jkt}}));
+        let ath = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()),
+        );
+        let origin = "https://rz8w6b1ik2.execute-api.us-east-1.amazonaws.com";
+        let cases: [(&[u8], &[&str], &str); 3] = [
+            (REQUEST, &["requestContext", "path"], "/dev/a%3Fb"),
+            (HTTP_V1, &["path"], "/dev/a?b"),
+            (HTTP_V2, &["rawPath"], "/dev/a?b"),
+        ];
+        for (i, (event, at, path)) in cases.into_iter().enumerate() {
+            let a = f.authorizer(if event == REQUEST {
+                ApiKind::Rest
+            } else {
+                ApiKind::Http
+            });
+            for (j, (htu, passes)) in [("/dev/a%3Fb", true), ("/dev/a", false)]
+                .into_iter()
+                .enumerate()
+            {
+                let proof = client.sign_with_header(
+                    &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": client.public_jwk()}),
+                    &json!({"jti": format!("{i}-{j}"), "htm": "GET", "htu": format!("{origin}{htu}"),
+                            "iat": NOW, "ath": ath}),
+                );
+                let mut e: Value =
+                    serde_json::from_slice(&with_dpop(event, Some(&proof), true)).unwrap();
+                let mut slot = &mut e;
+                for key in at {
+                    slot = &mut slot[*key];
+                }
+                *slot = json!(path);
+                let e = e.to_string().replace("__TOKEN__", &token);
+                let got = Fixture::answer_with(&a, e.as_bytes());
+                assert_eq!(
+                    got.is_ok(),
+                    passes,
+                    "{path} in {at:?}, proof for {htu}: {got:?}"
+                );
+            }
+        }
     }
 
     /// With `SCOPEGATE_BOUND_TOKENS=require` an unbound token is refused; a kind left out of

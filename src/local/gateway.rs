@@ -207,8 +207,10 @@ pub struct GatewayOptions {
     pub routes: Vec<Route>,
     /// A REQUEST authorizer (template.yaml's `AuthorizerType` REQUEST) instead of TOKEN: the
     /// authorizer gets the request's method, path, domain and headers, which tokens bound to
-    /// the caller need (a DPoP proof). As template.yaml does for it, nothing is cached and the
-    /// token validation regex is not applied. Defaults to false.
+    /// the caller need (a DPoP proof). Nothing is cached (`authorizer_ttl` is not used): local
+    /// mode's authorizer accepts bound tokens, and template.yaml turns the cache off for a
+    /// REQUEST authorizer that does. The token validation regex is not applied, as in the
+    /// template. Defaults to false.
     pub request_authorizer: bool,
 }
 
@@ -528,7 +530,8 @@ impl<A: Authorize> Gateway<A> {
         let mut headers = Map::new();
         let mut multi = Map::new();
         for (name, value) in request.headers {
-            let Ok(value) = value.to_str() else { continue };
+            // Kept, however garbled: dropping a value would hide that a header came twice.
+            let value = String::from_utf8_lossy(value.as_bytes());
             headers.insert(name.as_str().to_owned(), json!(value));
             match multi
                 .entry(name.as_str().to_owned())

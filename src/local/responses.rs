@@ -58,8 +58,16 @@ pub const UNAUTHORIZED: GatewayResponse = GatewayResponse {
 };
 
 /// The algorithms a DPoP proof may use, as a challenge's `algs` names them: the default
-/// `SCOPEGATE_ALGORITHMS` (a unit test keeps the two equal).
-pub const DPOP_ALGS: &str = "RS256 RS384 RS512 PS256 ES256 ES384 EdDSA";
+/// `SCOPEGATE_ALGORITHMS` (a unit test keeps the two equal). A macro, so that the challenges
+/// below are built from the one list at compile time.
+macro_rules! dpop_algs {
+    () => {
+        "RS256 RS384 RS512 PS256 ES256 ES384 EdDSA"
+    };
+}
+
+/// [`dpop_algs!`] as a constant.
+pub const DPOP_ALGS: &str = dpop_algs!();
 
 /// [`UNAUTHORIZED`] where DPoP tokens are accepted (template.yaml's REQUEST authorizer with
 /// `BoundKinds` holding `dpop`): both challenges, the DPoP one saying which algorithms a proof
@@ -67,9 +75,11 @@ pub const DPOP_ALGS: &str = "RS256 RS384 RS512 PS256 ES256 ES384 EdDSA";
 pub const UNAUTHORIZED_WITH_DPOP: GatewayResponse = GatewayResponse {
     response_type: "UNAUTHORIZED",
     status: 401,
-    www_authenticate: Some(
-        r#"Bearer error="invalid_token", DPoP algs="RS256 RS384 RS512 PS256 ES256 ES384 EdDSA""#,
-    ),
+    www_authenticate: Some(concat!(
+        r#"Bearer error="invalid_token", DPoP algs=""#,
+        dpop_algs!(),
+        r#"""#
+    )),
     body: r#"{"message":$context.error.messageString,"error":"invalid_token"}"#,
 };
 
@@ -77,9 +87,11 @@ pub const UNAUTHORIZED_WITH_DPOP: GatewayResponse = GatewayResponse {
 pub const DPOP_INVALID_PROOF: GatewayResponse = GatewayResponse {
     response_type: "UNAUTHORIZED",
     status: 401,
-    www_authenticate: Some(
-        r#"DPoP error="invalid_dpop_proof", algs="RS256 RS384 RS512 PS256 ES256 ES384 EdDSA""#,
-    ),
+    www_authenticate: Some(concat!(
+        r#"DPoP error="invalid_dpop_proof", algs=""#,
+        dpop_algs!(),
+        r#"""#
+    )),
     body: r#"{"message":$context.error.messageString,"error":"invalid_dpop_proof"}"#,
 };
 
@@ -87,9 +99,11 @@ pub const DPOP_INVALID_PROOF: GatewayResponse = GatewayResponse {
 pub const DPOP_INVALID_TOKEN: GatewayResponse = GatewayResponse {
     response_type: "UNAUTHORIZED",
     status: 401,
-    www_authenticate: Some(
-        r#"DPoP error="invalid_token", algs="RS256 RS384 RS512 PS256 ES256 ES384 EdDSA""#,
-    ),
+    www_authenticate: Some(concat!(
+        r#"DPoP error="invalid_token", algs=""#,
+        dpop_algs!(),
+        r#"""#
+    )),
     body: r#"{"message":$context.error.messageString,"error":"invalid_token"}"#,
 };
 

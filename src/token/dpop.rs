@@ -252,8 +252,9 @@ fn check(
         return Err(invalid("htm is not the request's method"));
     }
     let htu = claims.htu.ok_or(invalid("no htu"))?;
-    let claimed = normalize(&htu.0, true)
-        .ok_or(invalid("htu is not an https URL without query or fragment"))?;
+    let claimed = normalize(&htu.0, true).ok_or(invalid(
+        "htu is not an https URL (http on loopback only) without query or fragment",
+    ))?;
     if !names_the_request(&claimed, target)? {
         return Err(invalid("htu is not the request's URL"));
     }
@@ -287,6 +288,9 @@ fn check(
 /// Whether `claimed` (a normalized `htu`) names `target`'s URL.
 fn names_the_request(claimed: &str, target: Target<'_>) -> Result<bool, Rejection> {
     let bad_origin = || invalid("the request's URL cannot be built (check SCOPEGATE_DPOP_ORIGIN)");
+    if has_dot_segment(target.path) {
+        return Err(invalid("the request's path has a dot segment"));
+    }
     match target.form {
         PathForm::Encoded => {
             // An encoded path holds no `?` or `#`; one that does is no path API Gateway sends,
@@ -312,6 +316,16 @@ fn names_the_request(claimed: &str, target: Target<'_>) -> Result<bool, Rejectio
     }
 }
 
+/// The byte `%XX` at `b[i..]` encodes, if `b[i]` starts one.
+fn pct_at(b: &[u8], i: usize) -> Option<u8> {
+    let hex = |c: u8| (c as char).to_digit(16);
+    if b.get(i) != Some(&b'%') {
+        return None;
+    }
+    let (h, l) = (hex(*b.get(i + 1)?)?, hex(*b.get(i + 2)?)?);
+    u8::try_from(h * 16 + l).ok()
+}
+
 /// `s` with every `%XX` decoded (bytes, since the result need not be UTF-8); a `%` not
 /// followed by two hex digits is kept.
 fn percent_decode(s: &str) -> Vec<u8> {
@@ -319,18 +333,29 @@ fn percent_decode(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
+        match pct_at(b, i) {
+            Some(c) => {
+                out.push(c);
                 i += 3;
-                continue;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
             }
         }
-        out.push(b[i]);
-        i += 1;
     }
     out
+}
+
+/// Whether a segment of `path` is `.` or `..`, however percent-encoded. A URL parser removes
+/// them from the claim (RFC 3986 §5.2.4), but API Gateway routes the event's path as it came:
+/// `/dev/x/%2e%2e/admin` is a request under `x`, not for `/dev/admin`, so such a path is
+/// refused rather than resolved.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let d = percent_decode(segment);
+        d == b"." || d == b".."
+    })
 }
 
 /// The RFC 7638 thumbprint (SHA-256, base64url) of a public JWK: the hash of its required
@@ -412,12 +437,8 @@ fn replay_key(thumbprint: &str, jti: &str) -> String {
 /// fragment. The request's side drops them.
 pub fn normalize(url: &str, strict: bool) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
-    let loopback = matches!(
-        parsed.host(),
-        Some(url::Host::Ipv4(ip)) if ip.is_loopback()
-    ) || matches!(parsed.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-        || parsed.host_str() == Some("localhost");
-    let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback);
+    let scheme_ok = parsed.scheme() == "https"
+        || (parsed.scheme() == "http" && crate::config::is_loopback(&parsed));
     if !scheme_ok
         || parsed.host_str().is_none()
         || !parsed.username().is_empty()
@@ -434,28 +455,25 @@ pub fn normalize(url: &str, strict: bool) -> Option<String> {
         out.push(':');
         out.push_str(&port.to_string());
     }
-    let path = parsed.path();
-    let bytes = path.as_bytes();
+    let bytes = parsed.path().as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' && i + 2 < bytes.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                let c = (h * 16 + l) as u8;
-                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
-                    out.push(c as char);
-                } else {
-                    out.push('%');
-                    out.push(bytes[i + 1].to_ascii_uppercase() as char);
-                    out.push(bytes[i + 2].to_ascii_uppercase() as char);
-                }
+        match pct_at(bytes, i) {
+            Some(c) if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') => {
+                out.push(c as char);
                 i += 3;
-                continue;
+            }
+            Some(_) => {
+                out.push('%');
+                out.push(bytes[i + 1].to_ascii_uppercase() as char);
+                out.push(bytes[i + 2].to_ascii_uppercase() as char);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i] as char);
+                i += 1;
             }
         }
-        out.push(b as char);
-        i += 1;
     }
     Some(out)
 }
@@ -740,6 +758,19 @@ mod tests {
             ("/dev/caf%C3%A9", "/dev/caf\u{e9}", PathForm::Decoded, true),
             ("/dev/pets", "/dev/pets", PathForm::Decoded, true),
             ("/dev/pets", "/dev/pets/", PathForm::Decoded, false),
+            // Bytes that are not UTF-8 are compared as bytes, never matched loosely.
+            ("/dev/%FF", "/dev/\u{ff}", PathForm::Decoded, false),
+            ("/dev/%C3%BF", "/dev/\u{ff}", PathForm::Decoded, true),
+            // A dot segment in the event's path is no path to resolve.
+            (
+                "/dev/admin",
+                "/dev/x/%2e%2e/admin",
+                PathForm::Encoded,
+                false,
+            ),
+            ("/dev/admin", "/dev/x/../admin", PathForm::Encoded, false),
+            ("/dev/admin", "/dev/x/../admin", PathForm::Decoded, false),
+            ("/dev/x/../admin", "/dev/admin", PathForm::Encoded, true),
         ] {
             let got = check_at(&format!("{h}{htu}"), path, form);
             assert_eq!(

@@ -28,7 +28,7 @@ pub(crate) mod rejection;
 pub(crate) mod verify;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 
 pub use crate::alg::{Alg, AlgSet};
 pub use claims::Claims;

@@ -1045,7 +1045,12 @@ pub async fn run(command: StoreCommand) -> anyhow::Result<u8> {
             };
             let mut scopes: Vec<String> = match (scopes, token) {
                 (Some(s), _) => s.split_whitespace().map(str::to_owned).collect(),
-                (None, Some(t)) => ops::token_grants(&t, grant, &scope_claim)?,
+                (None, Some(t)) => {
+                    if let Some(note) = ops::token_binding(&t) {
+                        eprintln!("note: {note}");
+                    }
+                    ops::token_grants(&t, grant, &scope_claim)?
+                }
                 (None, None) => {
                     return Err(AdminError::Usage("give --scopes or --token".into()).into())
                 }
