@@ -66,7 +66,7 @@ macro_rules! dpop_algs {
     };
 }
 
-/// [`dpop_algs!`] as a constant.
+/// The list `dpop_algs!` writes, as a constant.
 pub const DPOP_ALGS: &str = dpop_algs!();
 
 /// [`UNAUTHORIZED`] where DPoP tokens are accepted (template.yaml's REQUEST authorizer with

@@ -368,32 +368,10 @@ async fn dpop_in_local_mode() {
         .status()
         .expect("openssl");
     assert!(status.success());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(["token", "--scope", "email", "--dpop"])
-        .arg(key_file.path())
-        .args(["--idp", &local.running.issuer])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let url = format!("http://{}/dev/my-resource", local.running.gateway);
-    let proof = || {
+    // The CLI as a user runs it; its output, trimmed.
+    let cli = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
-            .args([
-                "dpop-proof",
-                "--method",
-                "GET",
-                "--url",
-                &url,
-                "--token",
-                &token,
-                "--key",
-            ])
-            .arg(key_file.path())
+            .args(args)
             .output()
             .unwrap();
         assert!(
@@ -402,6 +380,30 @@ async fn dpop_in_local_mode() {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let key_path = key_file.path().to_str().unwrap();
+    let token = cli(&[
+        "token",
+        "--scope",
+        "email",
+        "--dpop",
+        key_path,
+        "--idp",
+        &local.running.issuer,
+    ]);
+    let url = format!("http://{}/dev/my-resource", local.running.gateway);
+    let proof = || {
+        cli(&[
+            "dpop-proof",
+            "--method",
+            "GET",
+            "--url",
+            &url,
+            "--token",
+            &token,
+            "--key",
+            key_path,
+        ])
     };
     let send = |auth: String, dpop: Option<String>| {
         let mut req = local.http.get(&url).header("Authorization", auth);
