@@ -1,7 +1,8 @@
 //! The warm path, measured against its floor in the same run.
 //!
 //! - `raw/*`: aws-lc-rs signature verification with a pre-parsed key: the least any
-//!   verifying authorizer can cost.
+//!   verifying authorizer can cost; `raw/parse_key_ES256`, what parsing a P-256 key costs
+//!   (a DPoP proof brings its own).
 //! - `warm/unseen_*`: event JSON in, response JSON out, with the verified-token cache off, so
 //!   every iteration is an unseen token's full path (parse, verify, claims, policy, JSON).
 //! - `warm/repeated`: the same with the cache on: a token API Gateway sends again.
@@ -190,6 +191,15 @@ fn bench_warm(c: &mut Criterion) {
             b.iter(|| parsed.verify_sig(input.as_bytes(), &sig).unwrap())
         });
     }
+    // What a DPoP proof's key costs to take in before its signature: the point of its `jwk`
+    // parsed and checked (every proof carries its key; the authorizer parses it per proof).
+    let jwk = ec.public_jwk();
+    let mut point = vec![4u8];
+    point.extend(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap());
+    point.extend(URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap()).unwrap());
+    g.bench_function("parse_key_ES256", |b| {
+        b.iter(|| ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &point).unwrap())
+    });
     g.finish();
 
     let mut g = c.benchmark_group("warm");

@@ -352,9 +352,12 @@ fn percent_decode(s: &str) -> Vec<u8> {
 /// `/dev/x/%2e%2e/admin` is a request under `x`, not for `/dev/admin`, so such a path is
 /// refused rather than resolved.
 fn has_dot_segment(path: &str) -> bool {
+    // At most six bytes (`%2e%2e`) can decode to `..`: longer segments are not decoded.
     path.split('/').any(|segment| {
-        let d = percent_decode(segment);
-        d == b"." || d == b".."
+        segment.len() <= 6 && {
+            let d = percent_decode(segment);
+            d == b"." || d == b".."
+        }
     })
 }
 
