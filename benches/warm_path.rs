@@ -652,28 +652,23 @@ fn bench_dpop(c: &mut Criterion) {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(SigningKey::jwks(&[&rsa]).to_string().as_bytes())
         .unwrap();
-    let jkt =
-        scopegate::token::dpop::thumbprint(&serde_json::from_value(client.public_jwk()).unwrap())
-            .unwrap();
+    let jkt = client.jkt();
     let token = rsa.sign(&json!({
         "iss": ISS, "sub": "00u1abcd2EFGH3ijk4x7", "aud": "api://default",
         "client_id": "0oa1bcd2efGH3iJK4x7", "scope": "openid profile email orders:read",
         "iat": NOW - 60, "exp": NOW + 86_400, "jti": "AT.abcdefghijklmnop", "cnf": {"jkt": jkt}
     }));
-    let ath = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        token.as_bytes(),
-    ));
-    let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": client.public_jwk()});
+    let ath = scopegate::token::dpop::ath(&token);
     let mut g = c.benchmark_group("dpop");
     let mut n = 0u64;
     let mut next = || {
         n += 1;
-        let proof = client.sign_with_header(
-            &header,
-            &json!({"jti": format!("p{n}"), "htm": "GET",
-                    "htu": "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev/orders/7",
-                    "iat": NOW, "ath": ath}),
+        let proof = client.dpop_proof(
+            "GET",
+            "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev/orders/7",
+            NOW,
+            &format!("p{n}"),
+            Some(&ath),
         );
         json!({"type": "REQUEST", "methodArn": ARN, "httpMethod": "GET",
                "headers": {"Authorization": format!("DPoP {token}"), "DPoP": proof},

@@ -81,34 +81,23 @@ impl DynamoReplayStore {
     }
 
     /// Creates the table as template.yaml does (on-demand, `pk` string key, TTL on
-    /// `expires_at`): for tests and local use. `Ok(false)` when it exists already.
+    /// `expires_at`), for the tests and benchmarks on the emulators, which create a table at
+    /// once (it does not wait for ACTIVE, as DynamoDB would need). `Ok(false)` when it exists
+    /// already.
     ///
     /// # Errors
     /// The SDK's error, as a line.
+    #[cfg(any(test, feature = "test-util"))]
     pub async fn create_table(&self) -> Result<bool, String> {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-            TimeToLiveSpecification,
-        };
+        use crate::mapping::store::sdk::{key_element, string_attribute};
+        use aws_sdk_dynamodb::types::{BillingMode, KeyType, TimeToLiveSpecification};
         let created = self
             .client
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )
+            .attribute_definitions(string_attribute("pk"))
+            .key_schema(key_element("pk", KeyType::Hash))
             .send()
             .await;
         match created {

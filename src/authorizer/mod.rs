@@ -1443,21 +1443,12 @@ mod tests {
     /// payload 1.0 and 2.0) is read for it, a TOKEN event never.
     #[test]
     fn a_dpop_bound_token_needs_a_fresh_proof_for_its_request() {
-        use crate::token::dpop::thumbprint;
         let f = fixture();
         let client = SigningKey::generate(Alg::ES256, "client");
-        let jkt = thumbprint(&serde_json::from_value(client.public_jwk()).unwrap()).unwrap();
-        let bound = f.token(json!({"cnf": {"jkt": jkt}}));
+        let bound = f.token(json!({"cnf": {"jkt": client.jkt()}}));
         let plain = f.token(json!({}));
         let proof = |jti: &str, htu: &str, token: &str| {
-            use base64::Engine as _;
-            let ath = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
-                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()),
-            );
-            client.sign_with_header(
-                &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": client.public_jwk()}),
-                &json!({"jti": jti, "htm": "GET", "htu": htu, "iat": NOW, "ath": ath}),
-            )
+            client.dpop_proof("GET", htu, NOW, jti, Some(&dpop::ath(token)))
         };
         let url = "https://rz8w6b1ik2.execute-api.us-east-1.amazonaws.com/dev/my-resource";
         for event in [REQUEST, HTTP_V2, HTTP_V1] {
@@ -1605,15 +1596,10 @@ mod tests {
     /// request in each, and one for `/dev/a` (what `?b` would cut the path to) in none.
     #[test]
     fn a_proof_names_the_path_in_the_form_each_payload_gives_it() {
-        use crate::token::dpop::thumbprint;
-        use base64::Engine as _;
         let f = fixture();
         let client = SigningKey::generate(Alg::ES256, "client");
-        let jkt = thumbprint(&serde_json::from_value(client.public_jwk()).unwrap()).unwrap();
-        let token = f.token(json!({"cnf": {"jkt": jkt}}));
-        let ath = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()),
-        );
+        let token = f.token(json!({"cnf": {"jkt": client.jkt()}}));
+        let ath = dpop::ath(&token);
         let origin = "https://rz8w6b1ik2.execute-api.us-east-1.amazonaws.com";
         let cases: [(&[u8], &[&str], &str); 3] = [
             (REQUEST, &["requestContext", "path"], "/dev/a%3Fb"),
@@ -1630,10 +1616,12 @@ mod tests {
                 .into_iter()
                 .enumerate()
             {
-                let proof = client.sign_with_header(
-                    &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": client.public_jwk()}),
-                    &json!({"jti": format!("{i}-{j}"), "htm": "GET", "htu": format!("{origin}{htu}"),
-                            "iat": NOW, "ath": ath}),
+                let proof = client.dpop_proof(
+                    "GET",
+                    &format!("{origin}{htu}"),
+                    NOW,
+                    &format!("{i}-{j}"),
+                    Some(&ath),
                 );
                 let mut e: Value =
                     serde_json::from_slice(&with_dpop(event, Some(&proof), true)).unwrap();

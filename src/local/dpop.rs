@@ -9,7 +9,6 @@
 
 use std::path::Path;
 
-use aws_lc_rs::digest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::jwk::Jwk;
@@ -97,8 +96,7 @@ impl DpopKey {
             "iat": now,
         });
         if let Some(t) = token {
-            claims["ath"] =
-                json!(URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, t.as_bytes())));
+            claims["ath"] = json!(crate::token::dpop::ath(t));
         }
         let mut header = Header::new(Algorithm::ES256);
         header.typ = Some("dpop+jwt".to_owned());

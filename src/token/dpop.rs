@@ -272,9 +272,8 @@ fn check(
         return Err(invalid("iat is too old"));
     }
     if let Some((token, _)) = bound {
-        let ath = claims.ath.ok_or(invalid("no ath"))?;
-        let want = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, token.as_bytes()));
-        if *ath.0 != *want {
+        let claimed = claims.ath.ok_or(invalid("no ath"))?;
+        if *claimed.0 != *ath(token) {
             return Err(invalid("ath is not the hash of the access token"));
         }
     }
@@ -359,6 +358,11 @@ fn has_dot_segment(path: &str) -> bool {
             d == b"." || d == b".."
         }
     })
+}
+
+/// A proof's `ath` for `token` (RFC 9449 §4.2): the base64url SHA-256 of its ASCII.
+pub fn ath(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, token.as_bytes()))
 }
 
 /// The RFC 7638 thumbprint (SHA-256, base64url) of a public JWK: the hash of its required
@@ -508,10 +512,6 @@ mod tests {
         URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, token.as_bytes()))
     }
 
-    fn jkt(key: &SigningKey) -> String {
-        thumbprint(&serde_json::from_value(key.public_jwk()).unwrap()).unwrap()
-    }
-
     fn claims() -> Value {
         json!({"jti": "j1", "htm": "GET", "htu": "https://api.example.com/dev/pets",
                "iat": NOW, "ath": ath(TOKEN)})
@@ -522,7 +522,7 @@ mod tests {
     }
 
     fn check(proof: &str, key: &SigningKey) -> Result<Proof, Rejection> {
-        verify(proof, TOKEN, &jkt(key), TARGET, NOW, rules())
+        verify(proof, TOKEN, &key.jkt(), TARGET, NOW, rules())
     }
 
     #[test]
@@ -745,7 +745,7 @@ mod tests {
                 form,
                 ..TARGET
             };
-            verify(&proof, TOKEN, &jkt(&key), target, NOW, rules())
+            verify(&proof, TOKEN, &key.jkt(), target, NOW, rules())
         };
         let h = "https://api.example.com";
         for (htu, path, form, pass) in [

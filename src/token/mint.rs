@@ -135,6 +135,32 @@ impl SigningKey {
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
     }
 
+    /// The RFC 7638 thumbprint of the public key: what a token bound to it by DPoP carries in
+    /// `cnf.jkt`.
+    pub fn jkt(&self) -> String {
+        let jwk = serde_json::from_value(self.public_jwk()).expect("a JWK");
+        super::dpop::thumbprint(&jwk).expect("a key type DPoP takes")
+    }
+
+    /// A DPoP proof (RFC 9449 §4.2) signed by this key, its public JWK in the header:
+    /// `ath` is the proof's hash of the access token ([`super::dpop::ath`]), none for a token
+    /// request. Any value may be wrong on purpose, for tests of what must be refused.
+    pub fn dpop_proof(
+        &self,
+        htm: &str,
+        htu: &str,
+        iat: u64,
+        jti: &str,
+        ath: Option<&str>,
+    ) -> String {
+        let header = json!({"typ": "dpop+jwt", "alg": self.alg.name(), "jwk": self.public_jwk()});
+        let mut claims = json!({"jti": jti, "htm": htm, "htu": htu, "iat": iat});
+        if let Some(a) = ath {
+            claims["ath"] = json!(a);
+        }
+        self.sign_with_header(&header, &claims)
+    }
+
     /// The raw signature of `message`.
     pub fn sign_bytes(&self, message: &[u8]) -> Vec<u8> {
         let rng = SystemRandom::new();

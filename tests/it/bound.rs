@@ -106,10 +106,7 @@ impl Client {
             "htm": htm, "htu": htu, "iat": SystemClock.now(),
         });
         if let Some(t) = token {
-            c["ath"] = json!(URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-                &aws_lc_rs::digest::SHA256,
-                t.as_bytes()
-            )));
+            c["ath"] = json!(scopegate::token::dpop::ath(t));
         }
         c
     }
@@ -411,10 +408,6 @@ fn bound_tokens_are_answered_as_the_model_says() {
         SigningKey::generate(Alg::ES256, "k0"),
         SigningKey::generate(Alg::ES256, "k1"),
     ];
-    let jkt = |k: &SigningKey| {
-        scopegate::token::dpop::thumbprint(&serde_json::from_value(k.public_jwk()).unwrap())
-            .unwrap()
-    };
     let x5t = |c: Cert| match c {
         Cert::Client => CLIENT_X5T.trim().to_owned(),
         _ => scopegate::token::binding::certificate_thumbprint(OTHER_PEM).unwrap(),
@@ -452,8 +445,8 @@ fn bound_tokens_are_answered_as_the_model_says() {
             let cnf = match c.cnf {
                 Cnf::None => Value::Null,
                 Cnf::Cert(which) => json!({"x5t#S256": x5t(which)}),
-                Cnf::Key(k) => json!({"jkt": jkt(&keys[k])}),
-                Cnf::Both => json!({"x5t#S256": x5t(Cert::Client), "jkt": jkt(&keys[0])}),
+                Cnf::Key(k) => json!({"jkt": keys[k].jkt()}),
+                Cnf::Both => json!({"x5t#S256": x5t(Cert::Client), "jkt": keys[0].jkt()}),
                 Cnf::Unknown => json!({"kid": "k"}),
                 Cnf::Empty => json!({}),
             };
@@ -491,15 +484,9 @@ fn bound_tokens_are_answered_as_the_model_says() {
                 if let Some(pem) = pem {
                     e["requestContext"][holder]["clientCert"] = json!({"clientCertPem": pem});
                 }
-                let ath = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-                    &aws_lc_rs::digest::SHA256,
-                    token.as_bytes(),
-                ));
+                let ath = scopegate::token::dpop::ath(&token);
                 let sign = |k: usize, htm: &str, htu: &str, iat: u64, ath: &str, jti: &str| {
-                    keys[k].sign_with_header(
-                        &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": keys[k].public_jwk()}),
-                        &json!({"jti": jti, "htm": htm, "htu": htu, "iat": iat, "ath": ath}),
-                    )
+                    keys[k].dpop_proof(htm, htu, iat, jti, Some(ath))
                 };
                 let other_path = url.replace("my-resource", "other");
                 let proofs: Vec<String> = match c.proof {

@@ -5,8 +5,6 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use scopegate::clock::{Clock, SystemClock};
 use scopegate::mapping::store::aws::AwsConfig;
 use scopegate::replay::{DynamoReplayStore, ReplayStore};
@@ -62,17 +60,10 @@ async fn sixteen_processes_sent_one_proof_answer_it_once() {
         .unwrap();
     let idp = IdpGuard::start().await;
     let key = SigningKey::generate(Alg::ES256, "client");
-    let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk()});
     let proof = |htm: &str, htu: &str, token: Option<&str>| {
-        let mut c = json!({"jti": format!("{htm}-{}", SystemClock.now()), "htm": htm,
-                           "htu": htu, "iat": SystemClock.now()});
-        if let Some(t) = token {
-            c["ath"] = json!(URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-                &aws_lc_rs::digest::SHA256,
-                t.as_bytes()
-            )));
-        }
-        key.sign_with_header(&header, &c)
+        let now = SystemClock.now();
+        let ath = token.map(scopegate::token::dpop::ath);
+        key.dpop_proof(htm, htu, now, &format!("{htm}-{now}"), ath.as_deref())
     };
     let (status, body) = idp
         .dpop_token_response("email", &proof("POST", idp.token_endpoint(), None))

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
-    PointInTimeRecoveryStatus, ScalarAttributeType, SseSpecification, SseStatus, TableDescription,
+    BillingMode, KeyType, PointInTimeRecoverySpecification, PointInTimeRecoveryStatus,
+    SseSpecification, SseStatus, TableDescription,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -110,20 +110,7 @@ impl DynamoStore {
             self.wait_active().await?;
             return Ok(false);
         }
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("name and type set")
-        };
-        let key = |name: &str, kind| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .expect("name and type set")
-        };
+        use super::sdk::{key_element as key, string_attribute as attr};
         let created = self
             .client
             .create_table()

@@ -26,6 +26,27 @@ impl AwsConfig {
     }
 }
 
+/// A string attribute of a table's key (a CreateTable definition).
+pub(crate) fn string_attribute(name: &str) -> aws_sdk_dynamodb::types::AttributeDefinition {
+    aws_sdk_dynamodb::types::AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+        .build()
+        .expect("name and type set")
+}
+
+/// One element of a table's key schema (`Hash` or `Range`).
+pub(crate) fn key_element(
+    name: &str,
+    kind: aws_sdk_dynamodb::types::KeyType,
+) -> aws_sdk_dynamodb::types::KeySchemaElement {
+    aws_sdk_dynamodb::types::KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("name and type set")
+}
+
 /// An SDK error as a [`Fault`]: for a service error its code, message and request id; a
 /// timeout as such; anything else (no connection, an unreadable answer) with the SDK error as
 /// its source. Never the SDK's debug dump (it has the raw response), which goes to the debug
